@@ -1,0 +1,273 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ErrMalformed marks a message that can never be processed: it is moved to
+// the parking queue instead of being retried.
+var ErrMalformed = errors.New("malformed message")
+
+// Delivery is one received message.
+type Delivery struct {
+	// Ctx carries the trace context of the publisher and the consumer span.
+	Ctx context.Context
+	amqp.Delivery
+}
+
+// ConsumeOptions configures Consume.
+type ConsumeOptions struct {
+	// Workers is how many messages are handled at once; 1 when zero.
+	Workers int
+	// Prefetch is the channel's QoS; twice Workers when zero.
+	Prefetch int
+	// Exclusive asks to be the queue's only consumer (ignored by queues
+	// with single active consumer, which choose one themselves).
+	Exclusive bool
+}
+
+// Handler handles one delivery. nil acks it; an error wrapping ErrMalformed
+// parks it; any other error requeues it for another try.
+type Handler func(d *Delivery) error
+
+// BatchHandler handles up to MaxBatch deliveries at once; nil acks them all.
+type BatchHandler func(ctx context.Context, ds []*Delivery) error
+
+// BatchOptions configures ConsumeBatch.
+type BatchOptions struct {
+	// MaxBatch is the most deliveries per call; 200 when zero.
+	MaxBatch int
+	// MaxWait is how long a batch waits to fill; 5 ms when zero.
+	MaxWait time.Duration
+}
+
+// Consume handles the queue's messages until ctx ends, surviving channel and
+// connection loss. On shutdown it stops taking messages, lets the handlers
+// in flight finish (they get a context that shutdown does not cancel), and
+// closes the channel, which returns unacked messages to the queue.
+func (c *Conn) Consume(ctx context.Context, queue string, opts ConsumeOptions, h Handler) error {
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 2 * opts.Workers
+	}
+	return c.consumeLoop(ctx, queue, opts, func(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
+		var wg sync.WaitGroup
+		for range opts.Workers {
+			wg.Go(func() {
+				for d := range deliveries {
+					c.handleOne(ctx, ch, queue, d, h)
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
+
+// ConsumeBatch is Consume for handlers that work on batches: it gathers up
+// to MaxBatch deliveries (waiting at most MaxWait for more once it has one)
+// and acks them together.
+func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptions, bopts BatchOptions, h BatchHandler) error {
+	if bopts.MaxBatch <= 0 {
+		bopts.MaxBatch = 200
+	}
+	if bopts.MaxWait <= 0 {
+		bopts.MaxWait = 5 * time.Millisecond
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 2 * bopts.MaxBatch
+	}
+	return c.consumeLoop(ctx, queue, opts, func(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
+		for {
+			first, ok := <-deliveries
+			if !ok {
+				return
+			}
+			batch := []amqp.Delivery{first}
+			timer := time.NewTimer(bopts.MaxWait)
+		fill:
+			for len(batch) < bopts.MaxBatch {
+				select {
+				case d, ok := <-deliveries:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, d)
+				case <-timer.C:
+					break fill
+				}
+			}
+			timer.Stop()
+			c.handleBatch(ctx, ch, queue, batch, h)
+		}
+	})
+}
+
+func (c *Conn) consumeLoop(ctx context.Context, queue string, opts ConsumeOptions, run func(*amqp.Channel, <-chan amqp.Delivery)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := c.consumeOnce(ctx, queue, opts, run)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		c.logger.Warn("consumer stopped; consuming again", "queue", queue, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (c *Conn) consumeOnce(ctx context.Context, queue string, opts ConsumeOptions, run func(*amqp.Channel, <-chan amqp.Delivery)) error {
+	ch, err := c.Channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.Qos(opts.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	tag := fmt.Sprintf("%s-%p", queue, ch)
+	deliveries, err := ch.ConsumeWithContext(context.WithoutCancel(ctx), queue, tag, false, opts.Exclusive, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", queue, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			// Stop the flow; deliveries already received are handled, then
+			// the channel closes when run returns.
+			_ = ch.Cancel(tag, false)
+		case <-stopped:
+		}
+	}()
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	run(ch, deliveries)
+	close(stopped)
+	select {
+	case err := <-closed:
+		if err != nil {
+			return fmt.Errorf("channel closed: %w", err)
+		}
+	default:
+	}
+	return errors.New("delivery channel closed")
+}
+
+func (c *Conn) startSpan(ctx context.Context, queue string, d amqp.Delivery) (context.Context, trace.Span) {
+	parent := c.propagator.Extract(ctx, tableCarrier(d.Headers))
+	return c.tracer.Start(parent, queue+" process",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "rabbitmq"),
+			attribute.String("messaging.destination.name", queue),
+			attribute.String("messaging.message.id", d.MessageId),
+		))
+}
+
+func (c *Conn) handleOne(ctx context.Context, ch *amqp.Channel, queue string, d amqp.Delivery, h Handler) {
+	spanCtx, span := c.startSpan(context.WithoutCancel(ctx), queue, d)
+	defer span.End()
+	err := h(&Delivery{Ctx: spanCtx, Delivery: d})
+	switch {
+	case err == nil:
+		_ = d.Ack(false)
+	case errors.Is(err, ErrMalformed):
+		span.SetStatus(codes.Error, err.Error())
+		c.park(spanCtx, queue, []amqp.Delivery{d}, err)
+	default:
+		span.SetStatus(codes.Error, err.Error())
+		c.logger.WarnContext(spanCtx, "message handling failed; requeueing", "queue", queue, "err", err)
+		time.Sleep(200 * time.Millisecond)
+		_ = d.Nack(false, true)
+	}
+}
+
+func (c *Conn) handleBatch(ctx context.Context, ch *amqp.Channel, queue string, batch []amqp.Delivery, h BatchHandler) {
+	ds := make([]*Delivery, len(batch))
+	links := make([]trace.Link, 0, len(batch))
+	for i, d := range batch {
+		parent := c.propagator.Extract(context.WithoutCancel(ctx), tableCarrier(d.Headers))
+		ds[i] = &Delivery{Ctx: parent, Delivery: d}
+		if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	spanCtx, span := c.tracer.Start(context.WithoutCancel(ctx), queue+" process batch",
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch))))
+	defer span.End()
+	last := batch[len(batch)-1]
+	for {
+		err := h(spanCtx, ds)
+		if err == nil {
+			_ = last.Ack(true)
+			return
+		}
+		span.RecordError(err)
+		if errors.Is(err, ErrMalformed) {
+			c.park(spanCtx, queue, batch, err)
+			return
+		}
+		c.logger.WarnContext(spanCtx, "batch handling failed; trying again", "queue", queue, "messages", len(batch), "err", err)
+		if ch.IsClosed() {
+			return // the broker requeues the batch
+		}
+		if ctx.Err() != nil {
+			_ = last.Nack(true, true)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// park moves deliveries to the parking queue, then acks them.
+func (c *Conn) park(ctx context.Context, queue string, ds []amqp.Delivery, cause error) {
+	msgs := make([]Message, len(ds))
+	for i, d := range ds {
+		headers := amqp.Table{}
+		for k, v := range d.Headers {
+			headers[k] = v
+		}
+		headers["x-hookmesh-parked-from"] = queue
+		headers["x-hookmesh-parked-reason"] = cause.Error()
+		msgs[i] = Message{Exchange: c.topo.ParkingExchange, Body: d.Body, MessageID: d.MessageId, Type: d.Type, Headers: headers}
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := c.parker().Publish(pctx, msgs); err != nil {
+		c.logger.ErrorContext(ctx, "park messages failed; requeueing", "queue", queue, "err", err)
+		for _, d := range ds {
+			_ = d.Nack(false, true)
+		}
+		return
+	}
+	c.logger.WarnContext(ctx, "parked unprocessable messages", "queue", queue, "messages", len(ds), "reason", cause)
+	for _, d := range ds {
+		_ = d.Ack(false)
+	}
+}
+
+func (c *Conn) parker() *Publisher {
+	c.parkOnce.Do(func() { c.parkPub = c.NewPublisher(1) })
+	return c.parkPub
+}

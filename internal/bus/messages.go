@@ -1,0 +1,58 @@
+package bus
+
+import (
+	"fmt"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
+)
+
+// Message types, in the AMQP type property.
+const (
+	TypeEvent = "hookmesh.bus.v1.EventMessage"
+	TypeTask  = "hookmesh.bus.v1.DeliveryTask"
+	TypeState = "hookmesh.bus.v1.StateChange"
+)
+
+func marshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		// Marshalling a valid generated message cannot fail.
+		panic(fmt.Sprintf("marshal %T: %v", m, err))
+	}
+	return b
+}
+
+// EventMessage is an accepted event for the router.
+func (t Topology) EventMessage(ev *busv1.EventMessage) Message {
+	return Message{Exchange: t.EventsExchange, Key: eventKey, Body: marshal(ev), MessageID: ev.GetEventId(), Type: TypeEvent}
+}
+
+// TaskMessage is a delivery task for the deliverers.
+func (t Topology) TaskMessage(task *busv1.DeliveryTask) Message {
+	id := task.GetDeliveryId() + ":" + strconv.FormatUint(uint64(task.GetAttempt()), 10)
+	return Message{Exchange: t.DeliveriesExchange, Key: taskKey, Body: marshal(task), MessageID: id, Type: TypeTask}
+}
+
+// StateMessage is a state change for the status service, routed to the
+// delivery's partition.
+func (t Topology) StateMessage(sc *busv1.StateChange) Message {
+	return Message{
+		Exchange:  t.StatusExchange,
+		Key:       strconv.Itoa(t.StatusPartition(sc.GetDeliveryId())),
+		Body:      marshal(sc),
+		MessageID: sc.GetDeliveryId() + ":" + strconv.FormatUint(uint64(sc.GetAttempt()), 10) + ":" + sc.GetStatus().String(),
+		Type:      TypeState,
+	}
+}
+
+// Decode unmarshals a delivery's body into m; a body that does not decode
+// is ErrMalformed, so the consumer parks it.
+func Decode(d *Delivery, m proto.Message) error {
+	if err := proto.Unmarshal(d.Body, m); err != nil {
+		return fmt.Errorf("%w: decode %T: %v", ErrMalformed, m, err)
+	}
+	return nil
+}

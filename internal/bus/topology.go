@@ -1,0 +1,120 @@
+package bus
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Topology names hookmesh's exchanges and queues. Every queue is a durable
+// quorum queue; declaring is idempotent, so every process declares it at
+// start-up and after each reconnect. deploy/rabbitmq/definitions.json holds
+// the same topology for the management console.
+type Topology struct {
+	Prefix string
+	// Events carries accepted events from ingest to the router.
+	EventsExchange, RouterQueue string
+	// Deliveries carries delivery tasks from the router to deliverers.
+	DeliveriesExchange, DeliverQueue string
+	// Status carries state changes to the status service, spread over
+	// partitions by delivery id; each partition queue has a single active
+	// consumer, so one delivery's state has one writer at a time.
+	StatusExchange string
+	StatusQueues   []string
+	// Parking keeps messages that cannot be processed at all.
+	ParkingExchange, ParkingQueue string
+}
+
+// Routing keys.
+const (
+	eventKey = "event"
+	taskKey  = "task"
+)
+
+// NewTopology returns the names under prefix.
+func NewTopology(prefix string, statusPartitions int) Topology {
+	t := Topology{
+		Prefix:             prefix,
+		EventsExchange:     prefix + ".events",
+		RouterQueue:        prefix + ".router",
+		DeliveriesExchange: prefix + ".deliveries",
+		DeliverQueue:       prefix + ".deliver",
+		StatusExchange:     prefix + ".status",
+		ParkingExchange:    prefix + ".parking",
+		ParkingQueue:       prefix + ".parking",
+	}
+	for i := range statusPartitions {
+		t.StatusQueues = append(t.StatusQueues, fmt.Sprintf("%s.status.%d", prefix, i))
+	}
+	return t
+}
+
+// StatusPartition returns the partition of a delivery's state changes.
+func (t Topology) StatusPartition(deliveryID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(deliveryID))
+	return int(h.Sum32() % uint32(len(t.StatusQueues)))
+}
+
+func quorum(extra amqp.Table) amqp.Table {
+	args := amqp.Table{"x-queue-type": "quorum"}
+	for k, v := range extra {
+		args[k] = v
+	}
+	return args
+}
+
+// Declare declares every exchange, queue and binding.
+func (t Topology) Declare(ch *amqp.Channel) error {
+	exchanges := []struct{ name, kind string }{
+		{t.EventsExchange, amqp.ExchangeDirect},
+		{t.DeliveriesExchange, amqp.ExchangeDirect},
+		{t.StatusExchange, amqp.ExchangeDirect},
+		{t.ParkingExchange, amqp.ExchangeFanout},
+	}
+	for _, e := range exchanges {
+		if err := ch.ExchangeDeclare(e.name, e.kind, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %s: %w", e.name, err)
+		}
+	}
+	type binding struct {
+		queue, exchange, key string
+		args                 amqp.Table
+	}
+	bindings := []binding{
+		{t.RouterQueue, t.EventsExchange, eventKey, nil},
+		{t.DeliverQueue, t.DeliveriesExchange, taskKey, nil},
+		{t.ParkingQueue, t.ParkingExchange, "", nil},
+	}
+	for i, q := range t.StatusQueues {
+		bindings = append(bindings, binding{q, t.StatusExchange, strconv.Itoa(i), amqp.Table{"x-single-active-consumer": true}})
+	}
+	for _, b := range bindings {
+		if _, err := ch.QueueDeclare(b.queue, true, false, false, false, quorum(b.args)); err != nil {
+			return fmt.Errorf("declare queue %s: %w", b.queue, err)
+		}
+		if err := ch.QueueBind(b.queue, b.key, b.exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s: %w", b.queue, err)
+		}
+	}
+	return nil
+}
+
+// Delete removes every exchange and queue of the topology (tests clean up
+// with it).
+func (t Topology) Delete(ch *amqp.Channel) error {
+	queues := append([]string{t.RouterQueue, t.DeliverQueue, t.ParkingQueue}, t.StatusQueues...)
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			return fmt.Errorf("delete queue %s: %w", q, err)
+		}
+	}
+	for _, e := range []string{t.EventsExchange, t.DeliveriesExchange, t.StatusExchange, t.ParkingExchange} {
+		if err := ch.ExchangeDelete(e, false, false); err != nil {
+			return fmt.Errorf("delete exchange %s: %w", e, err)
+		}
+	}
+	return nil
+}
