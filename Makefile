@@ -1,0 +1,38 @@
+# hookmesh developer tasks. See scripts/ for what each one does.
+
+# Go may be installed in /usr/local/go without being on PATH.
+export PATH := $(PATH):/usr/local/go/bin
+
+SHELL := /bin/bash
+
+.PHONY: run test generate check-generated lint bench ferretdb
+
+# The whole of hookmesh in one process, on a local stack started as needed.
+run:
+	bash scripts/run.sh
+
+# go vet and go test against real RabbitMQ and FerretDB (started as needed).
+# Extra go test flags: make test TESTFLAGS="-run TestX -v".
+test:
+	bash scripts/test.sh $(TESTFLAGS)
+
+# Regenerate gen/ from proto/.
+generate:
+	bash scripts/generate.sh
+
+# Fail when gen/ is not what proto/ generates.
+check-generated:
+	bash scripts/generate.sh --check
+
+# gofmt (gen/ excluded) and go vet.
+lint:
+	@files="$$(find . -name '*.go' -not -path './gen/*' -not -path './.*' -print0 | xargs -0 -r gofmt -l)"; \
+	if [ -n "$$files" ]; then echo "gofmt -l reports unformatted files:"; echo "$$files"; exit 1; fi
+	go vet ./...
+
+bench:
+	bash scripts/bench.sh
+
+# Build deploy/ferretdb into .hookmesh/bin/ferretdb (when its sources changed).
+ferretdb:
+	bash -c 'source scripts/lib.sh && build_ferretdb'

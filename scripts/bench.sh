@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # trap handlers
+# What `make bench` runs: a load test of hookmesh on a stack of its own.
+#
+# It makes sure RabbitMQ and PostgreSQL run, starts a FerretDB on
+# 127.0.0.1:27019 over the PostgreSQL database "hookmesh_bench" (dropped and
+# created anew, so every run starts empty), builds .hookmesh/bin/hookmesh and
+# .hookmesh/bin/hookmesh-bench, starts `hookmesh all` on 127.0.0.1:8089 with
+# exchanges and queues of its own (prefix bench<pid>) and a fresh admin key,
+# and runs hookmesh-bench against it. Afterwards it stops hookmesh, deletes
+# the exchanges and queues, and stops the FerretDB.
+#
+# Arguments go to hookmesh-bench (see `.hookmesh/bin/hookmesh-bench -h`), e.g.
+#   scripts/bench.sh -events 20000 -shape fanout -endpoints 10
+# Without arguments, BENCH_ARGS is used: `make bench BENCH_ARGS="-rate 200"`.
+# Other HOOKMESH_* variables (HOOKMESH_DELIVERY_CONCURRENCY, ...) reach
+# hookmesh. hookmesh logs to .hookmesh/bench-hookmesh.log, FerretDB to
+# .hookmesh/ferretdb-bench.log.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$HOOKMESH_ROOT"
+require_go
+
+BENCH_FERRETDB_PORT="${HOOKMESH_BENCH_FERRETDB_PORT:-27019}"
+BENCH_DB=hookmesh_bench
+BENCH_HOST=127.0.0.1
+BENCH_PORT="${HOOKMESH_BENCH_PORT:-8089}"
+BENCH_PREFIX="bench$$"
+BENCH_LOG="$HOOKMESH_STATE/bench-hookmesh.log"
+BIN="$HOOKMESH_STATE/bin"
+
+args=("$@")
+if ((${#args[@]} == 0)) && [[ -n ${BENCH_ARGS:-} ]]; then
+	read -r -a args <<<"$BENCH_ARGS"
+fi
+
+hookmesh_pid=""
+
+# stop_hookmesh: SIGTERM, then wait for the graceful shutdown (20 s by
+# default), then SIGKILL.
+stop_hookmesh() {
+	[[ -n $hookmesh_pid ]] || return 0
+	local pid="$hookmesh_pid"
+	hookmesh_pid=""
+	kill -0 "$pid" 2>/dev/null || return 0
+	log "stopping hookmesh (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	local deadline=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			warn "hookmesh pid $pid did not stop within 30 s: killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.2
+	done
+	wait "$pid" 2>/dev/null || true
+}
+
+# delete_amqp_topology PREFIX: delete the queues and exchanges whose names
+# start with PREFIX. (rabbitmqctl has no delete_exchange: exchanges go
+# through rabbitmqctl eval, else rabbitmqadmin, else they are left.)
+delete_amqp_topology() {
+	local prefix="$1" name out left=()
+	if ! command -v rabbitmqctl >/dev/null 2>&1 || ! can_be_root; then
+		warn "cannot run rabbitmqctl as root: queues and exchanges $prefix.* are left behind"
+		return 0
+	fi
+	while read -r name; do
+		[[ $name == "$prefix".* ]] || continue
+		as_root rabbitmqctl -q delete_queue "$name" >/dev/null 2>&1 ||
+			warn "could not delete queue $name"
+	done < <(as_root rabbitmqctl -q list_queues name --no-table-headers 2>/dev/null || true)
+	while read -r name; do
+		[[ $name == "$prefix".* ]] || continue
+		# Only plain names go into the Erlang expression.
+		if [[ $name =~ ^[A-Za-z0-9._-]+$ ]]; then
+			out="$(as_root rabbitmqctl -q eval \
+				"rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$name\">>), false, <<\"hookmesh-bench\">>)." 2>&1 || true)"
+			[[ $out == ok ]] && continue
+		fi
+		if command -v rabbitmqadmin >/dev/null 2>&1 &&
+			rabbitmqadmin delete exchange name="$name" >/dev/null 2>&1; then
+			continue
+		fi
+		left+=("$name")
+	done < <(as_root rabbitmqctl -q list_exchanges name --no-table-headers 2>/dev/null || true)
+	if ((${#left[@]} > 0)); then
+		warn "could not delete exchanges ${left[*]} (neither rabbitmqctl eval nor rabbitmqadmin worked); they hold no messages"
+	fi
+	log "deleted AMQP queues and exchanges $prefix.*"
+}
+
+cleanup() {
+	local status=$?
+	stop_hookmesh
+	delete_amqp_topology "$BENCH_PREFIX"
+	if [[ $FERRETDB_STARTED == 1 ]]; then
+		stop_ferretdb "$BENCH_FERRETDB_PORT"
+	fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# http_ok URL: whether GET URL answers 2xx.
+http_ok() {
+	if command -v curl >/dev/null 2>&1; then
+		curl -fsS -o /dev/null --max-time 3 "$1" 2>/dev/null
+		return
+	fi
+	local rest="${1#http://}" hostport path
+	hostport="${rest%%/*}" path="/${rest#*/}"
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	timeout 3 bash -c 'exec 3<>"/dev/tcp/${1%:*}/${1##*:}" &&
+		printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$1" >&3 &&
+		head -n 1 <&3 | grep -q "^HTTP/1\.[01] 2"' _ "$hostport" "$path"
+}
+
+# build PKG NAME: go build PKG into .hookmesh/bin/NAME, replacing the binary
+# by a rename so that a process running the old one is not disturbed.
+build() {
+	local pkg="$1" out="$BIN/$2"
+	mkdir -p "$BIN"
+	log "building $pkg into ${out#"$HOOKMESH_ROOT"/}"
+	go build -o "$out.tmp.$$" "$pkg" || {
+		rm -f "$out.tmp.$$"
+		die "go build $pkg failed"
+	}
+	mv -f "$out.tmp.$$" "$out"
+}
+
+ensure_rabbitmq
+ensure_postgres
+
+# Fresh state: no FerretDB of an earlier run may hold the database.
+stop_ferretdb "$BENCH_FERRETDB_PORT"
+if port_open 127.0.0.1 "$BENCH_FERRETDB_PORT"; then
+	die "something that this script did not start listens on 127.0.0.1:$BENCH_FERRETDB_PORT: stop it, or set HOOKMESH_BENCH_FERRETDB_PORT to a free port"
+fi
+if port_open "$BENCH_HOST" "$BENCH_PORT"; then
+	die "$BENCH_HOST:$BENCH_PORT is in use (another benchmark?): stop it, or set HOOKMESH_BENCH_PORT to a free port"
+fi
+log "dropping and creating PostgreSQL database $BENCH_DB"
+# WITH (FORCE) (PostgreSQL 13+) ends connections that a killed run left.
+_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >&2 2>/dev/null ||
+	_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" >&2 ||
+	die "could not drop PostgreSQL database $BENCH_DB"
+ensure_database "$BENCH_DB"
+start_ferretdb "$BENCH_FERRETDB_PORT" "$BENCH_DB" .hookmesh/ferretdb-bench .hookmesh/ferretdb-bench.log >/dev/null
+
+build ./cmd/hookmesh hookmesh
+build ./cmd/hookmesh-bench hookmesh-bench
+
+HOOKMESH_ADMIN_KEY="hm_admin_$(rand_hex 32)"
+export HOOKMESH_ADMIN_KEY
+
+log "starting hookmesh all on $BENCH_HOST:$BENCH_PORT (AMQP prefix $BENCH_PREFIX, log ${BENCH_LOG#"$HOOKMESH_ROOT"/})"
+mkdir -p "$HOOKMESH_STATE"
+# Its own session, so that a Ctrl-C reaches it once, from cleanup.
+HOOKMESH_HTTP_ADDR="$BENCH_HOST:$BENCH_PORT" \
+	HOOKMESH_MONGODB_URI="$FERRETDB_URI" \
+	HOOKMESH_AMQP_URL="amqp://guest:guest@$HOOKMESH_RABBITMQ_HOST:$HOOKMESH_RABBITMQ_PORT/" \
+	HOOKMESH_AMQP_PREFIX="$BENCH_PREFIX" \
+	HOOKMESH_ALLOW_PRIVATE_NETWORKS=true \
+	setsid "$BIN/hookmesh" all </dev/null >"$BENCH_LOG" 2>&1 &
+hookmesh_pid=$!
+
+deadline=$((SECONDS + 60))
+until http_ok "http://$BENCH_HOST:$BENCH_PORT/readyz"; do
+	if ! kill -0 "$hookmesh_pid" 2>/dev/null; then
+		hookmesh_pid=""
+		tail -n 20 "$BENCH_LOG" >&2 || true
+		die "hookmesh exited at start (log: ${BENCH_LOG#"$HOOKMESH_ROOT"/})"
+	fi
+	if ((SECONDS >= deadline)); then
+		tail -n 20 "$BENCH_LOG" >&2 || true
+		die "hookmesh was not ready on $BENCH_HOST:$BENCH_PORT/readyz within 60 s (log: ${BENCH_LOG#"$HOOKMESH_ROOT"/})"
+	fi
+	sleep 0.2
+done
+log "hookmesh is ready (pid $hookmesh_pid)"
+
+# Where the time goes: FerretDB, the broker and this database's PostgreSQL
+# backends are measured too (the broker and PostgreSQL are shared with
+# whatever else runs on the machine).
+watch="postgres=$BENCH_DB"
+ferretdb_pid="$(cat "$(_ferretdb_pidfile "$BENCH_FERRETDB_PORT")" 2>/dev/null || true)"
+[[ -n $ferretdb_pid ]] && watch="ferretdb=$ferretdb_pid,$watch"
+rabbit_pid="$(as_root rabbitmqctl -q status 2>/dev/null | sed -n 's/^OS PID: *\([0-9][0-9]*\).*/\1/p' | head -n 1 || true)"
+[[ -n $rabbit_pid ]] && watch="rabbitmq=$rabbit_pid,$watch"
+
+status=0
+"$BIN/hookmesh-bench" -api "http://$BENCH_HOST:$BENCH_PORT" -pid "$hookmesh_pid" -watch "$watch" "${args[@]}" || status=$?
+if ((status != 0)); then
+	warn "hookmesh-bench exited with status $status; hookmesh log: ${BENCH_LOG#"$HOOKMESH_ROOT"/}"
+fi
+if grep -q '"level":"ERROR"' "$BENCH_LOG"; then
+	warn "hookmesh logged $(grep -c '"level":"ERROR"' "$BENCH_LOG") errors (${BENCH_LOG#"$HOOKMESH_ROOT"/})"
+fi
+exit "$status"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # trap handlers
+# What `make run` runs: the whole of hookmesh in one process, on a local stack
+# started as needed: RabbitMQ (with its management console) and, unless
+# HOOKMESH_MONGODB_URI is set, FerretDB on 127.0.0.1:27017 backed by the
+# PostgreSQL database "hookmesh" (HOOKMESH_FERRETDB_PORT moves it to another
+# port). Extra arguments go to `hookmesh all`.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$HOOKMESH_ROOT"
+require_go
+
+FERRETDB_PORT="${HOOKMESH_FERRETDB_PORT:-27017}"
+
+cleanup() {
+	if [[ $FERRETDB_STARTED == 1 ]]; then
+		stop_ferretdb "$FERRETDB_PORT"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_rabbitmq
+if command -v rabbitmq-plugins >/dev/null 2>&1 && can_be_root; then
+	as_root rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 ||
+		warn "could not enable the RabbitMQ management plugin (rabbitmq-plugins enable rabbitmq_management)"
+else
+	warn "not enabling the RabbitMQ management plugin: run 'sudo rabbitmq-plugins enable rabbitmq_management'"
+fi
+
+if [[ -z ${HOOKMESH_MONGODB_URI:-} ]]; then
+	ensure_postgres
+	ensure_database hookmesh
+	start_ferretdb "$FERRETDB_PORT" hookmesh .hookmesh/ferretdb .hookmesh/ferretdb.log >/dev/null
+	export HOOKMESH_MONGODB_URI="$FERRETDB_URI"
+fi
+
+if [[ -z ${HOOKMESH_ADMIN_KEY:-} ]]; then
+	keyfile="$HOOKMESH_STATE/admin-key"
+	if [[ ! -s $keyfile ]]; then
+		mkdir -p "$HOOKMESH_STATE"
+		key="hm_admin_$(rand_hex 32)"
+		(umask 077 && printf '%s\n' "$key" >"$keyfile")
+	fi
+	chmod 600 "$keyfile"
+	HOOKMESH_ADMIN_KEY="$(<"$keyfile")"
+	export HOOKMESH_ADMIN_KEY
+	key_source=".hookmesh/admin-key"
+else
+	key_source="HOOKMESH_ADMIN_KEY"
+fi
+
+export HOOKMESH_ALLOW_PRIVATE_NETWORKS=true
+
+# Build, then run the binary (rather than `go run`, which would not pass a
+# SIGTERM on to hookmesh).
+bin="$HOOKMESH_STATE/bin/hookmesh"
+mkdir -p "$(dirname "$bin")"
+log "building ./cmd/hookmesh"
+go build -o "$bin" ./cmd/hookmesh
+
+cat >&2 <<-BANNER
+
+	================================================================
+	  hookmesh admin key (from $key_source):
+
+	      $HOOKMESH_ADMIN_KEY
+
+	  MongoDB:  $HOOKMESH_MONGODB_URI
+	  RabbitMQ: amqp://guest:guest@127.0.0.1:5672/
+	            console http://127.0.0.1:15672 (guest / guest)
+	================================================================
+
+BANNER
+
+# hookmesh runs in the foreground of this script, in its own session so that
+# a Ctrl-C reaches it once, from here. INT, TERM and HUP are passed on; the
+# FerretDB started above is stopped when hookmesh has exited.
+setsid "$bin" all "$@" </dev/null &
+pid=$!
+forward() { kill -s "$1" "$pid" 2>/dev/null || true; }
+trap 'forward INT' INT
+trap 'forward TERM' TERM
+trap 'forward HUP' HUP
+
+status=0
+while :; do
+	wait "$pid" && status=0 || status=$?
+	kill -0 "$pid" 2>/dev/null || break
+done
+exit "$status"
