@@ -1,0 +1,355 @@
+package registry
+
+import (
+	"context"
+	"time"
+
+	"connectrpc.com/connect"
+
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	"github.com/hookmesh/hookmesh/internal/apierr"
+	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/ids"
+)
+
+// authorizeEndpoint checks the caller and the ids of a request about one
+// endpoint.
+func authorizeEndpoint(ctx context.Context, projectID, endpointID string) error {
+	if err := auth.AuthorizeProject(ctx, projectID); err != nil {
+		return err
+	}
+	if err := checkID("project_id", projectID); err != nil {
+		return err
+	}
+	return checkID("endpoint_id", endpointID)
+}
+
+// dropExpiredSecrets removes the previous secrets that expired by now. The
+// current secret, first, never expires.
+func dropExpiredSecrets(d *endpointDoc, now time.Time) {
+	kept := d.Secrets[:0]
+	for i, sd := range d.Secrets {
+		if i == 0 || sd.ExpireTime == nil || now.Before(*sd.ExpireTime) {
+			kept = append(kept, sd)
+		}
+	}
+	d.Secrets = kept
+}
+
+// CreateEndpoint registers an endpoint; its secret is generated when empty
+// and shown only in this response and RotateEndpointSecret's.
+func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[registryv1.CreateEndpointRequest]) (*connect.Response[registryv1.CreateEndpointResponse], error) {
+	m := req.Msg
+	if err := auth.AuthorizeProject(ctx, m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkID("project_id", m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkURL("url", m.Url); err != nil {
+		return nil, err
+	}
+	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
+		return nil, err
+	}
+	if err := checkText("name", m.Name, maxNameLen, false); err != nil {
+		return nil, err
+	}
+	if err := checkText("description", m.Description, maxDescriptionLen, false); err != nil {
+		return nil, err
+	}
+	timeout, err := checkTimeout(m.TimeoutSeconds)
+	if err != nil {
+		return nil, err
+	}
+	rateLimit, err := checkRateLimit(m.RateLimit)
+	if err != nil {
+		return nil, err
+	}
+	secret := m.Secret
+	if secret == "" {
+		secret = generateSecret()
+	} else if err := checkSecret("secret", secret); err != nil {
+		return nil, err
+	}
+	p, err := h.s.store.project(ctx, m.ProjectId)
+	if err != nil {
+		return nil, storeErr(err, "project", m.ProjectId, "")
+	}
+	headers, err := checkCustomHeaders(m.CustomHeaders, p.Signature.Header)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := sealSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	now := h.s.clock()
+	d := &endpointDoc{
+		ID:             ids.New("ep"),
+		ProjectID:      m.ProjectId,
+		URL:            m.Url,
+		OwnerID:        m.OwnerId,
+		Name:           m.Name,
+		Description:    m.Description,
+		TimeoutSeconds: timeout,
+		RateLimit:      rateLimit,
+		CustomHeaders:  headers,
+		Status:         statusActive,
+		Secrets:        []secretDoc{{Value: sealed}},
+		CreateTime:     now,
+		UpdateTime:     now,
+		Version:        1,
+	}
+	if err := h.s.store.insertEndpoint(ctx, d); err != nil {
+		return nil, err
+	}
+	h.s.changed(ctx, d.ProjectID)
+	e, err := d.protoWithSecret()
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&registryv1.CreateEndpointResponse{Endpoint: e}), nil
+}
+
+// GetEndpoint returns one endpoint, without its secret.
+func (h *handler) GetEndpoint(ctx context.Context, req *connect.Request[registryv1.GetEndpointRequest]) (*connect.Response[registryv1.GetEndpointResponse], error) {
+	m := req.Msg
+	if err := authorizeEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
+		return nil, err
+	}
+	d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
+	if err != nil {
+		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+	}
+	return connect.NewResponse(&registryv1.GetEndpointResponse{Endpoint: d.proto()}), nil
+}
+
+// ListEndpoints lists a project's endpoints in creation order, optionally
+// those of one owner.
+func (h *handler) ListEndpoints(ctx context.Context, req *connect.Request[registryv1.ListEndpointsRequest]) (*connect.Response[registryv1.ListEndpointsResponse], error) {
+	m := req.Msg
+	if err := auth.AuthorizeProject(ctx, m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkID("project_id", m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
+		return nil, err
+	}
+	size, err := pageSize(m.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodePageToken(m.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	docs, next, err := h.s.store.listEndpoints(ctx, m.ProjectId, m.OwnerId, after, size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &registryv1.ListEndpointsResponse{Endpoints: make([]*registryv1.Endpoint, 0, len(docs))}
+	for i := range docs {
+		resp.Endpoints = append(resp.Endpoints, docs[i].proto())
+	}
+	if next != "" {
+		resp.NextPageToken = encodePageToken(next)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// UpdateEndpoint changes the fields that are set: the optional ones when
+// present, rate_limit when not nil (all zero removes the limit), and the
+// custom headers when replace_custom_headers is true.
+func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[registryv1.UpdateEndpointRequest]) (*connect.Response[registryv1.UpdateEndpointResponse], error) {
+	m := req.Msg
+	if err := authorizeEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
+		return nil, err
+	}
+	if m.Url != nil {
+		if err := checkURL("url", *m.Url); err != nil {
+			return nil, err
+		}
+	}
+	if m.OwnerId != nil {
+		if err := checkText("owner_id", *m.OwnerId, maxNameLen, false); err != nil {
+			return nil, err
+		}
+	}
+	if m.Name != nil {
+		if err := checkText("name", *m.Name, maxNameLen, false); err != nil {
+			return nil, err
+		}
+	}
+	if m.Description != nil {
+		if err := checkText("description", *m.Description, maxDescriptionLen, false); err != nil {
+			return nil, err
+		}
+	}
+	var timeout int64
+	if m.TimeoutSeconds != nil {
+		var err error
+		if timeout, err = checkTimeout(*m.TimeoutSeconds); err != nil {
+			return nil, err
+		}
+	}
+	var rateLimit *rateLimitDoc
+	if m.RateLimit != nil {
+		var err error
+		if rateLimit, err = checkRateLimit(m.RateLimit); err != nil {
+			return nil, err
+		}
+	}
+	var headers []headerDoc
+	if m.ReplaceCustomHeaders {
+		p, err := h.s.store.project(ctx, m.ProjectId)
+		if err != nil {
+			return nil, storeErr(err, "project", m.ProjectId, "")
+		}
+		if headers, err = checkCustomHeaders(m.CustomHeaders, p.Signature.Header); err != nil {
+			return nil, err
+		}
+	} else if len(m.CustomHeaders) > 0 {
+		return nil, apierr.Invalid("custom_headers", "are applied only with replace_custom_headers: true, which replaces all of the endpoint's custom headers")
+	}
+	now := h.s.clock()
+	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
+		if m.Url != nil {
+			d.URL = *m.Url
+		}
+		if m.OwnerId != nil {
+			d.OwnerID = *m.OwnerId
+		}
+		if m.Name != nil {
+			d.Name = *m.Name
+		}
+		if m.Description != nil {
+			d.Description = *m.Description
+		}
+		if m.TimeoutSeconds != nil {
+			d.TimeoutSeconds = timeout
+		}
+		if m.RateLimit != nil {
+			d.RateLimit = rateLimit
+		}
+		if m.ReplaceCustomHeaders {
+			d.CustomHeaders = headers
+		}
+		dropExpiredSecrets(d, now)
+		d.UpdateTime = now
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+	}
+	h.s.changed(ctx, d.ProjectID)
+	return connect.NewResponse(&registryv1.UpdateEndpointResponse{Endpoint: d.proto()}), nil
+}
+
+// DeleteEndpoint deletes an endpoint and its subscriptions.
+func (h *handler) DeleteEndpoint(ctx context.Context, req *connect.Request[registryv1.DeleteEndpointRequest]) (*connect.Response[registryv1.DeleteEndpointResponse], error) {
+	m := req.Msg
+	if err := authorizeEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
+		return nil, err
+	}
+	if err := h.s.store.deleteEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
+		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+	}
+	h.s.changed(ctx, m.ProjectId)
+	return connect.NewResponse(&registryv1.DeleteEndpointResponse{}), nil
+}
+
+// setStatus changes an endpoint's status.
+func (h *handler) setStatus(ctx context.Context, projectID, endpointID, status string) (*registryv1.Endpoint, error) {
+	if err := authorizeEndpoint(ctx, projectID, endpointID); err != nil {
+		return nil, err
+	}
+	now := h.s.clock()
+	d, err := h.s.store.modifyEndpoint(ctx, projectID, endpointID, func(d *endpointDoc) error {
+		d.Status = status
+		dropExpiredSecrets(d, now)
+		d.UpdateTime = now
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err, "endpoint", endpointID, projectID)
+	}
+	h.s.changed(ctx, projectID)
+	return d.proto(), nil
+}
+
+// PauseEndpoint pauses an endpoint: its new deliveries are discarded.
+func (h *handler) PauseEndpoint(ctx context.Context, req *connect.Request[registryv1.PauseEndpointRequest]) (*connect.Response[registryv1.PauseEndpointResponse], error) {
+	e, err := h.setStatus(ctx, req.Msg.ProjectId, req.Msg.EndpointId, statusPaused)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&registryv1.PauseEndpointResponse{Endpoint: e}), nil
+}
+
+// ActivateEndpoint makes a paused or disabled endpoint active again.
+func (h *handler) ActivateEndpoint(ctx context.Context, req *connect.Request[registryv1.ActivateEndpointRequest]) (*connect.Response[registryv1.ActivateEndpointResponse], error) {
+	e, err := h.setStatus(ctx, req.Msg.ProjectId, req.Msg.EndpointId, statusActive)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&registryv1.ActivateEndpointResponse{Endpoint: e}), nil
+}
+
+// RotateEndpointSecret makes a new current secret. The previous ones keep
+// signing for previous_secret_ttl_seconds (0 drops them now).
+func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request[registryv1.RotateEndpointSecretRequest]) (*connect.Response[registryv1.RotateEndpointSecretResponse], error) {
+	m := req.Msg
+	if err := authorizeEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
+		return nil, err
+	}
+	if m.PreviousSecretTtlSeconds > maxPreviousSecretTTL {
+		return nil, apierr.Invalid("previous_secret_ttl_seconds", "must be at most %d (7 days), got %d", maxPreviousSecretTTL, m.PreviousSecretTtlSeconds)
+	}
+	secret := m.Secret
+	if secret == "" {
+		secret = generateSecret()
+	} else if err := checkSecret("secret", secret); err != nil {
+		return nil, err
+	}
+	sealed, err := sealSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	now := h.s.clock()
+	ttl := time.Duration(m.PreviousSecretTtlSeconds) * time.Second
+	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
+		secrets := []secretDoc{{Value: sealed}}
+		if ttl > 0 {
+			expire := now.Add(ttl)
+			for _, old := range d.Secrets {
+				if old.ExpireTime != nil && !now.Before(*old.ExpireTime) {
+					continue
+				}
+				// A secret already on its way out keeps its own, earlier, end.
+				e := expire
+				if old.ExpireTime != nil && old.ExpireTime.Before(e) {
+					e = *old.ExpireTime
+				}
+				secrets = append(secrets, secretDoc{Value: old.Value, ExpireTime: &e})
+			}
+		}
+		if len(secrets) > maxSecrets {
+			secrets = secrets[:maxSecrets]
+		}
+		d.Secrets = secrets
+		d.UpdateTime = now
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+	}
+	h.s.changed(ctx, d.ProjectID)
+	e, err := d.protoWithSecret()
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&registryv1.RotateEndpointSecretResponse{Endpoint: e}), nil
+}

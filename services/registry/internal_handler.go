@@ -1,0 +1,145 @@
+package registry
+
+import (
+	"context"
+	"errors"
+
+	"connectrpc.com/connect"
+
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	"github.com/hookmesh/hookmesh/internal/apierr"
+	"github.com/hookmesh/hookmesh/internal/auth"
+)
+
+// internalHandler serves RegistryInternalService to the other hookmesh
+// services, which call it with the admin key.
+type internalHandler struct {
+	s *Service
+}
+
+var _ registryv1connect.RegistryInternalServiceHandler = (*internalHandler)(nil)
+
+// AuthenticateKey says which project an API key belongs to.
+func (h *internalHandler) AuthenticateKey(ctx context.Context, req *connect.Request[registryv1.AuthenticateKeyRequest]) (*connect.Response[registryv1.AuthenticateKeyResponse], error) {
+	if err := auth.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if req.Msg.Key == "" {
+		return nil, apierr.Invalid("key", "must not be empty")
+	}
+	projectID, keyID, err := h.s.AuthenticateKey(ctx, req.Msg.Key)
+	if errors.Is(err, auth.ErrUnknownKey) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("API key not found or revoked"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&registryv1.AuthenticateKeyResponse{ProjectId: projectID, KeyId: keyID}), nil
+}
+
+// GetTarget returns what a deliverer needs to send to one endpoint.
+func (h *internalHandler) GetTarget(ctx context.Context, req *connect.Request[registryv1.GetTargetRequest]) (*connect.Response[registryv1.GetTargetResponse], error) {
+	if err := auth.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if err := checkID("project_id", m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkID("endpoint_id", m.EndpointId); err != nil {
+		return nil, err
+	}
+	d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
+	if err != nil {
+		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+	}
+	p, err := h.s.store.project(ctx, m.ProjectId)
+	if err != nil {
+		return nil, storeErr(err, "project", m.ProjectId, "")
+	}
+	t, err := d.target(p, &p.RetryPolicy, h.s.clock())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&registryv1.GetTargetResponse{Target: t}), nil
+}
+
+// ResolveTargets returns the endpoints an event goes to, whatever their
+// status: the router and the deliverer decide what to do with a paused or
+// disabled one.
+func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Request[registryv1.ResolveTargetsRequest]) (*connect.Response[registryv1.ResolveTargetsResponse], error) {
+	if err := auth.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if err := checkID("project_id", m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkText("event_type", m.EventType, maxEventTypeLen, true); err != nil {
+		return nil, err
+	}
+	shapes := 0
+	for _, set := range []bool{m.EndpointId != "", m.OwnerId != "", m.Broadcast} {
+		if set {
+			shapes++
+		}
+	}
+	if shapes != 1 {
+		return nil, apierr.Invalid("endpoint_id, owner_id, broadcast", "exactly one must be set, got %d", shapes)
+	}
+	p, err := h.s.store.project(ctx, m.ProjectId)
+	if err != nil {
+		return nil, storeErr(err, "project", m.ProjectId, "")
+	}
+
+	var endpoints []endpointDoc
+	switch {
+	case m.EndpointId != "":
+		if err := checkID("endpoint_id", m.EndpointId); err != nil {
+			return nil, err
+		}
+		d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
+		if err != nil {
+			return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+		}
+		endpoints = []endpointDoc{*d}
+	case m.OwnerId != "":
+		if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
+			return nil, err
+		}
+		if endpoints, err = h.s.store.endpointsOf(ctx, m.ProjectId, m.OwnerId, false); err != nil {
+			return nil, err
+		}
+	default:
+		if endpoints, err = h.s.store.endpointsOf(ctx, m.ProjectId, "", true); err != nil {
+			return nil, err
+		}
+	}
+	resp := &registryv1.ResolveTargetsResponse{}
+	if len(endpoints) == 0 {
+		return connect.NewResponse(resp), nil
+	}
+	endpointIDs := make([]string, len(endpoints))
+	for i := range endpoints {
+		endpointIDs[i] = endpoints[i].ID
+	}
+	subs, err := h.s.store.subscriptionsOf(ctx, m.ProjectId, endpointIDs, m.Broadcast)
+	if err != nil {
+		return nil, err
+	}
+	ev := eventInfo{Type: m.EventType}
+	now := h.s.clock()
+	for i := range endpoints {
+		ok, retry := selectTarget(subs[endpoints[i].ID], ev, &p.RetryPolicy)
+		if !ok {
+			continue
+		}
+		t, err := endpoints[i].target(p, retry, now)
+		if err != nil {
+			return nil, err
+		}
+		resp.Targets = append(resp.Targets, t)
+	}
+	return connect.NewResponse(resp), nil
+}

@@ -1,0 +1,63 @@
+package registry
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	"github.com/hookmesh/hookmesh/internal/store"
+	"github.com/hookmesh/hookmesh/services/registry/internal/ttlcache"
+)
+
+// Service is the registry service.
+type Service struct {
+	cfg    Config
+	logger *slog.Logger
+	store  *mongoStore
+	keys   *ttlcache.Cache[keyAnswer]
+	// now is the clock; tests move it.
+	now func() time.Time
+}
+
+// New returns the registry service on db, which the caller opened (see
+// Config.DatabaseName).
+func New(cfg Config, db *mongo.Database, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		cfg:    cfg,
+		logger: logger.With("service", "registry"),
+		store:  newMongoStore(db),
+		keys:   ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
+		now:    time.Now,
+	}
+}
+
+// Init creates the registry's indexes.
+func (s *Service) Init(ctx context.Context) error {
+	return store.EnsureIndexes(ctx, s.store.projects.Database(), indexes())
+}
+
+// Register mounts RegistryService and RegistryInternalService on mux with
+// opts (the caller's interceptors: telemetry, apierr, auth) and returns the
+// fully-qualified names of the services, for health checks and reflection.
+func (s *Service) Register(mux *http.ServeMux, opts ...connect.HandlerOption) []string {
+	mux.Handle(registryv1connect.NewRegistryServiceHandler(&handler{s: s}, opts...))
+	mux.Handle(registryv1connect.NewRegistryInternalServiceHandler(&internalHandler{s: s}, opts...))
+	return []string{
+		registryv1connect.RegistryServiceName,
+		registryv1connect.RegistryInternalServiceName,
+	}
+}
+
+// clock returns the current time as MongoDB stores it (UTC, milliseconds),
+// so that what an API answers equals what a later read returns.
+func (s *Service) clock() time.Time {
+	return s.now().UTC().Truncate(time.Millisecond)
+}
