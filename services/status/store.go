@@ -1,0 +1,408 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/internal/store"
+)
+
+// Collection names in the status database.
+const (
+	deliveriesCollection = "deliveries"
+	attemptsCollection   = "attempts"
+)
+
+// deliveryDoc is a delivery as stored. seq orders the changes applied to it
+// (see seqOf); create_time never changes once the document exists.
+type deliveryDoc struct {
+	ID              string     `bson:"_id"`
+	ProjectID       string     `bson:"project_id"`
+	EventID         string     `bson:"event_id"`
+	EndpointID      string     `bson:"endpoint_id"`
+	EventType       string     `bson:"event_type"`
+	Status          int32      `bson:"status"`
+	Seq             int64      `bson:"seq"`
+	Attempts        int64      `bson:"attempts"`
+	CreateTime      time.Time  `bson:"create_time"`
+	UpdateTime      time.Time  `bson:"update_time"`
+	NextAttemptTime *time.Time `bson:"next_attempt_time,omitempty"`
+	LastStatusCode  int32      `bson:"last_status_code,omitempty"`
+	LastError       string     `bson:"last_error,omitempty"`
+}
+
+// attemptDoc is one HTTP request of a delivery as stored. Its _id is
+// attemptID(delivery, attempt), so inserting it twice is a no-op.
+type attemptDoc struct {
+	ID              string      `bson:"_id"`
+	DeliveryID      string      `bson:"delivery_id"`
+	ProjectID       string      `bson:"project_id"`
+	Attempt         int64       `bson:"attempt"`
+	StatusCode      int32       `bson:"status_code"`
+	LatencyMS       int64       `bson:"latency_ms"`
+	RequestHeaders  []headerDoc `bson:"request_headers,omitempty"`
+	ResponseHeaders []headerDoc `bson:"response_headers,omitempty"`
+	ResponseBody    string      `bson:"response_body,omitempty"`
+	Error           string      `bson:"error,omitempty"`
+	RemoteIP        string      `bson:"remote_ip,omitempty"`
+	StartTime       *time.Time  `bson:"start_time,omitempty"`
+	URL             string      `bson:"url,omitempty"`
+}
+
+// headerDoc is one header. Headers are stored as a list of name/value pairs,
+// not as a sub-document keyed by name: HTTP allows '.' and a leading '$' in
+// header names, which MongoDB and FerretDB refuse as field names, and one
+// such response header would otherwise make the attempt impossible to store
+// (and its state change impossible to ever acknowledge).
+type headerDoc struct {
+	Name  string `bson:"name"`
+	Value string `bson:"value"`
+}
+
+// attemptID is the deterministic _id of an attempt. The number is padded so
+// that ids sort in attempt order.
+func attemptID(deliveryID string, attempt uint32) string {
+	return fmt.Sprintf("%s:%010d", deliveryID, attempt)
+}
+
+// storeTime converts a time to what BSON keeps (UTC milliseconds), so that a
+// value read back compares equal to the one written: page tokens rely on it.
+func storeTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Millisecond)
+}
+
+func headersToDocs(h map[string]string) []headerDoc {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make([]headerDoc, 0, len(h))
+	for k, v := range h {
+		out = append(out, headerDoc{Name: k, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func headersFromDocs(hs []headerDoc) map[string]string {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(hs))
+	for _, h := range hs {
+		out[h.Name] = h.Value
+	}
+	return out
+}
+
+func clampUint32(n int64) uint32 {
+	switch {
+	case n < 0:
+		return 0
+	case n > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(n)
+}
+
+func (d *deliveryDoc) proto() *statusv1.Delivery {
+	out := &statusv1.Delivery{
+		Id:             d.ID,
+		ProjectId:      d.ProjectID,
+		EventId:        d.EventID,
+		EndpointId:     d.EndpointID,
+		EventType:      d.EventType,
+		Status:         statusv1.DeliveryStatus(d.Status),
+		Attempts:       clampUint32(d.Attempts),
+		CreateTime:     timestamppb.New(d.CreateTime),
+		UpdateTime:     timestamppb.New(d.UpdateTime),
+		LastStatusCode: d.LastStatusCode,
+		LastError:      d.LastError,
+	}
+	if d.NextAttemptTime != nil {
+		out.NextAttemptTime = timestamppb.New(*d.NextAttemptTime)
+	}
+	return out
+}
+
+func (a *attemptDoc) proto() *statusv1.Attempt {
+	out := &statusv1.Attempt{
+		DeliveryId:      a.DeliveryID,
+		Attempt:         clampUint32(a.Attempt),
+		StatusCode:      a.StatusCode,
+		LatencyMs:       clampUint32(a.LatencyMS),
+		RequestHeaders:  headersFromDocs(a.RequestHeaders),
+		ResponseHeaders: headersFromDocs(a.ResponseHeaders),
+		ResponseBody:    a.ResponseBody,
+		Error:           a.Error,
+		RemoteIp:        a.RemoteIP,
+		Url:             a.URL,
+	}
+	if a.StartTime != nil {
+		out.StartTime = timestamppb.New(*a.StartTime)
+	}
+	return out
+}
+
+// deliveryStore reads and writes the status database.
+type deliveryStore struct {
+	deliveries *mongo.Collection
+	attempts   *mongo.Collection
+}
+
+func newDeliveryStore(db *mongo.Database) *deliveryStore {
+	return &deliveryStore{
+		deliveries: db.Collection(deliveriesCollection),
+		attempts:   db.Collection(attemptsCollection),
+	}
+}
+
+// indexes serve ListDeliveries (newest first, optionally by event, endpoint
+// or status), CountDeliveries and ListAttempts.
+func indexes() []store.Index {
+	desc := func(keys ...string) bson.D {
+		d := bson.D{}
+		for _, k := range keys {
+			dir := 1
+			if k[0] == '-' {
+				k, dir = k[1:], -1
+			}
+			d = append(d, bson.E{Key: k, Value: dir})
+		}
+		return d
+	}
+	return []store.Index{
+		{Collection: deliveriesCollection, Model: mongo.IndexModel{Keys: desc("project_id", "-create_time", "-_id")}},
+		{Collection: deliveriesCollection, Model: mongo.IndexModel{Keys: desc("project_id", "event_id")}},
+		{Collection: deliveriesCollection, Model: mongo.IndexModel{Keys: desc("project_id", "endpoint_id", "-create_time")}},
+		{Collection: deliveriesCollection, Model: mongo.IndexModel{Keys: desc("project_id", "status", "-create_time")}},
+		{Collection: attemptsCollection, Model: mongo.IndexModel{Keys: desc("delivery_id", "attempt")}},
+	}
+}
+
+// insertAttempts stores attempts; those already stored (a replay) are left
+// as they are.
+func (s *deliveryStore) insertAttempts(ctx context.Context, docs []attemptDoc) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	batch := make([]any, len(docs))
+	for i := range docs {
+		batch[i] = &docs[i]
+	}
+	_, err := s.attempts.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+	if err != nil && !store.IsDuplicateKey(err) {
+		return fmt.Errorf("insert %d attempts: %w", len(docs), err)
+	}
+	return nil
+}
+
+// deliveryWrite is the coalesced change to one delivery: the full document
+// for a delivery not stored yet, and the fields to set on one that is, which
+// apply only when seq moves it forward.
+type deliveryWrite struct {
+	doc   deliveryDoc
+	set   bson.D
+	unset bson.D
+}
+
+// writeDeliveries applies one write per delivery in two round trips.
+//
+// First every delivery is inserted whole (ordered=false): a new delivery is
+// then done, and create_time is set by whichever change stored it first.
+// The inserts that fail with a duplicate key are deliveries that already
+// exist; those get one conditional update each, filter {_id, seq < new seq},
+// in one unordered bulk write, so a change that does not move a delivery
+// forward matches nothing and changes nothing.
+//
+// This is deliberately not an upsert with a seq filter whose duplicate-key
+// error means "not forward": FerretDB 1.24 ignores ordered=false on update
+// (FerretDB#2612), so the first such error silently drops every later update
+// of the bulk write, and it reports the error at index 0 whatever the
+// position. Both steps here are single-document atomic writes, correct on
+// MongoDB even with concurrent writers, and fresh deliveries (the common
+// case) cost one fast insert instead of an update that FerretDB runs slowly.
+func (s *deliveryStore) writeDeliveries(ctx context.Context, ws []*deliveryWrite) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	batch := make([]any, len(ws))
+	for i, w := range ws {
+		batch[i] = &w.doc
+	}
+	_, err := s.deliveries.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || !store.IsDuplicateKey(err) {
+		return fmt.Errorf("insert %d deliveries: %w", len(ws), err)
+	}
+	models := make([]mongo.WriteModel, 0, len(bwe.WriteErrors))
+	for _, we := range bwe.WriteErrors {
+		if we.Index < 0 || we.Index >= len(ws) {
+			return fmt.Errorf("insert %d deliveries: write error at unknown index %d: %w", len(ws), we.Index, err)
+		}
+		w := ws[we.Index]
+		update := bson.D{{Key: "$set", Value: w.set}}
+		if len(w.unset) > 0 {
+			update = append(update, bson.E{Key: "$unset", Value: w.unset})
+		}
+		// UpdateMany, although _id matches at most one document: FerretDB
+		// 1.24 keeps the PostgreSQL connection of every single-document
+		// update that matched until the whole command ends, so an update
+		// command with more matching UpdateOnes than its pool has
+		// connections (50 by default) hangs for ever, and starves every
+		// other client meanwhile. A multi-update reads its cursor to the end,
+		// which releases the connection.
+		models = append(models, mongo.NewUpdateManyModel().
+			SetFilter(bson.D{{Key: "_id", Value: w.doc.ID}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: w.doc.Seq}}}}).
+			SetUpdate(update))
+	}
+	if _, err := s.deliveries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		return fmt.Errorf("update %d deliveries: %w", len(models), err)
+	}
+	return nil
+}
+
+// getDelivery returns the delivery, or nil when it does not exist in the
+// project.
+func (s *deliveryStore) getDelivery(ctx context.Context, projectID, id string) (*deliveryDoc, error) {
+	var d deliveryDoc
+	err := s.deliveries.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "project_id", Value: projectID}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find delivery %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// listAttempts returns a delivery's attempts, first attempt first.
+func (s *deliveryStore) listAttempts(ctx context.Context, projectID, deliveryID string) ([]attemptDoc, error) {
+	cur, err := s.attempts.Find(ctx,
+		bson.D{{Key: "delivery_id", Value: deliveryID}, {Key: "project_id", Value: projectID}},
+		options.Find().SetSort(bson.D{{Key: "attempt", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("find attempts of %s: %w", deliveryID, err)
+	}
+	var out []attemptDoc
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("read attempts of %s: %w", deliveryID, err)
+	}
+	return out, nil
+}
+
+// deliveryQuery selects deliveries of one project.
+type deliveryQuery struct {
+	projectID  string
+	eventID    string
+	endpointID string
+	eventType  string
+	statuses   []statusv1.DeliveryStatus
+	start, end time.Time // zero: unbounded
+	after      *pageCursor
+	limit      int64
+}
+
+func (q *deliveryQuery) filter() bson.D {
+	f := bson.D{{Key: "project_id", Value: q.projectID}}
+	if q.eventID != "" {
+		f = append(f, bson.E{Key: "event_id", Value: q.eventID})
+	}
+	if q.endpointID != "" {
+		f = append(f, bson.E{Key: "endpoint_id", Value: q.endpointID})
+	}
+	if q.eventType != "" {
+		f = append(f, bson.E{Key: "event_type", Value: q.eventType})
+	}
+	switch len(q.statuses) {
+	case 0:
+	case 1:
+		// An equality, unlike $in, is pushed down to SQL by FerretDB.
+		f = append(f, bson.E{Key: "status", Value: int32(q.statuses[0])})
+	default:
+		in := make(bson.A, len(q.statuses))
+		for i, st := range q.statuses {
+			in[i] = int32(st)
+		}
+		f = append(f, bson.E{Key: "status", Value: bson.D{{Key: "$in", Value: in}}})
+	}
+	var created bson.D
+	if !q.start.IsZero() {
+		created = append(created, bson.E{Key: "$gte", Value: storeTime(q.start)})
+	}
+	if !q.end.IsZero() {
+		created = append(created, bson.E{Key: "$lt", Value: storeTime(q.end)})
+	}
+	if len(created) > 0 {
+		f = append(f, bson.E{Key: "create_time", Value: created})
+	}
+	if q.after != nil {
+		// Keyset pagination on the immutable (create_time, _id): a delivery
+		// stored between two pages sorts before the cursor or after it, and
+		// is never seen twice nor makes another one skipped.
+		f = append(f, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "create_time", Value: bson.D{{Key: "$lt", Value: q.after.createTime}}}},
+			bson.D{
+				{Key: "create_time", Value: q.after.createTime},
+				{Key: "_id", Value: bson.D{{Key: "$lt", Value: q.after.id}}},
+			},
+		}})
+	}
+	return f
+}
+
+// listDeliveries returns up to q.limit deliveries, newest first.
+func (s *deliveryStore) listDeliveries(ctx context.Context, q *deliveryQuery) ([]deliveryDoc, error) {
+	opts := options.Find().
+		SetSort(bson.D{{Key: "create_time", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(q.limit)
+	cur, err := s.deliveries.Find(ctx, q.filter(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("find deliveries: %w", err)
+	}
+	var out []deliveryDoc
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// countDeliveries counts the deliveries that q selects, per status, with one
+// $group aggregation (FerretDB 1.24 supports $match, $group and $sum).
+func (s *deliveryStore) countDeliveries(ctx context.Context, q *deliveryQuery) (map[statusv1.DeliveryStatus]uint64, error) {
+	pipeline := mongo.Pipeline{
+		{{Key: "$match", Value: q.filter()}},
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: "$status"},
+			{Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}},
+		}}},
+	}
+	cur, err := s.deliveries.Aggregate(ctx, pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	var rows []struct {
+		Status int32 `bson:"_id"`
+		Count  int64 `bson:"count"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("read delivery counts: %w", err)
+	}
+	out := make(map[statusv1.DeliveryStatus]uint64, len(rows))
+	for _, r := range rows {
+		out[statusv1.DeliveryStatus(r.Status)] += uint64(max(r.Count, 0))
+	}
+	return out, nil
+}
