@@ -22,7 +22,13 @@ type Delivery struct {
 	// Ctx carries the trace context of the publisher and the consumer span.
 	Ctx context.Context
 	amqp.Delivery
+
+	malformed error
 }
+
+// Park marks a delivery of a batch as unprocessable: once the batch handler
+// returns nil, it goes to the parking queue while the rest are acked.
+func (d *Delivery) Park(err error) { d.malformed = err }
 
 // ConsumeOptions configures Consume.
 type ConsumeOptions struct {
@@ -193,7 +199,7 @@ func (c *Conn) handleOne(ctx context.Context, ch *amqp.Channel, queue string, d 
 		_ = d.Ack(false)
 	case errors.Is(err, ErrMalformed):
 		span.SetStatus(codes.Error, err.Error())
-		c.park(spanCtx, queue, []amqp.Delivery{d}, err)
+		c.park(spanCtx, queue, []amqp.Delivery{d}, err, true)
 	default:
 		span.SetStatus(codes.Error, err.Error())
 		c.logger.WarnContext(spanCtx, "message handling failed; requeueing", "queue", queue, "err", err)
@@ -220,12 +226,24 @@ func (c *Conn) handleBatch(ctx context.Context, ch *amqp.Channel, queue string, 
 	for {
 		err := h(spanCtx, ds)
 		if err == nil {
+			var parked []amqp.Delivery
+			var cause error
+			for _, d := range ds {
+				if d.malformed != nil {
+					parked = append(parked, d.Delivery)
+					cause = d.malformed
+				}
+			}
+			if len(parked) > 0 && !c.park(spanCtx, queue, parked, cause, false) {
+				_ = last.Nack(true, true)
+				return
+			}
 			_ = last.Ack(true)
 			return
 		}
 		span.RecordError(err)
 		if errors.Is(err, ErrMalformed) {
-			c.park(spanCtx, queue, batch, err)
+			c.park(spanCtx, queue, batch, err, true)
 			return
 		}
 		c.logger.WarnContext(spanCtx, "batch handling failed; trying again", "queue", queue, "messages", len(batch), "err", err)
@@ -240,8 +258,10 @@ func (c *Conn) handleBatch(ctx context.Context, ch *amqp.Channel, queue string, 
 	}
 }
 
-// park moves deliveries to the parking queue, then acks them.
-func (c *Conn) park(ctx context.Context, queue string, ds []amqp.Delivery, cause error) {
+// park copies deliveries to the parking queue and, when ack is true, acks
+// them (or requeues them when the copy fails). It reports whether the copy
+// was confirmed.
+func (c *Conn) park(ctx context.Context, queue string, ds []amqp.Delivery, cause error, ack bool) bool {
 	msgs := make([]Message, len(ds))
 	for i, d := range ds {
 		headers := amqp.Table{}
@@ -256,15 +276,20 @@ func (c *Conn) park(ctx context.Context, queue string, ds []amqp.Delivery, cause
 	defer cancel()
 	if err := c.parker().Publish(pctx, msgs); err != nil {
 		c.logger.ErrorContext(ctx, "park messages failed; requeueing", "queue", queue, "err", err)
-		for _, d := range ds {
-			_ = d.Nack(false, true)
+		if ack {
+			for _, d := range ds {
+				_ = d.Nack(false, true)
+			}
 		}
-		return
+		return false
 	}
 	c.logger.WarnContext(ctx, "parked unprocessable messages", "queue", queue, "messages", len(ds), "reason", cause)
-	for _, d := range ds {
-		_ = d.Ack(false)
+	if ack {
+		for _, d := range ds {
+			_ = d.Ack(false)
+		}
 	}
+	return true
 }
 
 func (c *Conn) parker() *Publisher {

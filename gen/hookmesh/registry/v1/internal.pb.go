@@ -25,7 +25,9 @@ const (
 // Secret is one signing secret of an endpoint.
 type Secret struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// value is the raw secret bytes.
+	// value is the secret as its user holds it (e.g. "whsec_" + base64):
+	// the Convoy-style signature uses these bytes as the HMAC key, Standard
+	// Webhooks the base64-decoded part after "whsec_".
 	Value []byte `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
 	// expire_time is set on a previous secret kept valid during a rotation.
 	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`

@@ -430,6 +430,7 @@ func (x *APIKey) GetRevokeTime() *timestamppb.Timestamp {
 }
 
 // RateLimit caps requests to an endpoint: count per duration_seconds.
+// In UpdateEndpoint, an all-zero RateLimit removes the limit.
 type RateLimit struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Count           uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`

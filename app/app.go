@@ -1,0 +1,259 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/otelconnect"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	"github.com/hookmesh/hookmesh/internal/apierr"
+	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/server"
+	"github.com/hookmesh/hookmesh/internal/store"
+	"github.com/hookmesh/hookmesh/internal/telemetry"
+	"github.com/hookmesh/hookmesh/internal/webhook"
+	"github.com/hookmesh/hookmesh/services/deliverer"
+	"github.com/hookmesh/hookmesh/services/ingest"
+	"github.com/hookmesh/hookmesh/services/registry"
+	regclient "github.com/hookmesh/hookmesh/services/registry/client"
+	"github.com/hookmesh/hookmesh/services/router"
+	"github.com/hookmesh/hookmesh/services/status"
+)
+
+// App is one hookmesh process.
+type App struct {
+	cfg    Config
+	logger *slog.Logger
+	tel    *telemetry.Telemetry
+	server *server.Server
+	addr   string
+
+	mongo   *mongo.Client
+	bus     *bus.Conn
+	pub     *bus.Publisher
+	sender  *webhook.Sender
+	runners []func(context.Context) error
+	closers []func()
+}
+
+// New connects to what the targets need, creates indexes and binds the
+// address. Run serves.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.tel, err = telemetry.Setup(ctx, telemetry.Config{
+		ServiceName:    "hookmesh-" + strings.Join(cfg.Targets, "-"),
+		ExportTraces:   cfg.ExportTraces,
+		SpanProcessors: cfg.SpanProcessors,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.tel.Shutdown(sctx)
+	})
+	a.server = server.New(server.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout, TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile}, logger, a.tel.Metrics)
+	addr, err := a.server.Listen()
+	if err != nil {
+		return nil, err
+	}
+	a.addr = addr.String()
+
+	if cfg.has(TargetRegistry) || cfg.has(TargetIngest) || cfg.has(TargetStatus) {
+		if a.mongo, err = store.Connect(ctx, cfg.MongoURI); err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, func() { _ = a.mongo.Disconnect(context.Background()) })
+		a.server.AddReadyCheck("mongodb", func(ctx context.Context) error { return a.mongo.Ping(ctx, readpref.Primary()) })
+	}
+	if cfg.has(TargetIngest) || cfg.has(TargetRouter) || cfg.has(TargetDeliverer) || cfg.has(TargetStatus) {
+		a.bus, err = bus.Dial(ctx, bus.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, StatusPartitions: cfg.StatusPartitions, Name: "hookmesh " + strings.Join(cfg.Targets, ",")},
+			a.tel.TracerProvider, a.tel.Propagator, logger)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, func() { _ = a.bus.Close() })
+		a.pub = a.bus.NewPublisher(4)
+		a.closers = append(a.closers, a.pub.Close)
+		a.server.AddReadyCheck("rabbitmq", a.bus.Ready)
+	}
+	if err := a.assemble(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Addr is the address the process serves on.
+func (a *App) Addr() string { return a.addr }
+
+// URL is the base URL of the process's API.
+func (a *App) URL() string {
+	if a.cfg.TLSCertFile != "" {
+		return "https://" + a.addr
+	}
+	return "http://" + a.addr
+}
+
+func (a *App) db(name string) *mongo.Database {
+	return a.mongo.Database(a.cfg.DatabasePrefix + "_" + name)
+}
+
+func (a *App) assemble(ctx context.Context) error {
+	cfg := a.cfg
+	otel, err := otelconnect.NewInterceptor(
+		otelconnect.WithTracerProvider(a.tel.TracerProvider),
+		otelconnect.WithMeterProvider(a.tel.MeterProvider),
+		otelconnect.WithPropagator(a.tel.Propagator),
+		// Trust the caller's trace context, so that an event is one trace
+		// from the caller (or the calling hookmesh service) onwards.
+		otelconnect.WithTrustRemote(),
+	)
+	if err != nil {
+		return fmt.Errorf("create tracing interceptor: %w", err)
+	}
+	logger := a.logger
+
+	registryURL := cfg.RegistryURL
+	var regSvc *registry.Service
+	if cfg.has(TargetRegistry) {
+		regSvc = registry.New(registry.Config{AdminKey: cfg.AdminKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks}, a.db("registry"), logger.With("service", "registry"))
+		if err := regSvc.Init(ctx); err != nil {
+			return fmt.Errorf("start registry: %w", err)
+		}
+		keys := auth.NewKeys(cfg.AdminKey, regSvc)
+		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()))...)
+		if registryURL == "" {
+			registryURL = a.URL()
+		}
+	}
+
+	var reg *regclient.Client
+	if cfg.has(TargetIngest) || cfg.has(TargetRouter) || cfg.has(TargetDeliverer) || cfg.has(TargetStatus) {
+		httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}, Timeout: 30 * time.Second}
+		internal := registryv1connect.NewRegistryInternalServiceClient(httpClient, registryURL,
+			connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))
+		reg = regclient.New(internal, cfg.CacheTTL)
+	}
+	keys := auth.NewKeys(cfg.AdminKey, reg)
+	handlerOpts := func(extra ...connect.HandlerOption) []connect.HandlerOption {
+		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor())}, extra...)
+	}
+
+	if cfg.has(TargetIngest) {
+		svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes}, a.db("ingest"), endpointChecker{reg}, a.pub, a.bus.Topology(), keys, logger.With("service", "ingest"))
+		if err := svc.Init(ctx); err != nil {
+			return fmt.Errorf("start ingest: %w", err)
+		}
+		rest := func(h http.Handler) http.Handler {
+			return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
+		}
+		// The envelope of a request may add JSON escaping to the payload.
+		readMax := connect.WithReadMaxBytes(2*cfg.MaxEventBytes + 64<<10)
+		a.server.AddServices(svc.Register(a.server.Mux(), rest, handlerOpts(readMax)...)...)
+	}
+	if cfg.has(TargetStatus) {
+		svc := status.New(status.Config{}, a.db("status"), logger.With("service", "status"))
+		if err := svc.Init(ctx); err != nil {
+			return fmt.Errorf("start status: %w", err)
+		}
+		a.server.AddServices(svc.Register(a.server.Mux(), handlerOpts()...)...)
+		a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })
+	}
+	if cfg.has(TargetRouter) {
+		r := router.New(router.Config{Workers: cfg.RouterWorkers}, a.bus, a.pub, reg, logger.With("service", "router"))
+		a.runners = append(a.runners, r.Run)
+	}
+	if cfg.has(TargetDeliverer) {
+		a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.DeliveryConcurrency},
+			webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
+		a.closers = append(a.closers, a.sender.Close)
+		d := deliverer.New(deliverer.Config{Concurrency: cfg.DeliveryConcurrency}, a.bus, a.pub, reg, a.sender, logger.With("service", "deliverer"))
+		a.runners = append(a.runners, d.Run)
+	}
+	return nil
+}
+
+// Run serves and consumes until ctx ends or a part fails, then stops every
+// part: consumers stop taking messages and finish what they hold, the HTTP
+// server finishes its requests, and connections close.
+func (a *App) Run(ctx context.Context) error {
+	defer a.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(a.runners)+1)
+	runPart := func(f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	// Consumers stop before the server so that what they hold is reported
+	// while the APIs the reports need are still up.
+	consumersDone := make(chan struct{})
+	var cwg sync.WaitGroup
+	for _, r := range a.runners {
+		cwg.Go(func() {
+			if err := r(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	go func() { cwg.Wait(); close(consumersDone) }()
+	serverCtx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
+	runPart(func(context.Context) error { return a.server.Serve(serverCtx) })
+	a.logger.Info("hookmesh started", "targets", strings.Join(a.cfg.Targets, ","), "addr", a.addr)
+	<-ctx.Done()
+	<-consumersDone
+	stopServer()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+func (a *App) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// endpointChecker answers ingest's question through the registry client.
+type endpointChecker struct{ c *regclient.Client }
+
+func (e endpointChecker) EndpointExists(ctx context.Context, projectID, endpointID string) (bool, error) {
+	_, err := e.c.GetTarget(ctx, projectID, endpointID)
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,140 @@
+// Package app assembles hookmesh's services into one process: any set of
+// targets (registry, ingest, router, deliverer, status, or all of them),
+// served on one address. Services still call each other through their
+// Connect clients, over loopback when they share the process, so one process
+// behaves like the mesh.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Targets.
+const (
+	TargetAll       = "all"
+	TargetRegistry  = "registry"
+	TargetIngest    = "ingest"
+	TargetRouter    = "router"
+	TargetDeliverer = "deliverer"
+	TargetStatus    = "status"
+)
+
+// AllTargets are the targets `all` runs.
+var AllTargets = []string{TargetRegistry, TargetIngest, TargetRouter, TargetDeliverer, TargetStatus}
+
+// Config configures a process. main fills it from flags and HOOKMESH_*
+// environment variables.
+type Config struct {
+	// Targets to run; "all" expands to every service.
+	Targets []string
+	// HTTPAddr serves Connect, gRPC, gRPC-Web and REST.
+	HTTPAddr string
+	// TLSCertFile and TLSKeyFile make the API speak TLS.
+	TLSCertFile, TLSKeyFile string
+	// MongoURI is the MongoDB (or FerretDB) server.
+	MongoURI string
+	// DatabasePrefix names the services' databases: <prefix>_registry,
+	// <prefix>_ingest, <prefix>_status.
+	DatabasePrefix string
+	// AMQPURL is the RabbitMQ broker.
+	AMQPURL string
+	// AMQPPrefix starts every exchange and queue name.
+	AMQPPrefix string
+	// StatusPartitions spreads state changes over this many queues.
+	StatusPartitions int
+	// AdminKey manages projects; the services also call each other with it.
+	AdminKey string
+	// RegistryURL is where the other services reach the registry; the
+	// process's own address when it runs the registry.
+	RegistryURL string
+	// AllowPrivateNetworks lets endpoints resolve to private addresses.
+	AllowPrivateNetworks bool
+	// MaxEventBytes caps an event's payload.
+	MaxEventBytes int
+	// DeliveryConcurrency is how many webhooks one deliverer sends at once.
+	DeliveryConcurrency int
+	// RouterWorkers is how many events one router expands at once.
+	RouterWorkers int
+	// CacheTTL is how long registry answers are cached by the other services.
+	CacheTTL time.Duration
+	// ExportTraces exports spans as the OTEL_* variables say.
+	ExportTraces bool
+	// SpanProcessors receive every span (tests use an in-memory exporter).
+	SpanProcessors []sdktrace.SpanProcessor
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// Defaults returns the configuration of API.md's defaults.
+func Defaults() Config {
+	return Config{
+		Targets:             []string{TargetAll},
+		HTTPAddr:            "127.0.0.1:8080",
+		MongoURI:            "mongodb://127.0.0.1:27017",
+		DatabasePrefix:      "hookmesh",
+		AMQPURL:             "amqp://guest:guest@127.0.0.1:5672/",
+		AMQPPrefix:          "hookmesh",
+		StatusPartitions:    4,
+		MaxEventBytes:       1 << 20,
+		DeliveryConcurrency: 64,
+		RouterWorkers:       16,
+		CacheTTL:            5 * time.Second,
+		ShutdownTimeout:     20 * time.Second,
+	}
+}
+
+// expand resolves "all" and checks the names.
+func (c *Config) expand() error {
+	var out []string
+	for _, t := range c.Targets {
+		for _, name := range strings.Split(t, ",") {
+			name = strings.TrimSpace(name)
+			switch {
+			case name == "":
+			case name == TargetAll:
+				out = append(out, AllTargets...)
+			case slices.Contains(AllTargets, name):
+				out = append(out, name)
+			default:
+				return fmt.Errorf("unknown target %q: want all, %s", name, strings.Join(AllTargets, ", "))
+			}
+		}
+	}
+	slices.Sort(out)
+	c.Targets = slices.Compact(out)
+	if len(c.Targets) == 0 {
+		return errors.New("no target: want all, " + strings.Join(AllTargets, ", "))
+	}
+	return nil
+}
+
+func (c *Config) has(target string) bool { return slices.Contains(c.Targets, target) }
+
+// Validate reports a configuration that cannot work, saying what to set.
+func (c *Config) Validate() error {
+	if err := c.expand(); err != nil {
+		return err
+	}
+	if c.AdminKey == "" {
+		return errors.New("HOOKMESH_ADMIN_KEY (-admin-key) is not set: hookmesh refuses to start without an admin key; `make run` generates one for the local stack")
+	}
+	if len(c.AdminKey) < 16 {
+		return errors.New("HOOKMESH_ADMIN_KEY is too short: use at least 16 random characters")
+	}
+	if !c.has(TargetRegistry) && c.RegistryURL == "" && (c.has(TargetIngest) || c.has(TargetRouter) || c.has(TargetDeliverer) || c.has(TargetStatus)) {
+		return errors.New("HOOKMESH_REGISTRY_URL (-registry-url) is not set: a process without the registry target must know where the registry is")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("set both HOOKMESH_TLS_CERT_FILE and HOOKMESH_TLS_KEY_FILE, or neither")
+	}
+	if c.MaxEventBytes <= 0 || c.DeliveryConcurrency <= 0 || c.StatusPartitions <= 0 {
+		return errors.New("max event bytes, delivery concurrency and status partitions must be positive")
+	}
+	return nil
+}

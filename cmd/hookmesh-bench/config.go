@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Ingestion shapes (DESIGN.md, "Ingestion shapes").
+const (
+	shapeSingle    = "single"
+	shapeFanout    = "fanout"
+	shapeBroadcast = "broadcast"
+)
+
+// Ingest protocols.
+const (
+	protocolConnect = "connect"
+	protocolREST    = "rest"
+)
+
+// config is what the flags ask for.
+type config struct {
+	// registryURL, ingestURL and statusURL are the bases of the three APIs;
+	// each defaults to -api.
+	registryURL, ingestURL, statusURL string
+	adminKey                          string
+
+	events      int
+	concurrency int
+	// rate is events per second on a fixed schedule; 0 sends as fast as
+	// concurrency allows.
+	rate            float64
+	endpoints       int
+	shape           string
+	payloadBytes    int
+	idempotencyKeys bool
+	protocol        string
+	http2           bool
+
+	receiverAddr string
+	timeout      time.Duration
+
+	// pid is the hookmesh process whose CPU time is measured; 0 for none.
+	pid int
+	// watch are more processes whose CPU time is reported (FerretDB, the
+	// broker, the database's backends), to see where the time goes.
+	watch []watched
+
+	statusCheck   bool
+	statusTimeout time.Duration
+	jsonOnly      bool
+}
+
+// watched names a process, by pid, or a group of processes: all those whose
+// command line contains match (the backends of one PostgreSQL database).
+type watched struct {
+	name  string
+	pid   int
+	match string
+}
+
+// fan is how many deliveries one event makes.
+func (c *config) fan() int {
+	if c.shape == shapeSingle {
+		return 1
+	}
+	return c.endpoints
+}
+
+// parseFlags reads the command line; getenv supplies HOOKMESH_ADMIN_KEY.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("hookmesh-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: hookmesh-bench [flags]\n\nLoads a running hookmesh: creates a project and endpoints that point at an\nin-process receiver, sends events, and reports throughput and latency.")
+		fs.PrintDefaults()
+	}
+	api := fs.String("api", "http://127.0.0.1:8080", "base URL of hookmesh (registry, ingest and status)")
+	fs.StringVar(&c.registryURL, "registry-url", "", "base URL of the registry (default -api)")
+	fs.StringVar(&c.ingestURL, "ingest-url", "", "base URL of ingest (default -api)")
+	fs.StringVar(&c.statusURL, "status-url", "", "base URL of the status service (default -api)")
+	fs.StringVar(&c.adminKey, "admin-key", getenv("HOOKMESH_ADMIN_KEY"), "hookmesh admin key (default $HOOKMESH_ADMIN_KEY)")
+	fs.IntVar(&c.events, "events", 10000, "events to send")
+	fs.IntVar(&c.concurrency, "concurrency", 64, "ingest calls in flight at most")
+	fs.Float64Var(&c.rate, "rate", 0, "events per second on a fixed schedule (open loop); 0 = as fast as possible")
+	fs.IntVar(&c.endpoints, "endpoints", 1, "endpoints to create; single: events go round-robin, fanout/broadcast: every event goes to all")
+	fs.StringVar(&c.shape, "shape", shapeSingle, "single, fanout (all endpoints share one owner_id) or broadcast")
+	fs.IntVar(&c.payloadBytes, "payload-bytes", 300, "size of each event's JSON payload")
+	fs.BoolVar(&c.idempotencyKeys, "idempotency-keys", false, "give every event an idempotency key (one more write per event at ingest)")
+	fs.StringVar(&c.protocol, "protocol", protocolConnect, "connect (Connect protocol, binary proto) or rest (POST /api/v1/projects/{id}/events, JSON)")
+	fs.BoolVar(&c.http2, "http2", false, "call ingest over cleartext HTTP/2 (h2c) instead of a pool of HTTP/1.1 connections")
+	fs.StringVar(&c.receiverAddr, "receiver-addr", "127.0.0.1:0", "address of the in-process webhook receiver")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long to wait for every delivery once sending is over")
+	fs.IntVar(&c.pid, "pid", 0, "pid of the hookmesh process, to measure its CPU time")
+	watch := fs.String("watch", "", "more processes to measure, as name=PID or name=TEXT (every process whose command line contains TEXT), comma-separated")
+	fs.BoolVar(&c.statusCheck, "status-check", true, "wait for the status service to count every delivery as SUCCESS, and report its lag")
+	fs.DurationVar(&c.statusTimeout, "status-timeout", 60*time.Second, "how long -status-check waits after the last delivery")
+	fs.BoolVar(&c.jsonOnly, "json", false, "print only the JSON result line")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q: every option is a flag (see -h)", fs.Args())
+	}
+	for _, u := range []*string{&c.registryURL, &c.ingestURL, &c.statusURL} {
+		if *u == "" {
+			*u = *api
+		}
+		*u = strings.TrimRight(*u, "/")
+	}
+	var err error
+	if c.watch, err = parseWatch(*watch); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func parseWatch(s string) ([]watched, error) {
+	var out []watched
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, what, ok := strings.Cut(item, "=")
+		if !ok || name == "" || what == "" {
+			return nil, fmt.Errorf("-watch %q: want name=PID or name=TEXT, e.g. ferretdb=1234 or postgres=hookmesh_bench", item)
+		}
+		if n, err := strconv.Atoi(what); err == nil {
+			if n <= 0 {
+				return nil, fmt.Errorf("-watch %q: pid must be positive", item)
+			}
+			out = append(out, watched{name: name, pid: n})
+			continue
+		}
+		out = append(out, watched{name: name, match: what})
+	}
+	return out, nil
+}
+
+// validate says what is wrong with the flags and what to pass instead.
+func (c *config) validate() error {
+	switch {
+	case c.adminKey == "":
+		return errors.New("no admin key: pass -admin-key or set HOOKMESH_ADMIN_KEY (scripts/bench.sh generates one)")
+	case c.events <= 0:
+		return fmt.Errorf("-events %d: want at least 1", c.events)
+	case c.concurrency <= 0:
+		return fmt.Errorf("-concurrency %d: want at least 1", c.concurrency)
+	case c.rate < 0:
+		return fmt.Errorf("-rate %g: want events per second, or 0 for as fast as possible", c.rate)
+	case c.endpoints <= 0:
+		return fmt.Errorf("-endpoints %d: want at least 1", c.endpoints)
+	case c.shape != shapeSingle && c.shape != shapeFanout && c.shape != shapeBroadcast:
+		return fmt.Errorf("-shape %q: want single, fanout or broadcast", c.shape)
+	case c.protocol != protocolConnect && c.protocol != protocolREST:
+		return fmt.Errorf("-protocol %q: want connect or rest", c.protocol)
+	case c.payloadBytes < minPayloadBytes:
+		return fmt.Errorf("-payload-bytes %d: want at least %d (the payload carries a sequence number and a timestamp)", c.payloadBytes, minPayloadBytes)
+	case c.timeout <= 0 || c.statusTimeout <= 0:
+		return errors.New("-timeout and -status-timeout must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+// Command hookmesh runs the webhooks gateway: `hookmesh all` runs every
+// service in one process; `hookmesh registry|ingest|router|deliverer|status`
+// (or a comma-separated list) runs some of them, each as many replicas as
+// wanted. Every flag has a HOOKMESH_* environment variable.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hookmesh/hookmesh/app"
+	"github.com/hookmesh/hookmesh/internal/telemetry"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hookmesh:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, level, err := parse(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})))
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// parse reads flags, whose defaults come from HOOKMESH_* variables.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Config, slog.Level, error) {
+	cfg := app.Defaults()
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	envInt := func(name string, def int) int {
+		if v, err := strconv.Atoi(getenv(name)); err == nil {
+			return v
+		}
+		return def
+	}
+	envBool := func(name string) bool {
+		v, _ := strconv.ParseBool(getenv(name))
+		return v
+	}
+	envDur := func(name string, def time.Duration) time.Duration {
+		if v, err := time.ParseDuration(getenv(name)); err == nil {
+			return v
+		}
+		return def
+	}
+
+	fs := flag.NewFlagSet("hookmesh", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: hookmesh [flags] all|registry|ingest|router|deliverer|status[,...]")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("HOOKMESH_HTTP_ADDR", cfg.HTTPAddr), "address to serve Connect, gRPC, gRPC-Web and REST on (HOOKMESH_HTTP_ADDR)")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", env("HOOKMESH_TLS_CERT_FILE", ""), "TLS certificate for the API (HOOKMESH_TLS_CERT_FILE)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", env("HOOKMESH_TLS_KEY_FILE", ""), "TLS key for the API (HOOKMESH_TLS_KEY_FILE)")
+	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("HOOKMESH_MONGODB_URI", cfg.MongoURI), "MongoDB or FerretDB connection string (HOOKMESH_MONGODB_URI)")
+	fs.StringVar(&cfg.DatabasePrefix, "database-prefix", env("HOOKMESH_DATABASE_PREFIX", cfg.DatabasePrefix), "prefix of the services' database names (HOOKMESH_DATABASE_PREFIX)")
+	fs.StringVar(&cfg.AMQPURL, "amqp-url", env("HOOKMESH_AMQP_URL", cfg.AMQPURL), "RabbitMQ URL (HOOKMESH_AMQP_URL)")
+	fs.StringVar(&cfg.AMQPPrefix, "amqp-prefix", env("HOOKMESH_AMQP_PREFIX", cfg.AMQPPrefix), "prefix of exchange and queue names (HOOKMESH_AMQP_PREFIX)")
+	fs.IntVar(&cfg.StatusPartitions, "status-partitions", envInt("HOOKMESH_STATUS_PARTITIONS", cfg.StatusPartitions), "status queues state changes are spread over; the same in every process (HOOKMESH_STATUS_PARTITIONS)")
+	fs.StringVar(&cfg.AdminKey, "admin-key", env("HOOKMESH_ADMIN_KEY", ""), "bearer key that manages projects (HOOKMESH_ADMIN_KEY)")
+	fs.StringVar(&cfg.RegistryURL, "registry-url", env("HOOKMESH_REGISTRY_URL", ""), "base URL of the registry, for processes without the registry target (HOOKMESH_REGISTRY_URL)")
+	fs.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", envBool("HOOKMESH_ALLOW_PRIVATE_NETWORKS"), "let endpoints resolve to loopback and private addresses (HOOKMESH_ALLOW_PRIVATE_NETWORKS)")
+	fs.IntVar(&cfg.MaxEventBytes, "max-event-bytes", envInt("HOOKMESH_MAX_EVENT_BYTES", cfg.MaxEventBytes), "largest event payload accepted (HOOKMESH_MAX_EVENT_BYTES)")
+	fs.IntVar(&cfg.DeliveryConcurrency, "delivery-concurrency", envInt("HOOKMESH_DELIVERY_CONCURRENCY", cfg.DeliveryConcurrency), "webhooks one deliverer sends at once (HOOKMESH_DELIVERY_CONCURRENCY)")
+	fs.IntVar(&cfg.RouterWorkers, "router-workers", envInt("HOOKMESH_ROUTER_WORKERS", cfg.RouterWorkers), "events one router expands at once (HOOKMESH_ROUTER_WORKERS)")
+	fs.DurationVar(&cfg.CacheTTL, "cache-ttl", envDur("HOOKMESH_CACHE_TTL", cfg.CacheTTL), "how long registry answers are cached (HOOKMESH_CACHE_TTL)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDur("HOOKMESH_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), "bound on the graceful shutdown (HOOKMESH_SHUTDOWN_TIMEOUT)")
+	logLevel := fs.String("log-level", env("HOOKMESH_LOG_LEVEL", "info"), "debug, info, warn or error (HOOKMESH_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, 0, err
+	}
+	if fs.NArg() > 0 {
+		cfg.Targets = fs.Args()
+	} else if t := getenv("HOOKMESH_TARGET"); t != "" {
+		cfg.Targets = strings.Split(t, ",")
+	}
+	// Spans are exported only when the standard variables ask for it.
+	cfg.ExportTraces = getenv("OTEL_TRACES_EXPORTER") != "" && getenv("OTEL_TRACES_EXPORTER") != "none" ||
+		getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	return cfg, level, nil
+}

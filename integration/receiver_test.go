@@ -1,0 +1,83 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// received is one request a receiver got.
+type received struct {
+	header http.Header
+	body   []byte
+	at     time.Time
+}
+
+// receiver is an HTTP endpoint that records what it gets and answers with
+// the status its respond function chooses (200 by default).
+type receiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	got     []received
+	notify  chan struct{}
+	respond func(r *http.Request) int
+}
+
+func newReceiver(tb testing.TB) *receiver {
+	r := &receiver{notify: make(chan struct{}, 1<<16)}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, received{header: req.Header.Clone(), body: body, at: time.Now()})
+		respond := r.respond
+		r.mu.Unlock()
+		code := http.StatusOK
+		if respond != nil {
+			code = respond(req)
+		}
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+		r.notify <- struct{}{}
+	}))
+	tb.Cleanup(r.Close)
+	return r
+}
+
+// requests returns what was received so far.
+func (r *receiver) requests() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.got...)
+}
+
+// byEvent returns the requests for one event id.
+func (r *receiver) byEvent(eventID string) []received {
+	var out []received
+	for _, g := range r.requests() {
+		if g.header.Get("X-Hookmesh-Event-Id") == eventID {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// waitFor waits until cond holds over the received requests.
+func (r *receiver) waitFor(tb testing.TB, what string, cond func([]received) bool) []received {
+	tb.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		got := r.requests()
+		if cond(got) {
+			return got
+		}
+		select {
+		case <-r.notify:
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			tb.Fatalf("receiver: timed out waiting for %s (got %d requests)", what, len(got))
+		}
+	}
+}

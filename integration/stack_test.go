@@ -1,0 +1,190 @@
+// Package integration runs hookmesh's services in-process on the real
+// RabbitMQ and the MongoDB-compatible server: once as `all` in one process,
+// and once as separate processes (one App per target, talking over
+// loopback), as a deployment would.
+package integration
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/hookmesh/hookmesh/app"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1/ingestv1connect"
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
+	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/testenv"
+)
+
+const adminKey = "test-admin-key-0123456789"
+
+// mode says how the services are laid out in processes.
+type mode string
+
+const (
+	modeAll      mode = "all"
+	modeSeparate mode = "separate"
+)
+
+var modes = []mode{modeAll, modeSeparate}
+
+// stack is a running hookmesh.
+type stack struct {
+	registryURL, ingestURL, statusURL string
+	cfg                               app.Config
+}
+
+type stackOptions struct {
+	spans         sdktrace.SpanProcessor
+	maxEventBytes int
+	configure     func(*app.Config)
+}
+
+func logger(tb testing.TB) *slog.Logger {
+	if os.Getenv("HOOKMESH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", tb.Name())
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startStack starts hookmesh in the given mode with its own databases and
+// AMQP names, and stops and removes all of it when the test ends.
+func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
+	tb.Helper()
+	name := testenv.DatabaseName(tb)
+	base := app.Defaults()
+	base.HTTPAddr = "127.0.0.1:0"
+	base.MongoURI = testenv.MongoURI(tb)
+	base.AMQPURL = testenv.AMQPURL(tb)
+	base.DatabasePrefix = name
+	base.AMQPPrefix = name
+	base.StatusPartitions = 2
+	base.AdminKey = adminKey
+	base.AllowPrivateNetworks = true
+	base.DeliveryConcurrency = 16
+	base.RouterWorkers = 4
+	base.CacheTTL = 500 * time.Millisecond
+	base.ShutdownTimeout = 5 * time.Second
+	if opts.maxEventBytes > 0 {
+		base.MaxEventBytes = opts.maxEventBytes
+	}
+	if opts.spans != nil {
+		base.SpanProcessors = []sdktrace.SpanProcessor{opts.spans}
+	}
+	if opts.configure != nil {
+		opts.configure(&base)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	start := func(targets ...string) *app.App {
+		cfg := base
+		cfg.Targets = targets
+		a, err := app.New(ctx, cfg, logger(tb).With("targets", targets))
+		if err != nil {
+			tb.Fatalf("start %v: %v", targets, err)
+		}
+		wg.Go(func() {
+			if err := a.Run(ctx); err != nil {
+				tb.Errorf("run %v: %v", targets, err)
+			}
+		})
+		return a
+	}
+	tb.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		cleanup(tb, base)
+	})
+
+	s := &stack{cfg: base}
+	switch m {
+	case modeAll:
+		a := start(app.TargetAll)
+		s.registryURL, s.ingestURL, s.statusURL = a.URL(), a.URL(), a.URL()
+	case modeSeparate:
+		reg := start(app.TargetRegistry)
+		base.RegistryURL = reg.URL()
+		ing := start(app.TargetIngest)
+		start(app.TargetRouter)
+		start(app.TargetDeliverer)
+		st := start(app.TargetStatus)
+		s.registryURL, s.ingestURL, s.statusURL = reg.URL(), ing.URL(), st.URL()
+	}
+	s.cfg = base
+	return s
+}
+
+// cleanup drops the stack's databases and AMQP topology.
+func cleanup(tb testing.TB, cfg app.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := testenv.Client(tb)
+	for _, svc := range []string{"registry", "ingest", "status"} {
+		_ = client.Database(cfg.DatabasePrefix + "_" + svc).Drop(ctx)
+	}
+	topo := bus.NewTopology(cfg.AMQPPrefix, cfg.StatusPartitions)
+	conn, err := bus.Dial(ctx, bus.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, StatusPartitions: cfg.StatusPartitions}, sdktrace.NewTracerProvider(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Logf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	_ = topo.Delete(ch)
+}
+
+// clients for one key.
+type clients struct {
+	registry registryv1connect.RegistryServiceClient
+	ingest   ingestv1connect.IngestServiceClient
+	status   statusv1connect.StatusServiceClient
+}
+
+func (s *stack) clients(key string, opts ...connect.ClientOption) clients {
+	opts = append([]connect.ClientOption{connect.WithInterceptors(auth.BearerInterceptor(key))}, opts...)
+	hc := http.DefaultClient
+	return clients{
+		registry: registryv1connect.NewRegistryServiceClient(hc, s.registryURL, opts...),
+		ingest:   ingestv1connect.NewIngestServiceClient(hc, s.ingestURL, opts...),
+		status:   statusv1connect.NewStatusServiceClient(hc, s.statusURL, opts...),
+	}
+}
+
+// project creates a project and returns its id and key.
+func (s *stack) project(tb testing.TB, req *registryv1.CreateProjectRequest) (string, string) {
+	tb.Helper()
+	if req == nil {
+		req = &registryv1.CreateProjectRequest{Name: "test"}
+	}
+	resp, err := s.clients(adminKey).registry.CreateProject(context.Background(), connect.NewRequest(req))
+	if err != nil {
+		tb.Fatalf("create project: %v", err)
+	}
+	return resp.Msg.GetProject().GetId(), resp.Msg.GetKey()
+}
+
+// endpoint creates an endpoint and returns it with its secret.
+func (s *stack) endpoint(tb testing.TB, key string, req *registryv1.CreateEndpointRequest) *registryv1.Endpoint {
+	tb.Helper()
+	resp, err := s.clients(key).registry.CreateEndpoint(context.Background(), connect.NewRequest(req))
+	if err != nil {
+		tb.Fatalf("create endpoint: %v", err)
+	}
+	return resp.Msg.GetEndpoint()
+}

@@ -1,0 +1,202 @@
+// Package deliverer sends delivery tasks: it signs each event and POSTs it
+// to the endpoint with the endpoint's timeout and headers, and reports
+// PROCESSING and then the outcome (SUCCESS or FAILED; DISCARDED, with no
+// request, for an endpoint that is not active) to the status service. It
+// acks a task only once its outcome is confirmed by the broker, so a crash
+// loses nothing: the task is delivered again, with the same webhook-id.
+package deliverer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/signature"
+	"github.com/hookmesh/hookmesh/internal/webhook"
+)
+
+// Config configures the deliverer.
+type Config struct {
+	// Concurrency is how many requests are in flight at once; 64 when zero.
+	Concurrency int
+	// PublishTimeout bounds the wait for the broker's confirm of a state
+	// change; 60 s when zero.
+	PublishTimeout time.Duration
+}
+
+// Targets returns what is needed to send to an endpoint (the registry's
+// cached client).
+type Targets interface {
+	GetTarget(ctx context.Context, projectID, endpointID string) (*registryv1.Target, error)
+}
+
+// Deliverer consumes delivery tasks.
+type Deliverer struct {
+	cfg     Config
+	conn    *bus.Conn
+	pub     *bus.Publisher
+	targets Targets
+	sender  *webhook.Sender
+	logger  *slog.Logger
+	now     func() time.Time
+}
+
+// New returns a deliverer.
+func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender *webhook.Sender, logger *slog.Logger) *Deliverer {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 60 * time.Second
+	}
+	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, logger: logger, now: time.Now}
+}
+
+// Run delivers tasks until ctx ends; the requests in flight finish first.
+func (d *Deliverer) Run(ctx context.Context) error {
+	return d.conn.Consume(ctx, d.conn.Topology().DeliverQueue, bus.ConsumeOptions{Workers: d.cfg.Concurrency}, d.handle)
+}
+
+func (d *Deliverer) handle(m *bus.Delivery) error {
+	var task busv1.DeliveryTask
+	if err := bus.Decode(m, &task); err != nil {
+		return err
+	}
+	if task.GetDeliveryId() == "" || task.GetEndpointId() == "" || task.GetAttempt() == 0 {
+		return fmt.Errorf("%w: task without delivery id, endpoint or attempt", bus.ErrMalformed)
+	}
+	ctx := m.Ctx
+	target, err := d.targets.GetTarget(ctx, task.GetProjectId(), task.GetEndpointId())
+	switch {
+	case connect.CodeOf(err) == connect.CodeNotFound:
+		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
+			Error: "endpoint was deleted: nothing was sent", StartTime: timestamppb.New(d.now())})
+	case err != nil:
+		return fmt.Errorf("load endpoint %s: %w", task.GetEndpointId(), err)
+	case target.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE:
+		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
+			Error: "endpoint is not active: nothing was sent", StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
+	}
+
+	// PROCESSING is published while the request is on its way; the outcome
+	// supersedes it at the status service whichever arrives first.
+	processing := make(chan error, 1)
+	go func() { processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil) }()
+
+	res, sent := d.send(ctx, &task, target)
+	outcome := statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED
+	if res.Success() {
+		outcome = statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS
+	}
+	err = d.report(ctx, &task, outcome, record(&task, target, sent, res))
+	if perr := <-processing; err == nil && perr != nil {
+		d.logger.WarnContext(ctx, "processing state not confirmed", "delivery_id", task.GetDeliveryId(), "err", perr)
+	}
+	return err
+}
+
+// send signs and POSTs the task.
+func (d *Deliverer) send(ctx context.Context, task *busv1.DeliveryTask, t *registryv1.Target) (webhook.Result, http.Header) {
+	h := http.Header{}
+	for k, v := range t.GetCustomHeaders() {
+		h.Set(k, v)
+	}
+	for k, v := range task.GetCustomHeaders() {
+		h.Set(k, v)
+	}
+	h.Set("X-Hookmesh-Event-Type", task.GetEventType())
+	h.Set("X-Hookmesh-Event-Id", task.GetEventId())
+	h.Set("X-Hookmesh-Delivery-Id", task.GetDeliveryId())
+	h.Set("X-Hookmesh-Attempt", strconv.FormatUint(uint64(task.GetAttempt()), 10))
+	if k := task.GetIdempotencyKey(); k != "" {
+		h.Set("X-Hookmesh-Idempotency-Key", k)
+	}
+	secrets := make([]signature.Secret, 0, len(t.GetSecrets()))
+	now := d.now()
+	for _, s := range t.GetSecrets() {
+		if s.GetExpireTime() != nil && s.GetExpireTime().AsTime().Before(now) {
+			continue
+		}
+		secrets = append(secrets, signature.Secret(s.GetValue()))
+	}
+	signature.Sign(h, signature.Options{Header: t.GetSignature().GetHeader(), Advanced: t.GetSignature().GetAdvanced()},
+		task.GetDeliveryId(), now, task.GetData(), secrets)
+	timeout := time.Duration(t.GetTimeoutSeconds()) * time.Second
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return d.sender.Send(ctx, webhook.Request{URL: t.GetUrl(), Body: task.GetData(), Header: h, Timeout: timeout}), h
+}
+
+// record describes an attempt for the status service. Signature headers are
+// kept (they are not secret); nothing else of the endpoint's secrets is.
+func record(task *busv1.DeliveryTask, t *registryv1.Target, sent http.Header, res webhook.Result) *statusv1.Attempt {
+	a := &statusv1.Attempt{
+		DeliveryId:      task.GetDeliveryId(),
+		Attempt:         task.GetAttempt(),
+		StatusCode:      int32(res.StatusCode),
+		LatencyMs:       uint32(res.Latency.Milliseconds()),
+		RequestHeaders:  flatten(sent),
+		ResponseHeaders: flatten(res.Header),
+		ResponseBody:    strings.ToValidUTF8(string(res.Body), string(utf8.RuneError)),
+		RemoteIp:        res.RemoteIP,
+		StartTime:       timestamppb.New(res.Start),
+		Url:             t.GetUrl(),
+	}
+	switch {
+	case res.Err != nil:
+		a.Error = res.Err.Error()
+	case !res.Success():
+		a.Error = fmt.Sprintf("endpoint answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))
+	}
+	return a
+}
+
+func flatten(h http.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = strings.Join(v, ", ")
+	}
+	return out
+}
+
+// report publishes a state change and waits for its confirm.
+func (d *Deliverer) report(ctx context.Context, task *busv1.DeliveryTask, st statusv1.DeliveryStatus, rec *statusv1.Attempt) error {
+	if rec != nil {
+		rec.DeliveryId = task.GetDeliveryId()
+		rec.Attempt = task.GetAttempt()
+	}
+	msg := d.conn.Topology().StateMessage(&busv1.StateChange{
+		DeliveryId:      task.GetDeliveryId(),
+		ProjectId:       task.GetProjectId(),
+		EventId:         task.GetEventId(),
+		EndpointId:      task.GetEndpointId(),
+		EventType:       task.GetEventType(),
+		Status:          st,
+		Attempt:         task.GetAttempt(),
+		Time:            timestamppb.New(d.now()),
+		EventCreateTime: task.GetEventCreateTime(),
+		Record:          rec,
+	})
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
+	defer cancel()
+	if err := d.pub.Publish(pctx, []bus.Message{msg}); err != nil {
+		return fmt.Errorf("report %s of delivery %s: %w", st, task.GetDeliveryId(), err)
+	}
+	return nil
+}

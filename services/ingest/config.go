@@ -1,0 +1,33 @@
+// Package ingest accepts events: it authenticates the project's key,
+// validates, stores the event (de-duplicated by idempotency key), publishes
+// it to RabbitMQ with a publisher confirm, and answers only once the event is
+// durable.
+package ingest
+
+import "time"
+
+// Config configures the ingest service.
+type Config struct {
+	// MaxPayloadBytes caps an event's data; 1 MiB when zero.
+	MaxPayloadBytes int
+	// PublishTimeout bounds how long a request waits for the broker's
+	// confirm; 30 s when zero.
+	PublishTimeout time.Duration
+	// AbandonedClaimAfter is how old an idempotency claim without its event
+	// must be before a repeat of the request takes it over (the first request
+	// died between claiming the key and storing the event); 1 minute when
+	// zero.
+	AbandonedClaimAfter time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.MaxPayloadBytes <= 0 {
+		c.MaxPayloadBytes = 1 << 20
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 30 * time.Second
+	}
+	if c.AbandonedClaimAfter <= 0 {
+		c.AbandonedClaimAfter = time.Minute
+	}
+}

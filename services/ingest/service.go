@@ -1,0 +1,178 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
+	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1/ingestv1connect"
+	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/ids"
+)
+
+// Endpoints checks that an endpoint exists in a project (the registry's
+// client, cached).
+type Endpoints interface {
+	EndpointExists(ctx context.Context, projectID, endpointID string) (bool, error)
+}
+
+// Publisher publishes messages with confirms.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []bus.Message) error
+}
+
+// Service is the ingest service.
+type Service struct {
+	cfg       Config
+	store     *eventStore
+	endpoints Endpoints
+	pub       Publisher
+	topo      bus.Topology
+	keys      *auth.Keys
+	logger    *slog.Logger
+}
+
+// New returns the ingest service. keys authenticates the REST API.
+func New(cfg Config, db *mongo.Database, endpoints Endpoints, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
+	cfg.defaults()
+	return &Service{cfg: cfg, store: &eventStore{db: db}, endpoints: endpoints, pub: pub, topo: topo, keys: keys, logger: logger}
+}
+
+// Init creates the indexes.
+func (s *Service) Init(ctx context.Context) error { return s.store.init(ctx) }
+
+// Register mounts the Connect handler and the REST API on mux; rest wraps
+// the REST handler (tracing).
+func (s *Service) Register(mux *http.ServeMux, rest func(http.Handler) http.Handler, opts ...connect.HandlerOption) []string {
+	mux.Handle(ingestv1connect.NewIngestServiceHandler(&handler{s: s}, opts...))
+	s.registerREST(mux, rest)
+	return []string{ingestv1connect.IngestServiceName}
+}
+
+// newEvent is a validated request to create an event.
+type newEvent struct {
+	projectID      string
+	eventType      string
+	data           []byte
+	customHeaders  map[string]string
+	idempotencyKey string
+	endpointID     string
+	ownerID        string
+	broadcast      bool
+}
+
+// create stores and publishes an event and returns it as stored.
+func (s *Service) create(ctx context.Context, in newEvent) (*ingestv1.Event, error) {
+	if err := s.validate(ctx, &in); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	doc := &eventDoc{
+		ID:             ids.NewAt("evt", now),
+		ProjectID:      in.projectID,
+		EventType:      in.eventType,
+		Data:           in.data,
+		CustomHeaders:  in.customHeaders,
+		IdempotencyKey: in.idempotencyKey,
+		EndpointID:     in.endpointID,
+		OwnerID:        in.ownerID,
+		Broadcast:      in.broadcast,
+		CreateTime:     now,
+	}
+	if in.idempotencyKey != "" {
+		orig, claimed, err := s.store.claim(ctx, in.projectID, in.idempotencyKey, doc.ID, now)
+		if err != nil {
+			return nil, err
+		}
+		if orig != "" {
+			done, err := s.duplicate(ctx, doc, orig, claimed, now)
+			if err != nil || done != nil {
+				return done, err
+			}
+		}
+	}
+	if err := s.store.insert(ctx, doc); err != nil {
+		if !errors.Is(err, errDuplicate) {
+			return nil, err
+		}
+		// A repeat of this request took over the claim and stored the event
+		// under this id first: it publishes it.
+		return toProto(doc), nil
+	}
+	if err := s.publish(ctx, doc); err != nil {
+		return nil, err
+	}
+	return toProto(doc), nil
+}
+
+// duplicate handles a request whose idempotency key was claimed by orig. It
+// stores the request as a duplicate and returns it; or, when the claim was
+// abandoned (its request died before storing the event), it turns doc into
+// the original and returns nil so that create stores and publishes it.
+func (s *Service) duplicate(ctx context.Context, doc *eventDoc, orig string, claimed, now time.Time) (*ingestv1.Event, error) {
+	if now.Sub(claimed) >= s.cfg.AbandonedClaimAfter {
+		existing, err := s.store.get(ctx, doc.ProjectID, orig)
+		if err != nil {
+			return nil, err
+		}
+		if existing == nil {
+			doc.ID = orig
+			return nil, nil
+		}
+	}
+	doc.IsDuplicate = true
+	doc.DuplicateOf = orig
+	if err := s.store.insert(ctx, doc); err != nil {
+		return nil, err
+	}
+	return toProto(doc), nil
+}
+
+func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
+	msg := s.topo.EventMessage(&busv1.EventMessage{
+		EventId:        doc.ID,
+		ProjectId:      doc.ProjectID,
+		EventType:      doc.EventType,
+		Data:           doc.Data,
+		CustomHeaders:  doc.CustomHeaders,
+		IdempotencyKey: doc.IdempotencyKey,
+		EndpointId:     doc.EndpointID,
+		OwnerId:        doc.OwnerID,
+		Broadcast:      doc.Broadcast,
+		CreateTime:     timestamppb.New(doc.CreateTime),
+	})
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+	defer cancel()
+	if err := s.pub.Publish(pctx, []bus.Message{msg}); err != nil {
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("event %s was stored but the broker did not confirm it: %w", doc.ID, err))
+	}
+	return nil
+}
+
+func toProto(doc *eventDoc) *ingestv1.Event {
+	return &ingestv1.Event{
+		Id:             doc.ID,
+		ProjectId:      doc.ProjectID,
+		EventType:      doc.EventType,
+		Data:           string(doc.Data),
+		CustomHeaders:  doc.CustomHeaders,
+		IdempotencyKey: doc.IdempotencyKey,
+		EndpointId:     doc.EndpointID,
+		OwnerId:        doc.OwnerID,
+		Broadcast:      doc.Broadcast,
+		IsDuplicate:    doc.IsDuplicate,
+		DuplicateOf:    doc.DuplicateOf,
+		CreateTime:     timestamppb.New(doc.CreateTime),
+	}
+}
+

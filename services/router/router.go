@@ -1,0 +1,155 @@
+// Package router expands each accepted event into deliveries: it asks the
+// registry (through its cached client) which endpoints the event goes to,
+// and publishes one delivery task per active endpoint with a SCHEDULED state
+// change, or a DISCARDED state change for an endpoint that is not active.
+// It owns nothing durable: it acks an event only once every message it
+// produced is confirmed, and a redelivered event produces the same delivery
+// ids, which the deliverers and the status service treat idempotently.
+package router
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/ids"
+)
+
+// Config configures the router.
+type Config struct {
+	// Workers is how many events are routed at once; 16 when zero.
+	Workers int
+	// BatchSize is how many messages are published per confirmed batch; 500
+	// when zero.
+	BatchSize int
+}
+
+// Targets resolves the endpoints of an event (the registry's cached client).
+type Targets interface {
+	ResolveTargets(ctx context.Context, req *registryv1.ResolveTargetsRequest) ([]*registryv1.Target, error)
+}
+
+// Router consumes events and publishes deliveries.
+type Router struct {
+	cfg     Config
+	conn    *bus.Conn
+	pub     *bus.Publisher
+	targets Targets
+	logger  *slog.Logger
+}
+
+// New returns a router.
+func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, logger *slog.Logger) *Router {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	return &Router{cfg: cfg, conn: conn, pub: pub, targets: targets, logger: logger}
+}
+
+// Run routes events until ctx ends.
+func (r *Router) Run(ctx context.Context) error {
+	return r.conn.Consume(ctx, r.conn.Topology().RouterQueue, bus.ConsumeOptions{Workers: r.cfg.Workers}, r.handle)
+}
+
+// DeliveryID is the id of the delivery of an event to an endpoint: the same
+// event and endpoint always give the same id.
+func DeliveryID(eventID, endpointID string) string {
+	return ids.Deterministic("dlv", eventID, endpointID)
+}
+
+func (r *Router) handle(d *bus.Delivery) error {
+	ctx := d.Ctx
+	var ev busv1.EventMessage
+	if err := bus.Decode(d, &ev); err != nil {
+		return err
+	}
+	if ev.GetEventId() == "" || ev.GetProjectId() == "" {
+		return fmt.Errorf("%w: event without id or project", bus.ErrMalformed)
+	}
+	req := &registryv1.ResolveTargetsRequest{ProjectId: ev.GetProjectId(), EventType: ev.GetEventType()}
+	switch {
+	case ev.GetBroadcast():
+		req.Broadcast = true
+	case ev.GetEndpointId() != "":
+		req.EndpointId = ev.GetEndpointId()
+	case ev.GetOwnerId() != "":
+		req.OwnerId = ev.GetOwnerId()
+	default:
+		return fmt.Errorf("%w: event %s has no target", bus.ErrMalformed, ev.GetEventId())
+	}
+	targets, err := r.targets.ResolveTargets(ctx, req)
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		// The endpoint or project was deleted after the event was accepted.
+		r.logger.WarnContext(ctx, "event has no target any more", "event_id", ev.GetEventId(), "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)
+	}
+	topo := r.conn.Topology()
+	now := timestamppb.New(time.Now())
+	msgs := make([]bus.Message, 0, 2*len(targets))
+	for _, t := range targets {
+		state := &busv1.StateChange{
+			DeliveryId:      DeliveryID(ev.GetEventId(), t.GetEndpointId()),
+			ProjectId:       ev.GetProjectId(),
+			EventId:         ev.GetEventId(),
+			EndpointId:      t.GetEndpointId(),
+			EventType:       ev.GetEventType(),
+			Attempt:         1,
+			Time:            now,
+			EventCreateTime: ev.GetCreateTime(),
+		}
+		if t.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE {
+			state.Status = statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED
+			state.Record = &statusv1.Attempt{DeliveryId: state.DeliveryId, Attempt: 1, StartTime: now,
+				Error: "endpoint is " + endpointState(t.GetStatus()) + ": nothing was sent", Url: t.GetUrl()}
+			msgs = append(msgs, topo.StateMessage(state))
+			continue
+		}
+		state.Status = statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED
+		msgs = append(msgs, topo.TaskMessage(&busv1.DeliveryTask{
+			DeliveryId:      state.DeliveryId,
+			EventId:         ev.GetEventId(),
+			ProjectId:       ev.GetProjectId(),
+			EndpointId:      t.GetEndpointId(),
+			EventType:       ev.GetEventType(),
+			Data:            ev.GetData(),
+			CustomHeaders:   ev.GetCustomHeaders(),
+			IdempotencyKey:  ev.GetIdempotencyKey(),
+			Attempt:         1,
+			EventCreateTime: ev.GetCreateTime(),
+		}), topo.StateMessage(state))
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for start := 0; start < len(msgs); start += r.cfg.BatchSize {
+		end := min(start+r.cfg.BatchSize, len(msgs))
+		if err := r.pub.Publish(pctx, msgs[start:end]); err != nil {
+			return fmt.Errorf("publish deliveries of event %s: %w", ev.GetEventId(), err)
+		}
+	}
+	return nil
+}
+
+func endpointState(s registryv1.EndpointStatus) string {
+	switch s {
+	case registryv1.EndpointStatus_ENDPOINT_STATUS_PAUSED:
+		return "paused"
+	case registryv1.EndpointStatus_ENDPOINT_STATUS_DISABLED:
+		return "disabled"
+	}
+	return "not active"
+}
+
