@@ -175,4 +175,3 @@ func toProto(doc *eventDoc) *ingestv1.Event {
 		CreateTime:     timestamppb.New(doc.CreateTime),
 	}
 }
-

@@ -152,4 +152,3 @@ func endpointState(s registryv1.EndpointStatus) string {
 	}
 	return "not active"
 }
-
