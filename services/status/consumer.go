@@ -38,6 +38,11 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 			d.Park(err)
 			continue
 		}
+		// A change that can never apply is parked, not silently dropped.
+		if err := CheckChange(&sc); err != nil {
+			d.Park(err)
+			continue
+		}
 		changes = append(changes, &sc)
 	}
 	return s.Apply(ctx, changes)

@@ -268,22 +268,8 @@ func (s *deliveryStore) writeDeliveries(ctx context.Context, ws []*deliveryWrite
 			SetFilter(bson.D{{Key: "_id", Value: w.doc.ID}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: w.doc.Seq}}}}).
 			SetUpdate(update))
 	}
-	half := len(models) / 2
-	errs := make(chan error, 2)
-	for _, part := range [][]mongo.WriteModel{models[:half], models[half:]} {
-		go func() {
-			if len(part) == 0 {
-				errs <- nil
-				return
-			}
-			_, err := s.deliveries.BulkWrite(ctx, part, options.BulkWrite().SetOrdered(false))
-			errs <- err
-		}()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			return fmt.Errorf("update %d deliveries: %w", len(models), err)
-		}
+	if _, err := s.deliveries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		return fmt.Errorf("update %d deliveries: %w", len(models), err)
 	}
 	return nil
 }
