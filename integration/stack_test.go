@@ -43,12 +43,17 @@ var modes = []mode{modeAll, modeSeparate}
 type stack struct {
 	registryURL, ingestURL, statusURL string
 	cfg                               app.Config
+	// stop stops the stack's processes and waits for them to finish.
+	stop func()
 }
 
 type stackOptions struct {
 	spans         sdktrace.SpanProcessor
 	maxEventBytes int
 	configure     func(*app.Config)
+	// after starts the stack on the databases and queues of an earlier one
+	// (which must be stopped), as a restart would.
+	after *stack
 }
 
 func logger(tb testing.TB) *slog.Logger {
@@ -63,6 +68,9 @@ func logger(tb testing.TB) *slog.Logger {
 func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	tb.Helper()
 	name := testenv.DatabaseName(tb)
+	if opts.after != nil {
+		name = opts.after.cfg.DatabasePrefix
+	}
 	base := app.Defaults()
 	base.HTTPAddr = "127.0.0.1:0"
 	base.MongoURI = testenv.MongoURI(tb)
@@ -102,13 +110,16 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 		})
 		return a
 	}
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { cancel(); wg.Wait() }) }
 	tb.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		cleanup(tb, base)
+		stop()
+		if opts.after == nil {
+			cleanup(tb, base)
+		}
 	})
 
-	s := &stack{cfg: base}
+	s := &stack{cfg: base, stop: stop}
 	switch m {
 	case modeAll:
 		a := start(app.TargetAll)

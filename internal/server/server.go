@@ -65,7 +65,7 @@ func New(cfg Config, logger *slog.Logger, metrics http.Handler) *Server {
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // AddServices records fully-qualified service names for health checking and
-// reflection. Call it before Listen.
+// reflection. Call it before Serve.
 func (s *Server) AddServices(names ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,8 +104,8 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// Listen binds the address and mounts health checking and reflection for
-// the services added so far.
+// Listen binds the address, so that its port is known before the services
+// that call themselves through it are built.
 func (s *Server) Listen() (net.Addr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,23 +114,24 @@ func (s *Server) Listen() (net.Addr, error) {
 		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.listener = ln
-	names := append([]string(nil), s.names...)
-	s.mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
-	reflector := grpcreflect.NewStaticReflector(names...)
-	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	s.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	return ln.Addr(), nil
 }
 
-// Serve serves until ctx is done, then shuts down gracefully: in-flight
-// requests finish within ShutdownTimeout.
+// Serve mounts health checking and reflection for the services added, serves
+// until ctx is done, then shuts down gracefully: in-flight requests finish
+// within ShutdownTimeout.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	ln := s.listener
+	names := append([]string(nil), s.names...)
 	s.mu.Unlock()
 	if ln == nil {
 		return errors.New("server: Serve called before Listen")
 	}
+	s.mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	reflector := grpcreflect.NewStaticReflector(names...)
+	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	s.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)

@@ -1,0 +1,119 @@
+package integration
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+)
+
+// TestHealthReadinessAndReflection checks /healthz, /readyz, gRPC health
+// checking and server reflection, with a plain gRPC client.
+func TestHealthReadinessAndReflection(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{})
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get(s.ingestURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	conn, err := grpc.NewClient(strings.TrimPrefix(s.ingestURL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, svc := range []string{"", "hookmesh.ingest.v1.IngestService", "hookmesh.registry.v1.RegistryService", "hookmesh.status.v1.StatusService"} {
+		resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health of %q: %v %v", svc, resp, err)
+		}
+	}
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, svc := range resp.GetListServicesResponse().GetService() {
+		names = append(names, svc.GetName())
+	}
+	if !strings.Contains(strings.Join(names, " "), "hookmesh.ingest.v1.IngestService") {
+		t.Fatalf("reflection lists %v", names)
+	}
+}
+
+// TestShutdownFinishesDeliveriesInFlight stops hookmesh while a webhook is
+// on its way: the request completes, its outcome is kept, and a restarted
+// hookmesh shows the delivery as SUCCESS with nothing sent twice.
+func TestShutdownFinishesDeliveriesInFlight(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			first := startStack(t, m, stackOptions{})
+			recv := newReceiver(t)
+			inFlight := make(chan struct{}, 1)
+			release := make(chan struct{})
+			recv.respond = func(*http.Request) int {
+				inFlight <- struct{}{}
+				<-release
+				return http.StatusOK
+			}
+			projectID, key := first.project(t, nil)
+			ep := first.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL, TimeoutSeconds: 30})
+			resp, err := first.clients(key).ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{
+				ProjectId: projectID, EndpointId: ep.GetId(), EventType: "slow", Data: `{"slow":true}`}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-inFlight:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the webhook never started")
+			}
+			stopped := make(chan struct{})
+			go func() { first.stop(); close(stopped) }()
+			select {
+			case <-stopped:
+				t.Fatal("shutdown did not wait for the delivery in flight")
+			case <-time.After(300 * time.Millisecond):
+			}
+			close(release)
+			select {
+			case <-stopped:
+			case <-time.After(30 * time.Second):
+				t.Fatal("shutdown did not finish")
+			}
+
+			second := startStack(t, m, stackOptions{after: first})
+			waitDelivery(t, second.clients(key), projectID, resp.Msg.GetEvent().GetId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+			if n := len(recv.requests()); n != 1 {
+				t.Fatalf("receiver got %d requests, want 1", n)
+			}
+		})
+	}
+}
