@@ -173,7 +173,7 @@ func (a *App) assemble(ctx context.Context) error {
 		a.server.AddServices(svc.Register(a.server.Mux(), rest, handlerOpts(readMax)...)...)
 	}
 	if cfg.has(TargetStatus) {
-		svc := status.New(status.Config{}, a.db("status"), logger.With("service", "status"))
+		svc := status.New(status.Config{}, a.db("status"), logger)
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start status: %w", err)
 		}

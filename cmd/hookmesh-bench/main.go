@@ -140,16 +140,28 @@ func waitDeliveries(ctx context.Context, cfg *config, calls []call, recv *receiv
 	}
 }
 
-// progress logs every few seconds how far sending and delivering are.
+// progress logs every few seconds how far sending and delivering are, and
+// every 30 s that nothing moved.
 func progress(logf func(string, ...any), ld *loader, recv *receiver, events int, done <-chan struct{}) {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	var sent int64
+	var received int
+	moved, logged := time.Now(), time.Now()
 	for {
 		select {
 		case <-done:
 			return
 		case <-tick.C:
-			logf("sent %d/%d, received %d", ld.done.Load(), events, recv.count())
+		}
+		s, r := ld.done.Load(), recv.count()
+		switch {
+		case s != sent || r != received:
+			sent, received, moved, logged = s, r, time.Now(), time.Now()
+			logf("sent %d/%d, received %d", s, events, r)
+		case time.Since(logged) >= 30*time.Second:
+			logf("sent %d/%d, received %d: nothing new for %s", s, events, r, time.Since(moved).Round(time.Second))
+			logged = time.Now()
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // DefaultDatabase is the MongoDB database the status service uses unless
@@ -16,11 +17,29 @@ type Config struct {
 	// Database is the name of the MongoDB database that holds deliveries and
 	// attempts. The caller opens it and passes it to New.
 	Database string
+	// BatchSize is the most state changes of one partition applied together;
+	// 1000 when zero.
+	BatchSize int
+	// BatchWait is how long a batch gathers changes once it has one; 200 ms
+	// when zero. A delivery usually goes from SCHEDULED to its outcome
+	// within this time, so its changes coalesce into one insert: on FerretDB
+	// an insert is cheap and an update scans the collection.
+	BatchWait time.Duration
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
-	return Config{Database: DefaultDatabase}
+	return Config{Database: DefaultDatabase, BatchSize: 1000, BatchWait: 200 * time.Millisecond}
+}
+
+func (c *Config) defaults() {
+	d := DefaultConfig()
+	if c.BatchSize <= 0 {
+		c.BatchSize = d.BatchSize
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = d.BatchWait
+	}
 }
 
 // RegisterFlags registers the configuration's flags on fs, each name

@@ -17,7 +17,8 @@ func (s *Service) Consume(ctx context.Context, conn *bus.Conn) error {
 	errs := make(chan error, len(conn.Topology().StatusQueues))
 	for _, q := range conn.Topology().StatusQueues {
 		wg.Go(func() {
-			errs <- conn.ConsumeBatch(ctx, q, bus.ConsumeOptions{}, bus.BatchOptions{MaxBatch: 250}, s.applyDeliveries)
+			errs <- conn.ConsumeBatch(ctx, q, bus.ConsumeOptions{Prefetch: 2 * s.cfg.BatchSize},
+				bus.BatchOptions{MaxBatch: s.cfg.BatchSize, MaxWait: s.cfg.BatchWait}, s.applyDeliveries)
 		})
 	}
 	wg.Wait()

@@ -32,6 +32,7 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.defaults()
 	return &Service{
 		cfg:    cfg,
 		store:  newDeliveryStore(db),
