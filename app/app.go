@@ -15,7 +15,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
@@ -87,7 +89,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		a.closers = append(a.closers, func() { _ = a.mongo.Disconnect(context.Background()) })
 		a.server.AddReadyCheck("mongodb", func(ctx context.Context) error { return a.mongo.Ping(ctx, readpref.Primary()) })
 	}
-	if cfg.has(TargetIngest) || cfg.has(TargetRouter) || cfg.has(TargetDeliverer) || cfg.has(TargetStatus) {
+	{
+		// Every target uses the bus: the registry announces changes on it, and
+		// the others hear them.
 		a.bus, err = bus.Dial(ctx, bus.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, StatusPartitions: cfg.StatusPartitions, Name: "hookmesh " + strings.Join(cfg.Targets, ",")},
 			a.tel.TracerProvider, a.tel.Propagator, logger)
 		if err != nil {
@@ -141,6 +145,11 @@ func (a *App) assemble(ctx context.Context) error {
 		if err := regSvc.Init(ctx); err != nil {
 			return fmt.Errorf("start registry: %w", err)
 		}
+		topo := a.bus.Topology()
+		regSvc.SetNotifier(func(ctx context.Context, projectID, procedure string) error {
+			return a.pub.Publish(ctx, []bus.Message{topo.ChangeMessage(&busv1.RegistryChange{
+				ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
+		})
 		keys := auth.NewKeys(cfg.AdminKey, regSvc)
 		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()))...)
 		if registryURL == "" {
@@ -155,6 +164,25 @@ func (a *App) assemble(ctx context.Context) error {
 			connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))
 		reg = regclient.New(internal, cfg.CacheTTL)
 	}
+	a.runners = append(a.runners, func(ctx context.Context) error {
+		return a.bus.Subscribe(ctx, a.bus.Topology().RegistryExchange, func() {
+			if reg != nil {
+				reg.InvalidateAll()
+			}
+		}, func(d *bus.Delivery) {
+			var change busv1.RegistryChange
+			if err := bus.Decode(d, &change); err != nil {
+				logger.Warn("undecodable registry change", "err", err)
+				return
+			}
+			if reg != nil {
+				reg.Invalidate(change.GetProjectId())
+			}
+			if regSvc != nil {
+				regSvc.InvalidateProject(change.GetProjectId())
+			}
+		})
+	})
 	keys := auth.NewKeys(cfg.AdminKey, reg)
 	handlerOpts := func(extra ...connect.HandlerOption) []connect.HandlerOption {
 		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor())}, extra...)

@@ -82,7 +82,9 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	base.AllowPrivateNetworks = true
 	base.DeliveryConcurrency = 16
 	base.RouterWorkers = 4
-	base.CacheTTL = 500 * time.Millisecond
+	// Long enough that a test sees a registry change only through the
+	// change notifications on the bus, never through expiry.
+	base.CacheTTL = time.Minute
 	base.ShutdownTimeout = 5 * time.Second
 	if opts.maxEventBytes > 0 {
 		base.MaxEventBytes = opts.maxEventBytes

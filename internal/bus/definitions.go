@@ -39,7 +39,7 @@ func (t Topology) Definitions(vhost string) ([]byte, error) {
 		Bindings  []binding  `json:"bindings"`
 	}{}
 	for _, e := range []struct{ name, kind string }{
-		{t.EventsExchange, "direct"}, {t.DeliveriesExchange, "direct"}, {t.StatusExchange, "direct"}, {t.ParkingExchange, "fanout"},
+		{t.EventsExchange, "direct"}, {t.DeliveriesExchange, "direct"}, {t.StatusExchange, "direct"}, {t.ParkingExchange, "fanout"}, {t.RegistryExchange, "fanout"},
 	} {
 		doc.Exchanges = append(doc.Exchanges, exchange{Name: e.name, Vhost: vhost, Type: e.kind, Durable: true, Arguments: map[string]any{}})
 	}

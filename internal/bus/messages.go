@@ -11,9 +11,10 @@ import (
 
 // Message types, in the AMQP type property.
 const (
-	TypeEvent = "hookmesh.bus.v1.EventMessage"
-	TypeTask  = "hookmesh.bus.v1.DeliveryTask"
-	TypeState = "hookmesh.bus.v1.StateChange"
+	TypeEvent  = "hookmesh.bus.v1.EventMessage"
+	TypeTask   = "hookmesh.bus.v1.DeliveryTask"
+	TypeState  = "hookmesh.bus.v1.StateChange"
+	TypeChange = "hookmesh.bus.v1.RegistryChange"
 )
 
 func marshal(m proto.Message) []byte {
@@ -55,4 +56,9 @@ func Decode(d *Delivery, m proto.Message) error {
 		return fmt.Errorf("%w: decode %T: %v", ErrMalformed, m, err)
 	}
 	return nil
+}
+
+// ChangeMessage is a registry change for every process.
+func (t Topology) ChangeMessage(c *busv1.RegistryChange) Message {
+	return Message{Exchange: t.RegistryExchange, Body: marshal(c), MessageID: c.GetProjectId() + ":" + c.GetProcedure(), Type: TypeChange}
 }

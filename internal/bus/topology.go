@@ -25,6 +25,9 @@ type Topology struct {
 	StatusQueues   []string
 	// Parking keeps messages that cannot be processed at all.
 	ParkingExchange, ParkingQueue string
+	// Registry fans registry changes out to every process, each through a
+	// queue of its own that lives as long as its connection.
+	RegistryExchange string
 }
 
 // Routing keys.
@@ -44,6 +47,7 @@ func NewTopology(prefix string, statusPartitions int) Topology {
 		StatusExchange:     prefix + ".status",
 		ParkingExchange:    prefix + ".parking",
 		ParkingQueue:       prefix + ".parking",
+		RegistryExchange:   prefix + ".registry",
 	}
 	for i := range statusPartitions {
 		t.StatusQueues = append(t.StatusQueues, fmt.Sprintf("%s.status.%d", prefix, i))
@@ -73,6 +77,7 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 		{t.DeliveriesExchange, amqp.ExchangeDirect},
 		{t.StatusExchange, amqp.ExchangeDirect},
 		{t.ParkingExchange, amqp.ExchangeFanout},
+		{t.RegistryExchange, amqp.ExchangeFanout},
 	}
 	for _, e := range exchanges {
 		if err := ch.ExchangeDeclare(e.name, e.kind, true, false, false, false, nil); err != nil {
@@ -111,7 +116,7 @@ func (t Topology) Delete(ch *amqp.Channel) error {
 			return fmt.Errorf("delete queue %s: %w", q, err)
 		}
 	}
-	for _, e := range []string{t.EventsExchange, t.DeliveriesExchange, t.StatusExchange, t.ParkingExchange} {
+	for _, e := range []string{t.EventsExchange, t.DeliveriesExchange, t.StatusExchange, t.ParkingExchange, t.RegistryExchange} {
 		if err := ch.ExchangeDelete(e, false, false); err != nil {
 			return fmt.Errorf("delete exchange %s: %w", e, err)
 		}

@@ -22,6 +22,8 @@ type Service struct {
 	keys   *ttlcache.Cache[keyAnswer]
 	// now is the clock; tests move it.
 	now func() time.Time
+	// notify announces changes; nil announces nothing.
+	notify Notifier
 }
 
 // New returns the registry service on db, which the caller opened (see
@@ -48,7 +50,8 @@ func (s *Service) Init(ctx context.Context) error {
 // opts (the caller's interceptors: telemetry, apierr, auth) and returns the
 // fully-qualified names of the services, for health checks and reflection.
 func (s *Service) Register(mux *http.ServeMux, opts ...connect.HandlerOption) []string {
-	mux.Handle(registryv1connect.NewRegistryServiceHandler(&handler{s: s}, opts...))
+	public := append(append([]connect.HandlerOption(nil), opts...), connect.WithInterceptors(s.changeInterceptor()))
+	mux.Handle(registryv1connect.NewRegistryServiceHandler(&handler{s: s}, public...))
 	mux.Handle(registryv1connect.NewRegistryInternalServiceHandler(&internalHandler{s: s}, opts...))
 	return []string{
 		registryv1connect.RegistryServiceName,

@@ -132,6 +132,14 @@ func (c *Client) Invalidate(projectID string) {
 	c.target.InvalidateTag(projectID)
 }
 
+// InvalidateAll drops every answer kept, after changes may have been missed
+// (the change notifications were cut off).
+func (c *Client) InvalidateAll() {
+	c.keys.Clear()
+	c.targets.Clear()
+	c.target.Clear()
+}
+
 // cacheKey joins parts unambiguously: each is prefixed by its length.
 func cacheKey(parts ...string) string {
 	var b strings.Builder

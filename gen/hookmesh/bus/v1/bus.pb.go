@@ -394,6 +394,70 @@ func (x *StateChange) GetNextAttemptTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// RegistryChange says that a project's configuration (its keys, endpoints or
+// subscriptions) changed. Every process that caches registry answers drops
+// those of the project.
+type RegistryChange struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// procedure is the RPC that made the change.
+	Procedure     string                 `protobuf:"bytes,2,opt,name=procedure,proto3" json:"procedure,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryChange) Reset() {
+	*x = RegistryChange{}
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryChange) ProtoMessage() {}
+
+func (x *RegistryChange) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryChange.ProtoReflect.Descriptor instead.
+func (*RegistryChange) Descriptor() ([]byte, []int) {
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RegistryChange) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *RegistryChange) GetProcedure() string {
+	if x != nil {
+		return x.Procedure
+	}
+	return ""
+}
+
+func (x *RegistryChange) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 var File_hookmesh_bus_v1_bus_proto protoreflect.FileDescriptor
 
 const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
@@ -454,7 +518,12 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\x11event_create_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0feventCreateTime\x123\n" +
 	"\x06record\x18\n" +
 	" \x01(\v2\x1b.hookmesh.status.v1.AttemptR\x06record\x12F\n" +
-	"\x11next_attempt_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTimeB8Z6github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1;busv1b\x06proto3"
+	"\x11next_attempt_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\"}\n" +
+	"\x0eRegistryChange\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1c\n" +
+	"\tprocedure\x18\x02 \x01(\tR\tprocedure\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB8Z6github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1;busv1b\x06proto3"
 
 var (
 	file_hookmesh_bus_v1_bus_proto_rawDescOnce sync.Once
@@ -468,32 +537,34 @@ func file_hookmesh_bus_v1_bus_proto_rawDescGZIP() []byte {
 	return file_hookmesh_bus_v1_bus_proto_rawDescData
 }
 
-var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_hookmesh_bus_v1_bus_proto_goTypes = []any{
 	(*EventMessage)(nil),          // 0: hookmesh.bus.v1.EventMessage
 	(*DeliveryTask)(nil),          // 1: hookmesh.bus.v1.DeliveryTask
 	(*StateChange)(nil),           // 2: hookmesh.bus.v1.StateChange
-	nil,                           // 3: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	nil,                           // 4: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(v1.DeliveryStatus)(0),        // 6: hookmesh.status.v1.DeliveryStatus
-	(*v1.Attempt)(nil),            // 7: hookmesh.status.v1.Attempt
+	(*RegistryChange)(nil),        // 3: hookmesh.bus.v1.RegistryChange
+	nil,                           // 4: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	nil,                           // 5: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(v1.DeliveryStatus)(0),        // 7: hookmesh.status.v1.DeliveryStatus
+	(*v1.Attempt)(nil),            // 8: hookmesh.status.v1.Attempt
 }
 var file_hookmesh_bus_v1_bus_proto_depIdxs = []int32{
-	3, // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	5, // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
-	4, // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	5, // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
-	6, // 4: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
-	5, // 5: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
-	5, // 6: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
-	7, // 7: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
-	5, // 8: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	4,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	6,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	6,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
+	7,  // 4: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
+	6,  // 5: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
+	6,  // 6: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
+	8,  // 7: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
+	6,  // 8: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
+	6,  // 9: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_bus_v1_bus_proto_init() }
@@ -507,7 +578,7 @@ func file_hookmesh_bus_v1_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_bus_v1_bus_proto_rawDesc), len(file_hookmesh_bus_v1_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

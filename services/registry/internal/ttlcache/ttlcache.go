@@ -133,6 +133,14 @@ func (c *Cache[V]) InvalidateTag(tag string) {
 	}
 }
 
+// Clear drops every answer.
+func (c *Cache[V]) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.entries)
+}
+
 // Len returns the number of answers kept, expired ones included.
 func (c *Cache[V]) Len() int {
 	c.mu.Lock()

@@ -1,0 +1,61 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Subscribe receives every message of a fanout exchange through a queue of
+// this process's own (server-named, exclusive, deleted with the connection),
+// until ctx ends. Such messages are notifications: they are not acked one by
+// one and are lost while the process is disconnected, so onConnect runs each
+// time the subscription starts, before any message, for the subscriber to
+// drop whatever it may have missed.
+func (c *Conn) Subscribe(ctx context.Context, exchange string, onConnect func(), h func(*Delivery)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.subscribeOnce(ctx, exchange, onConnect, h)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		c.logger.Warn("subscription stopped; subscribing again", "exchange", exchange, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (c *Conn) subscribeOnce(ctx context.Context, exchange string, onConnect func(), h func(*Delivery)) error {
+	ch, err := c.Channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-queue-type": "classic"})
+	if err != nil {
+		return fmt.Errorf("declare subscription queue: %w", err)
+	}
+	if err := ch.QueueBind(q.Name, "", exchange, false, nil); err != nil {
+		return fmt.Errorf("bind subscription queue to %s: %w", exchange, err)
+	}
+	msgs, err := ch.ConsumeWithContext(ctx, q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume subscription queue: %w", err)
+	}
+	onConnect()
+	for m := range msgs {
+		parent := c.propagator.Extract(context.WithoutCancel(ctx), tableCarrier(m.Headers))
+		h(&Delivery{Ctx: parent, Delivery: m})
+	}
+	return errors.New("subscription channel closed")
+}
