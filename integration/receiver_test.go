@@ -24,6 +24,9 @@ type receiver struct {
 	got     []received
 	notify  chan struct{}
 	respond func(r *http.Request) int
+	// pathHeader records the request path as the X-Hookmesh-Test-Path
+	// header, for telling endpoints at different paths apart.
+	pathHeader bool
 }
 
 func newReceiver(tb testing.TB) *receiver {
@@ -31,7 +34,11 @@ func newReceiver(tb testing.TB) *receiver {
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
-		r.got = append(r.got, received{header: req.Header.Clone(), body: body, at: time.Now()})
+		h := req.Header.Clone()
+		if r.pathHeader {
+			h.Set("X-Hookmesh-Test-Path", req.URL.Path)
+		}
+		r.got = append(r.got, received{header: h, body: body, at: time.Now()})
 		respond := r.respond
 		r.mu.Unlock()
 		code := http.StatusOK

@@ -51,6 +51,8 @@ type stackOptions struct {
 	spans         sdktrace.SpanProcessor
 	maxEventBytes int
 	configure     func(*app.Config)
+	// routers is how many router processes separate mode starts (1 when 0).
+	routers int
 	// after starts the stack on the databases and queues of an earlier one
 	// (which must be stopped), as a restart would.
 	after *stack
@@ -130,7 +132,9 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 		reg := start(app.TargetRegistry)
 		base.RegistryURL = reg.URL()
 		ing := start(app.TargetIngest)
-		start(app.TargetRouter)
+		for range max(opts.routers, 1) {
+			start(app.TargetRouter)
+		}
 		start(app.TargetDeliverer)
 		st := start(app.TargetStatus)
 		s.registryURL, s.ingestURL, s.statusURL = reg.URL(), ing.URL(), st.URL()

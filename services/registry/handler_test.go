@@ -381,7 +381,13 @@ func TestValidation(t *testing.T) {
 			{"empty event type", subscription(&registryv1.Filter{EventTypes: []string{""}}),
 				connect.CodeInvalidArgument, "filter.event_types[0]: must not be empty"},
 			{"body filter too deep", subscription(&registryv1.Filter{Body: &structpb.Struct{Fields: map[string]*structpb.Value{"a": deep}}}),
-				connect.CodeInvalidArgument, "filter.body: is nested deeper than 10 levels"},
+				connect.CodeInvalidArgument, "nested deeper than the limit of 10 levels"},
+			{"unknown filter operator", subscription(&registryv1.Filter{Body: mustStruct(map[string]any{"amount": map[string]any{"$foo": 1}})}),
+				connect.CodeInvalidArgument, `filter.body.amount.$foo: unknown operator "$foo"`},
+			{"bad filter regex", subscription(&registryv1.Filter{Body: mustStruct(map[string]any{"customer": map[string]any{"name": map[string]any{"$regex": "(unclosed"}}})}),
+				connect.CodeInvalidArgument, "filter.body.customer.name.$regex: invalid regular expression"},
+			{"wrong filter operand", subscription(&registryv1.Filter{Headers: mustStruct(map[string]any{"x-tier": map[string]any{"$in": "gold"}})}),
+				connect.CodeInvalidArgument, "filter.headers.x-tier.$in: "},
 			{"subscription of an unknown endpoint", func() error {
 				_, err := c.CreateSubscription(ctx, key, &registryv1.CreateSubscriptionRequest{ProjectId: p.Id, EndpointId: "ep_nope"})
 				return err
@@ -817,4 +823,12 @@ func TestAuthenticateKeyCache(t *testing.T) {
 	if _, _, err := env.svc.AuthenticateKey(ctx, key); err == nil {
 		t.Fatal("a key of a deleted project still authenticates")
 	}
+}
+
+func mustStruct(m map[string]any) *structpb.Struct {
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

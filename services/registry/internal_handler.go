@@ -131,13 +131,21 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 	ev := eventInfo{Type: m.EventType}
 	now := h.s.clock()
 	for i := range endpoints {
-		ok, retry := selectTarget(subs[endpoints[i].ID], ev, &p.RetryPolicy)
+		accepting, ok := acceptingSubscriptions(subs[endpoints[i].ID], ev)
 		if !ok {
 			continue
 		}
+		_, retry := selectTarget(subs[endpoints[i].ID], ev, &p.RetryPolicy)
 		t, err := endpoints[i].target(p, retry, now)
 		if err != nil {
 			return nil, err
+		}
+		for _, sub := range accepting {
+			ps, err := sub.proto()
+			if err != nil {
+				return nil, err
+			}
+			t.Subscriptions = append(t.Subscriptions, ps)
 		}
 		resp.Targets = append(resp.Targets, t)
 	}

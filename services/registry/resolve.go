@@ -31,6 +31,24 @@ func (d *subscriptionDoc) accepts(ev eventInfo) bool {
 	return acceptsEventType(d.Filter.EventTypes, ev.Type)
 }
 
+// acceptingSubscriptions returns the subscriptions (in creation order) that
+// accept ev, and whether the endpoint receives ev at all: an endpoint
+// without subscriptions receives everything (with none listed); otherwise
+// at least one must accept ev. Body and header filters are left to the
+// router, which has the event's data.
+func acceptingSubscriptions(subs []subscriptionDoc, ev eventInfo) ([]*subscriptionDoc, bool) {
+	if len(subs) == 0 {
+		return nil, true
+	}
+	var out []*subscriptionDoc
+	for i := range subs {
+		if subs[i].accepts(ev) {
+			out = append(out, &subs[i])
+		}
+	}
+	return out, len(out) > 0
+}
+
 // selectTarget decides whether an endpoint with the given subscriptions (in
 // creation order) receives ev, and under which retry policy: an endpoint
 // without subscriptions receives everything under the project's policy;

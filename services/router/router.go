@@ -43,6 +43,7 @@ type Router struct {
 	conn    *bus.Conn
 	pub     *bus.Publisher
 	targets Targets
+	filters filters
 	logger  *slog.Logger
 }
 
@@ -100,7 +101,12 @@ func (r *Router) handle(d *bus.Delivery) error {
 	topo := r.conn.Topology()
 	now := timestamppb.New(time.Now())
 	msgs := make([]bus.Message, 0, 2*len(targets))
+	matchOn := &event{data: ev.GetData(), headers: ev.GetCustomHeaders()}
 	for _, t := range targets {
+		sub, ok := r.filters.choose(t, matchOn)
+		if !ok {
+			continue
+		}
 		state := &busv1.StateChange{
 			DeliveryId:      DeliveryID(ev.GetEventId(), t.GetEndpointId()),
 			ProjectId:       ev.GetProjectId(),
@@ -130,6 +136,8 @@ func (r *Router) handle(d *bus.Delivery) error {
 			IdempotencyKey:  ev.GetIdempotencyKey(),
 			Attempt:         1,
 			EventCreateTime: ev.GetCreateTime(),
+			SubscriptionId:  sub.GetId(),
+			RetryPolicy:     sub.GetRetryPolicy(),
 		}), topo.StateMessage(state))
 	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)

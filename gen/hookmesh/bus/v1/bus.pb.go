@@ -7,7 +7,8 @@
 package busv1
 
 import (
-	v1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	v1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	v11 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -157,8 +158,11 @@ type DeliveryTask struct {
 	EventCreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=event_create_time,json=eventCreateTime,proto3" json:"event_create_time,omitempty"`
 	// subscription_id is the subscription that selected the endpoint, if any.
 	SubscriptionId string `protobuf:"bytes,11,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// retry_policy is the subscription's override of the project's policy,
+	// if it has one.
+	RetryPolicy   *v1.RetryPolicy `protobuf:"bytes,12,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeliveryTask) Reset() {
@@ -268,6 +272,13 @@ func (x *DeliveryTask) GetSubscriptionId() string {
 	return ""
 }
 
+func (x *DeliveryTask) GetRetryPolicy() *v1.RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
 // StateChange reports a delivery's move to a new status.
 type StateChange struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -276,12 +287,12 @@ type StateChange struct {
 	EventId         string                 `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	EndpointId      string                 `protobuf:"bytes,4,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
 	EventType       string                 `protobuf:"bytes,5,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	Status          v1.DeliveryStatus      `protobuf:"varint,6,opt,name=status,proto3,enum=hookmesh.status.v1.DeliveryStatus" json:"status,omitempty"`
+	Status          v11.DeliveryStatus     `protobuf:"varint,6,opt,name=status,proto3,enum=hookmesh.status.v1.DeliveryStatus" json:"status,omitempty"`
 	Attempt         uint32                 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Time            *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
 	EventCreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=event_create_time,json=eventCreateTime,proto3" json:"event_create_time,omitempty"`
 	// record is the attempt's request and response, on SUCCESS, RETRY and FAILED.
-	Record          *v1.Attempt            `protobuf:"bytes,10,opt,name=record,proto3" json:"record,omitempty"`
+	Record          *v11.Attempt           `protobuf:"bytes,10,opt,name=record,proto3" json:"record,omitempty"`
 	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -352,11 +363,11 @@ func (x *StateChange) GetEventType() string {
 	return ""
 }
 
-func (x *StateChange) GetStatus() v1.DeliveryStatus {
+func (x *StateChange) GetStatus() v11.DeliveryStatus {
 	if x != nil {
 		return x.Status
 	}
-	return v1.DeliveryStatus(0)
+	return v11.DeliveryStatus(0)
 }
 
 func (x *StateChange) GetAttempt() uint32 {
@@ -380,7 +391,7 @@ func (x *StateChange) GetEventCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *StateChange) GetRecord() *v1.Attempt {
+func (x *StateChange) GetRecord() *v11.Attempt {
 	if x != nil {
 		return x.Record
 	}
@@ -462,7 +473,7 @@ var File_hookmesh_bus_v1_bus_proto protoreflect.FileDescriptor
 
 const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\n" +
-	"\x19hookmesh/bus/v1/bus.proto\x12\x0fhookmesh.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookmesh/status/v1/status.proto\"\xd6\x03\n" +
+	"\x19hookmesh/bus/v1/bus.proto\x12\x0fhookmesh.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#hookmesh/registry/v1/registry.proto\x1a\x1fhookmesh/status/v1/status.proto\"\xd6\x03\n" +
 	"\fEventMessage\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -481,7 +492,7 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"createTime\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x04\n" +
 	"\fDeliveryTask\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x19\n" +
@@ -498,7 +509,8 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\aattempt\x18\t \x01(\rR\aattempt\x12F\n" +
 	"\x11event_create_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x0feventCreateTime\x12'\n" +
-	"\x0fsubscription_id\x18\v \x01(\tR\x0esubscriptionId\x1a@\n" +
+	"\x0fsubscription_id\x18\v \x01(\tR\x0esubscriptionId\x12D\n" +
+	"\fretry_policy\x18\f \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf3\x03\n" +
@@ -546,25 +558,27 @@ var file_hookmesh_bus_v1_bus_proto_goTypes = []any{
 	nil,                           // 4: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
 	nil,                           // 5: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
 	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(v1.DeliveryStatus)(0),        // 7: hookmesh.status.v1.DeliveryStatus
-	(*v1.Attempt)(nil),            // 8: hookmesh.status.v1.Attempt
+	(*v1.RetryPolicy)(nil),        // 7: hookmesh.registry.v1.RetryPolicy
+	(v11.DeliveryStatus)(0),       // 8: hookmesh.status.v1.DeliveryStatus
+	(*v11.Attempt)(nil),           // 9: hookmesh.status.v1.Attempt
 }
 var file_hookmesh_bus_v1_bus_proto_depIdxs = []int32{
 	4,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
 	6,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
 	5,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
 	6,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
-	7,  // 4: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
-	6,  // 5: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
-	6,  // 6: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
-	8,  // 7: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
-	6,  // 8: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
-	6,  // 9: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 4: hookmesh.bus.v1.DeliveryTask.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	8,  // 5: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
+	6,  // 6: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
+	6,  // 7: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
+	9,  // 8: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
+	6,  // 9: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
+	6,  // 10: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_bus_v1_bus_proto_init() }

@@ -93,8 +93,14 @@ type Target struct {
 	RateLimit *RateLimit         `protobuf:"bytes,8,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	Signature *SignatureSettings `protobuf:"bytes,9,opt,name=signature,proto3" json:"signature,omitempty"`
 	// retry_policy is the effective policy: the subscription's override or the project's.
-	RetryPolicy   *RetryPolicy `protobuf:"bytes,10,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
-	OwnerId       string       `protobuf:"bytes,11,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	RetryPolicy *RetryPolicy `protobuf:"bytes,10,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	OwnerId     string       `protobuf:"bytes,11,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// subscriptions are, in ResolveTargets, the endpoint's subscriptions that
+	// accept the event type, oldest first, with their body and header
+	// filters: the event goes to the endpoint when one of them also accepts
+	// its data and headers. Empty when the endpoint has no subscription: then
+	// it receives every event sent to it.
+	Subscriptions []*Subscription `protobuf:"bytes,12,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,6 +210,13 @@ func (x *Target) GetOwnerId() string {
 		return x.OwnerId
 	}
 	return ""
+}
+
+func (x *Target) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
 }
 
 type AuthenticateKeyRequest struct {
@@ -527,7 +540,7 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\x06Secret\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xfb\x04\n" +
+	"expireTime\"\xc5\x05\n" +
 	"\x06Target\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x1d\n" +
@@ -543,7 +556,8 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\tsignature\x18\t \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12D\n" +
 	"\fretry_policy\x18\n" +
 	" \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12\x19\n" +
-	"\bowner_id\x18\v \x01(\tR\aownerId\x1a@\n" +
+	"\bowner_id\x18\v \x01(\tR\aownerId\x12H\n" +
+	"\rsubscriptions\x18\f \x03(\v2\".hookmesh.registry.v1.SubscriptionR\rsubscriptions\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
@@ -604,6 +618,7 @@ var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*RateLimit)(nil),               // 11: hookmesh.registry.v1.RateLimit
 	(*SignatureSettings)(nil),       // 12: hookmesh.registry.v1.SignatureSettings
 	(*RetryPolicy)(nil),             // 13: hookmesh.registry.v1.RetryPolicy
+	(*Subscription)(nil),            // 14: hookmesh.registry.v1.Subscription
 }
 var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
 	9,  // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
@@ -613,19 +628,20 @@ var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
 	11, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
 	12, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
 	13, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	1,  // 7: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
-	1,  // 8: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
-	2,  // 9: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
-	4,  // 10: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
-	6,  // 11: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
-	3,  // 12: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
-	5,  // 13: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
-	7,  // 14: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	1,  // 8: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
+	1,  // 9: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
+	2,  // 10: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
+	4,  // 11: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
+	6,  // 12: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
+	3,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
+	5,  // 14: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
+	7,  // 15: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_internal_proto_init() }
