@@ -95,12 +95,19 @@ func (c *Client) ResolveTargets(ctx context.Context, req *registryv1.ResolveTarg
 	key := cacheKey(req.GetProjectId(), req.GetEndpointId(), req.GetOwnerId(),
 		strconv.FormatBool(req.GetBroadcast()), req.GetEventType())
 	return c.targets.Load(ctx, key, func(ctx context.Context) ([]*registryv1.Target, string, time.Duration, error) {
+		gen := c.target.Gen()
 		resp, err := c.rpc.ResolveTargets(ctx, connect.NewRequest(req))
 		if err != nil {
 			if notFound(err) {
 				return nil, req.GetProjectId(), NegativeTTL, err
 			}
 			return nil, "", 0, err
+		}
+		// The targets also answer GetTarget, which a deliverer in this
+		// process asks next for each of them: a broadcast to thousands of
+		// endpoints then costs one registry call, not one per endpoint.
+		for _, t := range resp.Msg.Targets {
+			c.target.PutAt(gen, cacheKey(t.GetProjectId(), t.GetEndpointId()), t, t.GetProjectId(), c.ttl)
 		}
 		return resp.Msg.Targets, req.GetProjectId(), c.ttl, nil
 	})

@@ -279,3 +279,31 @@ func TestResolveTargets(t *testing.T) {
 		t.Fatalf("%d calls, want 7 (errors are not cached)", n)
 	}
 }
+
+// TestResolveTargetsAnswersGetTarget checks that the targets of a
+// resolution answer GetTarget without a call, until the project changes.
+func TestResolveTargetsAnswersGetTarget(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := t.Context()
+	p, _ := f.project(t)
+	var eps []string
+	for range 5 {
+		eps = append(eps, f.endpoint(t, p.Id, "bob"))
+	}
+	must(f.client.ResolveTargets(ctx, &registryv1.ResolveTargetsRequest{ProjectId: p.Id, Broadcast: true, EventType: "x"}))(t)
+	for _, ep := range eps {
+		if got := must(f.client.GetTarget(ctx, p.Id, ep))(t); got.GetEndpointId() != ep {
+			t.Fatalf("GetTarget(%s) = %v", ep, got)
+		}
+	}
+	const proc = registryv1connect.RegistryInternalServiceGetTargetProcedure
+	if n := f.calls.count(proc); n != 0 {
+		t.Fatalf("%d GetTarget calls after a resolution, want 0", n)
+	}
+	f.client.Invalidate(p.Id)
+	must(f.client.GetTarget(ctx, p.Id, eps[0]))(t)
+	if n := f.calls.count(proc); n != 1 {
+		t.Fatalf("%d GetTarget calls after Invalidate, want 1", n)
+	}
+}

@@ -141,6 +141,20 @@ func (c *Cache[V]) Clear() {
 	clear(c.entries)
 }
 
+// Gen returns the cache's invalidation count, for PutAt.
+func (c *Cache[V]) Gen() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// PutAt keeps v for key under tag for ttl, unless the cache was invalidated
+// since Gen returned gen: an answer read before an invalidation is never
+// kept after it.
+func (c *Cache[V]) PutAt(gen uint64, key string, v V, tag string, ttl time.Duration) {
+	c.put(gen, key, entry[V]{val: v, tag: tag, expires: c.clock().Add(ttl)})
+}
+
 // Len returns the number of answers kept, expired ones included.
 func (c *Cache[V]) Len() int {
 	c.mu.Lock()
