@@ -31,7 +31,7 @@ lint:
 	go vet ./...
 
 bench:
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(BENCH_ARGS)
 
 # Build deploy/ferretdb into .hookmesh/bin/ferretdb (when its sources changed).
 ferretdb:

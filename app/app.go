@@ -19,6 +19,8 @@ import (
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
@@ -157,10 +159,11 @@ func (a *App) assemble(ctx context.Context) error {
 		}
 	}
 
+	// internalHTTP carries the services' calls to each other.
+	internalHTTP := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}, Timeout: 30 * time.Second}
 	var reg *regclient.Client
 	if cfg.has(TargetIngest) || cfg.has(TargetRouter) || cfg.has(TargetDeliverer) || cfg.has(TargetStatus) {
-		httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}, Timeout: 30 * time.Second}
-		internal := registryv1connect.NewRegistryInternalServiceClient(httpClient, registryURL,
+		internal := registryv1connect.NewRegistryInternalServiceClient(internalHTTP, registryURL,
 			connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))
 		reg = regclient.New(internal, cfg.CacheTTL)
 	}
@@ -189,7 +192,16 @@ func (a *App) assemble(ctx context.Context) error {
 	}
 
 	if cfg.has(TargetIngest) {
-		svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes}, a.db("ingest"), endpointChecker{reg}, a.pub, a.bus.Topology(), keys, logger.With("service", "ingest"))
+		var summaries ingest.Deliveries
+		statusURL := cfg.StatusURL
+		if statusURL == "" && cfg.has(TargetStatus) {
+			statusURL = a.URL()
+		}
+		if statusURL != "" {
+			summaries = statusSummaries{statusv1connect.NewStatusServiceClient(internalHTTP, statusURL,
+				connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))}
+		}
+		svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes}, a.db("ingest"), endpointChecker{reg}, summaries, a.pub, a.bus.Topology(), keys, logger.With("service", "ingest"))
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start ingest: %w", err)
 		}
@@ -201,7 +213,7 @@ func (a *App) assemble(ctx context.Context) error {
 		a.server.AddServices(svc.Register(a.server.Mux(), rest, handlerOpts(readMax)...)...)
 	}
 	if cfg.has(TargetStatus) {
-		svc := status.New(status.Config{}, a.db("status"), logger)
+		svc := status.New(status.Config{BatchWait: cfg.StatusBatchWait}, a.db("status"), logger)
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start status: %w", err)
 		}
@@ -284,4 +296,21 @@ func (e endpointChecker) EndpointExists(ctx context.Context, projectID, endpoint
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// statusSummaries answers ingest's question through the status client.
+type statusSummaries struct {
+	c statusv1connect.StatusServiceClient
+}
+
+func (s statusSummaries) SummarizeEvents(ctx context.Context, projectID string, eventIDs []string) (map[string]*statusv1.EventSummary, error) {
+	resp, err := s.c.SummarizeEvents(ctx, connect.NewRequest(&statusv1.SummarizeEventsRequest{ProjectId: projectID, EventIds: eventIDs}))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*statusv1.EventSummary, len(resp.Msg.GetSummaries()))
+	for _, sum := range resp.Msg.GetSummaries() {
+		out[sum.GetEventId()] = sum
+	}
+	return out, nil
 }

@@ -53,6 +53,10 @@ type Config struct {
 	// RegistryURL is where the other services reach the registry; the
 	// process's own address when it runs the registry.
 	RegistryURL string
+	// StatusURL is where ingest asks for the delivery counts of events; the
+	// process's own address when it runs the status service. Without it,
+	// events are listed without counts.
+	StatusURL string
 	// AllowPrivateNetworks lets endpoints resolve to private addresses.
 	AllowPrivateNetworks bool
 	// MaxEventBytes caps an event's payload.
@@ -61,6 +65,9 @@ type Config struct {
 	DeliveryConcurrency int
 	// RouterWorkers is how many events one router expands at once.
 	RouterWorkers int
+	// StatusBatchWait is how long the status service gathers state changes
+	// before writing them (see status.Config.BatchWait); 1 s when zero.
+	StatusBatchWait time.Duration
 	// CacheTTL is how long registry answers are cached by the other services.
 	CacheTTL time.Duration
 	// ExportTraces exports spans as the OTEL_* variables say.

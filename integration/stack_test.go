@@ -88,6 +88,8 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	// change notifications on the bus, never through expiry.
 	base.CacheTTL = time.Minute
 	base.ShutdownTimeout = 5 * time.Second
+	// Shorter than in production, so that tests see states sooner.
+	base.StatusBatchWait = 200 * time.Millisecond
 	if opts.maxEventBytes > 0 {
 		base.MaxEventBytes = opts.maxEventBytes
 	}
@@ -131,12 +133,13 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	case modeSeparate:
 		reg := start(app.TargetRegistry)
 		base.RegistryURL = reg.URL()
+		st := start(app.TargetStatus)
+		base.StatusURL = st.URL()
 		ing := start(app.TargetIngest)
 		for range max(opts.routers, 1) {
 			start(app.TargetRouter)
 		}
 		start(app.TargetDeliverer)
-		st := start(app.TargetStatus)
 		s.registryURL, s.ingestURL, s.statusURL = reg.URL(), ing.URL(), st.URL()
 	}
 	s.cfg = base

@@ -62,31 +62,34 @@ stop_hookmesh() {
 # delete_amqp_topology PREFIX: delete the queues and exchanges whose names
 # start with PREFIX. (rabbitmqctl has no delete_exchange: exchanges go
 # through rabbitmqctl eval, else rabbitmqadmin, else they are left.)
+# rabbitmqctl reads its standard input, hence the </dev/null.
 delete_amqp_topology() {
-	local prefix="$1" name out left=()
+	local prefix="$1" name out queues=() exchanges=() left=()
 	if ! command -v rabbitmqctl >/dev/null 2>&1 || ! can_be_root; then
 		warn "cannot run rabbitmqctl as root: queues and exchanges $prefix.* are left behind"
 		return 0
 	fi
-	while read -r name; do
+	mapfile -t queues < <(as_root rabbitmqctl -q list_queues name --no-table-headers </dev/null 2>/dev/null || true)
+	mapfile -t exchanges < <(as_root rabbitmqctl -q list_exchanges name --no-table-headers </dev/null 2>/dev/null || true)
+	for name in "${queues[@]}"; do
 		[[ $name == "$prefix".* ]] || continue
-		as_root rabbitmqctl -q delete_queue "$name" >/dev/null 2>&1 ||
+		as_root rabbitmqctl -q delete_queue "$name" </dev/null >/dev/null 2>&1 ||
 			warn "could not delete queue $name"
-	done < <(as_root rabbitmqctl -q list_queues name --no-table-headers 2>/dev/null || true)
-	while read -r name; do
+	done
+	for name in "${exchanges[@]}"; do
 		[[ $name == "$prefix".* ]] || continue
 		# Only plain names go into the Erlang expression.
 		if [[ $name =~ ^[A-Za-z0-9._-]+$ ]]; then
 			out="$(as_root rabbitmqctl -q eval \
-				"rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$name\">>), false, <<\"hookmesh-bench\">>)." 2>&1 || true)"
+				"rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$name\">>), false, <<\"hookmesh-bench\">>)." </dev/null 2>&1 || true)"
 			[[ $out == ok ]] && continue
 		fi
 		if command -v rabbitmqadmin >/dev/null 2>&1 &&
-			rabbitmqadmin delete exchange name="$name" >/dev/null 2>&1; then
+			rabbitmqadmin delete exchange name="$name" </dev/null >/dev/null 2>&1; then
 			continue
 		fi
 		left+=("$name")
-	done < <(as_root rabbitmqctl -q list_exchanges name --no-table-headers 2>/dev/null || true)
+	done
 	if ((${#left[@]} > 0)); then
 		warn "could not delete exchanges ${left[*]} (neither rabbitmqctl eval nor rabbitmqadmin worked); they hold no messages"
 	fi
@@ -133,6 +136,13 @@ build() {
 	mv -f "$out.tmp.$$" "$out"
 }
 
+# One benchmark at a time: two would share the FerretDB port and pidfile.
+mkdir -p "$HOOKMESH_STATE"
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$HOOKMESH_STATE/bench.lock"
+	flock -n 9 || die "another scripts/bench.sh is running (it holds .hookmesh/bench.lock): wait for it to finish"
+fi
+
 ensure_rabbitmq
 ensure_postgres
 
@@ -150,7 +160,7 @@ _pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABA
 	_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" >&2 ||
 	die "could not drop PostgreSQL database $BENCH_DB"
 ensure_database "$BENCH_DB"
-start_ferretdb "$BENCH_FERRETDB_PORT" "$BENCH_DB" .hookmesh/ferretdb-bench .hookmesh/ferretdb-bench.log >/dev/null
+start_ferretdb "$BENCH_FERRETDB_PORT" "$BENCH_DB" .hookmesh/ferretdb-bench .hookmesh/ferretdb-bench.log >/dev/null 9>&-
 
 build ./cmd/hookmesh hookmesh
 build ./cmd/hookmesh-bench hookmesh-bench
@@ -159,14 +169,13 @@ HOOKMESH_ADMIN_KEY="hm_admin_$(rand_hex 32)"
 export HOOKMESH_ADMIN_KEY
 
 log "starting hookmesh all on $BENCH_HOST:$BENCH_PORT (AMQP prefix $BENCH_PREFIX, log ${BENCH_LOG#"$HOOKMESH_ROOT"/})"
-mkdir -p "$HOOKMESH_STATE"
 # Its own session, so that a Ctrl-C reaches it once, from cleanup.
 HOOKMESH_HTTP_ADDR="$BENCH_HOST:$BENCH_PORT" \
 	HOOKMESH_MONGODB_URI="$FERRETDB_URI" \
 	HOOKMESH_AMQP_URL="amqp://guest:guest@$HOOKMESH_RABBITMQ_HOST:$HOOKMESH_RABBITMQ_PORT/" \
 	HOOKMESH_AMQP_PREFIX="$BENCH_PREFIX" \
 	HOOKMESH_ALLOW_PRIVATE_NETWORKS=true \
-	setsid "$BIN/hookmesh" all </dev/null >"$BENCH_LOG" 2>&1 &
+	setsid "$BIN/hookmesh" all </dev/null >"$BENCH_LOG" 2>&1 9>&- &
 hookmesh_pid=$!
 
 deadline=$((SECONDS + 60))

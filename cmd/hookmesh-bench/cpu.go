@@ -117,6 +117,9 @@ type cpuWindow struct {
 	CPUs           int      `json:"cpus"`
 	MachineBusyPct float64  `json:"machine_busy_pct"`
 	Procs          []cpuUse `json:"procs"`
+	// OtherSeconds is the machine's busy CPU time that none of Procs used:
+	// other workloads on the machine, and the kernel's own work.
+	OtherSeconds float64 `json:"other_seconds"`
 }
 
 // window is the CPU used between a and b. A process that appeared in
@@ -127,6 +130,7 @@ func (m *cpuMeter) window(a, b cpuSample) cpuWindow {
 	if total := b.total - a.total; total > 0 {
 		w.MachineBusyPct = 100 * (b.busy - a.busy) / total
 	}
+	w.OtherSeconds = b.busy - a.busy
 	for i, item := range m.items {
 		u := cpuUse{Name: item.name}
 		if item.pid != 0 && len(b.procs[i]) == 0 {
@@ -140,7 +144,9 @@ func (m *cpuMeter) window(a, b cpuSample) cpuWindow {
 			u.MachinePct = u.CorePct / float64(w.CPUs)
 		}
 		w.Procs = append(w.Procs, u)
+		w.OtherSeconds -= u.Seconds
 	}
+	w.OtherSeconds = max(w.OtherSeconds, 0)
 	return w
 }
 

@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	status := newStatusClient(&cfg, p)
 	if cfg.statusCheck {
 		logf("waiting up to %s for the status service to count %d deliveries as SUCCESS", cfg.statusTimeout, t.expected)
-		s := waitStatus(ctx, &cfg, status, p, t.expected, t.lastReceipt)
+		s := waitStatus(ctx, &cfg, status, p, t.expected, t.lastReceipt, logf)
 		r.Status = &s
 		total := meter.window(start, meter.sample())
 		r.CPUTotal = &total

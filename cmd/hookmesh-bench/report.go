@@ -140,6 +140,7 @@ func (r *result) printHuman(w io.Writer) {
 			}
 			p("  "+u.Name, "%s", line)
 		}
+		p("  everything else", "%.2f CPU s (other workloads on the machine, the kernel)", c.w.OtherSeconds)
 	}
 	if s := r.Status; s != nil {
 		counts := make([]string, 0, len(s.Counts))
@@ -148,11 +149,15 @@ func (r *result) printHuman(w io.Writer) {
 		}
 		slices.Sort(counts)
 		if s.Complete {
-			p("status SUCCESS", "%d of %d; lag %.2f s after the last receipt (±%.2f s; %d polls, last call %.0f ms)",
-				s.Success, s.Expected, s.LagSeconds, s.ResolutionSeconds, s.Polls, s.CallMillis)
+			p("status SUCCESS", "%d of %d; lag %.2f s after the last receipt (within %.2f s)", s.Success, s.Expected, s.LagSeconds, s.ResolutionSeconds)
 		} else {
-			p("status SUCCESS", "%d of %d after waiting (%d polls, last call %.0f ms): INCOMPLETE", s.Success, s.Expected, s.Polls, s.CallMillis)
+			p("status SUCCESS", "%d of %d when the wait ended: INCOMPLETE", s.Success, s.Expected)
 		}
+		polls := fmt.Sprintf("%d CountDeliveries calls, %.1f s in all, the last %.0f ms", s.Polls, s.CallSeconds, s.CallMillis)
+		if !s.Complete {
+			polls += fmt.Sprintf("; SUCCESS grew %.1f/s while polling", s.SuccessPerSecond)
+		}
+		p("status polls", "%s", polls)
 		p("status counts", "%s", strings.Join(counts, ", "))
 		if s.Error != "" {
 			p("status error", "%s", s.Error)

@@ -14,8 +14,15 @@ import (
 	"github.com/hookmesh/hookmesh/internal/auth"
 )
 
-// statusPoll is how often CountDeliveries is asked.
-const statusPoll = 200 * time.Millisecond
+// statusPoll is the shortest pause between two CountDeliveries calls. The
+// pause is also at least statusPollFactor times the last call: on FerretDB a
+// count reads every delivery of the project, and polling flat out would
+// slow down the very status writes it waits for. The lag is then known to
+// within about (1+statusPollFactor) calls.
+const (
+	statusPoll       = 250 * time.Millisecond
+	statusPollFactor = 2
+)
 
 // statusResult is what the status service reported.
 type statusResult struct {
@@ -29,9 +36,15 @@ type statusResult struct {
 	LagSeconds        float64 `json:"lag_seconds,omitempty"`
 	ResolutionSeconds float64 `json:"resolution_seconds,omitempty"`
 	Polls             int     `json:"polls"`
-	// CallMillis is how long the last CountDeliveries call took.
-	CallMillis float64 `json:"call_ms"`
-	Error      string  `json:"error,omitempty"`
+	// CallMillis is how long the last CountDeliveries call took, and
+	// CallSeconds all of them together.
+	CallMillis  float64 `json:"call_ms"`
+	CallSeconds float64 `json:"call_seconds"`
+	// SuccessPerSecond is how fast SUCCESS grew between the first poll and
+	// the last (the status pipeline's pace while it catches up); set only
+	// when the wait ended before every delivery was SUCCESS.
+	SuccessPerSecond float64 `json:"success_per_second,omitempty"`
+	Error            string  `json:"error,omitempty"`
 }
 
 func newStatusClient(cfg *config, p *project) statusv1connect.StatusServiceClient {
@@ -42,16 +55,19 @@ func newStatusClient(cfg *config, p *project) statusv1connect.StatusServiceClien
 // waitStatus asks the status service how many of the project's deliveries
 // are SUCCESS until that is expected, or cfg.statusTimeout has passed. since
 // is the time of the last delivery received.
-func waitStatus(ctx context.Context, cfg *config, client statusv1connect.StatusServiceClient, p *project, expected int, since time.Time) statusResult {
+func waitStatus(ctx context.Context, cfg *config, client statusv1connect.StatusServiceClient, p *project, expected int, since time.Time, logf func(string, ...any)) statusResult {
 	r := statusResult{Expected: expected}
 	deadline := time.Now().Add(cfg.statusTimeout)
 	prevStart := since
+	var firstAt, logged time.Time
+	var firstSuccess uint64
 	for {
 		start := time.Now()
 		resp, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: p.id}))
 		end := time.Now()
 		r.Polls++
 		r.CallMillis = millis(end.Sub(start))
+		r.CallSeconds += end.Sub(start).Seconds()
 		if err != nil {
 			r.Error = err.Error()
 		} else {
@@ -66,8 +82,18 @@ func waitStatus(ctx context.Context, cfg *config, client statusv1connect.StatusS
 					r.Success = c.GetCount()
 				}
 			}
+			if firstAt.IsZero() {
+				firstAt, firstSuccess = end, r.Success
+			} else if secs := end.Sub(firstAt).Seconds(); secs > 0 {
+				r.SuccessPerSecond = float64(r.Success-min(firstSuccess, r.Success)) / secs
+			}
+			if time.Since(logged) >= 10*time.Second {
+				logf("status: %d of %d SUCCESS", r.Success, expected)
+				logged = time.Now()
+			}
 			if r.Success >= uint64(expected) {
 				r.Complete = true
+				r.SuccessPerSecond = 0
 				r.LagSeconds = max(end.Sub(since), 0).Seconds()
 				// The previous call, which still fell short, started
 				// before the last SUCCESS was written.
@@ -84,7 +110,7 @@ func waitStatus(ctx context.Context, cfg *config, client statusv1connect.StatusS
 			return r
 		}
 		select {
-		case <-time.After(statusPoll):
+		case <-time.After(max(statusPoll, statusPollFactor*end.Sub(start))):
 		case <-ctx.Done():
 			return r
 		}

@@ -72,6 +72,12 @@ func (c *Conn) Consume(ctx context.Context, queue string, opts ConsumeOptions, h
 		for range opts.Workers {
 			wg.Go(func() {
 				for d := range deliveries {
+					if ctx.Err() != nil {
+						// Shutting down: what was prefetched goes back to the
+						// queue for another consumer instead of being handled.
+						_ = d.Nack(false, true)
+						continue
+					}
 					c.handleOne(ctx, ch, queue, d, h)
 				}
 			})
@@ -111,9 +117,16 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 					batch = append(batch, d)
 				case <-timer.C:
 					break fill
+				case <-ctx.Done():
+					break fill
 				}
 			}
 			timer.Stop()
+			if ctx.Err() != nil {
+				// Shutting down: the batch goes back to the queue.
+				_ = batch[len(batch)-1].Nack(true, true)
+				continue
+			}
 			c.handleBatch(ctx, ch, queue, batch, h)
 		}
 	})

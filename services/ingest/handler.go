@@ -84,7 +84,9 @@ func (h *handler) GetEvent(ctx context.Context, req *connect.Request[ingestv1.Ge
 	if doc == nil {
 		return nil, apierr.NotFound("event", m.GetEventId(), m.GetProjectId())
 	}
-	return connect.NewResponse(&ingestv1.GetEventResponse{Event: toProto(doc)}), nil
+	ev := toProto(doc)
+	h.s.summarize(ctx, m.GetProjectId(), []*ingestv1.Event{ev})
+	return connect.NewResponse(&ingestv1.GetEventResponse{Event: ev}), nil
 }
 
 const (
@@ -107,6 +109,7 @@ func (h *handler) ListEvents(ctx context.Context, req *connect.Request[ingestv1.
 	f := listFilter{
 		projectID: m.GetProjectId(), eventType: m.GetEventType(), endpointID: m.GetEndpointId(),
 		ownerID: m.GetOwnerId(), idempotencyKey: m.GetIdempotencyKey(), limit: size,
+		duplicate: m.IsDuplicate,
 	}
 	if m.GetStartTime() != nil {
 		f.start = m.GetStartTime().AsTime()
@@ -129,6 +132,7 @@ func (h *handler) ListEvents(ctx context.Context, req *connect.Request[ingestv1.
 	for i := range docs {
 		resp.Events = append(resp.Events, toProto(&docs[i]))
 	}
+	h.s.summarize(ctx, m.GetProjectId(), resp.Events)
 	if len(docs) == size {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(docs[len(docs)-1].ID))
 	}

@@ -15,6 +15,7 @@ import (
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1/ingestv1connect"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
@@ -24,6 +25,11 @@ import (
 // client, cached).
 type Endpoints interface {
 	EndpointExists(ctx context.Context, projectID, endpointID string) (bool, error)
+}
+
+// Deliveries summarizes the deliveries of events (the status service).
+type Deliveries interface {
+	SummarizeEvents(ctx context.Context, projectID string, eventIDs []string) (map[string]*statusv1.EventSummary, error)
 }
 
 // Publisher publishes messages with confirms.
@@ -36,16 +42,39 @@ type Service struct {
 	cfg       Config
 	store     *eventStore
 	endpoints Endpoints
+	summaries Deliveries
 	pub       Publisher
 	topo      bus.Topology
 	keys      *auth.Keys
 	logger    *slog.Logger
 }
 
-// New returns the ingest service. keys authenticates the REST API.
-func New(cfg Config, db *mongo.Database, endpoints Endpoints, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
+// New returns the ingest service. keys authenticates the REST API;
+// summaries, when not nil, adds delivery counts to the events it returns.
+func New(cfg Config, db *mongo.Database, endpoints Endpoints, summaries Deliveries, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
 	cfg.defaults()
-	return &Service{cfg: cfg, store: &eventStore{db: db}, endpoints: endpoints, pub: pub, topo: topo, keys: keys, logger: logger}
+	return &Service{cfg: cfg, store: &eventStore{db: db}, endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger}
+}
+
+// summarize adds each event's delivery counts. The events are useful
+// without them, so a status service that does not answer costs only the
+// counts, with a warning in the log.
+func (s *Service) summarize(ctx context.Context, projectID string, events []*ingestv1.Event) {
+	if s.summaries == nil || len(events) == 0 {
+		return
+	}
+	ids := make([]string, len(events))
+	for i, ev := range events {
+		ids[i] = ev.GetId()
+	}
+	sums, err := s.summaries.SummarizeEvents(ctx, projectID, ids)
+	if err != nil {
+		s.logger.WarnContext(ctx, "events listed without delivery counts", "project_id", projectID, "err", err)
+		return
+	}
+	for _, ev := range events {
+		ev.Deliveries = sums[ev.GetId()]
+	}
 }
 
 // Init creates the indexes.

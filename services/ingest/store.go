@@ -106,6 +106,7 @@ type listFilter struct {
 	start, end                                                time.Time
 	before                                                    string
 	limit                                                     int
+	duplicate                                                 *bool
 }
 
 func (s *eventStore) list(ctx context.Context, f listFilter) ([]eventDoc, error) {
@@ -121,6 +122,9 @@ func (s *eventStore) list(ctx context.Context, f listFilter) ([]eventDoc, error)
 	}
 	if f.idempotencyKey != "" {
 		q = append(q, bson.E{Key: "idempotency_key", Value: f.idempotencyKey})
+	}
+	if f.duplicate != nil {
+		q = append(q, bson.E{Key: "is_duplicate", Value: *f.duplicate})
 	}
 	timeRange := bson.D{}
 	if !f.start.IsZero() {

@@ -18,18 +18,19 @@ type Config struct {
 	// attempts. The caller opens it and passes it to New.
 	Database string
 	// BatchSize is the most state changes of one partition applied together;
-	// 1000 when zero.
+	// 5000 when zero.
 	BatchSize int
-	// BatchWait is how long a batch gathers changes once it has one; 200 ms
-	// when zero. A delivery usually goes from SCHEDULED to its outcome
+	// BatchWait is how long a batch gathers changes once it has one; 1 s
+	// when zero. A delivery usually goes from SCHEDULED to its outcome well
 	// within this time, so its changes coalesce into one insert: on FerretDB
-	// an insert is cheap and an update scans the collection.
+	// an insert is cheap and an update scans the collection. It is also how
+	// far behind the status API may lag.
 	BatchWait time.Duration
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
-	return Config{Database: DefaultDatabase, BatchSize: 1000, BatchWait: 200 * time.Millisecond}
+	return Config{Database: DefaultDatabase, BatchSize: 5000, BatchWait: time.Second}
 }
 
 func (c *Config) defaults() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -157,13 +158,49 @@ func (a *attemptDoc) proto() *statusv1.Attempt {
 type deliveryStore struct {
 	deliveries *mongo.Collection
 	attempts   *mongo.Collection
+
+	// stored remembers deliveries this process has written, so that their
+	// later changes go straight to an update instead of first failing an
+	// insert (FerretDB then retries the batch one document at a time). A
+	// delivery is never deleted, so a remembered one always exists.
+	mu     sync.Mutex
+	stored map[string]struct{}
 }
+
+// maxRemembered bounds deliveryStore.stored; past it, it starts over.
+const maxRemembered = 200_000
 
 func newDeliveryStore(db *mongo.Database) *deliveryStore {
 	return &deliveryStore{
 		deliveries: db.Collection(deliveriesCollection),
 		attempts:   db.Collection(attemptsCollection),
+		stored:     map[string]struct{}{},
 	}
+}
+
+func (s *deliveryStore) remember(ws []*deliveryWrite) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.stored)+len(ws) > maxRemembered {
+		s.stored = map[string]struct{}{}
+	}
+	for _, w := range ws {
+		s.stored[w.doc.ID] = struct{}{}
+	}
+}
+
+// split separates the writes of deliveries known to exist from the others.
+func (s *deliveryStore) split(ws []*deliveryWrite) (known, unknown []*deliveryWrite) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range ws {
+		if _, ok := s.stored[w.doc.ID]; ok {
+			known = append(known, w)
+		} else {
+			unknown = append(unknown, w)
+		}
+	}
+	return known, unknown
 }
 
 // indexes serve ListDeliveries (newest first, optionally by event, endpoint
@@ -220,9 +257,9 @@ type deliveryWrite struct {
 // First every delivery is inserted whole (ordered=false): a new delivery is
 // then done, and create_time is set by whichever change stored it first.
 // The inserts that fail with a duplicate key are deliveries that already
-// exist; those get one conditional update each, filter {_id, seq < new seq},
-// in one unordered bulk write, so a change that does not move a delivery
-// forward matches nothing and changes nothing.
+// exist; those get conditional updates (filter seq < new seq, grouped by
+// groupUpdates) in one unordered bulk write, so a change that does not move
+// a delivery forward matches nothing and changes nothing.
 //
 // This is deliberately not an upsert with a seq filter whose duplicate-key
 // error means "not forward": FerretDB 1.24 ignores ordered=false on update
@@ -231,47 +268,105 @@ type deliveryWrite struct {
 // position. Both steps here are single-document atomic writes, correct on
 // MongoDB even with concurrent writers, and fresh deliveries (the common
 // case) cost one fast insert instead of an update that FerretDB runs slowly.
-func (s *deliveryStore) writeDeliveries(ctx context.Context, ws []*deliveryWrite) error {
-	if len(ws) == 0 {
+func (s *deliveryStore) writeDeliveries(ctx context.Context, all []*deliveryWrite) error {
+	if len(all) == 0 {
 		return nil
 	}
-	batch := make([]any, len(ws))
-	for i, w := range ws {
-		batch[i] = &w.doc
-	}
-	_, err := s.deliveries.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
-	if err == nil {
-		return nil
-	}
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || !store.IsDuplicateKey(err) {
-		return fmt.Errorf("insert %d deliveries: %w", len(ws), err)
-	}
-	models := make([]mongo.WriteModel, 0, len(bwe.WriteErrors))
-	for _, we := range bwe.WriteErrors {
-		if we.Index < 0 || we.Index >= len(ws) {
-			return fmt.Errorf("insert %d deliveries: write error at unknown index %d: %w", len(ws), we.Index, err)
+	existing, ws := s.split(all)
+	if len(ws) > 0 {
+		batch := make([]any, len(ws))
+		for i, w := range ws {
+			batch[i] = &w.doc
 		}
-		w := ws[we.Index]
-		update := bson.D{{Key: "$set", Value: w.set}}
-		if len(w.unset) > 0 {
-			update = append(update, bson.E{Key: "$unset", Value: w.unset})
+		_, err := s.deliveries.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		switch {
+		case err == nil:
+		case errors.As(err, &bwe) && store.IsDuplicateKey(err):
+			for _, we := range bwe.WriteErrors {
+				if we.Index < 0 || we.Index >= len(ws) {
+					return fmt.Errorf("insert %d deliveries: write error at unknown index %d: %w", len(ws), we.Index, err)
+				}
+				existing = append(existing, ws[we.Index])
+			}
+		default:
+			return fmt.Errorf("insert %d deliveries: %w", len(ws), err)
 		}
-		// UpdateMany, although _id matches at most one document: FerretDB
-		// 1.24 keeps the PostgreSQL connection of every single-document
-		// update that matched until the whole command ends, so an update
-		// command with more matching UpdateOnes than its pool has
-		// connections (50 by default) hangs for ever, and starves every
-		// other client meanwhile. A multi-update reads its cursor to the end,
-		// which releases the connection.
+	}
+	if len(existing) > 0 {
+		models := groupUpdates(existing)
+		if _, err := s.deliveries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+			return fmt.Errorf("update %d deliveries: %w", len(existing), err)
+		}
+	}
+	s.remember(all)
+	return nil
+}
+
+// groupUpdates turns the writes of existing deliveries into as few update
+// commands as possible: deliveries that move to the same state (status,
+// attempt, outcome) share one, filter {_id: {$in: ids}, seq < new seq}, one
+// round trip and one match instead of one per delivery. (FerretDB 1.24
+// still writes each matched document with a statement that scans the
+// collection, which is why Apply avoids updates altogether where it can by
+// coalescing a delivery's changes into its first insert.) Each delivery still moves
+// only forward, atomically, on MongoDB as on FerretDB. The descriptive
+// fields were stored with the delivery and do not change; update_time is the
+// latest change time of the group.
+//
+// UpdateMany also matters for another reason: FerretDB 1.24 keeps the
+// PostgreSQL connection of every single-document update that matched until
+// the whole command ends, so an update command with more matching UpdateOnes
+// than its pool has connections hangs for ever and starves every other
+// client meanwhile. A multi-update reads its cursor to the end, which
+// releases the connection.
+func groupUpdates(ws []*deliveryWrite) []mongo.WriteModel {
+	type group struct {
+		ids    []string
+		seq    int64
+		set    bson.D
+		unset  bson.D
+		update time.Time
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, w := range ws {
+		set := bson.D{}
+		for _, e := range w.set {
+			switch e.Key {
+			case "project_id", "event_id", "endpoint_id", "event_type", "update_time":
+				continue
+			}
+			set = append(set, e)
+		}
+		key := fmt.Sprint(w.doc.Seq, set, w.unset)
+		g, ok := groups[key]
+		if !ok {
+			g = &group{seq: w.doc.Seq, set: set, unset: w.unset}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.ids = append(g.ids, w.doc.ID)
+		if w.doc.UpdateTime.After(g.update) {
+			g.update = w.doc.UpdateTime
+		}
+	}
+	models := make([]mongo.WriteModel, 0, len(groups))
+	for _, key := range order {
+		g := groups[key]
+		update := bson.D{{Key: "$set", Value: append(g.set, bson.E{Key: "update_time", Value: g.update})}}
+		if len(g.unset) > 0 {
+			update = append(update, bson.E{Key: "$unset", Value: g.unset})
+		}
+		var idFilter any = g.ids[0]
+		if len(g.ids) > 1 {
+			idFilter = bson.D{{Key: "$in", Value: g.ids}}
+		}
 		models = append(models, mongo.NewUpdateManyModel().
-			SetFilter(bson.D{{Key: "_id", Value: w.doc.ID}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: w.doc.Seq}}}}).
+			SetFilter(bson.D{{Key: "_id", Value: idFilter}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: g.seq}}}}).
 			SetUpdate(update))
 	}
-	if _, err := s.deliveries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-		return fmt.Errorf("update %d deliveries: %w", len(models), err)
-	}
-	return nil
+	return models
 }
 
 // getDelivery returns the delivery, or nil when it does not exist in the

@@ -7,6 +7,7 @@
 package ingestv1
 
 import (
+	v1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -42,8 +43,11 @@ type Event struct {
 	// event produces no delivery.
 	IsDuplicate bool `protobuf:"varint,10,opt,name=is_duplicate,json=isDuplicate,proto3" json:"is_duplicate,omitempty"`
 	// duplicate_of is the id of the first event with the same idempotency key.
-	DuplicateOf   string                 `protobuf:"bytes,11,opt,name=duplicate_of,json=duplicateOf,proto3" json:"duplicate_of,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	DuplicateOf string                 `protobuf:"bytes,11,opt,name=duplicate_of,json=duplicateOf,proto3" json:"duplicate_of,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// deliveries says how many deliveries the event produced and their
+	// states, as the status service knows them (GetEvent and ListEvents).
+	Deliveries    *v1.EventSummary `protobuf:"bytes,13,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +162,13 @@ func (x *Event) GetDuplicateOf() string {
 func (x *Event) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Event) GetDeliveries() *v1.EventSummary {
+	if x != nil {
+		return x.Deliveries
 	}
 	return nil
 }
@@ -645,10 +656,13 @@ type ListEventsRequest struct {
 	OwnerId        string                 `protobuf:"bytes,4,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
 	IdempotencyKey string                 `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Only events created at or after start_time and before end_time.
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	PageSize      uint32                 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	PageSize  uint32                 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// is_duplicate, when set, keeps only duplicates (true) or only
+	// originals (false).
+	IsDuplicate   *bool `protobuf:"varint,10,opt,name=is_duplicate,json=isDuplicate,proto3,oneof" json:"is_duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -746,6 +760,13 @@ func (x *ListEventsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListEventsRequest) GetIsDuplicate() bool {
+	if x != nil && x.IsDuplicate != nil {
+		return *x.IsDuplicate
+	}
+	return false
+}
+
 type ListEventsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -802,7 +823,7 @@ var File_hookmesh_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	"\x1fhookmesh/ingest/v1/ingest.proto\x12\x12hookmesh.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x04\n" +
+	"\x1fhookmesh/ingest/v1/ingest.proto\x12\x12hookmesh.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookmesh/status/v1/status.proto\"\xc8\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -820,7 +841,10 @@ const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	" \x01(\bR\visDuplicate\x12!\n" +
 	"\fduplicate_of\x18\v \x01(\tR\vduplicateOf\x12;\n" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a@\n" +
+	"createTime\x12@\n" +
+	"\n" +
+	"deliveries\x18\r \x01(\v2 .hookmesh.status.v1.EventSummaryR\n" +
+	"deliveries\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x02\n" +
@@ -871,7 +895,7 @@ const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\"C\n" +
 	"\x10GetEventResponse\x12/\n" +
-	"\x05event\x18\x01 \x01(\v2\x19.hookmesh.ingest.v1.EventR\x05event\"\xe4\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.hookmesh.ingest.v1.EventR\x05event\"\x9d\x03\n" +
 	"\x11ListEventsRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1d\n" +
@@ -886,7 +910,10 @@ const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\b \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\t \x01(\tR\tpageToken\"o\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\x12&\n" +
+	"\fis_duplicate\x18\n" +
+	" \x01(\bH\x00R\visDuplicate\x88\x01\x01B\x0f\n" +
+	"\r_is_duplicate\"o\n" +
 	"\x12ListEventsResponse\x121\n" +
 	"\x06events\x18\x01 \x03(\v2\x19.hookmesh.ingest.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xa0\x04\n" +
@@ -928,35 +955,37 @@ var file_hookmesh_ingest_v1_ingest_proto_goTypes = []any{
 	nil,                                  // 13: hookmesh.ingest.v1.CreateFanoutEventRequest.CustomHeadersEntry
 	nil,                                  // 14: hookmesh.ingest.v1.CreateBroadcastEventRequest.CustomHeadersEntry
 	(*timestamppb.Timestamp)(nil),        // 15: google.protobuf.Timestamp
+	(*v1.EventSummary)(nil),              // 16: hookmesh.status.v1.EventSummary
 }
 var file_hookmesh_ingest_v1_ingest_proto_depIdxs = []int32{
 	11, // 0: hookmesh.ingest.v1.Event.custom_headers:type_name -> hookmesh.ingest.v1.Event.CustomHeadersEntry
 	15, // 1: hookmesh.ingest.v1.Event.create_time:type_name -> google.protobuf.Timestamp
-	12, // 2: hookmesh.ingest.v1.CreateEventRequest.custom_headers:type_name -> hookmesh.ingest.v1.CreateEventRequest.CustomHeadersEntry
-	0,  // 3: hookmesh.ingest.v1.CreateEventResponse.event:type_name -> hookmesh.ingest.v1.Event
-	13, // 4: hookmesh.ingest.v1.CreateFanoutEventRequest.custom_headers:type_name -> hookmesh.ingest.v1.CreateFanoutEventRequest.CustomHeadersEntry
-	0,  // 5: hookmesh.ingest.v1.CreateFanoutEventResponse.event:type_name -> hookmesh.ingest.v1.Event
-	14, // 6: hookmesh.ingest.v1.CreateBroadcastEventRequest.custom_headers:type_name -> hookmesh.ingest.v1.CreateBroadcastEventRequest.CustomHeadersEntry
-	0,  // 7: hookmesh.ingest.v1.CreateBroadcastEventResponse.event:type_name -> hookmesh.ingest.v1.Event
-	0,  // 8: hookmesh.ingest.v1.GetEventResponse.event:type_name -> hookmesh.ingest.v1.Event
-	15, // 9: hookmesh.ingest.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	15, // 10: hookmesh.ingest.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	0,  // 11: hookmesh.ingest.v1.ListEventsResponse.events:type_name -> hookmesh.ingest.v1.Event
-	1,  // 12: hookmesh.ingest.v1.IngestService.CreateEvent:input_type -> hookmesh.ingest.v1.CreateEventRequest
-	3,  // 13: hookmesh.ingest.v1.IngestService.CreateFanoutEvent:input_type -> hookmesh.ingest.v1.CreateFanoutEventRequest
-	5,  // 14: hookmesh.ingest.v1.IngestService.CreateBroadcastEvent:input_type -> hookmesh.ingest.v1.CreateBroadcastEventRequest
-	7,  // 15: hookmesh.ingest.v1.IngestService.GetEvent:input_type -> hookmesh.ingest.v1.GetEventRequest
-	9,  // 16: hookmesh.ingest.v1.IngestService.ListEvents:input_type -> hookmesh.ingest.v1.ListEventsRequest
-	2,  // 17: hookmesh.ingest.v1.IngestService.CreateEvent:output_type -> hookmesh.ingest.v1.CreateEventResponse
-	4,  // 18: hookmesh.ingest.v1.IngestService.CreateFanoutEvent:output_type -> hookmesh.ingest.v1.CreateFanoutEventResponse
-	6,  // 19: hookmesh.ingest.v1.IngestService.CreateBroadcastEvent:output_type -> hookmesh.ingest.v1.CreateBroadcastEventResponse
-	8,  // 20: hookmesh.ingest.v1.IngestService.GetEvent:output_type -> hookmesh.ingest.v1.GetEventResponse
-	10, // 21: hookmesh.ingest.v1.IngestService.ListEvents:output_type -> hookmesh.ingest.v1.ListEventsResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 2: hookmesh.ingest.v1.Event.deliveries:type_name -> hookmesh.status.v1.EventSummary
+	12, // 3: hookmesh.ingest.v1.CreateEventRequest.custom_headers:type_name -> hookmesh.ingest.v1.CreateEventRequest.CustomHeadersEntry
+	0,  // 4: hookmesh.ingest.v1.CreateEventResponse.event:type_name -> hookmesh.ingest.v1.Event
+	13, // 5: hookmesh.ingest.v1.CreateFanoutEventRequest.custom_headers:type_name -> hookmesh.ingest.v1.CreateFanoutEventRequest.CustomHeadersEntry
+	0,  // 6: hookmesh.ingest.v1.CreateFanoutEventResponse.event:type_name -> hookmesh.ingest.v1.Event
+	14, // 7: hookmesh.ingest.v1.CreateBroadcastEventRequest.custom_headers:type_name -> hookmesh.ingest.v1.CreateBroadcastEventRequest.CustomHeadersEntry
+	0,  // 8: hookmesh.ingest.v1.CreateBroadcastEventResponse.event:type_name -> hookmesh.ingest.v1.Event
+	0,  // 9: hookmesh.ingest.v1.GetEventResponse.event:type_name -> hookmesh.ingest.v1.Event
+	15, // 10: hookmesh.ingest.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	15, // 11: hookmesh.ingest.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: hookmesh.ingest.v1.ListEventsResponse.events:type_name -> hookmesh.ingest.v1.Event
+	1,  // 13: hookmesh.ingest.v1.IngestService.CreateEvent:input_type -> hookmesh.ingest.v1.CreateEventRequest
+	3,  // 14: hookmesh.ingest.v1.IngestService.CreateFanoutEvent:input_type -> hookmesh.ingest.v1.CreateFanoutEventRequest
+	5,  // 15: hookmesh.ingest.v1.IngestService.CreateBroadcastEvent:input_type -> hookmesh.ingest.v1.CreateBroadcastEventRequest
+	7,  // 16: hookmesh.ingest.v1.IngestService.GetEvent:input_type -> hookmesh.ingest.v1.GetEventRequest
+	9,  // 17: hookmesh.ingest.v1.IngestService.ListEvents:input_type -> hookmesh.ingest.v1.ListEventsRequest
+	2,  // 18: hookmesh.ingest.v1.IngestService.CreateEvent:output_type -> hookmesh.ingest.v1.CreateEventResponse
+	4,  // 19: hookmesh.ingest.v1.IngestService.CreateFanoutEvent:output_type -> hookmesh.ingest.v1.CreateFanoutEventResponse
+	6,  // 20: hookmesh.ingest.v1.IngestService.CreateBroadcastEvent:output_type -> hookmesh.ingest.v1.CreateBroadcastEventResponse
+	8,  // 21: hookmesh.ingest.v1.IngestService.GetEvent:output_type -> hookmesh.ingest.v1.GetEventResponse
+	10, // 22: hookmesh.ingest.v1.IngestService.ListEvents:output_type -> hookmesh.ingest.v1.ListEventsResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_ingest_v1_ingest_proto_init() }
@@ -964,6 +993,7 @@ func file_hookmesh_ingest_v1_ingest_proto_init() {
 	if File_hookmesh_ingest_v1_ingest_proto != nil {
 		return
 	}
+	file_hookmesh_ingest_v1_ingest_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1200,6 +1200,166 @@ func (x *BatchRetryDeliveriesResponse) GetQueued() uint64 {
 	return 0
 }
 
+type SummarizeEventsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// event_ids are at most 500 events of the project.
+	EventIds      []string `protobuf:"bytes,2,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SummarizeEventsRequest) Reset() {
+	*x = SummarizeEventsRequest{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummarizeEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummarizeEventsRequest) ProtoMessage() {}
+
+func (x *SummarizeEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummarizeEventsRequest.ProtoReflect.Descriptor instead.
+func (*SummarizeEventsRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SummarizeEventsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *SummarizeEventsRequest) GetEventIds() []string {
+	if x != nil {
+		return x.EventIds
+	}
+	return nil
+}
+
+// EventSummary counts an event's deliveries per status.
+type EventSummary struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EventId string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Total   uint64                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// counts lists the statuses that have deliveries.
+	Counts        []*StatusCount `protobuf:"bytes,3,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventSummary) Reset() {
+	*x = EventSummary{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventSummary) ProtoMessage() {}
+
+func (x *EventSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventSummary.ProtoReflect.Descriptor instead.
+func (*EventSummary) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EventSummary) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *EventSummary) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *EventSummary) GetCounts() []*StatusCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+type SummarizeEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// summaries has one entry per requested event, in the request's order.
+	Summaries     []*EventSummary `protobuf:"bytes,1,rep,name=summaries,proto3" json:"summaries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SummarizeEventsResponse) Reset() {
+	*x = SummarizeEventsResponse{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummarizeEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummarizeEventsResponse) ProtoMessage() {}
+
+func (x *SummarizeEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummarizeEventsResponse.ProtoReflect.Descriptor instead.
+func (*SummarizeEventsResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SummarizeEventsResponse) GetSummaries() []*EventSummary {
+	if x != nil {
+		return x.Summaries
+	}
+	return nil
+}
+
 var File_hookmesh_status_v1_status_proto protoreflect.FileDescriptor
 
 const file_hookmesh_status_v1_status_proto_rawDesc = "" +
@@ -1321,7 +1481,17 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x17\n" +
 	"\adry_run\x18\a \x01(\bR\x06dryRun\"6\n" +
 	"\x1cBatchRetryDeliveriesResponse\x12\x16\n" +
-	"\x06queued\x18\x01 \x01(\x04R\x06queued*\xe3\x01\n" +
+	"\x06queued\x18\x01 \x01(\x04R\x06queued\"T\n" +
+	"\x16SummarizeEventsRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tevent_ids\x18\x02 \x03(\tR\beventIds\"x\n" +
+	"\fEventSummary\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x127\n" +
+	"\x06counts\x18\x03 \x03(\v2\x1f.hookmesh.status.v1.StatusCountR\x06counts\"Y\n" +
+	"\x17SummarizeEventsResponse\x12>\n" +
+	"\tsummaries\x18\x01 \x03(\v2 .hookmesh.status.v1.EventSummaryR\tsummaries*\xe3\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SCHEDULED\x10\x01\x12\x1e\n" +
@@ -1329,7 +1499,7 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\x17DELIVERY_STATUS_SUCCESS\x10\x03\x12\x19\n" +
 	"\x15DELIVERY_STATUS_RETRY\x10\x04\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x05\x12\x1d\n" +
-	"\x19DELIVERY_STATUS_DISCARDED\x10\x062\x97\x06\n" +
+	"\x19DELIVERY_STATUS_DISCARDED\x10\x062\x88\a\n" +
 	"\rStatusService\x12c\n" +
 	"\vGetDelivery\x12&.hookmesh.status.v1.GetDeliveryRequest\x1a'.hookmesh.status.v1.GetDeliveryResponse\"\x03\x90\x02\x01\x12l\n" +
 	"\x0eListDeliveries\x12).hookmesh.status.v1.ListDeliveriesRequest\x1a*.hookmesh.status.v1.ListDeliveriesResponse\"\x03\x90\x02\x01\x12o\n" +
@@ -1337,7 +1507,8 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\fListAttempts\x12'.hookmesh.status.v1.ListAttemptsRequest\x1a(.hookmesh.status.v1.ListAttemptsResponse\"\x03\x90\x02\x01\x12f\n" +
 	"\rRetryDelivery\x12(.hookmesh.status.v1.RetryDeliveryRequest\x1a).hookmesh.status.v1.RetryDeliveryResponse\"\x00\x12u\n" +
 	"\x12ForceRetryDelivery\x12-.hookmesh.status.v1.ForceRetryDeliveryRequest\x1a..hookmesh.status.v1.ForceRetryDeliveryResponse\"\x00\x12{\n" +
-	"\x14BatchRetryDeliveries\x12/.hookmesh.status.v1.BatchRetryDeliveriesRequest\x1a0.hookmesh.status.v1.BatchRetryDeliveriesResponse\"\x00B>Z<github.com/hookmesh/hookmesh/gen/hookmesh/status/v1;statusv1b\x06proto3"
+	"\x14BatchRetryDeliveries\x12/.hookmesh.status.v1.BatchRetryDeliveriesRequest\x1a0.hookmesh.status.v1.BatchRetryDeliveriesResponse\"\x00\x12o\n" +
+	"\x0fSummarizeEvents\x12*.hookmesh.status.v1.SummarizeEventsRequest\x1a+.hookmesh.status.v1.SummarizeEventsResponse\"\x03\x90\x02\x01B>Z<github.com/hookmesh/hookmesh/gen/hookmesh/status/v1;statusv1b\x06proto3"
 
 var (
 	file_hookmesh_status_v1_status_proto_rawDescOnce sync.Once
@@ -1352,7 +1523,7 @@ func file_hookmesh_status_v1_status_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmesh_status_v1_status_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookmesh_status_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_hookmesh_status_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_hookmesh_status_v1_status_proto_goTypes = []any{
 	(DeliveryStatus)(0),                  // 0: hookmesh.status.v1.DeliveryStatus
 	(*Delivery)(nil),                     // 1: hookmesh.status.v1.Delivery
@@ -1372,22 +1543,25 @@ var file_hookmesh_status_v1_status_proto_goTypes = []any{
 	(*ForceRetryDeliveryResponse)(nil),   // 15: hookmesh.status.v1.ForceRetryDeliveryResponse
 	(*BatchRetryDeliveriesRequest)(nil),  // 16: hookmesh.status.v1.BatchRetryDeliveriesRequest
 	(*BatchRetryDeliveriesResponse)(nil), // 17: hookmesh.status.v1.BatchRetryDeliveriesResponse
-	nil,                                  // 18: hookmesh.status.v1.Attempt.RequestHeadersEntry
-	nil,                                  // 19: hookmesh.status.v1.Attempt.ResponseHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
+	(*SummarizeEventsRequest)(nil),       // 18: hookmesh.status.v1.SummarizeEventsRequest
+	(*EventSummary)(nil),                 // 19: hookmesh.status.v1.EventSummary
+	(*SummarizeEventsResponse)(nil),      // 20: hookmesh.status.v1.SummarizeEventsResponse
+	nil,                                  // 21: hookmesh.status.v1.Attempt.RequestHeadersEntry
+	nil,                                  // 22: hookmesh.status.v1.Attempt.ResponseHeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 23: google.protobuf.Timestamp
 }
 var file_hookmesh_status_v1_status_proto_depIdxs = []int32{
 	0,  // 0: hookmesh.status.v1.Delivery.status:type_name -> hookmesh.status.v1.DeliveryStatus
-	20, // 1: hookmesh.status.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	20, // 2: hookmesh.status.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	20, // 3: hookmesh.status.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	18, // 4: hookmesh.status.v1.Attempt.request_headers:type_name -> hookmesh.status.v1.Attempt.RequestHeadersEntry
-	19, // 5: hookmesh.status.v1.Attempt.response_headers:type_name -> hookmesh.status.v1.Attempt.ResponseHeadersEntry
-	20, // 6: hookmesh.status.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	23, // 1: hookmesh.status.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	23, // 2: hookmesh.status.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	23, // 3: hookmesh.status.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	21, // 4: hookmesh.status.v1.Attempt.request_headers:type_name -> hookmesh.status.v1.Attempt.RequestHeadersEntry
+	22, // 5: hookmesh.status.v1.Attempt.response_headers:type_name -> hookmesh.status.v1.Attempt.ResponseHeadersEntry
+	23, // 6: hookmesh.status.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: hookmesh.status.v1.GetDeliveryResponse.delivery:type_name -> hookmesh.status.v1.Delivery
 	0,  // 8: hookmesh.status.v1.ListDeliveriesRequest.statuses:type_name -> hookmesh.status.v1.DeliveryStatus
-	20, // 9: hookmesh.status.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	20, // 10: hookmesh.status.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	23, // 9: hookmesh.status.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 10: hookmesh.status.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 11: hookmesh.status.v1.ListDeliveriesResponse.deliveries:type_name -> hookmesh.status.v1.Delivery
 	0,  // 12: hookmesh.status.v1.StatusCount.status:type_name -> hookmesh.status.v1.DeliveryStatus
 	8,  // 13: hookmesh.status.v1.CountDeliveriesResponse.counts:type_name -> hookmesh.status.v1.StatusCount
@@ -1395,27 +1569,31 @@ var file_hookmesh_status_v1_status_proto_depIdxs = []int32{
 	1,  // 15: hookmesh.status.v1.RetryDeliveryResponse.delivery:type_name -> hookmesh.status.v1.Delivery
 	1,  // 16: hookmesh.status.v1.ForceRetryDeliveryResponse.delivery:type_name -> hookmesh.status.v1.Delivery
 	0,  // 17: hookmesh.status.v1.BatchRetryDeliveriesRequest.statuses:type_name -> hookmesh.status.v1.DeliveryStatus
-	20, // 18: hookmesh.status.v1.BatchRetryDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	20, // 19: hookmesh.status.v1.BatchRetryDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 20: hookmesh.status.v1.StatusService.GetDelivery:input_type -> hookmesh.status.v1.GetDeliveryRequest
-	5,  // 21: hookmesh.status.v1.StatusService.ListDeliveries:input_type -> hookmesh.status.v1.ListDeliveriesRequest
-	7,  // 22: hookmesh.status.v1.StatusService.CountDeliveries:input_type -> hookmesh.status.v1.CountDeliveriesRequest
-	10, // 23: hookmesh.status.v1.StatusService.ListAttempts:input_type -> hookmesh.status.v1.ListAttemptsRequest
-	12, // 24: hookmesh.status.v1.StatusService.RetryDelivery:input_type -> hookmesh.status.v1.RetryDeliveryRequest
-	14, // 25: hookmesh.status.v1.StatusService.ForceRetryDelivery:input_type -> hookmesh.status.v1.ForceRetryDeliveryRequest
-	16, // 26: hookmesh.status.v1.StatusService.BatchRetryDeliveries:input_type -> hookmesh.status.v1.BatchRetryDeliveriesRequest
-	4,  // 27: hookmesh.status.v1.StatusService.GetDelivery:output_type -> hookmesh.status.v1.GetDeliveryResponse
-	6,  // 28: hookmesh.status.v1.StatusService.ListDeliveries:output_type -> hookmesh.status.v1.ListDeliveriesResponse
-	9,  // 29: hookmesh.status.v1.StatusService.CountDeliveries:output_type -> hookmesh.status.v1.CountDeliveriesResponse
-	11, // 30: hookmesh.status.v1.StatusService.ListAttempts:output_type -> hookmesh.status.v1.ListAttemptsResponse
-	13, // 31: hookmesh.status.v1.StatusService.RetryDelivery:output_type -> hookmesh.status.v1.RetryDeliveryResponse
-	15, // 32: hookmesh.status.v1.StatusService.ForceRetryDelivery:output_type -> hookmesh.status.v1.ForceRetryDeliveryResponse
-	17, // 33: hookmesh.status.v1.StatusService.BatchRetryDeliveries:output_type -> hookmesh.status.v1.BatchRetryDeliveriesResponse
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	23, // 18: hookmesh.status.v1.BatchRetryDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 19: hookmesh.status.v1.BatchRetryDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	8,  // 20: hookmesh.status.v1.EventSummary.counts:type_name -> hookmesh.status.v1.StatusCount
+	19, // 21: hookmesh.status.v1.SummarizeEventsResponse.summaries:type_name -> hookmesh.status.v1.EventSummary
+	3,  // 22: hookmesh.status.v1.StatusService.GetDelivery:input_type -> hookmesh.status.v1.GetDeliveryRequest
+	5,  // 23: hookmesh.status.v1.StatusService.ListDeliveries:input_type -> hookmesh.status.v1.ListDeliveriesRequest
+	7,  // 24: hookmesh.status.v1.StatusService.CountDeliveries:input_type -> hookmesh.status.v1.CountDeliveriesRequest
+	10, // 25: hookmesh.status.v1.StatusService.ListAttempts:input_type -> hookmesh.status.v1.ListAttemptsRequest
+	12, // 26: hookmesh.status.v1.StatusService.RetryDelivery:input_type -> hookmesh.status.v1.RetryDeliveryRequest
+	14, // 27: hookmesh.status.v1.StatusService.ForceRetryDelivery:input_type -> hookmesh.status.v1.ForceRetryDeliveryRequest
+	16, // 28: hookmesh.status.v1.StatusService.BatchRetryDeliveries:input_type -> hookmesh.status.v1.BatchRetryDeliveriesRequest
+	18, // 29: hookmesh.status.v1.StatusService.SummarizeEvents:input_type -> hookmesh.status.v1.SummarizeEventsRequest
+	4,  // 30: hookmesh.status.v1.StatusService.GetDelivery:output_type -> hookmesh.status.v1.GetDeliveryResponse
+	6,  // 31: hookmesh.status.v1.StatusService.ListDeliveries:output_type -> hookmesh.status.v1.ListDeliveriesResponse
+	9,  // 32: hookmesh.status.v1.StatusService.CountDeliveries:output_type -> hookmesh.status.v1.CountDeliveriesResponse
+	11, // 33: hookmesh.status.v1.StatusService.ListAttempts:output_type -> hookmesh.status.v1.ListAttemptsResponse
+	13, // 34: hookmesh.status.v1.StatusService.RetryDelivery:output_type -> hookmesh.status.v1.RetryDeliveryResponse
+	15, // 35: hookmesh.status.v1.StatusService.ForceRetryDelivery:output_type -> hookmesh.status.v1.ForceRetryDeliveryResponse
+	17, // 36: hookmesh.status.v1.StatusService.BatchRetryDeliveries:output_type -> hookmesh.status.v1.BatchRetryDeliveriesResponse
+	20, // 37: hookmesh.status.v1.StatusService.SummarizeEvents:output_type -> hookmesh.status.v1.SummarizeEventsResponse
+	30, // [30:38] is the sub-list for method output_type
+	22, // [22:30] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_status_v1_status_proto_init() }
@@ -1429,7 +1607,7 @@ func file_hookmesh_status_v1_status_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_status_v1_status_proto_rawDesc), len(file_hookmesh_status_v1_status_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

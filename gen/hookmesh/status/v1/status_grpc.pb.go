@@ -26,6 +26,7 @@ const (
 	StatusService_RetryDelivery_FullMethodName        = "/hookmesh.status.v1.StatusService/RetryDelivery"
 	StatusService_ForceRetryDelivery_FullMethodName   = "/hookmesh.status.v1.StatusService/ForceRetryDelivery"
 	StatusService_BatchRetryDeliveries_FullMethodName = "/hookmesh.status.v1.StatusService/BatchRetryDeliveries"
+	StatusService_SummarizeEvents_FullMethodName      = "/hookmesh.status.v1.StatusService/SummarizeEvents"
 )
 
 // StatusServiceClient is the client API for StatusService service.
@@ -50,6 +51,8 @@ type StatusServiceClient interface {
 	ForceRetryDelivery(ctx context.Context, in *ForceRetryDeliveryRequest, opts ...grpc.CallOption) (*ForceRetryDeliveryResponse, error)
 	// BatchRetryDeliveries retries every delivery matching a filter.
 	BatchRetryDeliveries(ctx context.Context, in *BatchRetryDeliveriesRequest, opts ...grpc.CallOption) (*BatchRetryDeliveriesResponse, error)
+	// SummarizeEvents counts the deliveries of several events per status.
+	SummarizeEvents(ctx context.Context, in *SummarizeEventsRequest, opts ...grpc.CallOption) (*SummarizeEventsResponse, error)
 }
 
 type statusServiceClient struct {
@@ -130,6 +133,16 @@ func (c *statusServiceClient) BatchRetryDeliveries(ctx context.Context, in *Batc
 	return out, nil
 }
 
+func (c *statusServiceClient) SummarizeEvents(ctx context.Context, in *SummarizeEventsRequest, opts ...grpc.CallOption) (*SummarizeEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SummarizeEventsResponse)
+	err := c.cc.Invoke(ctx, StatusService_SummarizeEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StatusServiceServer is the server API for StatusService service.
 // All implementations must embed UnimplementedStatusServiceServer
 // for forward compatibility.
@@ -152,6 +165,8 @@ type StatusServiceServer interface {
 	ForceRetryDelivery(context.Context, *ForceRetryDeliveryRequest) (*ForceRetryDeliveryResponse, error)
 	// BatchRetryDeliveries retries every delivery matching a filter.
 	BatchRetryDeliveries(context.Context, *BatchRetryDeliveriesRequest) (*BatchRetryDeliveriesResponse, error)
+	// SummarizeEvents counts the deliveries of several events per status.
+	SummarizeEvents(context.Context, *SummarizeEventsRequest) (*SummarizeEventsResponse, error)
 	mustEmbedUnimplementedStatusServiceServer()
 }
 
@@ -182,6 +197,9 @@ func (UnimplementedStatusServiceServer) ForceRetryDelivery(context.Context, *For
 }
 func (UnimplementedStatusServiceServer) BatchRetryDeliveries(context.Context, *BatchRetryDeliveriesRequest) (*BatchRetryDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BatchRetryDeliveries not implemented")
+}
+func (UnimplementedStatusServiceServer) SummarizeEvents(context.Context, *SummarizeEventsRequest) (*SummarizeEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SummarizeEvents not implemented")
 }
 func (UnimplementedStatusServiceServer) mustEmbedUnimplementedStatusServiceServer() {}
 func (UnimplementedStatusServiceServer) testEmbeddedByValue()                       {}
@@ -330,6 +348,24 @@ func _StatusService_BatchRetryDeliveries_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StatusService_SummarizeEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SummarizeEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StatusServiceServer).SummarizeEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StatusService_SummarizeEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StatusServiceServer).SummarizeEvents(ctx, req.(*SummarizeEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StatusService_ServiceDesc is the grpc.ServiceDesc for StatusService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -364,6 +400,10 @@ var StatusService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BatchRetryDeliveries",
 			Handler:    _StatusService_BatchRetryDeliveries_Handler,
+		},
+		{
+			MethodName: "SummarizeEvents",
+			Handler:    _StatusService_SummarizeEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

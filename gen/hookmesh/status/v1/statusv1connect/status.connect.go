@@ -54,6 +54,9 @@ const (
 	// StatusServiceBatchRetryDeliveriesProcedure is the fully-qualified name of the StatusService's
 	// BatchRetryDeliveries RPC.
 	StatusServiceBatchRetryDeliveriesProcedure = "/hookmesh.status.v1.StatusService/BatchRetryDeliveries"
+	// StatusServiceSummarizeEventsProcedure is the fully-qualified name of the StatusService's
+	// SummarizeEvents RPC.
+	StatusServiceSummarizeEventsProcedure = "/hookmesh.status.v1.StatusService/SummarizeEvents"
 )
 
 // StatusServiceClient is a client for the hookmesh.status.v1.StatusService service.
@@ -72,6 +75,8 @@ type StatusServiceClient interface {
 	ForceRetryDelivery(context.Context, *connect.Request[v1.ForceRetryDeliveryRequest]) (*connect.Response[v1.ForceRetryDeliveryResponse], error)
 	// BatchRetryDeliveries retries every delivery matching a filter.
 	BatchRetryDeliveries(context.Context, *connect.Request[v1.BatchRetryDeliveriesRequest]) (*connect.Response[v1.BatchRetryDeliveriesResponse], error)
+	// SummarizeEvents counts the deliveries of several events per status.
+	SummarizeEvents(context.Context, *connect.Request[v1.SummarizeEventsRequest]) (*connect.Response[v1.SummarizeEventsResponse], error)
 }
 
 // NewStatusServiceClient constructs a client for the hookmesh.status.v1.StatusService service. By
@@ -131,6 +136,13 @@ func NewStatusServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(statusServiceMethods.ByName("BatchRetryDeliveries")),
 			connect.WithClientOptions(opts...),
 		),
+		summarizeEvents: connect.NewClient[v1.SummarizeEventsRequest, v1.SummarizeEventsResponse](
+			httpClient,
+			baseURL+StatusServiceSummarizeEventsProcedure,
+			connect.WithSchema(statusServiceMethods.ByName("SummarizeEvents")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -143,6 +155,7 @@ type statusServiceClient struct {
 	retryDelivery        *connect.Client[v1.RetryDeliveryRequest, v1.RetryDeliveryResponse]
 	forceRetryDelivery   *connect.Client[v1.ForceRetryDeliveryRequest, v1.ForceRetryDeliveryResponse]
 	batchRetryDeliveries *connect.Client[v1.BatchRetryDeliveriesRequest, v1.BatchRetryDeliveriesResponse]
+	summarizeEvents      *connect.Client[v1.SummarizeEventsRequest, v1.SummarizeEventsResponse]
 }
 
 // GetDelivery calls hookmesh.status.v1.StatusService.GetDelivery.
@@ -180,6 +193,11 @@ func (c *statusServiceClient) BatchRetryDeliveries(ctx context.Context, req *con
 	return c.batchRetryDeliveries.CallUnary(ctx, req)
 }
 
+// SummarizeEvents calls hookmesh.status.v1.StatusService.SummarizeEvents.
+func (c *statusServiceClient) SummarizeEvents(ctx context.Context, req *connect.Request[v1.SummarizeEventsRequest]) (*connect.Response[v1.SummarizeEventsResponse], error) {
+	return c.summarizeEvents.CallUnary(ctx, req)
+}
+
 // StatusServiceHandler is an implementation of the hookmesh.status.v1.StatusService service.
 type StatusServiceHandler interface {
 	// GetDelivery returns one delivery.
@@ -196,6 +214,8 @@ type StatusServiceHandler interface {
 	ForceRetryDelivery(context.Context, *connect.Request[v1.ForceRetryDeliveryRequest]) (*connect.Response[v1.ForceRetryDeliveryResponse], error)
 	// BatchRetryDeliveries retries every delivery matching a filter.
 	BatchRetryDeliveries(context.Context, *connect.Request[v1.BatchRetryDeliveriesRequest]) (*connect.Response[v1.BatchRetryDeliveriesResponse], error)
+	// SummarizeEvents counts the deliveries of several events per status.
+	SummarizeEvents(context.Context, *connect.Request[v1.SummarizeEventsRequest]) (*connect.Response[v1.SummarizeEventsResponse], error)
 }
 
 // NewStatusServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -251,6 +271,13 @@ func NewStatusServiceHandler(svc StatusServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(statusServiceMethods.ByName("BatchRetryDeliveries")),
 		connect.WithHandlerOptions(opts...),
 	)
+	statusServiceSummarizeEventsHandler := connect.NewUnaryHandler(
+		StatusServiceSummarizeEventsProcedure,
+		svc.SummarizeEvents,
+		connect.WithSchema(statusServiceMethods.ByName("SummarizeEvents")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.status.v1.StatusService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case StatusServiceGetDeliveryProcedure:
@@ -267,6 +294,8 @@ func NewStatusServiceHandler(svc StatusServiceHandler, opts ...connect.HandlerOp
 			statusServiceForceRetryDeliveryHandler.ServeHTTP(w, r)
 		case StatusServiceBatchRetryDeliveriesProcedure:
 			statusServiceBatchRetryDeliveriesHandler.ServeHTTP(w, r)
+		case StatusServiceSummarizeEventsProcedure:
+			statusServiceSummarizeEventsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -302,4 +331,8 @@ func (UnimplementedStatusServiceHandler) ForceRetryDelivery(context.Context, *co
 
 func (UnimplementedStatusServiceHandler) BatchRetryDeliveries(context.Context, *connect.Request[v1.BatchRetryDeliveriesRequest]) (*connect.Response[v1.BatchRetryDeliveriesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.status.v1.StatusService.BatchRetryDeliveries is not implemented"))
+}
+
+func (UnimplementedStatusServiceHandler) SummarizeEvents(context.Context, *connect.Request[v1.SummarizeEventsRequest]) (*connect.Response[v1.SummarizeEventsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.status.v1.StatusService.SummarizeEvents is not implemented"))
 }
