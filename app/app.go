@@ -205,6 +205,7 @@ func (a *App) assemble(ctx context.Context) error {
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start ingest: %w", err)
 		}
+		a.closers = append(a.closers, svc.Close)
 		rest := func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 		}

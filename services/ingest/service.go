@@ -53,7 +53,7 @@ type Service struct {
 // summaries, when not nil, adds delivery counts to the events it returns.
 func New(cfg Config, db *mongo.Database, endpoints Endpoints, summaries Deliveries, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
 	cfg.defaults()
-	return &Service{cfg: cfg, store: &eventStore{db: db}, endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger}
+	return &Service{cfg: cfg, store: newEventStore(db), endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger}
 }
 
 // summarize adds each event's delivery counts. The events are useful
@@ -76,6 +76,9 @@ func (s *Service) summarize(ctx context.Context, projectID string, events []*ing
 		ev.Deliveries = sums[ev.GetId()]
 	}
 }
+
+// Close finishes the inserts in progress.
+func (s *Service) Close() { s.store.close() }
 
 // Init creates the indexes.
 func (s *Service) Init(ctx context.Context) error { return s.store.init(ctx) }

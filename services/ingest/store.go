@@ -47,7 +47,27 @@ type claimDoc struct {
 // claimID is unambiguous because project ids have a fixed shape without ':'.
 func claimID(projectID, key string) string { return projectID + ":" + key }
 
-type eventStore struct{ db *mongo.Database }
+// eventStore keeps events. Inserts from concurrent requests are written
+// together (store.Inserter): each request still waits for its own event to
+// be durable.
+type eventStore struct {
+	db     *mongo.Database
+	events *store.Inserter
+	claims *store.Inserter
+}
+
+func newEventStore(db *mongo.Database) *eventStore {
+	return &eventStore{
+		db:     db,
+		events: store.NewInserter(db.Collection(eventsCollection), 4, 256),
+		claims: store.NewInserter(db.Collection(claimsCollection), 2, 256),
+	}
+}
+
+func (s *eventStore) close() {
+	s.events.Close()
+	s.claims.Close()
+}
 
 func (s *eventStore) init(ctx context.Context) error {
 	return store.EnsureIndexes(ctx, s.db, []store.Index{
@@ -61,7 +81,7 @@ func (s *eventStore) init(ctx context.Context) error {
 // won, else the event id of the claim that exists and its age.
 func (s *eventStore) claim(ctx context.Context, projectID, key, eventID string, now time.Time) (string, time.Time, error) {
 	doc := claimDoc{ID: claimID(projectID, key), ProjectID: projectID, EventID: eventID, CreateTime: now}
-	_, err := s.db.Collection(claimsCollection).InsertOne(ctx, doc)
+	err := s.claims.Insert(ctx, doc)
 	if err == nil {
 		return "", time.Time{}, nil
 	}
@@ -77,7 +97,7 @@ func (s *eventStore) claim(ctx context.Context, projectID, key, eventID string, 
 
 // insert stores an event; errDuplicate when its _id exists.
 func (s *eventStore) insert(ctx context.Context, doc *eventDoc) error {
-	_, err := s.db.Collection(eventsCollection).InsertOne(ctx, doc)
+	err := s.events.Insert(ctx, doc)
 	if store.IsDuplicateKey(err) {
 		return errDuplicate
 	}
