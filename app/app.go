@@ -24,6 +24,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/netguard"
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/internal/telemetry"
@@ -226,7 +227,8 @@ func (a *App) assemble(ctx context.Context) error {
 		a.runners = append(a.runners, r.Run)
 	}
 	if cfg.has(TargetDeliverer) {
-		a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.DeliveryConcurrency},
+		guard := netguard.New(cfg.AllowPrivateNetworks, nil)
+		a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.DeliveryConcurrency, DialControl: guard.DialControl},
 			webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 		a.closers = append(a.closers, a.sender.Close)
 		d := deliverer.New(deliverer.Config{Concurrency: cfg.DeliveryConcurrency}, a.bus, a.pub, reg, a.sender, logger.With("service", "deliverer"))

@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/hookmesh/hookmesh/app"
 	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
@@ -168,5 +169,31 @@ func TestRESTEventWithAdvancedSignature(t *testing.T) {
 	}
 	if got.header.Get("X-Trace") != "abc" {
 		t.Fatalf("custom header lost")
+	}
+}
+
+// TestPrivateDestinationsRefusedByDefault runs hookmesh without
+// HOOKMESH_ALLOW_PRIVATE_NETWORKS: a webhook to a loopback receiver is never
+// sent, and the delivery fails saying why.
+func TestPrivateDestinationsRefusedByDefault(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{configure: func(c *app.Config) { c.AllowPrivateNetworks = false }})
+	recv := newReceiver(t)
+	projectID, key := s.project(t, nil)
+	c := s.clients(key)
+	for _, url := range []string{recv.URL, strings.Replace(recv.URL, "127.0.0.1", "localhost", 1), strings.Replace(recv.URL, "127.0.0.1", "[::ffff:127.0.0.1]", 1)} {
+		ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: url})
+		resp, err := c.ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{
+			ProjectId: projectID, EndpointId: ep.GetId(), EventType: "ssrf", Data: `{}`}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := waitDelivery(t, c, projectID, resp.Msg.GetEvent().GetId(), statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
+		if !strings.Contains(d.GetLastError(), "private or reserved range") {
+			t.Errorf("%s: delivery failed with %q, want the guard's reason", url, d.GetLastError())
+		}
+	}
+	if n := len(recv.requests()); n != 0 {
+		t.Fatalf("the loopback receiver got %d requests", n)
 	}
 }

@@ -170,6 +170,9 @@ func indexes() []store.Index {
 			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "_id", Value: 1}}}},
 		{Collection: collSubscriptions, Model: mongo.IndexModel{
 			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "endpoint_id", Value: 1}}}},
+		// Broadcasts look subscriptions up by project and event type.
+		{Collection: collSubscriptions, Model: mongo.IndexModel{
+			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "filter.event_types", Value: 1}}}},
 		{Collection: collSubscriptions, Model: mongo.IndexModel{
 			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "_id", Value: 1}}}},
 	}
