@@ -74,6 +74,8 @@ type Config struct {
 	ExportTraces bool
 	// SpanProcessors receive every span (tests use an in-memory exporter).
 	SpanProcessors []sdktrace.SpanProcessor
+	// Pprof serves Go's profiler at /debug/pprof/ on the API address.
+	Pprof bool
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
 }

@@ -93,6 +93,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 	fs.DurationVar(&cfg.StatusBatchWait, "status-batch-wait", envDur("HOOKMESH_STATUS_BATCH_WAIT", time.Second), "how long the status service gathers state changes before writing them (HOOKMESH_STATUS_BATCH_WAIT)")
 	fs.DurationVar(&cfg.CacheTTL, "cache-ttl", envDur("HOOKMESH_CACHE_TTL", cfg.CacheTTL), "how long registry answers are cached (HOOKMESH_CACHE_TTL)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDur("HOOKMESH_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), "bound on the graceful shutdown (HOOKMESH_SHUTDOWN_TIMEOUT)")
+	fs.BoolVar(&cfg.Pprof, "pprof", envBool("HOOKMESH_PPROF"), "serve Go's profiler at /debug/pprof/ (HOOKMESH_PPROF)")
 	logLevel := fs.String("log-level", env("HOOKMESH_LOG_LEVEL", "info"), "debug, info, warn or error (HOOKMESH_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, 0, err

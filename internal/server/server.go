@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -27,6 +28,8 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, when both set, make the server speak TLS.
 	TLSCertFile string
 	TLSKeyFile  string
+	// Pprof serves Go's profiler at /debug/pprof/.
+	Pprof bool
 }
 
 // ReadyFunc reports whether a dependency (database, broker) is reachable.
@@ -57,6 +60,11 @@ func New(cfg Config, logger *slog.Logger, metrics http.Handler) *Server {
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	if metrics != nil {
 		s.mux.Handle("GET /metrics", metrics)
+	}
+	if cfg.Pprof {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return s
 }
