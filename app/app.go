@@ -147,7 +147,7 @@ func (a *App) assemble(ctx context.Context) error {
 	registryURL := cfg.RegistryURL
 	var regSvc *registry.Service
 	if cfg.has(TargetRegistry) {
-		regSvc = registry.New(registry.Config{AdminKey: cfg.AdminKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks}, a.db("registry"), logger.With("service", "registry"))
+		regSvc = registry.New(registry.Config{AdminKey: cfg.AdminKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks}, a.db("registry"), logger)
 		if err := regSvc.Init(ctx); err != nil {
 			return fmt.Errorf("start registry: %w", err)
 		}
