@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -298,5 +300,52 @@ func TestSubscriptionChangeReachesEveryRouter(t *testing.T) {
 		if got := r.deliveredTo(t, id, 0); len(got) != 0 {
 			t.Fatalf("event %s was routed by the old subscription", id)
 		}
+	}
+}
+
+// TestRESTShapes sends the three shapes and the broadcast header through
+// the Convoy-compatible REST paths.
+func TestRESTShapes(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{})
+	r := newRouted(t, s)
+	r.recv.pathHeader = true
+	r.endpoint(t, "a1", "alice")
+	r.endpoint(t, "a2", "alice")
+	r.endpoint(t, "b1", "bob", &registryv1.Filter{EventTypes: []string{"user.*"}})
+	base := s.ingestURL + "/api/v1/projects/" + r.projectID + "/events"
+	post := func(path, body string, header http.Header) string {
+		t.Helper()
+		status, out := postREST(t, base+path, r.key, body, header)
+		if status != 201 {
+			t.Fatalf("POST %s: %d %s", path, status, out)
+		}
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(out), &ev); err != nil || ev.ID == "" {
+			t.Fatalf("POST %s answered %s", path, out)
+		}
+		return ev.ID
+	}
+	broadcastHeader := http.Header{"X-Convoy-Message-Type": []string{"broadcast"}}
+	for _, tc := range []struct {
+		name, path, body string
+		header           http.Header
+		want             []string
+	}{
+		{"single", "", fmt.Sprintf(`{"endpoint_id": %q, "event_type": "order.paid", "data": {"n": 1}}`, r.endpoints["a2"].GetId()), nil, []string{"a2"}},
+		{"fan-out", "/fanout", `{"owner_id": "alice", "event_type": "order.paid", "data": [1, 2]}`, nil, []string{"a1", "a2"}},
+		{"broadcast", "/broadcast", `{"event_type": "user.created", "data": "text"}`, nil, []string{"a1", "a2", "b1"}},
+		{"broadcast excluding by type", "/broadcast", `{"event_type": "order.paid", "data": null}`, nil, []string{"a1", "a2"}},
+		{"header on a fan-out", "/fanout", `{"owner_id": "alice", "event_type": "user.deleted", "data": {}}`, broadcastHeader, []string{"a1", "a2", "b1"}},
+	} {
+		id := post(tc.path, tc.body, tc.header)
+		if got := r.deliveredTo(t, id, len(tc.want)); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: delivered to %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if status, out := postREST(t, base+"/fanout", r.key, `{"event_type": "x", "data": {}}`, nil); status != 400 || !strings.Contains(out, "owner_id") {
+		t.Fatalf("fan-out without owner: %d %s", status, out)
 	}
 }
