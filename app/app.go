@@ -104,6 +104,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		a.pub = a.bus.NewPublisher(4)
 		a.closers = append(a.closers, a.pub.Close)
 		a.server.AddReadyCheck("rabbitmq", a.bus.Ready)
+		if err := a.bus.RegisterQueueMetrics(a.tel.MeterProvider); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.assemble(ctx); err != nil {
 		return nil, err
@@ -234,7 +237,10 @@ func (a *App) assemble(ctx context.Context) error {
 		a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.DeliveryConcurrency, DialControl: guard.DialControl},
 			webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 		a.closers = append(a.closers, a.sender.Close)
-		d := deliverer.New(deliverer.Config{Concurrency: cfg.DeliveryConcurrency}, a.bus, a.pub, reg, a.sender, logger.With("service", "deliverer"))
+		d, err := deliverer.New(deliverer.Config{Concurrency: cfg.DeliveryConcurrency}, a.bus, a.pub, reg, a.sender, a.tel.MeterProvider, logger.With("service", "deliverer"))
+		if err != nil {
+			return err
+		}
 		a.runners = append(a.runners, d.Run)
 	}
 	return nil

@@ -24,7 +24,27 @@ import (
 func TestHealthReadinessAndReflection(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, modeAll, stackOptions{})
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	recv := newReceiver(t)
+	projectID, key := s.project(t, nil)
+	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
+	sent, err := s.clients(key).ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{
+		ProjectId: projectID, EndpointId: ep.GetId(), EventType: "metered", Data: `{}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deliverer counts an outcome before it reports it.
+	waitDelivery(t, s.clients(key), projectID, sent.Msg.GetEvent().GetId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+	for path, wants := range map[string][]string{
+		"/healthz": {"ok"},
+		"/readyz":  {"ready"},
+		"/metrics": {
+			`hookmesh_deliveries_total{otel_scope_name="github.com/hookmesh/hookmesh/services/deliverer"`,
+			`status="success"`,
+			`hookmesh_attempt_duration_seconds_bucket{`,
+			`hookmesh_queue_messages{`,
+			`queue="` + s.cfg.AMQPPrefix + `.deliver"`,
+		},
+	} {
 		resp, err := http.Get(s.ingestURL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -33,6 +53,11 @@ func TestHealthReadinessAndReflection(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		for _, want := range wants {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("%s lacks %q", path, want)
+			}
 		}
 	}
 	conn, err := grpc.NewClient(strings.TrimPrefix(s.ingestURL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
@@ -49,19 +50,24 @@ type Deliverer struct {
 	pub     *bus.Publisher
 	targets Targets
 	sender  *webhook.Sender
+	metrics *metrics
 	logger  *slog.Logger
 	now     func() time.Time
 }
 
-// New returns a deliverer.
-func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender *webhook.Sender, logger *slog.Logger) *Deliverer {
+// New returns a deliverer; mp receives its metrics.
+func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 60 * time.Second
 	}
-	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, logger: logger, now: time.Now}
+	m, err := newMetrics(mp)
+	if err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, logger: logger, now: time.Now}, nil
 }
 
 // Run delivers tasks until ctx ends; the requests in flight finish first.
@@ -100,6 +106,7 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	if res.Success() {
 		outcome = statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS
 	}
+	d.metrics.attempt(ctx, outcome, res.Latency)
 	err = d.report(ctx, &task, outcome, record(&task, target, sent, res))
 	if perr := <-processing; err == nil && perr != nil {
 		d.logger.WarnContext(ctx, "processing state not confirmed", "delivery_id", task.GetDeliveryId(), "err", perr)
@@ -195,6 +202,7 @@ func (d *Deliverer) report(ctx context.Context, task *busv1.DeliveryTask, st sta
 	})
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
 	defer cancel()
+	d.metrics.outcome(ctx, st)
 	if err := d.pub.Publish(pctx, []bus.Message{msg}); err != nil {
 		return fmt.Errorf("report %s of delivery %s: %w", st, task.GetDeliveryId(), err)
 	}
