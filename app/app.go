@@ -208,11 +208,12 @@ func (a *App) assemble(ctx context.Context) error {
 			summaries = statusSummaries{statusv1connect.NewStatusServiceClient(internalHTTP, statusURL,
 				connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))}
 		}
-		svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes}, a.db("ingest"), endpointChecker{reg}, summaries, a.pub, a.bus.Topology(), keys, logger.With("service", "ingest"))
+		svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes, SweepInterval: cfg.OutboxSweepInterval, SweepGrace: cfg.OutboxGrace}, a.db("ingest"), endpointChecker{reg}, summaries, a.pub, a.bus.Topology(), keys, logger.With("service", "ingest"))
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start ingest: %w", err)
 		}
 		a.closers = append(a.closers, svc.Close)
+		a.runners = append(a.runners, svc.RunSweeper)
 		rest := func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 		}

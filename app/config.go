@@ -65,6 +65,10 @@ type Config struct {
 	DeliveryConcurrency int
 	// RouterWorkers is how many events one router expands at once.
 	RouterWorkers int
+	// OutboxSweepInterval and OutboxGrace set how often, and after how
+	// long, ingest publishes again the events the broker did not confirm
+	// (15 s and 30 s when zero).
+	OutboxSweepInterval, OutboxGrace time.Duration
 	// StatusBatchWait is how long the status service gathers state changes
 	// before writing them (see status.Config.BatchWait); 1 s when zero.
 	StatusBatchWait time.Duration

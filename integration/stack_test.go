@@ -90,6 +90,9 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	base.ShutdownTimeout = 5 * time.Second
 	// Shorter than in production, so that tests see states sooner.
 	base.StatusBatchWait = 200 * time.Millisecond
+	base.OutboxSweepInterval = 200 * time.Millisecond
+	// Long enough that no event of a busy test is still being published.
+	base.OutboxGrace = 5 * time.Second
 	if opts.maxEventBytes > 0 {
 		base.MaxEventBytes = opts.maxEventBytes
 	}

@@ -90,6 +90,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 	fs.IntVar(&cfg.MaxEventBytes, "max-event-bytes", envInt("HOOKMESH_MAX_EVENT_BYTES", cfg.MaxEventBytes), "largest event payload accepted (HOOKMESH_MAX_EVENT_BYTES)")
 	fs.IntVar(&cfg.DeliveryConcurrency, "delivery-concurrency", envInt("HOOKMESH_DELIVERY_CONCURRENCY", cfg.DeliveryConcurrency), "webhooks one deliverer sends at once (HOOKMESH_DELIVERY_CONCURRENCY)")
 	fs.IntVar(&cfg.RouterWorkers, "router-workers", envInt("HOOKMESH_ROUTER_WORKERS", cfg.RouterWorkers), "events one router expands at once (HOOKMESH_ROUTER_WORKERS)")
+	fs.DurationVar(&cfg.OutboxSweepInterval, "outbox-sweep-interval", envDur("HOOKMESH_OUTBOX_SWEEP_INTERVAL", 15*time.Second), "how often ingest publishes again the events the broker did not confirm (HOOKMESH_OUTBOX_SWEEP_INTERVAL)")
+	fs.DurationVar(&cfg.OutboxGrace, "outbox-grace", envDur("HOOKMESH_OUTBOX_GRACE", 30*time.Second), "how old an unconfirmed event must be before it is published again (HOOKMESH_OUTBOX_GRACE)")
 	fs.DurationVar(&cfg.StatusBatchWait, "status-batch-wait", envDur("HOOKMESH_STATUS_BATCH_WAIT", time.Second), "how long the status service gathers state changes before writing them (HOOKMESH_STATUS_BATCH_WAIT)")
 	fs.DurationVar(&cfg.CacheTTL, "cache-ttl", envDur("HOOKMESH_CACHE_TTL", cfg.CacheTTL), "how long registry answers are cached (HOOKMESH_CACHE_TTL)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDur("HOOKMESH_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), "bound on the graceful shutdown (HOOKMESH_SHUTDOWN_TIMEOUT)")

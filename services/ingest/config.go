@@ -18,6 +18,14 @@ type Config struct {
 	// died between claiming the key and storing the event); 1 minute when
 	// zero.
 	AbandonedClaimAfter time.Duration
+	// SweepInterval is how often events stored but not confirmed by the
+	// broker are published again; 15 s when zero.
+	SweepInterval time.Duration
+	// SweepGrace is how old such an event must be (its own request may
+	// still be publishing it); 30 s when zero.
+	SweepGrace time.Duration
+	// SweepLookback is how far back the sweeper looks; 24 h when zero.
+	SweepLookback time.Duration
 }
 
 func (c *Config) defaults() {
@@ -29,5 +37,14 @@ func (c *Config) defaults() {
 	}
 	if c.AbandonedClaimAfter <= 0 {
 		c.AbandonedClaimAfter = time.Minute
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 15 * time.Second
+	}
+	if c.SweepGrace <= 0 {
+		c.SweepGrace = 30 * time.Second
+	}
+	if c.SweepLookback <= 0 {
+		c.SweepLookback = 24 * time.Hour
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -47,6 +48,10 @@ type Service struct {
 	topo      bus.Topology
 	keys      *auth.Keys
 	logger    *slog.Logger
+
+	// sweepMu guards sweptUntil, the end of the last outbox sweep.
+	sweepMu    sync.Mutex
+	sweptUntil time.Time
 }
 
 // New returns the ingest service. keys authenticates the REST API;
@@ -186,7 +191,15 @@ func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
 	if err := s.pub.Publish(pctx, []bus.Message{msg}); err != nil {
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("event %s was stored but the broker did not confirm it: %w", doc.ID, err))
+		// The event is stored: the outbox sweeper publishes it once the
+		// broker is back. Saying so keeps the client from resending it as
+		// a new event.
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("event %s is stored and will be delivered, but the broker did not confirm it yet: %w", doc.ID, err))
+	}
+	if err := s.store.markPublished(pctx, doc.ID); err != nil {
+		// Without the marker the sweeper publishes the event again, which
+		// the router and status service absorb.
+		s.logger.WarnContext(ctx, "publish marker not stored", "event_id", doc.ID, "err", err)
 	}
 	return nil
 }

@@ -51,22 +51,25 @@ func claimID(projectID, key string) string { return projectID + ":" + key }
 // together (store.Inserter): each request still waits for its own event to
 // be durable.
 type eventStore struct {
-	db     *mongo.Database
-	events *store.Inserter
-	claims *store.Inserter
+	db      *mongo.Database
+	events  *store.Inserter
+	claims  *store.Inserter
+	markers *store.Inserter
 }
 
 func newEventStore(db *mongo.Database) *eventStore {
 	return &eventStore{
-		db:     db,
-		events: store.NewInserter(db.Collection(eventsCollection), 4, 256),
-		claims: store.NewInserter(db.Collection(claimsCollection), 2, 256),
+		db:      db,
+		events:  store.NewInserter(db.Collection(eventsCollection), 4, 256),
+		claims:  store.NewInserter(db.Collection(claimsCollection), 2, 256),
+		markers: store.NewInserter(db.Collection(publishedCollection), 2, 256),
 	}
 }
 
 func (s *eventStore) close() {
 	s.events.Close()
 	s.claims.Close()
+	s.markers.Close()
 }
 
 func (s *eventStore) init(ctx context.Context) error {
@@ -74,6 +77,7 @@ func (s *eventStore) init(ctx context.Context) error {
 		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "_id", Value: -1}}}},
 		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "idempotency_key", Value: 1}}}},
 		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "event_type", Value: 1}, {Key: "_id", Value: -1}}}},
+		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "is_duplicate", Value: 1}, {Key: "create_time", Value: 1}}}},
 	})
 }
 
