@@ -25,6 +25,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/netguard"
+	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/internal/telemetry"
@@ -150,7 +151,19 @@ func (a *App) assemble(ctx context.Context) error {
 	registryURL := cfg.RegistryURL
 	var regSvc *registry.Service
 	if cfg.has(TargetRegistry) {
-		regSvc = registry.New(registry.Config{AdminKey: cfg.AdminKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks}, a.db("registry"), logger)
+		key, err := secretbox.ParseKey(cfg.SecretKey)
+		if err != nil {
+			return fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
+		}
+		box, err := secretbox.New(key)
+		if err != nil {
+			return err
+		}
+		regSvc, err = registry.New(registry.Config{AdminKey: cfg.AdminKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+			RequireHTTPS: cfg.RequireHTTPS, Secrets: box}, a.db("registry"), logger)
+		if err != nil {
+			return err
+		}
 		if err := regSvc.Init(ctx); err != nil {
 			return fmt.Errorf("start registry: %w", err)
 		}
@@ -234,7 +247,7 @@ func (a *App) assemble(ctx context.Context) error {
 		a.runners = append(a.runners, r.Run)
 	}
 	if cfg.has(TargetDeliverer) {
-		guard := netguard.New(cfg.AllowPrivateNetworks, nil)
+		guard := netguard.New(cfg.AllowPrivateNetworks, cfg.AllowedNetworks)
 		a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.DeliveryConcurrency, DialControl: guard.DialControl},
 			webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 		a.closers = append(a.closers, a.sender.Close)

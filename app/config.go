@@ -8,11 +8,14 @@ package app
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/hookmesh/hookmesh/internal/secretbox"
 )
 
 // Targets.
@@ -59,6 +62,14 @@ type Config struct {
 	StatusURL string
 	// AllowPrivateNetworks lets endpoints resolve to private addresses.
 	AllowPrivateNetworks bool
+	// AllowedNetworks are ranges endpoints may reach even when private
+	// networks are not allowed.
+	AllowedNetworks []netip.Prefix
+	// RequireHTTPS refuses endpoint URLs that are not https.
+	RequireHTTPS bool
+	// SecretKey encrypts endpoint secrets at rest: 32 bytes, hex or base64.
+	// Required by the registry.
+	SecretKey string
 	// MaxEventBytes caps an event's payload.
 	MaxEventBytes int
 	// DeliveryConcurrency is how many webhooks one deliverer sends at once.
@@ -139,6 +150,14 @@ func (c *Config) Validate() error {
 	}
 	if len(c.AdminKey) < 16 {
 		return errors.New("HOOKMESH_ADMIN_KEY is too short: use at least 16 random characters")
+	}
+	if c.has(TargetRegistry) {
+		if c.SecretKey == "" {
+			return errors.New("HOOKMESH_SECRET_KEY (-secret-key) is not set: the registry encrypts endpoint secrets at rest with it; generate one with `openssl rand -base64 32` (`make run` keeps one in .hookmesh/secret-key)")
+		}
+		if _, err := secretbox.ParseKey(c.SecretKey); err != nil {
+			return fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
+		}
 	}
 	if !c.has(TargetRegistry) && c.RegistryURL == "" && (c.has(TargetIngest) || c.has(TargetRouter) || c.has(TargetDeliverer) || c.has(TargetStatus)) {
 		return errors.New("HOOKMESH_REGISTRY_URL (-registry-url) is not set: a process without the registry target must know where the registry is")

@@ -27,7 +27,11 @@ import (
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
-const adminKey = "test-admin-key-0123456789"
+const (
+	adminKey = "test-admin-key-0123456789"
+	// testSecretKey encrypts endpoint secrets at rest in tests.
+	testSecretKey = "5rnBbP1fKGgpYuN1AzRkW5dYb0Ynbj2AQAq7eUMR5Vs="
+)
 
 // mode says how the services are laid out in processes.
 type mode string
@@ -81,6 +85,7 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	base.AMQPPrefix = name
 	base.StatusPartitions = 2
 	base.AdminKey = adminKey
+	base.SecretKey = testSecretKey
 	base.AllowPrivateNetworks = true
 	base.DeliveryConcurrency = 16
 	base.RouterWorkers = 4

@@ -167,6 +167,8 @@ build ./cmd/hookmesh-bench hookmesh-bench
 
 HOOKMESH_ADMIN_KEY="hm_admin_$(rand_hex 32)"
 export HOOKMESH_ADMIN_KEY
+HOOKMESH_SECRET_KEY="$(rand_hex 32)"
+export HOOKMESH_SECRET_KEY
 
 log "starting hookmesh all on $BENCH_HOST:$BENCH_PORT (AMQP prefix $BENCH_PREFIX, log ${BENCH_LOG#"$HOOKMESH_ROOT"/})"
 # Its own session, so that a Ctrl-C reaches it once, from cleanup.

@@ -53,6 +53,19 @@ else
 	key_source="HOOKMESH_ADMIN_KEY"
 fi
 
+# The key that encrypts endpoint secrets at rest: made once and kept, since
+# secrets sealed with it cannot be opened with another.
+if [[ -z ${HOOKMESH_SECRET_KEY:-} ]]; then
+	secretfile="$HOOKMESH_STATE/secret-key"
+	if [[ ! -s $secretfile ]]; then
+		mkdir -p "$HOOKMESH_STATE"
+		(umask 077 && rand_hex 32 >"$secretfile")
+	fi
+	chmod 600 "$secretfile"
+	HOOKMESH_SECRET_KEY="$(<"$secretfile")"
+	export HOOKMESH_SECRET_KEY
+fi
+
 export HOOKMESH_ALLOW_PRIVATE_NETWORKS=true
 
 # Build, then run the binary (rather than `go run`, which would not pass a

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -86,6 +87,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 	fs.StringVar(&cfg.AdminKey, "admin-key", env("HOOKMESH_ADMIN_KEY", ""), "bearer key that manages projects (HOOKMESH_ADMIN_KEY)")
 	fs.StringVar(&cfg.RegistryURL, "registry-url", env("HOOKMESH_REGISTRY_URL", ""), "base URL of the registry, for processes without the registry target (HOOKMESH_REGISTRY_URL)")
 	fs.StringVar(&cfg.StatusURL, "status-url", env("HOOKMESH_STATUS_URL", ""), "base URL of the status service, for ingest processes without the status target (HOOKMESH_STATUS_URL)")
+	fs.StringVar(&cfg.SecretKey, "secret-key", env("HOOKMESH_SECRET_KEY", ""), "32-byte key (hex or base64) encrypting endpoint secrets at rest (HOOKMESH_SECRET_KEY)")
+	fs.BoolVar(&cfg.RequireHTTPS, "require-https", envBool("HOOKMESH_REQUIRE_HTTPS"), "refuse endpoint URLs that are not https (HOOKMESH_REQUIRE_HTTPS)")
+	allowed := fs.String("allowed-networks", env("HOOKMESH_ALLOWED_NETWORKS", ""), "comma-separated CIDR ranges endpoints may reach even when private networks are not allowed (HOOKMESH_ALLOWED_NETWORKS)")
 	fs.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", envBool("HOOKMESH_ALLOW_PRIVATE_NETWORKS"), "let endpoints resolve to loopback and private addresses (HOOKMESH_ALLOW_PRIVATE_NETWORKS)")
 	fs.IntVar(&cfg.MaxEventBytes, "max-event-bytes", envInt("HOOKMESH_MAX_EVENT_BYTES", cfg.MaxEventBytes), "largest event payload accepted (HOOKMESH_MAX_EVENT_BYTES)")
 	fs.IntVar(&cfg.DeliveryConcurrency, "delivery-concurrency", envInt("HOOKMESH_DELIVERY_CONCURRENCY", cfg.DeliveryConcurrency), "webhooks one deliverer sends at once (HOOKMESH_DELIVERY_CONCURRENCY)")
@@ -108,6 +112,16 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 	// Spans are exported only when the standard variables ask for it.
 	cfg.ExportTraces = getenv("OTEL_TRACES_EXPORTER") != "" && getenv("OTEL_TRACES_EXPORTER") != "none" ||
 		getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	for _, s := range strings.Split(*allowed, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return cfg, 0, fmt.Errorf("HOOKMESH_ALLOWED_NETWORKS: %q is not a CIDR range such as 10.1.0.0/16", s)
+		}
+		cfg.AllowedNetworks = append(cfg.AllowedNetworks, p)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)

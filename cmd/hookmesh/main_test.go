@@ -23,7 +23,10 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"short admin key", []string{"all"}, map[string]string{"HOOKMESH_ADMIN_KEY": "short"}, "too short"},
 		{"unknown target", []string{"mailer"}, map[string]string{"HOOKMESH_ADMIN_KEY": "0123456789abcdef0123"}, `unknown target "mailer"`},
 		{"router without registry", []string{"router"}, map[string]string{"HOOKMESH_ADMIN_KEY": "0123456789abcdef0123"}, "HOOKMESH_REGISTRY_URL"},
-		{"half of TLS", []string{"all"}, map[string]string{"HOOKMESH_ADMIN_KEY": "0123456789abcdef0123", "HOOKMESH_TLS_CERT_FILE": "c.pem"}, "HOOKMESH_TLS_KEY_FILE"},
+		{"registry without secret key", []string{"registry"}, map[string]string{"HOOKMESH_ADMIN_KEY": "0123456789abcdef0123"}, "HOOKMESH_SECRET_KEY"},
+		{"bad secret key", []string{"all"}, map[string]string{"HOOKMESH_ADMIN_KEY": "0123456789abcdef0123", "HOOKMESH_SECRET_KEY": "too-short"}, "32 bytes"},
+		{"bad allowed network", []string{"all"}, map[string]string{"HOOKMESH_ALLOWED_NETWORKS": "10.0.0.0/99"}, "CIDR"},
+		{"half of TLS", []string{"all"}, map[string]string{"HOOKMESH_ADMIN_KEY": "0123456789abcdef0123", "HOOKMESH_SECRET_KEY": "5rnBbP1fKGgpYuN1AzRkW5dYb0Ynbj2AQAq7eUMR5Vs=", "HOOKMESH_TLS_CERT_FILE": "c.pem"}, "HOOKMESH_TLS_KEY_FILE"},
 		{"bad log level", []string{"-log-level", "loud", "all"}, nil, "-log-level"},
 	}
 	for _, tc := range cases {

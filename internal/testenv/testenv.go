@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/store"
 )
 
@@ -112,4 +114,17 @@ func H2CClient() *http.Client {
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: tr}
+}
+
+// SecretBox returns a box with a random key, for services that encrypt
+// secrets at rest.
+func SecretBox(tb testing.TB) *secretbox.Box {
+	tb.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	box, err := secretbox.New(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return box
 }

@@ -4,7 +4,11 @@
 // project API keys.
 package registry
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/hookmesh/hookmesh/internal/secretbox"
+)
 
 // DefaultDatabase is the name of the registry's MongoDB database.
 const DefaultDatabase = "hookmesh_registry"
@@ -21,6 +25,10 @@ type Config struct {
 	// addresses. Unused for now: destinations are checked at dial time by
 	// the deliverer.
 	AllowPrivateNetworks bool
+	// RequireHTTPS refuses endpoint URLs that are not https.
+	RequireHTTPS bool
+	// Secrets encrypts endpoint secrets at rest. Required.
+	Secrets *secretbox.Box
 }
 
 // DatabaseName returns the database name to open, with the default applied.
@@ -35,6 +43,9 @@ func (c Config) DatabaseName() string {
 func (c Config) Validate() error {
 	if c.AdminKey == "" {
 		return errors.New("registry: an admin key is required (HOOKMESH_ADMIN_KEY)")
+	}
+	if c.Secrets == nil {
+		return errors.New("registry: a key to encrypt endpoint secrets at rest is required (HOOKMESH_SECRET_KEY)")
 	}
 	return nil
 }

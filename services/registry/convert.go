@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -134,12 +135,12 @@ func (d *endpointDoc) proto() *registryv1.Endpoint {
 
 // protoWithSecret returns the endpoint with its current secret, for the
 // only two responses that show it.
-func (d *endpointDoc) protoWithSecret() (*registryv1.Endpoint, error) {
+func (d *endpointDoc) protoWithSecret(box *secretbox.Box) (*registryv1.Endpoint, error) {
 	e := d.proto()
 	if len(d.Secrets) > 0 {
-		secret, err := openSecret(d.Secrets[0].Value)
+		secret, err := openSecret(box, d.ID, d.Secrets[0].Value)
 		if err != nil {
-			return nil, fmt.Errorf("open secret of endpoint %s: %w", d.ID, err)
+			return nil, err
 		}
 		e.Secret = secret
 	}
@@ -148,15 +149,15 @@ func (d *endpointDoc) protoWithSecret() (*registryv1.Endpoint, error) {
 
 // liveSecrets returns the secrets that have not expired at now, opened,
 // the current one first.
-func (d *endpointDoc) liveSecrets(now time.Time) ([]*registryv1.Secret, error) {
+func (d *endpointDoc) liveSecrets(box *secretbox.Box, now time.Time) ([]*registryv1.Secret, error) {
 	out := make([]*registryv1.Secret, 0, len(d.Secrets))
 	for _, sd := range d.Secrets {
 		if sd.ExpireTime != nil && !now.Before(*sd.ExpireTime) {
 			continue
 		}
-		secret, err := openSecret(sd.Value)
+		secret, err := openSecret(box, d.ID, sd.Value)
 		if err != nil {
-			return nil, fmt.Errorf("open secret of endpoint %s: %w", d.ID, err)
+			return nil, err
 		}
 		// Value is the secret as the user has it ("whsec_..." when
 		// generated); the deliverer derives each signature's key from it.
@@ -170,8 +171,8 @@ func (d *endpointDoc) liveSecrets(now time.Time) ([]*registryv1.Secret, error) {
 }
 
 // target returns what a deliverer needs to send to the endpoint.
-func (d *endpointDoc) target(p *projectDoc, retry *retryDoc, now time.Time) (*registryv1.Target, error) {
-	secrets, err := d.liveSecrets(now)
+func (d *endpointDoc) target(box *secretbox.Box, p *projectDoc, retry *retryDoc, now time.Time) (*registryv1.Target, error) {
+	secrets, err := d.liveSecrets(box, now)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := checkID("project_id", m.ProjectId); err != nil {
 		return nil, err
 	}
-	if err := checkURL("url", m.Url); err != nil {
+	if err := h.s.checkEndpointURL("url", m.Url); err != nil {
 		return nil, err
 	}
 	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
@@ -80,13 +80,14 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := sealSecret(secret)
+	id := ids.New("ep")
+	sealed, err := sealSecret(h.s.box, id, secret)
 	if err != nil {
 		return nil, err
 	}
 	now := h.s.clock()
 	d := &endpointDoc{
-		ID:             ids.New("ep"),
+		ID:             id,
 		ProjectID:      m.ProjectId,
 		URL:            m.Url,
 		OwnerID:        m.OwnerId,
@@ -105,7 +106,7 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 		return nil, err
 	}
 	h.s.changed(ctx, d.ProjectID)
-	e, err := d.protoWithSecret()
+	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 		return nil, err
 	}
 	if m.Url != nil {
-		if err := checkURL("url", *m.Url); err != nil {
+		if err := h.s.checkEndpointURL("url", *m.Url); err != nil {
 			return nil, err
 		}
 	}
@@ -314,7 +315,7 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 	} else if err := checkSecret("secret", secret); err != nil {
 		return nil, err
 	}
-	sealed, err := sealSecret(secret)
+	sealed, err := sealSecret(h.s.box, m.EndpointId, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +348,7 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
 	h.s.changed(ctx, d.ProjectID)
-	e, err := d.protoWithSecret()
+	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func (h *internalHandler) GetTarget(ctx context.Context, req *connect.Request[re
 	if err != nil {
 		return nil, storeErr(err, "project", m.ProjectId, "")
 	}
-	t, err := d.target(p, &p.RetryPolicy, h.s.clock())
+	t, err := d.target(h.s.box, p, &p.RetryPolicy, h.s.clock())
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 			continue
 		}
 		_, retry := selectTarget(subs[endpoints[i].ID], ev, &p.RetryPolicy)
-		t, err := endpoints[i].target(p, retry, now)
+		t, err := endpoints[i].target(h.s.box, p, retry, now)
 		if err != nil {
 			return nil, err
 		}

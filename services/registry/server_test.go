@@ -35,7 +35,10 @@ func newTestEnv(tb testing.TB) *testEnv {
 	tb.Helper()
 	db := testenv.Database(tb)
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc := New(Config{AdminKey: testAdminKey}, db, logger)
+	svc, err := New(Config{AdminKey: testAdminKey, Secrets: testenv.SecretBox(tb)}, db, logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	if err := svc.Init(tb.Context()); err != nil {
 		tb.Fatalf("Init: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/services/registry/internal/ttlcache"
 )
@@ -24,21 +25,27 @@ type Service struct {
 	now func() time.Time
 	// notify announces changes; nil announces nothing.
 	notify Notifier
+	// box seals endpoint secrets.
+	box *secretbox.Box
 }
 
 // New returns the registry service on db, which the caller opened (see
 // Config.DatabaseName).
-func New(cfg Config, db *mongo.Database, logger *slog.Logger) *Service {
+func New(cfg Config, db *mongo.Database, logger *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
+		box:    cfg.Secrets,
 		cfg:    cfg,
 		logger: logger.With("service", "registry"),
 		store:  newMongoStore(db),
 		keys:   ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
 		now:    time.Now,
-	}
+	}, nil
 }
 
 // Init creates the registry's indexes.

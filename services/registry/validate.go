@@ -128,6 +128,18 @@ func checkURL(field, raw string) error {
 	return nil
 }
 
+// checkEndpointURL is checkURL plus the deployment's rule that endpoints
+// must use https, when it has one.
+func (s *Service) checkEndpointURL(field, raw string) error {
+	if err := checkURL(field, raw); err != nil {
+		return err
+	}
+	if s.cfg.RequireHTTPS && !strings.HasPrefix(strings.ToLower(raw), "https://") {
+		return apierr.Invalid(field, "must be an https URL: this hookmesh requires https endpoints (HOOKMESH_REQUIRE_HTTPS)")
+	}
+	return nil
+}
+
 // validToken reports whether s is an HTTP token (RFC 9110 section 5.6.2),
 // the syntax of header names.
 func validToken(s string) bool {

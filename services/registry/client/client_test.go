@@ -59,7 +59,10 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	db := testenv.Database(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc := registry.New(registry.Config{AdminKey: adminKey}, db, logger)
+	svc, err := registry.New(registry.Config{AdminKey: adminKey, Secrets: testenv.SecretBox(t)}, db, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := svc.Init(t.Context()); err != nil {
 		t.Fatal(err)
 	}
