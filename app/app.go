@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -179,8 +182,23 @@ func (a *App) assemble(ctx context.Context) error {
 		}
 	}
 
-	// internalHTTP carries the services' calls to each other.
-	internalHTTP := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}, Timeout: 30 * time.Second}
+	// internalHTTP carries the services' calls to each other. With TLS it
+	// also trusts the process's own certificate, which may be self-signed.
+	internalTransport := &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}
+	if cfg.TLSCertFile != "" {
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(cfg.TLSCertFile)
+		if err != nil {
+			return fmt.Errorf("read HOOKMESH_TLS_CERT_FILE: %w", err)
+		}
+		roots.AppendCertsFromPEM(pem)
+		internalTransport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		internalTransport.ForceAttemptHTTP2 = true
+	}
+	internalHTTP := &http.Client{Transport: internalTransport, Timeout: 30 * time.Second}
 	var reg *regclient.Client
 	if cfg.has(TargetIngest) || cfg.has(TargetRouter) || cfg.has(TargetDeliverer) || cfg.has(TargetStatus) {
 		internal := registryv1connect.NewRegistryInternalServiceClient(internalHTTP, registryURL,

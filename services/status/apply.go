@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -134,6 +135,17 @@ func (s *Service) plan(changes []*busv1.StateChange, now time.Time) ([]*delivery
 	return writes, attempts
 }
 
+// storable replaces what a MongoDB-compatible store may refuse in a string
+// (FerretDB on PostgreSQL refuses NUL): a response body is whatever the
+// endpoint sent, and one that cannot be stored must not stall the status
+// pipeline.
+func storable(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
 func newAttemptDoc(c *busv1.StateChange, rec *statusv1.Attempt) attemptDoc {
 	n := rec.GetAttempt()
 	if n == 0 {
@@ -148,8 +160,8 @@ func newAttemptDoc(c *busv1.StateChange, rec *statusv1.Attempt) attemptDoc {
 		LatencyMS:       int64(rec.GetLatencyMs()),
 		RequestHeaders:  headersToDocs(rec.GetRequestHeaders()),
 		ResponseHeaders: headersToDocs(rec.GetResponseHeaders()),
-		ResponseBody:    rec.GetResponseBody(),
-		Error:           rec.GetError(),
+		ResponseBody:    storable(rec.GetResponseBody()),
+		Error:           storable(rec.GetError()),
 		RemoteIP:        rec.GetRemoteIp(),
 		URL:             rec.GetUrl(),
 	}
@@ -224,7 +236,7 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 	// without a record (SCHEDULED, PROCESSING) keeps the previous one.
 	if p.record != nil {
 		doc.LastStatusCode = p.record.GetStatusCode()
-		doc.LastError = p.record.GetError()
+		doc.LastError = storable(p.record.GetError())
 		set = append(set,
 			bson.E{Key: "last_status_code", Value: doc.LastStatusCode},
 			bson.E{Key: "last_error", Value: doc.LastError})

@@ -88,7 +88,7 @@ func headersToDocs(h map[string]string) []headerDoc {
 	}
 	out := make([]headerDoc, 0, len(h))
 	for k, v := range h {
-		out = append(out, headerDoc{Name: k, Value: v})
+		out = append(out, headerDoc{Name: storable(k), Value: storable(v)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
