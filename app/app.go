@@ -150,6 +150,8 @@ func (a *App) assemble(ctx context.Context) error {
 	// Responses are compressed only when large: gzipping every small answer
 	// cost a twentieth of the CPU of an ingest call.
 	compressLarge := connect.WithCompressMinBytes(4 << 10)
+	// No request to these APIs needs more; ingest allows events' size.
+	readMax := connect.WithReadMaxBytes(1 << 20)
 
 	registryURL := cfg.RegistryURL
 	var regSvc *registry.Service
@@ -176,7 +178,7 @@ func (a *App) assemble(ctx context.Context) error {
 				ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
 		})
 		keys := auth.NewKeys(cfg.AdminKey, regSvc)
-		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge)...)
+		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax)...)
 		if registryURL == "" {
 			registryURL = a.URL()
 		}
@@ -226,7 +228,7 @@ func (a *App) assemble(ctx context.Context) error {
 	})
 	keys := auth.NewKeys(cfg.AdminKey, reg)
 	handlerOpts := func(extra ...connect.HandlerOption) []connect.HandlerOption {
-		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge}, extra...)
+		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax}, extra...)
 	}
 
 	if cfg.has(TargetIngest) {
@@ -249,8 +251,8 @@ func (a *App) assemble(ctx context.Context) error {
 			return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 		}
 		// The envelope of a request may add JSON escaping to the payload.
-		readMax := connect.WithReadMaxBytes(2*cfg.MaxEventBytes + 64<<10)
-		a.server.AddServices(svc.Register(a.server.Mux(), rest, handlerOpts(readMax)...)...)
+		eventMax := connect.WithReadMaxBytes(2*cfg.MaxEventBytes + 64<<10)
+		a.server.AddServices(svc.Register(a.server.Mux(), rest, handlerOpts(eventMax)...)...)
 	}
 	if cfg.has(TargetStatus) {
 		svc := status.New(status.Config{BatchWait: cfg.StatusBatchWait}, a.db("status"), logger)

@@ -57,14 +57,9 @@ func (s *Service) restHandler(shape restShape) http.Handler {
 			writeError(w, err)
 			return
 		}
-		var req restRequest
-		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, apierr.Invalid("body", "is not a valid JSON object: %v", err))
-			return
-		}
-		if dec.More() {
-			writeError(w, apierr.Invalid("body", "has data after the JSON object"))
+		req, err := parseRESTBody(body)
+		if err != nil {
+			writeError(w, err)
 			return
 		}
 		in := newEvent{
@@ -117,6 +112,19 @@ func (s *Service) restHandler(shape restShape) http.Handler {
 			ev.IsDuplicate, ev.DuplicateOf, ev.CustomHeaders, json.RawMessage(ev.Data), ev.CreateTime.AsTime().Format("2006-01-02T15:04:05.000Z07:00")}
 		_ = json.NewEncoder(w).Encode(out)
 	})
+}
+
+// parseRESTBody decodes a REST event body, keeping data's exact bytes.
+func parseRESTBody(body []byte) (*restRequest, error) {
+	var req restRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return nil, apierr.Invalid("body", "is not a valid JSON object: %v", err)
+	}
+	if dec.More() {
+		return nil, apierr.Invalid("body", "has data after the JSON object")
+	}
+	return &req, nil
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
