@@ -179,7 +179,7 @@ func TestPrivateDestinationsRefusedByDefault(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, modeAll, stackOptions{configure: func(c *app.Config) { c.AllowPrivateNetworks = false }})
 	recv := newReceiver(t)
-	projectID, key := s.project(t, nil)
+	projectID, key := s.project(t, singleAttempt)
 	c := s.clients(key)
 	for _, url := range []string{recv.URL, strings.Replace(recv.URL, "127.0.0.1", "localhost", 1), strings.Replace(recv.URL, "127.0.0.1", "[::ffff:127.0.0.1]", 1)} {
 		ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: url})

@@ -24,6 +24,9 @@ type receiver struct {
 	got     []received
 	notify  chan struct{}
 	respond func(r *http.Request) int
+	// respondHeader, when set, chooses the status and may set response
+	// headers.
+	respondHeader func(w http.Header) int
 	// pathHeader records the request path as the X-Hookmesh-Test-Path
 	// header, for telling endpoints at different paths apart.
 	pathHeader bool
@@ -44,6 +47,12 @@ func newReceiver(tb testing.TB) *receiver {
 		code := http.StatusOK
 		if respond != nil {
 			code = respond(req)
+		}
+		if r.respondHeader != nil {
+			code = r.respondHeader(w.Header())
+			if code >= 300 && code < 400 {
+				w.Header().Set("Location", "/elsewhere")
+			}
 		}
 		w.WriteHeader(code)
 		_, _ = w.Write([]byte(`{"ok":true}`))

@@ -54,7 +54,7 @@ func TestSSRFAttacksAreRefused(t *testing.T) {
 	redirector.Start()
 	t.Cleanup(redirector.Close)
 
-	projectID, key := s.project(t, nil)
+	projectID, key := s.project(t, singleAttempt)
 	c := s.clients(key)
 	attacks := []struct {
 		name, url, wantErr string
@@ -224,7 +224,7 @@ func TestHostileResponsesAndRequests(t *testing.T) {
 		_, _ = w.Write(bomb.Bytes())
 	}))
 	t.Cleanup(bomber.Close)
-	projectID, key := s.project(t, nil)
+	projectID, key := s.project(t, singleAttempt)
 	c := s.clients(key)
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: bomber.URL})
 	resp, err := c.ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "bomb", Data: `{}`}))

@@ -194,6 +194,11 @@ func (s *stack) clients(key string, opts ...connect.ClientOption) clients {
 	}
 }
 
+// singleAttempt is a project whose deliveries are tried once: what fails
+// is FAILED at once.
+var singleAttempt = &registryv1.CreateProjectRequest{Name: "single attempt", RetryPolicy: &registryv1.RetryPolicy{
+	Strategy: registryv1.RetryStrategy_RETRY_STRATEGY_LINEAR, IntervalSeconds: 1, MaxAttempts: 1}}
+
 // project creates a project and returns its id and key.
 func (s *stack) project(tb testing.TB, req *registryv1.CreateProjectRequest) (string, string) {
 	tb.Helper()

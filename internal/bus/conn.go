@@ -30,7 +30,14 @@ type Config struct {
 	StatusPartitions int
 	// Name names the connection in the management console.
 	Name string
+	// DelayTiers are the waits of the retry delay queues, shortest first;
+	// DefaultDelayTiers when empty. All processes must agree on them.
+	DelayTiers []time.Duration
 }
+
+// DefaultDelayTiers are the retry delay queues: a longer delay hops
+// through them, largest first.
+var DefaultDelayTiers = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour}
 
 func (c *Config) defaults() {
 	if c.Prefix == "" {
@@ -38,6 +45,9 @@ func (c *Config) defaults() {
 	}
 	if c.StatusPartitions <= 0 {
 		c.StatusPartitions = 4
+	}
+	if len(c.DelayTiers) == 0 {
+		c.DelayTiers = DefaultDelayTiers
 	}
 }
 
@@ -73,7 +83,7 @@ func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propaga
 		logger:     logger,
 		tracer:     tp.Tracer("github.com/hookmesh/hookmesh/internal/bus"),
 		propagator: prop,
-		topo:       NewTopology(cfg.Prefix, cfg.StatusPartitions),
+		topo:       NewTopology(cfg.Prefix, cfg.StatusPartitions, cfg.DelayTiers...),
 		ready:      make(chan struct{}),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),

@@ -57,6 +57,13 @@ func (t Topology) Definitions(vhost string) ([]byte, error) {
 	for i, q := range t.StatusQueues {
 		add(q, t.StatusExchange, strconv.Itoa(i), map[string]any{"x-single-active-consumer": true})
 	}
+	for _, d := range t.Delays {
+		args := map[string]any{"x-queue-type": "quorum"}
+		for k, v := range t.delayArgs(d) {
+			args[k] = v
+		}
+		doc.Queues = append(doc.Queues, queue{Name: d.Name, Vhost: vhost, Durable: true, Arguments: args})
+	}
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, err

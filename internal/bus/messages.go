@@ -3,6 +3,9 @@ package bus
 import (
 	"fmt"
 	"strconv"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"google.golang.org/protobuf/proto"
 
@@ -61,4 +64,36 @@ func Decode(d *Delivery, m proto.Message) error {
 // ChangeMessage is a registry change for every process.
 func (t Topology) ChangeMessage(c *busv1.RegistryChange) Message {
 	return Message{Exchange: t.RegistryExchange, Body: marshal(c), MessageID: c.GetProjectId() + ":" + c.GetProcedure(), Type: TypeChange}
+}
+
+// DueHeader carries, on a delayed task, when it is due (Unix milliseconds).
+const DueHeader = "x-hookmesh-due"
+
+// DelayedTaskMessage returns the task as a message that comes back to the
+// deliveries exchange when due: it waits in the largest delay tier that
+// does not overshoot (the smallest, if due is nearer than that), and carries
+// due in DueHeader so that a deliverer receiving it early sends it on to the
+// next tier. So any delay is a few hops, with no consumer in between.
+func (t Topology) DelayedTaskMessage(task *busv1.DeliveryTask, due, now time.Time) Message {
+	m := t.TaskMessage(task)
+	tier := t.Delays[0]
+	for _, d := range t.Delays {
+		if d.TTL <= due.Sub(now) {
+			tier = d
+		}
+	}
+	m.Exchange, m.Key = "", tier.Name
+	m.Headers = amqp.Table{DueHeader: due.UnixMilli()}
+	return m
+}
+
+// Due returns a delivery's DueHeader, and false when it has none.
+func Due(d *Delivery) (time.Time, bool) {
+	switch v := d.Headers[DueHeader].(type) {
+	case int64:
+		return time.UnixMilli(v), true
+	case int32:
+		return time.UnixMilli(int64(v)), true
+	}
+	return time.Time{}, false
 }

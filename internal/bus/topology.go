@@ -3,7 +3,9 @@ package bus
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -28,6 +30,17 @@ type Topology struct {
 	// Registry fans registry changes out to every process, each through a
 	// queue of its own that lives as long as its connection.
 	RegistryExchange string
+	// Delays are the retry delay queues, shortest first: a message
+	// published to one (through the default exchange) waits its TTL, then
+	// dead-letters back to the deliveries exchange. Expiry order is queue
+	// order, because every message of a queue has the same TTL.
+	Delays []DelayQueue
+}
+
+// DelayQueue is one retry delay tier.
+type DelayQueue struct {
+	Name string
+	TTL  time.Duration
 }
 
 // Routing keys.
@@ -36,8 +49,9 @@ const (
 	taskKey  = "task"
 )
 
-// NewTopology returns the names under prefix.
-func NewTopology(prefix string, statusPartitions int) Topology {
+// NewTopology returns the names under prefix; delays are the retry tiers
+// (DefaultDelayTiers when none).
+func NewTopology(prefix string, statusPartitions int, delays ...time.Duration) Topology {
 	t := Topology{
 		Prefix:             prefix,
 		EventsExchange:     prefix + ".events",
@@ -52,7 +66,27 @@ func NewTopology(prefix string, statusPartitions int) Topology {
 	for i := range statusPartitions {
 		t.StatusQueues = append(t.StatusQueues, fmt.Sprintf("%s.status.%d", prefix, i))
 	}
+	if len(delays) == 0 {
+		delays = DefaultDelayTiers
+	}
+	delays = slices.Clone(delays)
+	slices.Sort(delays)
+	for _, d := range slices.Compact(delays) {
+		t.Delays = append(t.Delays, DelayQueue{Name: fmt.Sprintf("%s.delay.%s", prefix, d), TTL: d})
+	}
 	return t
+}
+
+// delayArgs are a delay queue's arguments: dead-lettered at least once
+// (which needs reject-publish on overflow) back to the work exchange.
+func (t Topology) delayArgs(d DelayQueue) amqp.Table {
+	return amqp.Table{
+		"x-message-ttl":             d.TTL.Milliseconds(),
+		"x-dead-letter-exchange":    t.DeliveriesExchange,
+		"x-dead-letter-routing-key": taskKey,
+		"x-dead-letter-strategy":    "at-least-once",
+		"x-overflow":                "reject-publish",
+	}
 }
 
 // StatusPartition returns the partition of a delivery's state changes.
@@ -104,6 +138,11 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 			return fmt.Errorf("bind queue %s: %w", b.queue, err)
 		}
 	}
+	for _, d := range t.Delays {
+		if _, err := ch.QueueDeclare(d.Name, true, false, false, false, quorum(t.delayArgs(d))); err != nil {
+			return fmt.Errorf("declare delay queue %s: %w", d.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -111,6 +150,9 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 // with it).
 func (t Topology) Delete(ch *amqp.Channel) error {
 	queues := append([]string{t.RouterQueue, t.DeliverQueue, t.ParkingQueue}, t.StatusQueues...)
+	for _, d := range t.Delays {
+		queues = append(queues, d.Name)
+	}
 	for _, q := range queues {
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			return fmt.Errorf("delete queue %s: %w", q, err)

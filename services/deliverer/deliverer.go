@@ -18,6 +18,7 @@ import (
 
 	"connectrpc.com/connect"
 	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
@@ -84,6 +85,13 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 		return fmt.Errorf("%w: task without delivery id, endpoint or attempt", bus.ErrMalformed)
 	}
 	ctx := m.Ctx
+	// A retry that came back from a delay tier before it is due goes on to
+	// the next tier.
+	if due, ok := bus.Due(m); ok && time.Until(due) > 100*time.Millisecond {
+		pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
+		defer cancel()
+		return d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(&task, due, d.now())})
+	}
 	target, err := d.targets.GetTarget(ctx, task.GetProjectId(), task.GetEndpointId())
 	switch {
 	case connect.CodeOf(err) == connect.CodeNotFound:
@@ -102,16 +110,53 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	go func() { processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil) }()
 
 	res, sent := d.send(ctx, &task, target)
-	outcome := statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED
+	rec := record(&task, target, sent, res)
 	if res.Success() {
-		outcome = statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS
+		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, res.Latency)
+		err = d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, rec)
+	} else {
+		err = d.failed(ctx, &task, target, res, rec)
 	}
-	d.metrics.attempt(ctx, outcome, res.Latency)
-	err = d.report(ctx, &task, outcome, record(&task, target, sent, res))
 	if perr := <-processing; err == nil && perr != nil {
 		d.logger.WarnContext(ctx, "processing state not confirmed", "delivery_id", task.GetDeliveryId(), "err", perr)
 	}
 	return err
+}
+
+// failed handles an attempt that did not succeed: while the policy (the
+// subscription's override, else the project's) allows more attempts, the
+// next one is scheduled through the delay queues and the delivery reported
+// RETRY; after the last one, FAILED. Every failure counts: an answer other
+// than 2xx (redirects are not followed), a timeout, a refused connection or
+// an unknown host. A 429 or 503 with Retry-After waits what it asks, within
+// bounds.
+func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *registryv1.Target, res webhook.Result, rec *statusv1.Attempt) error {
+	policy := task.GetRetryPolicy()
+	if policy == nil {
+		policy = t.GetRetryPolicy()
+	}
+	if task.GetAttempt() >= maxAttempts(policy) {
+		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)
+		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec)
+	}
+	now := d.now()
+	delay := backoff(policy, task.GetAttempt(), randomJitter)
+	if ra, ok := retryAfter(res.StatusCode, res.Header, now); ok {
+		delay = ra
+	}
+	due := now.Add(delay)
+	next := proto.CloneOf(task)
+	next.Attempt++
+	// The next attempt is queued before RETRY is reported: a crash in
+	// between leaves a retry without its report, which the next attempt's
+	// own reports supersede, never a report without its retry.
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
+	defer cancel()
+	if err := d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(next, due, now)}); err != nil {
+		return fmt.Errorf("schedule attempt %d of delivery %s: %w", next.GetAttempt(), task.GetDeliveryId(), err)
+	}
+	d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, res.Latency)
+	return d.reportAt(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, rec, due)
 }
 
 // send signs and POSTs the task.
@@ -184,11 +229,16 @@ func flatten(h http.Header) map[string]string {
 
 // report publishes a state change and waits for its confirm.
 func (d *Deliverer) report(ctx context.Context, task *busv1.DeliveryTask, st statusv1.DeliveryStatus, rec *statusv1.Attempt) error {
+	return d.reportAt(ctx, task, st, rec, time.Time{})
+}
+
+// reportAt is report with the time of the next attempt, for RETRY.
+func (d *Deliverer) reportAt(ctx context.Context, task *busv1.DeliveryTask, st statusv1.DeliveryStatus, rec *statusv1.Attempt, next time.Time) error {
 	if rec != nil {
 		rec.DeliveryId = task.GetDeliveryId()
 		rec.Attempt = task.GetAttempt()
 	}
-	msg := d.conn.Topology().StateMessage(&busv1.StateChange{
+	change := &busv1.StateChange{
 		DeliveryId:      task.GetDeliveryId(),
 		ProjectId:       task.GetProjectId(),
 		EventId:         task.GetEventId(),
@@ -199,7 +249,11 @@ func (d *Deliverer) report(ctx context.Context, task *busv1.DeliveryTask, st sta
 		Time:            timestamppb.New(d.now()),
 		EventCreateTime: task.GetEventCreateTime(),
 		Record:          rec,
-	})
+	}
+	if !next.IsZero() {
+		change.NextAttemptTime = timestamppb.New(next)
+	}
+	msg := d.conn.Topology().StateMessage(change)
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
 	defer cancel()
 	d.metrics.outcome(ctx, st)

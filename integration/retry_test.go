@@ -1,0 +1,117 @@
+package integration
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+)
+
+func linearPolicy(interval, attempts uint32) *registryv1.RetryPolicy {
+	return &registryv1.RetryPolicy{Strategy: registryv1.RetryStrategy_RETRY_STRATEGY_LINEAR, IntervalSeconds: interval, MaxAttempts: attempts}
+}
+
+// TestRetriesThroughDelayQueues runs each schedule on the real delay
+// queues: the attempts arrive when the schedule says, with the same
+// webhook-id, and the delivery ends SUCCESS or FAILED.
+func TestRetriesThroughDelayQueues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		policy   *registryv1.RetryPolicy
+		override *registryv1.RetryPolicy
+		respond  func(n int32, w http.Header) int
+		attempts int
+		final    statusv1.DeliveryStatus
+		minGap   time.Duration
+		codes    []int32
+	}{
+		{"fails twice then succeeds", linearPolicy(1, 5), nil,
+			func(n int32, _ http.Header) int {
+				if n <= 2 {
+					return 500
+				}
+				return 200
+			}, 3, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, time.Second, []int32{500, 500, 200}},
+		{"always fails", linearPolicy(1, 3), nil,
+			func(int32, http.Header) int { return 502 }, 3, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, time.Second, []int32{502, 502, 502}},
+		{"429 with Retry-After", linearPolicy(1, 2), nil,
+			func(n int32, h http.Header) int {
+				if n == 1 {
+					h.Set("Retry-After", "3")
+					return 429
+				}
+				return 200
+			}, 2, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, 3 * time.Second, []int32{429, 200}},
+		{"a redirect is a failure", linearPolicy(1, 2), nil,
+			func(int32, http.Header) int { return 307 }, 2, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, time.Second, []int32{307, 307}},
+		{"subscription override", linearPolicy(1, 5), linearPolicy(1, 2),
+			func(int32, http.Header) int { return 500 }, 2, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, time.Second, []int32{500, 500}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startStack(t, modeAll, stackOptions{})
+			var calls atomic.Int32
+			recv := newReceiver(t)
+			recv.respondHeader = func(w http.Header) int { return tc.respond(calls.Add(1), w) }
+			projectID, key := s.project(t, &registryv1.CreateProjectRequest{Name: "retry", RetryPolicy: tc.policy})
+			c := s.clients(key)
+			ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
+			if tc.override != nil {
+				if _, err := c.registry.CreateSubscription(context.Background(), connect.NewRequest(&registryv1.CreateSubscriptionRequest{
+					ProjectId: projectID, EndpointId: ep.GetId(), Filter: &registryv1.Filter{EventTypes: []string{"*"}}, RetryPolicy: tc.override})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp, err := c.ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "retry.me", Data: `{}`}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := recv.waitFor(t, "every attempt", func(r []received) bool { return len(r) >= tc.attempts })
+			d := waitDelivery(t, c, projectID, resp.Msg.GetEvent().GetId(), tc.final)
+			if int(d.GetAttempts()) != tc.attempts {
+				t.Fatalf("delivery = %v, want %d attempts", d, tc.attempts)
+			}
+			for i, g := range got {
+				if g.header.Get("Webhook-Id") != d.GetId() || g.header.Get("X-Hookmesh-Attempt") != strconv.Itoa(i+1) {
+					t.Fatalf("request %d: webhook-id %q attempt %q", i+1, g.header.Get("Webhook-Id"), g.header.Get("X-Hookmesh-Attempt"))
+				}
+				if i > 0 {
+					gap := g.at.Sub(got[i-1].at)
+					if gap < tc.minGap-100*time.Millisecond || gap > tc.minGap+5*time.Second {
+						t.Errorf("attempt %d came %v after the previous one, want about %v", i+1, gap, tc.minGap)
+					}
+				}
+			}
+			attempts, err := c.status.ListAttempts(context.Background(), connect.NewRequest(&statusv1.ListAttemptsRequest{ProjectId: projectID, DeliveryId: d.GetId()}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var codes []int32
+			for _, a := range attempts.Msg.GetAttempts() {
+				codes = append(codes, a.GetStatusCode())
+			}
+			if len(codes) != len(tc.codes) {
+				t.Fatalf("attempts %v, want %v", codes, tc.codes)
+			}
+			for i := range codes {
+				if codes[i] != tc.codes[i] {
+					t.Fatalf("attempts %v, want %v", codes, tc.codes)
+				}
+			}
+			// No attempt beyond the schedule.
+			time.Sleep(1500 * time.Millisecond)
+			if n := len(recv.requests()); n != tc.attempts {
+				t.Fatalf("receiver got %d requests, want %d", n, tc.attempts)
+			}
+		})
+	}
+}
