@@ -21,6 +21,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
+	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1/ingestv1connect"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
@@ -259,6 +261,15 @@ func (a *App) assemble(ctx context.Context) error {
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start status: %w", err)
 		}
+		ingestURL := cfg.IngestURL
+		if ingestURL == "" && cfg.has(TargetIngest) {
+			ingestURL = a.URL()
+		}
+		if ingestURL != "" {
+			events := ingestEvents{ingestv1connect.NewIngestServiceClient(internalHTTP, ingestURL,
+				connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))}
+			svc.EnableRetries(events, reg, a.pub, a.bus.Topology())
+		}
 		a.server.AddServices(svc.Register(a.server.Mux(), handlerOpts()...)...)
 		a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })
 	}
@@ -359,4 +370,18 @@ func (s statusSummaries) SummarizeEvents(ctx context.Context, projectID string, 
 		out[sum.GetEventId()] = sum
 	}
 	return out, nil
+}
+
+// ingestEvents answers the status service's question through the ingest
+// client.
+type ingestEvents struct {
+	c ingestv1connect.IngestServiceClient
+}
+
+func (e ingestEvents) GetEvent(ctx context.Context, projectID, eventID string) (*ingestv1.Event, error) {
+	resp, err := e.c.GetEvent(ctx, connect.NewRequest(&ingestv1.GetEventRequest{ProjectId: projectID, EventId: eventID}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.GetEvent(), nil
 }

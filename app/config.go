@@ -56,6 +56,10 @@ type Config struct {
 	// RegistryURL is where the other services reach the registry; the
 	// process's own address when it runs the registry.
 	RegistryURL string
+	// IngestURL is where the status service reads events for manual
+	// retries; the process's own address when it runs ingest. Without it,
+	// manual retries are off.
+	IngestURL string
 	// StatusURL is where ingest asks for the delivery counts of events; the
 	// process's own address when it runs the status service. Without it,
 	// events are listed without counts.

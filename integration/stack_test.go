@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -110,8 +111,7 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	start := func(targets ...string) *app.App {
-		cfg := base
+	startWith := func(cfg app.Config, targets ...string) *app.App {
 		cfg.Targets = targets
 		a, err := app.New(ctx, cfg, logger(tb).With("targets", targets))
 		if err != nil {
@@ -124,6 +124,7 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 		})
 		return a
 	}
+	start := func(targets ...string) *app.App { return startWith(base, targets...) }
 	var stopOnce sync.Once
 	stop := func() { stopOnce.Do(func() { cancel(); wg.Wait() }) }
 	tb.Cleanup(func() {
@@ -141,9 +142,14 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	case modeSeparate:
 		reg := start(app.TargetRegistry)
 		base.RegistryURL = reg.URL()
+		// Status and ingest call each other: bind ingest's address first.
+		ingestAddr := freeAddr(tb)
+		base.IngestURL = "http://" + ingestAddr
 		st := start(app.TargetStatus)
 		base.StatusURL = st.URL()
-		ing := start(app.TargetIngest)
+		ingCfg := base
+		ingCfg.HTTPAddr = ingestAddr
+		ing := startWith(ingCfg, app.TargetIngest)
 		for range max(opts.routers, 1) {
 			start(app.TargetRouter)
 		}
@@ -220,4 +226,15 @@ func (s *stack) endpoint(tb testing.TB, key string, req *registryv1.CreateEndpoi
 		tb.Fatalf("create endpoint: %v", err)
 	}
 	return resp.Msg.GetEndpoint()
+}
+
+// freeAddr returns a loopback address with a port nothing listens on.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -86,6 +86,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 	fs.IntVar(&cfg.StatusPartitions, "status-partitions", envInt("HOOKMESH_STATUS_PARTITIONS", cfg.StatusPartitions), "status queues state changes are spread over; the same in every process (HOOKMESH_STATUS_PARTITIONS)")
 	fs.StringVar(&cfg.AdminKey, "admin-key", env("HOOKMESH_ADMIN_KEY", ""), "bearer key that manages projects (HOOKMESH_ADMIN_KEY)")
 	fs.StringVar(&cfg.RegistryURL, "registry-url", env("HOOKMESH_REGISTRY_URL", ""), "base URL of the registry, for processes without the registry target (HOOKMESH_REGISTRY_URL)")
+	fs.StringVar(&cfg.IngestURL, "ingest-url", env("HOOKMESH_INGEST_URL", ""), "base URL of ingest, for status processes without the ingest target (manual retries) (HOOKMESH_INGEST_URL)")
 	fs.StringVar(&cfg.StatusURL, "status-url", env("HOOKMESH_STATUS_URL", ""), "base URL of the status service, for ingest processes without the status target (HOOKMESH_STATUS_URL)")
 	fs.StringVar(&cfg.SecretKey, "secret-key", env("HOOKMESH_SECRET_KEY", ""), "32-byte key (hex or base64) encrypting endpoint secrets at rest (HOOKMESH_SECRET_KEY)")
 	fs.BoolVar(&cfg.RequireHTTPS, "require-https", envBool("HOOKMESH_REQUIRE_HTTPS"), "refuse endpoint URLs that are not https (HOOKMESH_REQUIRE_HTTPS)")

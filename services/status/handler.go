@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"errors"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -32,7 +31,8 @@ var allStatuses = []statusv1.DeliveryStatus{
 // handler serves StatusService. Errors that are not *connect.Error are
 // unexpected; the apierr interceptor logs them and answers Internal.
 type handler struct {
-	store *deliveryStore
+	store   *deliveryStore
+	retrier *retrier
 }
 
 var _ statusv1connect.StatusServiceHandler = (*handler)(nil)
@@ -145,36 +145,6 @@ func (h *handler) CountDeliveries(ctx context.Context, req *connect.Request[stat
 		out.Total += counts[st]
 	}
 	return connect.NewResponse(out), nil
-}
-
-// errManualRetry answers the retry RPCs until they exist.
-func errManualRetry(rpc string) error {
-	return connect.NewError(connect.CodeUnimplemented, errors.New(rpc+
-		" is not available yet: manual retries arrive with the delivery lifecycle; until then a delivery is retried only automatically"))
-}
-
-// RetryDelivery is not implemented yet.
-func (h *handler) RetryDelivery(ctx context.Context, req *connect.Request[statusv1.RetryDeliveryRequest]) (*connect.Response[statusv1.RetryDeliveryResponse], error) {
-	if err := auth.AuthorizeProject(ctx, req.Msg.GetProjectId()); err != nil {
-		return nil, err
-	}
-	return nil, errManualRetry("RetryDelivery")
-}
-
-// ForceRetryDelivery is not implemented yet.
-func (h *handler) ForceRetryDelivery(ctx context.Context, req *connect.Request[statusv1.ForceRetryDeliveryRequest]) (*connect.Response[statusv1.ForceRetryDeliveryResponse], error) {
-	if err := auth.AuthorizeProject(ctx, req.Msg.GetProjectId()); err != nil {
-		return nil, err
-	}
-	return nil, errManualRetry("ForceRetryDelivery")
-}
-
-// BatchRetryDeliveries is not implemented yet.
-func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request[statusv1.BatchRetryDeliveriesRequest]) (*connect.Response[statusv1.BatchRetryDeliveriesResponse], error) {
-	if err := auth.AuthorizeProject(ctx, req.Msg.GetProjectId()); err != nil {
-		return nil, err
-	}
-	return nil, errManualRetry("BatchRetryDeliveries")
 }
 
 // delivery loads a delivery of the project, or answers NotFound.

@@ -22,9 +22,10 @@ import (
 
 // Service owns the status database.
 type Service struct {
-	cfg    Config
-	store  *deliveryStore
-	logger *slog.Logger
+	cfg     Config
+	store   *deliveryStore
+	logger  *slog.Logger
+	retrier *retrier
 }
 
 // New returns the service over db, the database named by cfg.Database.
@@ -51,7 +52,7 @@ func (s *Service) Init(ctx context.Context) error {
 // Register mounts StatusService on mux and returns its full name, for
 // health checking and reflection.
 func (s *Service) Register(mux *http.ServeMux, opts ...connect.HandlerOption) []string {
-	path, h := statusv1connect.NewStatusServiceHandler(&handler{store: s.store}, opts...)
+	path, h := statusv1connect.NewStatusServiceHandler(&handler{store: s.store, retrier: s.retrier}, opts...)
 	mux.Handle(path, h)
 	return []string{statusv1connect.StatusServiceName}
 }
