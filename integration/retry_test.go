@@ -115,3 +115,48 @@ func TestRetriesThroughDelayQueues(t *testing.T) {
 		})
 	}
 }
+
+// TestGoneDisablesTheEndpoint: a 410 ends the delivery FAILED at once and
+// disables the endpoint, whose next deliveries are DISCARDED until it is
+// activated again.
+func TestGoneDisablesTheEndpoint(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{})
+	recv := newReceiver(t)
+	var gone atomic.Bool
+	gone.Store(true)
+	recv.respond = func(*http.Request) int {
+		if gone.Load() {
+			return http.StatusGone
+		}
+		return http.StatusOK
+	}
+	projectID, key := s.project(t, &registryv1.CreateProjectRequest{Name: "gone", RetryPolicy: linearPolicy(1, 5)})
+	c := s.clients(key)
+	ctx := context.Background()
+	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
+	send := func() string {
+		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "gone", Data: `{}`}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Msg.GetEvent().GetId()
+	}
+	d := waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
+	if d.GetAttempts() != 1 || d.GetLastStatusCode() != 410 {
+		t.Fatalf("delivery = %v, want FAILED after one 410", d)
+	}
+	got, err := c.registry.GetEndpoint(ctx, connect.NewRequest(&registryv1.GetEndpointRequest{ProjectId: projectID, EndpointId: ep.GetId()}))
+	if err != nil || got.Msg.GetEndpoint().GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_DISABLED {
+		t.Fatalf("endpoint after 410: %v %v", got, err)
+	}
+	waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED)
+	gone.Store(false)
+	if _, err := c.registry.ActivateEndpoint(ctx, connect.NewRequest(&registryv1.ActivateEndpointRequest{ProjectId: projectID, EndpointId: ep.GetId()})); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+	if n := len(recv.requests()); n != 2 {
+		t.Fatalf("receiver got %d requests, want 2 (the 410 and the last)", n)
+	}
+}

@@ -42,6 +42,8 @@ type Config struct {
 // cached client).
 type Targets interface {
 	GetTarget(ctx context.Context, projectID, endpointID string) (*registryv1.Target, error)
+	// DisableEndpoint marks an endpoint DISABLED.
+	DisableEndpoint(ctx context.Context, projectID, endpointID, reason string) error
 }
 
 // Deliverer consumes delivery tasks.
@@ -134,6 +136,16 @@ func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *reg
 	policy := task.GetRetryPolicy()
 	if policy == nil {
 		policy = t.GetRetryPolicy()
+	}
+	if res.StatusCode == http.StatusGone {
+		// The endpoint says it is gone for good: no more attempts, and no
+		// more deliveries until someone activates it again.
+		if err := d.targets.DisableEndpoint(ctx, task.GetProjectId(), task.GetEndpointId(), "410 Gone from "+t.GetUrl()); err != nil {
+			d.logger.WarnContext(ctx, "endpoint answered 410 but could not be disabled", "endpoint_id", task.GetEndpointId(), "err", err)
+		}
+		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)
+		rec.Error = "endpoint answered 410 Gone: it was disabled and the delivery ends here"
+		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec)
 	}
 	if task.GetAttempt() >= maxAttempts(policy) {
 		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)

@@ -151,3 +151,37 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 	}
 	return connect.NewResponse(resp), nil
 }
+
+// DisableEndpoint marks an active endpoint DISABLED (a paused one stays
+// paused) and announces the change, so that its next deliveries are
+// discarded everywhere.
+func (h *internalHandler) DisableEndpoint(ctx context.Context, req *connect.Request[registryv1.DisableEndpointRequest]) (*connect.Response[registryv1.DisableEndpointResponse], error) {
+	if err := auth.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if err := checkID("project_id", m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkID("endpoint_id", m.EndpointId); err != nil {
+		return nil, err
+	}
+	now := h.s.clock()
+	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
+		if d.Status == statusActive {
+			d.Status = statusDisabled
+			d.UpdateTime = now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+	}
+	h.s.logger.WarnContext(ctx, "endpoint disabled", "project_id", m.ProjectId, "endpoint_id", m.EndpointId, "reason", m.Reason)
+	if h.s.notify != nil {
+		if err := h.s.notify(ctx, m.ProjectId, req.Spec().Procedure); err != nil {
+			h.s.logger.WarnContext(ctx, "registry change not announced", "project_id", m.ProjectId, "err", err)
+		}
+	}
+	return connect.NewResponse(&registryv1.DisableEndpointResponse{Endpoint: d.proto()}), nil
+}

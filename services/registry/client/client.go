@@ -131,6 +131,14 @@ func (c *Client) GetTarget(ctx context.Context, projectID, endpointID string) (*
 	})
 }
 
+// DisableEndpoint marks an endpoint DISABLED and drops what was kept about
+// its project.
+func (c *Client) DisableEndpoint(ctx context.Context, projectID, endpointID, reason string) error {
+	_, err := c.rpc.DisableEndpoint(ctx, connect.NewRequest(&registryv1.DisableEndpointRequest{ProjectId: projectID, EndpointId: endpointID, Reason: reason}))
+	c.Invalidate(projectID)
+	return err
+}
+
 // Invalidate drops every answer kept about a project, so that the next
 // call asks the registry.
 func (c *Client) Invalidate(projectID string) {

@@ -532,6 +532,111 @@ func (x *GetTargetResponse) GetTarget() *Target {
 	return nil
 }
 
+type DisableEndpointRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId  string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	EndpointId string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// reason says why, for the log.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableEndpointRequest) Reset() {
+	*x = DisableEndpointRequest{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableEndpointRequest) ProtoMessage() {}
+
+func (x *DisableEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableEndpointRequest.ProtoReflect.Descriptor instead.
+func (*DisableEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DisableEndpointRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *DisableEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *DisableEndpointRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type DisableEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint      *Endpoint              `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableEndpointResponse) Reset() {
+	*x = DisableEndpointResponse{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableEndpointResponse) ProtoMessage() {}
+
+func (x *DisableEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableEndpointResponse.ProtoReflect.Descriptor instead.
+func (*DisableEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DisableEndpointResponse) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
 var File_hookmesh_registry_v1_internal_proto protoreflect.FileDescriptor
 
 const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
@@ -584,11 +689,20 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
 	"endpointId\"I\n" +
 	"\x11GetTargetResponse\x124\n" +
-	"\x06target\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.TargetR\x06target2\xe3\x02\n" +
+	"\x06target\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.TargetR\x06target\"p\n" +
+	"\x16DisableEndpointRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
+	"\x17DisableEndpointResponse\x12:\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint2\xd5\x03\n" +
 	"\x17RegistryInternalService\x12s\n" +
 	"\x0fAuthenticateKey\x12,.hookmesh.registry.v1.AuthenticateKeyRequest\x1a-.hookmesh.registry.v1.AuthenticateKeyResponse\"\x03\x90\x02\x01\x12p\n" +
 	"\x0eResolveTargets\x12+.hookmesh.registry.v1.ResolveTargetsRequest\x1a,.hookmesh.registry.v1.ResolveTargetsResponse\"\x03\x90\x02\x01\x12a\n" +
-	"\tGetTarget\x12&.hookmesh.registry.v1.GetTargetRequest\x1a'.hookmesh.registry.v1.GetTargetResponse\"\x03\x90\x02\x01BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
+	"\tGetTarget\x12&.hookmesh.registry.v1.GetTargetRequest\x1a'.hookmesh.registry.v1.GetTargetResponse\"\x03\x90\x02\x01\x12p\n" +
+	"\x0fDisableEndpoint\x12,.hookmesh.registry.v1.DisableEndpointRequest\x1a-.hookmesh.registry.v1.DisableEndpointResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_hookmesh_registry_v1_internal_proto_rawDescOnce sync.Once
@@ -602,7 +716,7 @@ func file_hookmesh_registry_v1_internal_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_internal_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*Secret)(nil),                  // 0: hookmesh.registry.v1.Secret
 	(*Target)(nil),                  // 1: hookmesh.registry.v1.Target
@@ -612,36 +726,42 @@ var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*ResolveTargetsResponse)(nil),  // 5: hookmesh.registry.v1.ResolveTargetsResponse
 	(*GetTargetRequest)(nil),        // 6: hookmesh.registry.v1.GetTargetRequest
 	(*GetTargetResponse)(nil),       // 7: hookmesh.registry.v1.GetTargetResponse
-	nil,                             // 8: hookmesh.registry.v1.Target.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),   // 9: google.protobuf.Timestamp
-	(EndpointStatus)(0),             // 10: hookmesh.registry.v1.EndpointStatus
-	(*RateLimit)(nil),               // 11: hookmesh.registry.v1.RateLimit
-	(*SignatureSettings)(nil),       // 12: hookmesh.registry.v1.SignatureSettings
-	(*RetryPolicy)(nil),             // 13: hookmesh.registry.v1.RetryPolicy
-	(*Subscription)(nil),            // 14: hookmesh.registry.v1.Subscription
+	(*DisableEndpointRequest)(nil),  // 8: hookmesh.registry.v1.DisableEndpointRequest
+	(*DisableEndpointResponse)(nil), // 9: hookmesh.registry.v1.DisableEndpointResponse
+	nil,                             // 10: hookmesh.registry.v1.Target.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
+	(EndpointStatus)(0),             // 12: hookmesh.registry.v1.EndpointStatus
+	(*RateLimit)(nil),               // 13: hookmesh.registry.v1.RateLimit
+	(*SignatureSettings)(nil),       // 14: hookmesh.registry.v1.SignatureSettings
+	(*RetryPolicy)(nil),             // 15: hookmesh.registry.v1.RetryPolicy
+	(*Subscription)(nil),            // 16: hookmesh.registry.v1.Subscription
+	(*Endpoint)(nil),                // 17: hookmesh.registry.v1.Endpoint
 }
 var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
-	9,  // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	8,  // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
+	11, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	10, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
 	0,  // 3: hookmesh.registry.v1.Target.secrets:type_name -> hookmesh.registry.v1.Secret
-	11, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	12, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	13, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	14, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	13, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	14, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	15, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	16, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
 	1,  // 8: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
 	1,  // 9: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
-	2,  // 10: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
-	4,  // 11: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
-	6,  // 12: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
-	3,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
-	5,  // 14: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
-	7,  // 15: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 10: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	2,  // 11: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
+	4,  // 12: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
+	6,  // 13: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
+	8,  // 14: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
+	3,  // 15: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
+	5,  // 16: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
+	7,  // 17: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
+	9,  // 18: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_internal_proto_init() }
@@ -656,7 +776,7 @@ func file_hookmesh_registry_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_internal_proto_rawDesc), len(file_hookmesh_registry_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	RegistryInternalService_AuthenticateKey_FullMethodName = "/hookmesh.registry.v1.RegistryInternalService/AuthenticateKey"
 	RegistryInternalService_ResolveTargets_FullMethodName  = "/hookmesh.registry.v1.RegistryInternalService/ResolveTargets"
 	RegistryInternalService_GetTarget_FullMethodName       = "/hookmesh.registry.v1.RegistryInternalService/GetTarget"
+	RegistryInternalService_DisableEndpoint_FullMethodName = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
 )
 
 // RegistryInternalServiceClient is the client API for RegistryInternalService service.
@@ -37,6 +38,9 @@ type RegistryInternalServiceClient interface {
 	ResolveTargets(ctx context.Context, in *ResolveTargetsRequest, opts ...grpc.CallOption) (*ResolveTargetsResponse, error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
 	GetTarget(ctx context.Context, in *GetTargetRequest, opts ...grpc.CallOption) (*GetTargetResponse, error)
+	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
+	// learned it is gone (410 Gone).
+	DisableEndpoint(ctx context.Context, in *DisableEndpointRequest, opts ...grpc.CallOption) (*DisableEndpointResponse, error)
 }
 
 type registryInternalServiceClient struct {
@@ -77,6 +81,16 @@ func (c *registryInternalServiceClient) GetTarget(ctx context.Context, in *GetTa
 	return out, nil
 }
 
+func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, in *DisableEndpointRequest, opts ...grpc.CallOption) (*DisableEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableEndpointResponse)
+	err := c.cc.Invoke(ctx, RegistryInternalService_DisableEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryInternalServiceServer is the server API for RegistryInternalService service.
 // All implementations must embed UnimplementedRegistryInternalServiceServer
 // for forward compatibility.
@@ -90,6 +104,9 @@ type RegistryInternalServiceServer interface {
 	ResolveTargets(context.Context, *ResolveTargetsRequest) (*ResolveTargetsResponse, error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
 	GetTarget(context.Context, *GetTargetRequest) (*GetTargetResponse, error)
+	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
+	// learned it is gone (410 Gone).
+	DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error)
 	mustEmbedUnimplementedRegistryInternalServiceServer()
 }
 
@@ -108,6 +125,9 @@ func (UnimplementedRegistryInternalServiceServer) ResolveTargets(context.Context
 }
 func (UnimplementedRegistryInternalServiceServer) GetTarget(context.Context, *GetTargetRequest) (*GetTargetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTarget not implemented")
+}
+func (UnimplementedRegistryInternalServiceServer) DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableEndpoint not implemented")
 }
 func (UnimplementedRegistryInternalServiceServer) mustEmbedUnimplementedRegistryInternalServiceServer() {
 }
@@ -185,6 +205,24 @@ func _RegistryInternalService_GetTarget_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryInternalService_DisableEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryInternalServiceServer).DisableEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryInternalService_DisableEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryInternalServiceServer).DisableEndpoint(ctx, req.(*DisableEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryInternalService_ServiceDesc is the grpc.ServiceDesc for RegistryInternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -203,6 +241,10 @@ var RegistryInternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTarget",
 			Handler:    _RegistryInternalService_GetTarget_Handler,
+		},
+		{
+			MethodName: "DisableEndpoint",
+			Handler:    _RegistryInternalService_DisableEndpoint_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

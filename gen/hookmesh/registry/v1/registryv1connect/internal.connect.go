@@ -42,6 +42,9 @@ const (
 	// RegistryInternalServiceGetTargetProcedure is the fully-qualified name of the
 	// RegistryInternalService's GetTarget RPC.
 	RegistryInternalServiceGetTargetProcedure = "/hookmesh.registry.v1.RegistryInternalService/GetTarget"
+	// RegistryInternalServiceDisableEndpointProcedure is the fully-qualified name of the
+	// RegistryInternalService's DisableEndpoint RPC.
+	RegistryInternalServiceDisableEndpointProcedure = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
 )
 
 // RegistryInternalServiceClient is a client for the hookmesh.registry.v1.RegistryInternalService
@@ -53,6 +56,9 @@ type RegistryInternalServiceClient interface {
 	ResolveTargets(context.Context, *connect.Request[v1.ResolveTargetsRequest]) (*connect.Response[v1.ResolveTargetsResponse], error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
 	GetTarget(context.Context, *connect.Request[v1.GetTargetRequest]) (*connect.Response[v1.GetTargetResponse], error)
+	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
+	// learned it is gone (410 Gone).
+	DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error)
 }
 
 // NewRegistryInternalServiceClient constructs a client for the
@@ -88,6 +94,12 @@ func NewRegistryInternalServiceClient(httpClient connect.HTTPClient, baseURL str
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		disableEndpoint: connect.NewClient[v1.DisableEndpointRequest, v1.DisableEndpointResponse](
+			httpClient,
+			baseURL+RegistryInternalServiceDisableEndpointProcedure,
+			connect.WithSchema(registryInternalServiceMethods.ByName("DisableEndpoint")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -96,6 +108,7 @@ type registryInternalServiceClient struct {
 	authenticateKey *connect.Client[v1.AuthenticateKeyRequest, v1.AuthenticateKeyResponse]
 	resolveTargets  *connect.Client[v1.ResolveTargetsRequest, v1.ResolveTargetsResponse]
 	getTarget       *connect.Client[v1.GetTargetRequest, v1.GetTargetResponse]
+	disableEndpoint *connect.Client[v1.DisableEndpointRequest, v1.DisableEndpointResponse]
 }
 
 // AuthenticateKey calls hookmesh.registry.v1.RegistryInternalService.AuthenticateKey.
@@ -113,6 +126,11 @@ func (c *registryInternalServiceClient) GetTarget(ctx context.Context, req *conn
 	return c.getTarget.CallUnary(ctx, req)
 }
 
+// DisableEndpoint calls hookmesh.registry.v1.RegistryInternalService.DisableEndpoint.
+func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, req *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error) {
+	return c.disableEndpoint.CallUnary(ctx, req)
+}
+
 // RegistryInternalServiceHandler is an implementation of the
 // hookmesh.registry.v1.RegistryInternalService service.
 type RegistryInternalServiceHandler interface {
@@ -122,6 +140,9 @@ type RegistryInternalServiceHandler interface {
 	ResolveTargets(context.Context, *connect.Request[v1.ResolveTargetsRequest]) (*connect.Response[v1.ResolveTargetsResponse], error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
 	GetTarget(context.Context, *connect.Request[v1.GetTargetRequest]) (*connect.Response[v1.GetTargetResponse], error)
+	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
+	// learned it is gone (410 Gone).
+	DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error)
 }
 
 // NewRegistryInternalServiceHandler builds an HTTP handler from the service implementation. It
@@ -152,6 +173,12 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryInternalServiceDisableEndpointHandler := connect.NewUnaryHandler(
+		RegistryInternalServiceDisableEndpointProcedure,
+		svc.DisableEndpoint,
+		connect.WithSchema(registryInternalServiceMethods.ByName("DisableEndpoint")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.registry.v1.RegistryInternalService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryInternalServiceAuthenticateKeyProcedure:
@@ -160,6 +187,8 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 			registryInternalServiceResolveTargetsHandler.ServeHTTP(w, r)
 		case RegistryInternalServiceGetTargetProcedure:
 			registryInternalServiceGetTargetHandler.ServeHTTP(w, r)
+		case RegistryInternalServiceDisableEndpointProcedure:
+			registryInternalServiceDisableEndpointHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -179,4 +208,8 @@ func (UnimplementedRegistryInternalServiceHandler) ResolveTargets(context.Contex
 
 func (UnimplementedRegistryInternalServiceHandler) GetTarget(context.Context, *connect.Request[v1.GetTargetRequest]) (*connect.Response[v1.GetTargetResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.GetTarget is not implemented"))
+}
+
+func (UnimplementedRegistryInternalServiceHandler) DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.DisableEndpoint is not implemented"))
 }
