@@ -394,3 +394,25 @@ func TestTLS(t *testing.T) {
 	}
 	recv.waitFor(t, "the event", func(r []received) bool { return len(r) == 1 })
 }
+
+// TestRequireHTTPS refuses plain http endpoint URLs when the deployment
+// asks for https only, and URLs with credentials always.
+func TestRequireHTTPS(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{configure: func(c *app.Config) { c.RequireHTTPS = true }})
+	projectID, key := s.project(t, nil)
+	c := s.clients(key)
+	for url, want := range map[string]string{
+		"http://example.com/hooks":        "must be an https URL",
+		"https://user:pass@example.com/h": "must not contain user information",
+		"ftp://example.com/h":             "absolute http or https URL",
+	} {
+		_, err := c.registry.CreateEndpoint(context.Background(), connect.NewRequest(&registryv1.CreateEndpointRequest{ProjectId: projectID, Url: url}))
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "pass@") {
+			t.Errorf("%s: %v, want InvalidArgument saying %q", url, err, want)
+		}
+	}
+	if _, err := c.registry.CreateEndpoint(context.Background(), connect.NewRequest(&registryv1.CreateEndpointRequest{ProjectId: projectID, Url: "https://example.com/hooks"})); err != nil {
+		t.Fatalf("https endpoint refused: %v", err)
+	}
+}
