@@ -154,7 +154,7 @@ func TestSendTimeout(t *testing.T) {
 			}
 			// Generous upper bound: -race on a busy machine is slow, but
 			// the 10s the server waits must not be reached.
-			if res.Latency < timeout || res.Latency > timeout+3*time.Second {
+			if res.Latency < timeout-50*time.Millisecond || res.Latency > timeout+3*time.Second {
 				t.Errorf("Latency = %v, want about %v", res.Latency, timeout)
 			}
 		})
