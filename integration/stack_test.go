@@ -63,11 +63,13 @@ type stackOptions struct {
 	after *stack
 }
 
+// logger writes the services' warnings and errors to the test's output
+// (shown when it fails), and everything with HOOKMESH_TEST_LOG set.
 func logger(tb testing.TB) *slog.Logger {
 	if os.Getenv("HOOKMESH_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", tb.Name())
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // startStack starts hookmesh in the given mode with its own databases and

@@ -78,6 +78,11 @@ func (s *eventStore) init(ctx context.Context) error {
 		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "idempotency_key", Value: 1}}}},
 		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "event_type", Value: 1}, {Key: "_id", Value: -1}}}},
 		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "is_duplicate", Value: 1}, {Key: "create_time", Value: 1}}}},
+		// These also create the collections up front: FerretDB creates a
+		// collection on its first insert, and concurrent first inserts can
+		// race.
+		{Collection: claimsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}}}},
+		{Collection: publishedCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "time", Value: 1}}}},
 	})
 }
 
