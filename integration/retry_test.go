@@ -162,3 +162,50 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 		t.Fatalf("receiver got %d requests, want 2 (the 410 and the last)", n)
 	}
 }
+
+// TestRateLimitAcrossDeliverers sends a burst to an endpoint limited to 4
+// requests a second while two deliverers share the work: they keep to the
+// limit together, nothing is dropped, and waiting is not an attempt.
+func TestRateLimitAcrossDeliverers(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeSeparate, stackOptions{deliverers: 2})
+	recv := newReceiver(t)
+	projectID, key := s.project(t, nil)
+	c := s.clients(key)
+	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL,
+		RateLimit: &registryv1.RateLimit{Count: 4, DurationSeconds: 1}})
+	// Each deliverer counts the consumers of the queue once a second.
+	time.Sleep(1500 * time.Millisecond)
+	const n = 24
+	var ids []string
+	for range n {
+		resp, err := c.ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "limited", Data: `{}`}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, resp.Msg.GetEvent().GetId())
+	}
+	got := recv.waitFor(t, "every event", func(r []received) bool { return len(r) >= n })
+	// At most 4 in any second, with one of slack for the edges of the
+	// buckets; a burst of 24 at 4 a second takes about 5 s.
+	for i := range got {
+		in := 0
+		for j := i; j < len(got) && got[j].at.Sub(got[i].at) < time.Second; j++ {
+			in++
+		}
+		if in > 5 {
+			t.Fatalf("%d requests within one second from request %d, limit 4", in, i)
+		}
+	}
+	if span := got[len(got)-1].at.Sub(got[0].at); span < 3*time.Second {
+		t.Fatalf("%d requests in %v: the limit did not hold", n, span)
+	}
+	for _, id := range ids {
+		if d := waitDelivery(t, c, projectID, id, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS); d.GetAttempts() != 1 {
+			t.Fatalf("delivery %s took %d attempts: waiting for the limit counted", d.GetId(), d.GetAttempts())
+		}
+	}
+	if len(recv.requests()) != n {
+		t.Fatalf("receiver got %d requests, want %d", len(recv.requests()), n)
+	}
+}

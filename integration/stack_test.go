@@ -56,8 +56,9 @@ type stackOptions struct {
 	spans         sdktrace.SpanProcessor
 	maxEventBytes int
 	configure     func(*app.Config)
-	// routers is how many router processes separate mode starts (1 when 0).
-	routers int
+	// routers and deliverers are how many of each separate mode starts (1
+	// when 0).
+	routers, deliverers int
 	// after starts the stack on the databases and queues of an earlier one
 	// (which must be stopped), as a restart would.
 	after *stack
@@ -155,7 +156,9 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 		for range max(opts.routers, 1) {
 			start(app.TargetRouter)
 		}
-		start(app.TargetDeliverer)
+		for range max(opts.deliverers, 1) {
+			start(app.TargetDeliverer)
+		}
 		s.registryURL, s.ingestURL, s.statusURL = reg.URL(), ing.URL(), st.URL()
 	}
 	s.cfg = base

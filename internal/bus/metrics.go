@@ -50,3 +50,18 @@ func (c *Conn) RegisterQueueMetrics(mp metric.MeterProvider) error {
 	}, depth, consumers)
 	return err
 }
+
+// Consumers returns how many consumers a queue has now: for a work queue,
+// how many replicas share it.
+func (c *Conn) Consumers(ctx context.Context, queue string) (int, error) {
+	ch, err := c.Channel(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return 0, fmt.Errorf("inspect queue %s: %w", queue, err)
+	}
+	return q.Consumers, nil
+}

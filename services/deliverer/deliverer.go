@@ -54,6 +54,7 @@ type Deliverer struct {
 	targets Targets
 	sender  *webhook.Sender
 	metrics *metrics
+	limits  *rateLimits
 	logger  *slog.Logger
 	now     func() time.Time
 }
@@ -70,11 +71,12 @@ func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender
 	if err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
-	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, logger: logger, now: time.Now}, nil
+	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, limits: newRateLimits(), logger: logger, now: time.Now}, nil
 }
 
 // Run delivers tasks until ctx ends; the requests in flight finish first.
 func (d *Deliverer) Run(ctx context.Context) error {
+	go d.watchReplicas(ctx)
 	return d.conn.Consume(ctx, d.conn.Topology().DeliverQueue, bus.ConsumeOptions{Workers: d.cfg.Concurrency}, d.handle)
 }
 
@@ -106,6 +108,18 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 			Error: "endpoint is not active: nothing was sent", StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
 	}
 
+	// An endpoint's rate limit: a short wait is waited here; a longer one
+	// puts the task off through the delay queues, so that workers are not
+	// held. Neither counts as an attempt.
+	if wait, booked := d.limits.reserve(target, d.now(), maxRateWait); wait > 0 {
+		if !booked {
+			pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
+			defer cancel()
+			return d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(&task, d.now().Add(wait), d.now())})
+		}
+		time.Sleep(wait)
+	}
+
 	// PROCESSING is published while the request is on its way; the outcome
 	// supersedes it at the status service whichever arrives first.
 	processing := make(chan error, 1)
@@ -124,6 +138,10 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	}
 	return err
 }
+
+// maxRateWait is the longest a worker waits for an endpoint's rate limit
+// before putting the task off instead.
+const maxRateWait = 250 * time.Millisecond
 
 // failed handles an attempt that did not succeed: while the policy (the
 // subscription's override, else the project's) allows more attempts, the
