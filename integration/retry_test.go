@@ -209,3 +209,50 @@ func TestRateLimitAcrossDeliverers(t *testing.T) {
 		t.Fatalf("receiver got %d requests, want %d", len(recv.requests()), n)
 	}
 }
+
+// TestAutoDisableAfterARunOfFailures: a project that asks for it has an
+// endpoint disabled after 3 failed attempts in a row; its next delivery is
+// DISCARDED, and after ActivateEndpoint it can be retried.
+func TestAutoDisableAfterARunOfFailures(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{})
+	var up atomic.Bool
+	recv := newReceiver(t)
+	recv.respond = func(*http.Request) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusInternalServerError
+	}
+	projectID, key := s.project(t, &registryv1.CreateProjectRequest{Name: "fragile", RetryPolicy: linearPolicy(1, 1),
+		DisableEndpointOnFailure: true, DisableEndpointAfterFailures: 3})
+	c := s.clients(key)
+	ctx := context.Background()
+	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
+	send := func() string {
+		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "fragile", Data: `{}`}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Msg.GetEvent().GetId()
+	}
+	for range 3 {
+		waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
+	}
+	got, err := c.registry.GetEndpoint(ctx, connect.NewRequest(&registryv1.GetEndpointRequest{ProjectId: projectID, EndpointId: ep.GetId()}))
+	if err != nil || got.Msg.GetEndpoint().GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_DISABLED {
+		t.Fatalf("endpoint after 3 failures: %v %v", got, err)
+	}
+	discarded := waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED)
+	up.Store(true)
+	if _, err := c.registry.ActivateEndpoint(ctx, connect.NewRequest(&registryv1.ActivateEndpointRequest{ProjectId: projectID, EndpointId: ep.GetId()})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.status.RetryDelivery(ctx, connect.NewRequest(&statusv1.RetryDeliveryRequest{ProjectId: projectID, DeliveryId: discarded.GetId()})); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivery(t, c, projectID, discarded.GetEventId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+	if n := len(recv.requests()); n != 4 {
+		t.Fatalf("receiver got %d requests, want 4 (3 failures and the retry)", n)
+	}
+}

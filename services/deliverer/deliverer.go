@@ -55,6 +55,7 @@ type Deliverer struct {
 	sender  *webhook.Sender
 	metrics *metrics
 	limits  *rateLimits
+	streaks *streaks
 	logger  *slog.Logger
 	now     func() time.Time
 }
@@ -71,7 +72,7 @@ func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender
 	if err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
-	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, limits: newRateLimits(), logger: logger, now: time.Now}, nil
+	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, limits: newRateLimits(), streaks: newStreaks(), logger: logger, now: time.Now}, nil
 }
 
 // Run delivers tasks until ctx ends; the requests in flight finish first.
@@ -128,6 +129,7 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	res, sent := d.send(ctx, &task, target)
 	rec := record(&task, target, sent, res)
 	if res.Success() {
+		d.streaks.reset(task.GetEndpointId())
 		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, res.Latency)
 		err = d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, rec)
 	} else {
@@ -164,6 +166,14 @@ func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *reg
 		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)
 		rec.Error = "endpoint answered 410 Gone: it was disabled and the delivery ends here"
 		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec)
+	}
+	// A project may disable an endpoint after a run of failed attempts;
+	// its deliveries are then DISCARDED until it is activated.
+	if limit := t.GetDisableAfterFailures(); limit > 0 && d.streaks.fail(task.GetEndpointId()) >= limit {
+		d.streaks.reset(task.GetEndpointId())
+		if err := d.targets.DisableEndpoint(ctx, task.GetProjectId(), task.GetEndpointId(), fmt.Sprintf("%d failed attempts in a row", limit)); err != nil {
+			d.logger.WarnContext(ctx, "endpoint failed too often but could not be disabled", "endpoint_id", task.GetEndpointId(), "err", err)
+		}
 	}
 	if task.GetAttempt() >= maxAttempts(policy) {
 		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)

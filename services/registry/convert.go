@@ -71,15 +71,28 @@ func (d *signatureDoc) proto() *registryv1.SignatureSettings {
 	return &registryv1.SignatureSettings{Header: d.Header, Advanced: d.Advanced}
 }
 
+// disableAfter is how many failed attempts in a row disable an endpoint of
+// the project: 0 (never) unless the project asks for it, 10 by default.
+func (d *projectDoc) disableAfter() uint32 {
+	if !d.DisableEndpointOnFailure {
+		return 0
+	}
+	if d.DisableAfterFailures == 0 {
+		return 10
+	}
+	return d.DisableAfterFailures
+}
+
 func (d *projectDoc) proto() *registryv1.Project {
 	return &registryv1.Project{
-		Id:                       d.ID,
-		Name:                     d.Name,
-		RetryPolicy:              d.RetryPolicy.proto(),
-		Signature:                d.Signature.proto(),
-		DisableEndpointOnFailure: d.DisableEndpointOnFailure,
-		CreateTime:               timestamp(d.CreateTime),
-		UpdateTime:               timestamp(d.UpdateTime),
+		Id:                           d.ID,
+		Name:                         d.Name,
+		RetryPolicy:                  d.RetryPolicy.proto(),
+		Signature:                    d.Signature.proto(),
+		DisableEndpointOnFailure:     d.DisableEndpointOnFailure,
+		DisableEndpointAfterFailures: d.DisableAfterFailures,
+		CreateTime:                   timestamp(d.CreateTime),
+		UpdateTime:                   timestamp(d.UpdateTime),
 	}
 }
 
@@ -177,17 +190,18 @@ func (d *endpointDoc) target(box *secretbox.Box, p *projectDoc, retry *retryDoc,
 		return nil, err
 	}
 	return &registryv1.Target{
-		EndpointId:     d.ID,
-		ProjectId:      d.ProjectID,
-		Url:            d.URL,
-		Status:         statusFromName(d.Status),
-		TimeoutSeconds: uint32(d.TimeoutSeconds),
-		CustomHeaders:  headersMap(d.CustomHeaders),
-		Secrets:        secrets,
-		RateLimit:      d.RateLimit.proto(),
-		Signature:      p.Signature.proto(),
-		RetryPolicy:    retry.proto(),
-		OwnerId:        d.OwnerID,
+		EndpointId:           d.ID,
+		ProjectId:            d.ProjectID,
+		Url:                  d.URL,
+		Status:               statusFromName(d.Status),
+		TimeoutSeconds:       uint32(d.TimeoutSeconds),
+		CustomHeaders:        headersMap(d.CustomHeaders),
+		Secrets:              secrets,
+		RateLimit:            d.RateLimit.proto(),
+		Signature:            p.Signature.proto(),
+		RetryPolicy:          retry.proto(),
+		OwnerId:              d.OwnerID,
+		DisableAfterFailures: p.disableAfter(),
 	}, nil
 }
 

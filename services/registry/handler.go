@@ -67,6 +67,7 @@ func (h *handler) CreateProject(ctx context.Context, req *connect.Request[regist
 		RetryPolicy:              retry,
 		Signature:                sig,
 		DisableEndpointOnFailure: m.DisableEndpointOnFailure,
+		DisableAfterFailures:     m.DisableEndpointAfterFailures,
 		CreateTime:               now,
 		UpdateTime:               now,
 		Version:                  1,
@@ -171,6 +172,9 @@ func (h *handler) UpdateProject(ctx context.Context, req *connect.Request[regist
 		}
 		if m.DisableEndpointOnFailure != nil {
 			d.DisableEndpointOnFailure = *m.DisableEndpointOnFailure
+		}
+		if m.DisableEndpointAfterFailures != nil {
+			d.DisableAfterFailures = *m.DisableEndpointAfterFailures
 		}
 		d.UpdateTime = now
 		return nil

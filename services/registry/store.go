@@ -41,6 +41,7 @@ type projectDoc struct {
 	RetryPolicy              retryDoc     `bson:"retry_policy"`
 	Signature                signatureDoc `bson:"signature"`
 	DisableEndpointOnFailure bool         `bson:"disable_endpoint_on_failure"`
+	DisableAfterFailures     uint32       `bson:"disable_endpoint_after_failures,omitempty"`
 	CreateTime               time.Time    `bson:"create_time"`
 	UpdateTime               time.Time    `bson:"update_time"`
 	Version                  int64        `bson:"version"`

@@ -101,8 +101,11 @@ type Target struct {
 	// its data and headers. Empty when the endpoint has no subscription: then
 	// it receives every event sent to it.
 	Subscriptions []*Subscription `protobuf:"bytes,12,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// disable_after_failures is how many failed attempts in a row disable the
+	// endpoint; 0 never.
+	DisableAfterFailures uint32 `protobuf:"varint,13,opt,name=disable_after_failures,json=disableAfterFailures,proto3" json:"disable_after_failures,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Target) Reset() {
@@ -217,6 +220,13 @@ func (x *Target) GetSubscriptions() []*Subscription {
 		return x.Subscriptions
 	}
 	return nil
+}
+
+func (x *Target) GetDisableAfterFailures() uint32 {
+	if x != nil {
+		return x.DisableAfterFailures
+	}
+	return 0
 }
 
 type AuthenticateKeyRequest struct {
@@ -645,7 +655,7 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\x06Secret\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xc5\x05\n" +
+	"expireTime\"\xfb\x05\n" +
 	"\x06Target\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x1d\n" +
@@ -662,7 +672,8 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\fretry_policy\x18\n" +
 	" \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12\x19\n" +
 	"\bowner_id\x18\v \x01(\tR\aownerId\x12H\n" +
-	"\rsubscriptions\x18\f \x03(\v2\".hookmesh.registry.v1.SubscriptionR\rsubscriptions\x1a@\n" +
+	"\rsubscriptions\x18\f \x03(\v2\".hookmesh.registry.v1.SubscriptionR\rsubscriptions\x124\n" +
+	"\x16disable_after_failures\x18\r \x01(\rR\x14disableAfterFailures\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +

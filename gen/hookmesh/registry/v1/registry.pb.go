@@ -259,9 +259,12 @@ type Project struct {
 	Signature                *SignatureSettings     `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
 	DisableEndpointOnFailure bool                   `protobuf:"varint,5,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3" json:"disable_endpoint_on_failure,omitempty"`
 	CreateTime               *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime               *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// disable_endpoint_after_failures is how many failed attempts in a row
+	// disable an endpoint when disable_endpoint_on_failure is set; 10 when 0.
+	DisableEndpointAfterFailures uint32                 `protobuf:"varint,8,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3" json:"disable_endpoint_after_failures,omitempty"`
+	UpdateTime                   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields                protoimpl.UnknownFields
+	sizeCache                    protoimpl.SizeCache
 }
 
 func (x *Project) Reset() {
@@ -334,6 +337,13 @@ func (x *Project) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Project) GetDisableEndpointAfterFailures() uint32 {
+	if x != nil {
+		return x.DisableEndpointAfterFailures
+	}
+	return 0
 }
 
 func (x *Project) GetUpdateTime() *timestamppb.Timestamp {
@@ -793,13 +803,14 @@ func (x *Subscription) GetUpdateTime() *timestamppb.Timestamp {
 }
 
 type CreateProjectRequest struct {
-	state                    protoimpl.MessageState `protogen:"open.v1"`
-	Name                     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	RetryPolicy              *RetryPolicy           `protobuf:"bytes,2,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
-	Signature                *SignatureSettings     `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
-	DisableEndpointOnFailure bool                   `protobuf:"varint,4,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3" json:"disable_endpoint_on_failure,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	state                        protoimpl.MessageState `protogen:"open.v1"`
+	Name                         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RetryPolicy                  *RetryPolicy           `protobuf:"bytes,2,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	Signature                    *SignatureSettings     `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	DisableEndpointOnFailure     bool                   `protobuf:"varint,4,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3" json:"disable_endpoint_on_failure,omitempty"`
+	DisableEndpointAfterFailures uint32                 `protobuf:"varint,5,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3" json:"disable_endpoint_after_failures,omitempty"`
+	unknownFields                protoimpl.UnknownFields
+	sizeCache                    protoimpl.SizeCache
 }
 
 func (x *CreateProjectRequest) Reset() {
@@ -858,6 +869,13 @@ func (x *CreateProjectRequest) GetDisableEndpointOnFailure() bool {
 		return x.DisableEndpointOnFailure
 	}
 	return false
+}
+
+func (x *CreateProjectRequest) GetDisableEndpointAfterFailures() uint32 {
+	if x != nil {
+		return x.DisableEndpointAfterFailures
+	}
+	return 0
 }
 
 type CreateProjectResponse struct {
@@ -1114,14 +1132,15 @@ func (x *ListProjectsResponse) GetNextPageToken() string {
 }
 
 type UpdateProjectRequest struct {
-	state                    protoimpl.MessageState `protogen:"open.v1"`
-	ProjectId                string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	Name                     *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	RetryPolicy              *RetryPolicy           `protobuf:"bytes,3,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
-	Signature                *SignatureSettings     `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
-	DisableEndpointOnFailure *bool                  `protobuf:"varint,5,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3,oneof" json:"disable_endpoint_on_failure,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	state                        protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId                    string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Name                         *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	RetryPolicy                  *RetryPolicy           `protobuf:"bytes,3,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	Signature                    *SignatureSettings     `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	DisableEndpointOnFailure     *bool                  `protobuf:"varint,5,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3,oneof" json:"disable_endpoint_on_failure,omitempty"`
+	DisableEndpointAfterFailures *uint32                `protobuf:"varint,6,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3,oneof" json:"disable_endpoint_after_failures,omitempty"`
+	unknownFields                protoimpl.UnknownFields
+	sizeCache                    protoimpl.SizeCache
 }
 
 func (x *UpdateProjectRequest) Reset() {
@@ -1187,6 +1206,13 @@ func (x *UpdateProjectRequest) GetDisableEndpointOnFailure() bool {
 		return *x.DisableEndpointOnFailure
 	}
 	return false
+}
+
+func (x *UpdateProjectRequest) GetDisableEndpointAfterFailures() uint32 {
+	if x != nil && x.DisableEndpointAfterFailures != nil {
+		return *x.DisableEndpointAfterFailures
+	}
+	return 0
 }
 
 type UpdateProjectResponse struct {
@@ -3082,7 +3108,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\fmax_attempts\x18\x03 \x01(\rR\vmaxAttempts\"G\n" +
 	"\x11SignatureSettings\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x1a\n" +
-	"\badvanced\x18\x02 \x01(\bR\badvanced\"\xf3\x02\n" +
+	"\badvanced\x18\x02 \x01(\bR\badvanced\"\xba\x03\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12D\n" +
@@ -3090,7 +3116,8 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\tsignature\x18\x04 \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12=\n" +
 	"\x1bdisable_endpoint_on_failure\x18\x05 \x01(\bR\x18disableEndpointOnFailure\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12;\n" +
+	"createTime\x12E\n" +
+	"\x1fdisable_endpoint_after_failures\x18\b \x01(\rR\x1cdisableEndpointAfterFailures\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\"\xdd\x01\n" +
 	"\x06APIKey\x12\x0e\n" +
@@ -3145,12 +3172,13 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xf6\x01\n" +
+	"updateTime\"\xbd\x02\n" +
 	"\x14CreateProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12D\n" +
 	"\fretry_policy\x18\x02 \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12E\n" +
 	"\tsignature\x18\x03 \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12=\n" +
-	"\x1bdisable_endpoint_on_failure\x18\x04 \x01(\bR\x18disableEndpointOnFailure\"\x99\x01\n" +
+	"\x1bdisable_endpoint_on_failure\x18\x04 \x01(\bR\x18disableEndpointOnFailure\x12E\n" +
+	"\x1fdisable_endpoint_after_failures\x18\x05 \x01(\rR\x1cdisableEndpointAfterFailures\"\x99\x01\n" +
 	"\x15CreateProjectResponse\x127\n" +
 	"\aproject\x18\x01 \x01(\v2\x1d.hookmesh.registry.v1.ProjectR\aproject\x125\n" +
 	"\aapi_key\x18\x02 \x01(\v2\x1c.hookmesh.registry.v1.APIKeyR\x06apiKey\x12\x10\n" +
@@ -3166,16 +3194,18 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"y\n" +
 	"\x14ListProjectsResponse\x129\n" +
 	"\bprojects\x18\x01 \x03(\v2\x1d.hookmesh.registry.v1.ProjectR\bprojects\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc8\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb8\x03\n" +
 	"\x14UpdateProjectRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12D\n" +
 	"\fretry_policy\x18\x03 \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12E\n" +
 	"\tsignature\x18\x04 \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12B\n" +
-	"\x1bdisable_endpoint_on_failure\x18\x05 \x01(\bH\x01R\x18disableEndpointOnFailure\x88\x01\x01B\a\n" +
+	"\x1bdisable_endpoint_on_failure\x18\x05 \x01(\bH\x01R\x18disableEndpointOnFailure\x88\x01\x01\x12J\n" +
+	"\x1fdisable_endpoint_after_failures\x18\x06 \x01(\rH\x02R\x1cdisableEndpointAfterFailures\x88\x01\x01B\a\n" +
 	"\x05_nameB\x1e\n" +
-	"\x1c_disable_endpoint_on_failure\"P\n" +
+	"\x1c_disable_endpoint_on_failureB\"\n" +
+	" _disable_endpoint_after_failures\"P\n" +
 	"\x15UpdateProjectResponse\x127\n" +
 	"\aproject\x18\x01 \x01(\v2\x1d.hookmesh.registry.v1.ProjectR\aproject\"5\n" +
 	"\x14DeleteProjectRequest\x12\x1d\n" +
