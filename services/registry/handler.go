@@ -109,11 +109,7 @@ func (h *handler) ListProjects(ctx context.Context, req *connect.Request[registr
 	if err := auth.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	size, err := pageSize(req.Msg.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodePageToken(req.Msg.PageToken)
+	size, after, err := pageParams(req.Msg.PageSize, req.Msg.PageToken)
 	if err != nil {
 		return nil, err
 	}

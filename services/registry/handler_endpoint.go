@@ -139,11 +139,7 @@ func (h *handler) ListEndpoints(ctx context.Context, req *connect.Request[regist
 	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
 		return nil, err
 	}
-	size, err := pageSize(m.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodePageToken(m.PageToken)
+	size, after, err := pageParams(m.PageSize, m.PageToken)
 	if err != nil {
 		return nil, err
 	}

@@ -164,11 +164,7 @@ func (h *handler) ListSubscriptions(ctx context.Context, req *connect.Request[re
 			return nil, err
 		}
 	}
-	size, err := pageSize(m.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodePageToken(m.PageToken)
+	size, after, err := pageParams(m.PageSize, m.PageToken)
 	if err != nil {
 		return nil, err
 	}

@@ -347,6 +347,17 @@ func validEventTypePattern(t string) bool {
 }
 
 // pageSize returns the number of items a list call returns.
+// pageParams reads a list request's page size and token.
+func pageParams(n uint32, token string) (size int, after string, err error) {
+	if size, err = pageSize(n); err != nil {
+		return 0, "", err
+	}
+	if after, err = decodePageToken(token); err != nil {
+		return 0, "", err
+	}
+	return size, after, nil
+}
+
 func pageSize(n uint32) (int, error) {
 	if n == 0 {
 		return defaultPageSize, nil
