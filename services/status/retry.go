@@ -22,9 +22,12 @@ type Events interface {
 	GetEvent(ctx context.Context, projectID, eventID string) (*ingestv1.Event, error)
 }
 
-// Targets returns an endpoint's delivery settings (the registry).
+// Targets returns an endpoint's delivery settings (the registry's cached
+// client).
 type Targets interface {
 	GetTarget(ctx context.Context, projectID, endpointID string) (*registryv1.Target, error)
+	// Invalidate drops what is cached about a project.
+	Invalidate(projectID string)
 }
 
 // Publisher publishes messages with confirms.
@@ -50,6 +53,19 @@ func (s *Service) EnableRetries(events Events, targets Targets, pub Publisher, t
 // maxBatchRetry bounds one BatchRetryDeliveries call.
 const maxBatchRetry = 10_000
 
+// target returns the endpoint's settings. A cached answer that says the
+// endpoint is not active is checked with the registry once more: an
+// endpoint activated a moment ago must be retried at once, before the
+// announcement of its activation has reached this process.
+func (r *retrier) target(ctx context.Context, projectID, endpointID string) (*registryv1.Target, error) {
+	t, err := r.targets.GetTarget(ctx, projectID, endpointID)
+	if err == nil && t.GetStatus() == registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE {
+		return t, nil
+	}
+	r.targets.Invalidate(projectID)
+	return r.targets.GetTarget(ctx, projectID, endpointID)
+}
+
 // retryable says whether a delivery in state st may be retried by rpc.
 func retryable(force bool, st statusv1.DeliveryStatus) bool {
 	if force {
@@ -68,7 +84,7 @@ func (r *retrier) queue(ctx context.Context, ds []deliveryDoc) ([]*statusv1.Deli
 	events := map[string]*ingestv1.Event{}
 	for i := range ds {
 		d := &ds[i]
-		t, err := r.targets.GetTarget(ctx, d.ProjectID, d.EndpointID)
+		t, err := r.target(ctx, d.ProjectID, d.EndpointID)
 		if connect.CodeOf(err) == connect.CodeNotFound {
 			return nil, apierr.FailedPrecondition("delivery %q cannot be retried: its endpoint %q was deleted", d.ID, d.EndpointID)
 		}
@@ -187,7 +203,7 @@ func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request
 	// Deliveries of inactive endpoints stay as they are.
 	var ready []deliveryDoc
 	for _, d := range ds {
-		t, err := h.retrier.targets.GetTarget(ctx, d.ProjectID, d.EndpointID)
+		t, err := h.retrier.target(ctx, d.ProjectID, d.EndpointID)
 		if err == nil && t.GetStatus() == registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE {
 			ready = append(ready, d)
 		} else if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
