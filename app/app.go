@@ -282,7 +282,7 @@ func (a *App) assemble(ctx context.Context) error {
 		a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.DeliveryConcurrency, DialControl: guard.DialControl},
 			webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 		a.closers = append(a.closers, a.sender.Close)
-		d, err := deliverer.New(deliverer.Config{Concurrency: cfg.DeliveryConcurrency}, a.bus, a.pub, reg, a.sender, a.tel.MeterProvider, logger.With("service", "deliverer"))
+		d, err := deliverer.New(deliverer.Config{Concurrency: cfg.DeliveryConcurrency, Breaker: cfg.Breaker}, a.bus, a.pub, reg, a.sender, a.tel.MeterProvider, logger.With("service", "deliverer"))
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/hookmesh/hookmesh/internal/secretbox"
+	"github.com/hookmesh/hookmesh/services/deliverer"
 )
 
 // Targets.
@@ -78,6 +79,8 @@ type Config struct {
 	MaxEventBytes int
 	// DeliveryConcurrency is how many webhooks one deliverer sends at once.
 	DeliveryConcurrency int
+	// Breaker sets the deliverers' per-endpoint circuit breaker.
+	Breaker deliverer.BreakerConfig
 	// RouterWorkers is how many events one router expands at once.
 	RouterWorkers int
 	// OutboxSweepInterval and OutboxGrace set how often, and after how
@@ -171,6 +174,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEventBytes <= 0 || c.DeliveryConcurrency <= 0 || c.StatusPartitions <= 0 {
 		return errors.New("max event bytes, delivery concurrency and status partitions must be positive")
+	}
+	if c.Breaker.FailureRatio > 1 {
+		return fmt.Errorf("HOOKMESH_BREAKER_FAILURE_RATIO %v: want a share of attempts between 0 and 1 (negative turns the breaker off)", c.Breaker.FailureRatio)
+	}
+	if c.Breaker.MinRequests < 0 || c.Breaker.Window < 0 || c.Breaker.Cooldown < 0 || c.Breaker.MaxCooldown < 0 {
+		return errors.New("HOOKMESH_BREAKER_MIN_REQUESTS, _WINDOW, _COOLDOWN and _MAX_COOLDOWN must not be negative")
 	}
 	return nil
 }

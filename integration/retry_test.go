@@ -10,9 +10,11 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/hookmesh/hookmesh/app"
 	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/services/deliverer"
 )
 
 func linearPolicy(interval, attempts uint32) *registryv1.RetryPolicy {
@@ -254,5 +256,68 @@ func TestAutoDisableAfterARunOfFailures(t *testing.T) {
 	waitDelivery(t, c, projectID, discarded.GetEventId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
 	if n := len(recv.requests()); n != 4 {
 		t.Fatalf("receiver got %d requests, want 4 (3 failures and the retry)", n)
+	}
+}
+
+// TestCircuitBreakerHoldsBackAFailingEndpoint: once most attempts to an
+// endpoint fail, its circuit opens and its deliveries wait instead of
+// hammering it; probes find it back, and then everything is delivered.
+// Waiting is not an attempt: each delivery lists exactly the requests the
+// receiver got for it.
+func TestCircuitBreakerHoldsBackAFailingEndpoint(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{configure: func(cfg *app.Config) {
+		cfg.Breaker = deliverer.BreakerConfig{FailureRatio: 0.5, MinRequests: 4, Window: 10 * time.Second,
+			Cooldown: 2 * time.Second, MaxCooldown: 4 * time.Second}
+	}})
+	var up atomic.Bool
+	recv := newReceiver(t)
+	recv.respond = func(*http.Request) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	}
+	// Without the breaker each of the 10 deliveries would be tried every
+	// second while the endpoint is down.
+	projectID, key := s.project(t, &registryv1.CreateProjectRequest{Name: "breaker", RetryPolicy: linearPolicy(1, 30)})
+	c := s.clients(key)
+	ctx := context.Background()
+	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL, TimeoutSeconds: 2})
+	send := func() string {
+		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "breaker", Data: `{}`}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Msg.GetEvent().GetId()
+	}
+	var ids []string
+	for range 4 {
+		ids = append(ids, send())
+	}
+	// Four failures of four: the circuit opens.
+	recv.waitFor(t, "the first four attempts", func(r []received) bool { return len(r) >= 4 })
+	for range 6 {
+		ids = append(ids, send())
+	}
+	const down = 8 * time.Second
+	time.Sleep(down)
+	failing := len(recv.requests())
+	// 4 attempts, then a probe after 2 s and after 4 more (one more if a
+	// delay tier rounds late): far from the ~80 of ten deliveries retried
+	// each second.
+	if failing > 8 {
+		t.Fatalf("the receiver got %d requests in %v while down: the circuit did not hold them back", failing, down)
+	}
+	up.Store(true)
+	for _, id := range ids {
+		d := waitDelivery(t, c, projectID, id, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+		got := recv.byEvent(id)
+		if int(d.GetAttempts()) != len(got) {
+			t.Fatalf("delivery of %s lists %d attempts; the receiver got %d requests for it", id, d.GetAttempts(), len(got))
+		}
+	}
+	if n := len(recv.requests()); n > failing+len(ids) {
+		t.Fatalf("receiver got %d requests: %d while down and %d after, want at most one per delivery after", n, failing, n-failing)
 	}
 }

@@ -63,6 +63,12 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 		v, _ := strconv.ParseBool(getenv(name))
 		return v
 	}
+	envFloat := func(name string, def float64) float64 {
+		if v, err := strconv.ParseFloat(getenv(name), 64); err == nil {
+			return v
+		}
+		return def
+	}
 	envDur := func(name string, def time.Duration) time.Duration {
 		if v, err := time.ParseDuration(getenv(name)); err == nil {
 			return v
@@ -94,6 +100,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 	fs.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", envBool("HOOKMESH_ALLOW_PRIVATE_NETWORKS"), "let endpoints resolve to loopback and private addresses (HOOKMESH_ALLOW_PRIVATE_NETWORKS)")
 	fs.IntVar(&cfg.MaxEventBytes, "max-event-bytes", envInt("HOOKMESH_MAX_EVENT_BYTES", cfg.MaxEventBytes), "largest event payload accepted (HOOKMESH_MAX_EVENT_BYTES)")
 	fs.IntVar(&cfg.DeliveryConcurrency, "delivery-concurrency", envInt("HOOKMESH_DELIVERY_CONCURRENCY", cfg.DeliveryConcurrency), "webhooks one deliverer sends at once (HOOKMESH_DELIVERY_CONCURRENCY)")
+	fs.Float64Var(&cfg.Breaker.FailureRatio, "breaker-failure-ratio", envFloat("HOOKMESH_BREAKER_FAILURE_RATIO", 0.7), "share of an endpoint's attempts within the breaker window that, failing, opens its circuit; negative turns the breaker off (HOOKMESH_BREAKER_FAILURE_RATIO)")
+	fs.IntVar(&cfg.Breaker.MinRequests, "breaker-min-requests", envInt("HOOKMESH_BREAKER_MIN_REQUESTS", 20), "attempts the breaker window must hold before the failure ratio counts (HOOKMESH_BREAKER_MIN_REQUESTS)")
+	fs.DurationVar(&cfg.Breaker.Window, "breaker-window", envDur("HOOKMESH_BREAKER_WINDOW", 30*time.Second), "how far back the circuit breaker counts attempts (HOOKMESH_BREAKER_WINDOW)")
+	fs.DurationVar(&cfg.Breaker.Cooldown, "breaker-cooldown", envDur("HOOKMESH_BREAKER_COOLDOWN", 30*time.Second), "how long an open circuit waits before a probe; doubles after each failed probe (HOOKMESH_BREAKER_COOLDOWN)")
+	fs.DurationVar(&cfg.Breaker.MaxCooldown, "breaker-max-cooldown", envDur("HOOKMESH_BREAKER_MAX_COOLDOWN", 10*time.Minute), "longest an open circuit waits before a probe (HOOKMESH_BREAKER_MAX_COOLDOWN)")
 	fs.IntVar(&cfg.RouterWorkers, "router-workers", envInt("HOOKMESH_ROUTER_WORKERS", cfg.RouterWorkers), "events one router expands at once (HOOKMESH_ROUTER_WORKERS)")
 	fs.DurationVar(&cfg.OutboxSweepInterval, "outbox-sweep-interval", envDur("HOOKMESH_OUTBOX_SWEEP_INTERVAL", 15*time.Second), "how often ingest publishes again the events the broker did not confirm (HOOKMESH_OUTBOX_SWEEP_INTERVAL)")
 	fs.DurationVar(&cfg.OutboxGrace, "outbox-grace", envDur("HOOKMESH_OUTBOX_GRACE", 30*time.Second), "how old an unconfirmed event must be before it is published again (HOOKMESH_OUTBOX_GRACE)")

@@ -36,6 +36,8 @@ type Config struct {
 	// PublishTimeout bounds the wait for the broker's confirm of a state
 	// change; 60 s when zero.
 	PublishTimeout time.Duration
+	// Breaker sets the per-endpoint circuit breaker.
+	Breaker BreakerConfig
 }
 
 // Targets returns what is needed to send to an endpoint (the registry's
@@ -56,6 +58,7 @@ type Deliverer struct {
 	metrics *metrics
 	limits  *rateLimits
 	streaks *streaks
+	circuit *breakers
 	logger  *slog.Logger
 	now     func() time.Time
 }
@@ -72,7 +75,8 @@ func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender
 	if err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
-	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, limits: newRateLimits(), streaks: newStreaks(), logger: logger, now: time.Now}, nil
+	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, limits: newRateLimits(), streaks: newStreaks(),
+		circuit: newBreakers(cfg.Breaker), logger: logger, now: time.Now}, nil
 }
 
 // Run delivers tasks until ctx ends; the requests in flight finish first.
@@ -93,9 +97,7 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	// A retry that came back from a delay tier before it is due goes on to
 	// the next tier.
 	if due, ok := bus.Due(m); ok && time.Until(due) > 100*time.Millisecond {
-		pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
-		defer cancel()
-		return d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(&task, due, d.now())})
+		return d.putOff(ctx, &task, due)
 	}
 	target, err := d.targets.GetTarget(ctx, task.GetProjectId(), task.GetEndpointId())
 	switch {
@@ -109,14 +111,22 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 			Error: "endpoint is not active: nothing was sent", StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
 	}
 
+	// An endpoint whose circuit is open is left alone for a while: the
+	// task waits in the delay queues, and that is not an attempt.
+	endpointID := task.GetEndpointId()
+	wait, probe, ok := d.circuit.allow(endpointID, d.now(), timeoutOf(target)+probeGrace)
+	if !ok {
+		return d.putOff(ctx, &task, d.now().Add(wait))
+	}
 	// An endpoint's rate limit: a short wait is waited here; a longer one
 	// puts the task off through the delay queues, so that workers are not
 	// held. Neither counts as an attempt.
 	if wait, booked := d.limits.reserve(target, d.now(), maxRateWait); wait > 0 {
 		if !booked {
-			pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
-			defer cancel()
-			return d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(&task, d.now().Add(wait), d.now())})
+			if probe {
+				d.circuit.release(endpointID)
+			}
+			return d.putOff(ctx, &task, d.now().Add(wait))
 		}
 		time.Sleep(wait)
 	}
@@ -127,6 +137,11 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	go func() { processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil) }()
 
 	res, sent := d.send(ctx, &task, target)
+	if st, changed := d.circuit.record(endpointID, d.now(), breaksCircuit(res), probe); changed {
+		d.metrics.circuit(ctx, st)
+		d.logger.WarnContext(ctx, "endpoint circuit "+st.String(), "endpoint_id", endpointID, "url", target.GetUrl(),
+			"project_id", task.GetProjectId())
+	}
 	rec := record(&task, target, sent, res)
 	if res.Success() {
 		d.streaks.reset(task.GetEndpointId())
@@ -139,6 +154,31 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 		d.logger.WarnContext(ctx, "processing state not confirmed", "delivery_id", task.GetDeliveryId(), "err", perr)
 	}
 	return err
+}
+
+// putOff sends the task through the delay queues to come back at due.
+func (d *Deliverer) putOff(ctx context.Context, task *busv1.DeliveryTask, due time.Time) error {
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
+	defer cancel()
+	return d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(task, due, d.now())})
+}
+
+// breaksCircuit says whether an attempt's outcome counts against the
+// endpoint's health: no answer at all, 429 or a server error. Other
+// answers, even failing ones, come from a live endpoint.
+func breaksCircuit(res webhook.Result) bool {
+	return res.Err != nil || res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500
+}
+
+// probeGrace is added to an endpoint's timeout to bound a probe.
+const probeGrace = 5 * time.Second
+
+// timeoutOf is the endpoint's request timeout.
+func timeoutOf(t *registryv1.Target) time.Duration {
+	if timeout := time.Duration(t.GetTimeoutSeconds()) * time.Second; timeout > 0 {
+		return timeout
+	}
+	return 30 * time.Second
 }
 
 // maxRateWait is the longest a worker waits for an endpoint's rate limit
@@ -225,11 +265,7 @@ func (d *Deliverer) send(ctx context.Context, task *busv1.DeliveryTask, t *regis
 	}
 	signature.Sign(h, signature.Options{Header: t.GetSignature().GetHeader(), Advanced: t.GetSignature().GetAdvanced()},
 		task.GetDeliveryId(), now, task.GetData(), secrets)
-	timeout := time.Duration(t.GetTimeoutSeconds()) * time.Second
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	return d.sender.Send(ctx, webhook.Request{URL: t.GetUrl(), Body: task.GetData(), Header: h, Timeout: timeout}), h
+	return d.sender.Send(ctx, webhook.Request{URL: t.GetUrl(), Body: task.GetData(), Header: h, Timeout: timeoutOf(t)}), h
 }
 
 // record describes an attempt for the status service. Signature headers are

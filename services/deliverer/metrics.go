@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	outcomes metric.Int64Counter
 	latency  metric.Float64Histogram
+	circuits metric.Int64Counter
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -31,7 +32,16 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metrics{outcomes: outcomes, latency: latency}, nil
+	circuits, err := m.Int64Counter("hookmesh.endpoint.circuit.changes",
+		metric.WithDescription("Endpoint circuit breakers that opened or closed, by the state they moved to."))
+	if err != nil {
+		return nil, err
+	}
+	return &metrics{outcomes: outcomes, latency: latency, circuits: circuits}, nil
+}
+
+func (m *metrics) circuit(ctx context.Context, st circuitState) {
+	m.circuits.Add(ctx, 1, metric.WithAttributes(attribute.String("state", st.String())))
 }
 
 func (m *metrics) outcome(ctx context.Context, st statusv1.DeliveryStatus) {
