@@ -5,9 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/hookmesh/hookmesh/app"
+	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
@@ -46,5 +50,80 @@ func TestOutboxPublishesWhatWasStoredButNotConfirmed(t *testing.T) {
 	n, err := db.Collection("published").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: eventID}})
 	if err != nil || n != 1 {
 		t.Fatalf("publish marker: %d %v", n, err)
+	}
+}
+
+// TestRepeatedKeyAfterACrash repeats an idempotency key the way a client
+// does after ingest died mid-request, with the sweeper out of the way:
+// a duplicate is only acknowledged once its original exists, an abandoned
+// claim is taken over under the claimed id, and an original stored but
+// never confirmed is published by the repeat.
+func TestRepeatedKeyAfterACrash(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, modeAll, stackOptions{configure: func(cfg *app.Config) { cfg.OutboxSweepInterval = time.Hour }})
+	recv := newReceiver(t)
+	projectID, key := s.project(t, nil)
+	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
+	c := s.clients(key)
+	ctx := context.Background()
+	db := testenv.Client(t).Database(s.cfg.DatabasePrefix + "_ingest")
+	claim := func(idem, eventID string, age time.Duration) {
+		t.Helper()
+		if _, err := db.Collection("idempotency_keys").InsertOne(ctx, bson.D{{Key: "_id", Value: projectID + ":" + idem},
+			{Key: "project_id", Value: projectID}, {Key: "event_id", Value: eventID},
+			{Key: "create_time", Value: time.Now().UTC().Add(-age)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(idem string) (*ingestv1.Event, error) {
+		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID,
+			EndpointId: ep.GetId(), EventType: "crash", Data: `{"n":1}`, IdempotencyKey: idem}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg.GetEvent(), nil
+	}
+
+	// Claimed a moment ago, event not stored: its request may still be at
+	// it, so the repeat is asked to come back, not told "duplicate" of an
+	// event that may never exist.
+	claim("fresh", "evt_06h22aaaaaaaaaaaaaaaaaaaaa", 0)
+	if ev, err := send("fresh"); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("repeat of a fresh claim without its event = %v, %v; want Unavailable", ev, err)
+	}
+
+	// Claimed long ago, event never stored: the repeat takes the claim over
+	// and the event is delivered under the claimed id.
+	const abandoned = "evt_06h22bbbbbbbbbbbbbbbbbbbbb"
+	claim("abandoned", abandoned, 20*time.Second)
+	ev, err := send("abandoned")
+	if err != nil || ev.GetId() != abandoned || ev.GetIsDuplicate() {
+		t.Fatalf("repeat of an abandoned claim = %v, %v; want event %s", ev, err, abandoned)
+	}
+	waitDelivery(t, c, projectID, abandoned, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+
+	// Stored, never confirmed (no marker), past the sweeper's grace: the
+	// repeat is a duplicate, and it publishes the original at once.
+	const orphan = "evt_06h22ccccccccccccccccccccc"
+	claim("orphan", orphan, 10*time.Second)
+	if _, err := db.Collection("events").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: orphan}, {Key: "project_id", Value: projectID}, {Key: "event_type", Value: "crash"},
+		{Key: "data", Value: []byte(`{"n":1}`)}, {Key: "idempotency_key", Value: "orphan"}, {Key: "endpoint_id", Value: ep.GetId()},
+		{Key: "broadcast", Value: false}, {Key: "is_duplicate", Value: false},
+		{Key: "create_time", Value: time.Now().UTC().Add(-10 * time.Second)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dup, err := send("orphan")
+	if err != nil || !dup.GetIsDuplicate() || dup.GetDuplicateOf() != orphan {
+		t.Fatalf("repeat of a stored, unconfirmed event = %v, %v; want a duplicate of %s", dup, err, orphan)
+	}
+	waitDelivery(t, c, projectID, orphan, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+	if n := len(recv.byEvent(orphan)); n != 1 {
+		t.Fatalf("the orphan was delivered %d times", n)
+	}
+	// The duplicate itself is never delivered.
+	if n := len(recv.byEvent(dup.GetId())); n != 0 {
+		t.Fatalf("the duplicate was delivered %d times", n)
 	}
 }

@@ -15,8 +15,9 @@ type Config struct {
 	PublishTimeout time.Duration
 	// AbandonedClaimAfter is how old an idempotency claim without its event
 	// must be before a repeat of the request takes it over (the first request
-	// died between claiming the key and storing the event); 1 minute when
-	// zero.
+	// died between claiming the key and storing the event); 15 s when zero.
+	// Taking over early is harmless: the repeat stores the event under the
+	// claimed id, and whichever insert comes second finds it there.
 	AbandonedClaimAfter time.Duration
 	// SweepInterval is how often events stored but not confirmed by the
 	// broker are published again; 15 s when zero.
@@ -36,7 +37,7 @@ func (c *Config) defaults() {
 		c.PublishTimeout = 30 * time.Second
 	}
 	if c.AbandonedClaimAfter <= 0 {
-		c.AbandonedClaimAfter = time.Minute
+		c.AbandonedClaimAfter = 15 * time.Second
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 15 * time.Second

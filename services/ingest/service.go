@@ -156,15 +156,35 @@ func (s *Service) create(ctx context.Context, in newEvent) (*ingestv1.Event, err
 // stores the request as a duplicate and returns it; or, when the claim was
 // abandoned (its request died before storing the event), it turns doc into
 // the original and returns nil so that create stores and publishes it.
+//
+// A duplicate is only ever acknowledged once its original is stored, so
+// that an accepted event always exists: while the original's request is
+// still storing it, the repeat waits a little, then answers Unavailable.
+// An original that has waited longer than the sweeper's grace without its
+// publish marker (its request died before the broker confirmed it) is
+// published at once rather than at the next sweep.
 func (s *Service) duplicate(ctx context.Context, doc *eventDoc, orig string, claimed, now time.Time) (*ingestv1.Event, error) {
-	if now.Sub(claimed) >= s.cfg.AbandonedClaimAfter {
-		existing, err := s.store.get(ctx, doc.ProjectID, orig)
+	existing, err := s.awaitOriginal(ctx, doc.ProjectID, orig)
+	if err != nil {
+		return nil, err
+	}
+	if existing == nil {
+		if time.Since(claimed) >= s.cfg.AbandonedClaimAfter {
+			doc.ID = orig
+			return nil, nil
+		}
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf(
+			"an earlier request with idempotency key %q is still storing event %s: send this one again in a few seconds", doc.IdempotencyKey, orig))
+	}
+	if now.Sub(existing.CreateTime) >= s.cfg.SweepGrace {
+		marked, err := s.store.published(ctx, []string{orig})
 		if err != nil {
 			return nil, err
 		}
-		if existing == nil {
-			doc.ID = orig
-			return nil, nil
+		if !marked[orig] {
+			if err := s.publish(ctx, existing); err != nil {
+				return nil, err
+			}
 		}
 	}
 	doc.IsDuplicate = true
@@ -173,6 +193,26 @@ func (s *Service) duplicate(ctx context.Context, doc *eventDoc, orig string, cla
 		return nil, err
 	}
 	return toProto(doc), nil
+}
+
+// awaitOriginal loads the event an idempotency claim names, waiting up to
+// two seconds for a concurrent request to store it; nil when it is not
+// there by then.
+func (s *Service) awaitOriginal(ctx context.Context, projectID, id string) (*eventDoc, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	wait := 20 * time.Millisecond
+	for {
+		existing, err := s.store.get(ctx, projectID, id)
+		if err != nil || existing != nil || time.Now().After(deadline) {
+			return existing, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 400*time.Millisecond)
+	}
 }
 
 func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
