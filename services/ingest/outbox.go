@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -122,12 +123,23 @@ func (s *Service) Sweep(ctx context.Context, lookback, grace time.Duration) (int
 	if err != nil {
 		return 0, err
 	}
+	// An event whose request is still waiting for the broker's confirm
+	// (the broker is away, say) is its request's to publish; the next
+	// sweeps look at it again, in case the request gives up.
+	until := to
+	docs = slices.DeleteFunc(docs, func(d eventDoc) bool {
+		_, busy := s.publishing.Load(d.ID)
+		if busy && d.CreateTime.Before(until) {
+			until = d.CreateTime
+		}
+		return busy
+	})
 	for i := range docs {
 		if err := s.publish(ctx, &docs[i]); err != nil {
 			return i, err
 		}
 	}
-	s.sweptUntil = to
+	s.sweptUntil = until
 	if len(docs) > 0 {
 		s.logger.InfoContext(ctx, "published events the broker had not confirmed", "events", len(docs))
 	}

@@ -52,6 +52,9 @@ type Service struct {
 	// sweepMu guards sweptUntil, the end of the last outbox sweep.
 	sweepMu    sync.Mutex
 	sweptUntil time.Time
+	// publishing holds the ids of the events this process is publishing,
+	// which the sweeper leaves to their requests.
+	publishing sync.Map
 }
 
 // New returns the ingest service. keys authenticates the REST API;
@@ -162,7 +165,8 @@ func (s *Service) create(ctx context.Context, in newEvent) (*ingestv1.Event, err
 // still storing it, the repeat waits a little, then answers Unavailable.
 // An original that has waited longer than the sweeper's grace without its
 // publish marker (its request died before the broker confirmed it) is
-// published at once rather than at the next sweep.
+// published at once rather than at the next sweep, unless its request is
+// still waiting for the broker in this process.
 func (s *Service) duplicate(ctx context.Context, doc *eventDoc, orig string, claimed, now time.Time) (*ingestv1.Event, error) {
 	existing, err := s.awaitOriginal(ctx, doc.ProjectID, orig)
 	if err != nil {
@@ -176,7 +180,7 @@ func (s *Service) duplicate(ctx context.Context, doc *eventDoc, orig string, cla
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf(
 			"an earlier request with idempotency key %q is still storing event %s: send this one again in a few seconds", doc.IdempotencyKey, orig))
 	}
-	if now.Sub(existing.CreateTime) >= s.cfg.SweepGrace {
+	if _, busy := s.publishing.Load(orig); !busy && now.Sub(existing.CreateTime) >= s.cfg.SweepGrace {
 		marked, err := s.store.published(ctx, []string{orig})
 		if err != nil {
 			return nil, err
@@ -216,6 +220,8 @@ func (s *Service) awaitOriginal(ctx context.Context, projectID, id string) (*eve
 }
 
 func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
+	s.publishing.Store(doc.ID, struct{}{})
+	defer s.publishing.Delete(doc.ID)
 	msg := s.topo.EventMessage(&busv1.EventMessage{
 		EventId:        doc.ID,
 		ProjectId:      doc.ProjectID,
