@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 
 SHELL := /bin/bash
 
-.PHONY: run test generate check-generated lint bench ferretdb
+.PHONY: run test faults generate check-generated lint bench ferretdb
 
 # The whole of hookmesh in one process, on a local stack started as needed.
 run:
@@ -15,6 +15,12 @@ run:
 # Extra go test flags: make test TESTFLAGS="-run TestX -v".
 test:
 	bash scripts/test.sh $(TESTFLAGS)
+
+# The fault-injection suite: real processes on a RabbitMQ node and a
+# FerretDB of its own, killed and stopped under load (faults/).
+# Extra go test flags: make faults TESTFLAGS="-run TestFaults/baseline".
+faults:
+	bash scripts/faults.sh $(TESTFLAGS)
 
 # Regenerate gen/ from proto/.
 generate:

@@ -1,0 +1,283 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1/ingestv1connect"
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
+	"github.com/hookmesh/hookmesh/internal/auth"
+)
+
+const (
+	adminKey  = "faults-admin-key-0123456789"
+	secretKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+)
+
+// stack is one run's hookmesh: the registry, router and status service in
+// one process, ingest in another, and two deliverers, as separate
+// processes on the suite's RabbitMQ node and FerretDB.
+type stack struct {
+	prefix     string
+	core       *hookmesh
+	ingest     *hookmesh
+	deliverers []*hookmesh
+	mongo      *mongo.Client
+}
+
+func (s *stack) all() []*hookmesh {
+	return append([]*hookmesh{s.core, s.ingest}, s.deliverers...)
+}
+
+// startStack starts a run's processes, logging to dir.
+func startStack(ctx context.Context, name, dir string) (*stack, error) {
+	s := &stack{prefix: fmt.Sprintf("f%s%d", name, time.Now().UnixNano()%1e6)}
+	common := []string{
+		"HOOKMESH_MONGODB_URI=" + suite.ferret.uri(),
+		"HOOKMESH_DATABASE_PREFIX=" + s.prefix,
+		"HOOKMESH_AMQP_URL=" + suite.rabbit.url(),
+		"HOOKMESH_AMQP_PREFIX=" + s.prefix,
+		"HOOKMESH_ADMIN_KEY=" + adminKey,
+		"HOOKMESH_SECRET_KEY=" + secretKey,
+		"HOOKMESH_ALLOW_PRIVATE_NETWORKS=true",
+		// Unconfirmed events are published again after 5 s, not 30.
+		"HOOKMESH_OUTBOX_SWEEP_INTERVAL=2s",
+		"HOOKMESH_OUTBOX_GRACE=5s",
+		"HOOKMESH_SHUTDOWN_TIMEOUT=10s",
+		"HOOKMESH_LOG_LEVEL=info",
+	}
+	mk := func(name, targets string, extra ...string) (*hookmesh, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		env := cleanEnv(append(append(append([]string(nil), common...), "HOOKMESH_HTTP_ADDR="+addr), extra...)...)
+		return &hookmesh{addr: addr, process: &process{name: name, path: suite.hookmesh, args: []string{targets}, env: env,
+			log: filepath.Join(dir, name+".log")}}, nil
+	}
+	var err error
+	if s.core, err = mk("core", "registry,router,status"); err != nil {
+		return nil, err
+	}
+	if s.ingest, err = mk("ingest", "ingest", "HOOKMESH_REGISTRY_URL="+s.core.url(), "HOOKMESH_STATUS_URL="+s.core.url()); err != nil {
+		return nil, err
+	}
+	s.core.env = append(s.core.env, "HOOKMESH_INGEST_URL="+s.ingest.url())
+	for i := range 2 {
+		d, err := mk("deliverer-"+strconv.Itoa(i+1), "deliverer", "HOOKMESH_REGISTRY_URL="+s.core.url(), "HOOKMESH_DELIVERY_CONCURRENCY=32")
+		if err != nil {
+			return nil, err
+		}
+		s.deliverers = append(s.deliverers, d)
+	}
+	for _, p := range s.all() {
+		if err := p.start(); err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
+	s.mongo, err = mongo.Connect(options.Client().ApplyURI(suite.ferret.uri()).SetTimeout(10 * time.Second))
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// stop stops every process gracefully.
+func (s *stack) stop() {
+	var wg sync.WaitGroup
+	for _, p := range s.all() {
+		if p == nil {
+			continue
+		}
+		wg.Go(func() { p.signal(syscall.SIGTERM, 30*time.Second) })
+	}
+	wg.Wait()
+	if s.mongo != nil {
+		_ = s.mongo.Disconnect(context.Background())
+	}
+}
+
+// project is a run's project and endpoints.
+type project struct {
+	id, key   string
+	endpoints []string // endpoint n is at <receiver>/ep/<n>
+	registry  registryv1connect.RegistryServiceClient
+	ingest    ingestv1connect.IngestServiceClient
+	status    statusv1connect.StatusServiceClient
+}
+
+// newProject creates a project that retries every second, 30 attempts in
+// all (a 40 % failure rate never uses them up), and n endpoints with a 1 s
+// timeout at the receiver.
+func (s *stack) newProject(ctx context.Context, recv *receiver, n int) (*project, error) {
+	admin := registryv1connect.NewRegistryServiceClient(http.DefaultClient, s.core.url(), connect.WithInterceptors(auth.BearerInterceptor(adminKey)))
+	resp, err := admin.CreateProject(ctx, connect.NewRequest(&registryv1.CreateProjectRequest{Name: "faults",
+		RetryPolicy: &registryv1.RetryPolicy{Strategy: registryv1.RetryStrategy_RETRY_STRATEGY_LINEAR, IntervalSeconds: 1, MaxAttempts: 30}}))
+	if err != nil {
+		return nil, fmt.Errorf("create project: %w", err)
+	}
+	p := &project{id: resp.Msg.GetProject().GetId(), key: resp.Msg.GetKey()}
+	opt := connect.WithInterceptors(auth.BearerInterceptor(p.key))
+	p.registry = registryv1connect.NewRegistryServiceClient(http.DefaultClient, s.core.url(), opt)
+	p.ingest = ingestv1connect.NewIngestServiceClient(http.DefaultClient, s.ingest.url(), opt)
+	p.status = statusv1connect.NewStatusServiceClient(http.DefaultClient, s.core.url(), opt)
+	var secrets []string
+	for i := range n {
+		ep, err := p.registry.CreateEndpoint(ctx, connect.NewRequest(&registryv1.CreateEndpointRequest{ProjectId: p.id,
+			Url: fmt.Sprintf("%s/ep/%d", recv.url, i), TimeoutSeconds: 1}))
+		if err != nil {
+			return nil, fmt.Errorf("create endpoint: %w", err)
+		}
+		p.endpoints = append(p.endpoints, ep.Msg.GetEndpoint().GetId())
+		secrets = append(secrets, ep.Msg.GetEndpoint().GetSecret())
+	}
+	recv.setSecrets(secrets)
+	return p, nil
+}
+
+// accepted is an event ingest accepted: the id of the original event (a
+// repeat of its idempotency key names it too) and its endpoint.
+type accepted struct {
+	eventID  string
+	endpoint int
+}
+
+// loadResult is what the load generator saw.
+type loadResult struct {
+	accepted []accepted
+	// retried counts ingest calls that failed and were made again with the
+	// same idempotency key; refused counts events never accepted.
+	retried, refused int
+}
+
+// load sends n events at rate a second, alternating between endpoints.
+// An event whose call fails is sent again with the same idempotency key
+// until ingest accepts it, as a careful client does.
+func load(ctx context.Context, p *project, run string, n int, rate float64) loadResult {
+	var (
+		mu  sync.Mutex
+		res loadResult
+		wg  sync.WaitGroup
+	)
+	sem := make(chan struct{}, 64)
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	for i := range n {
+		<-tick.C
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ep := i % len(p.endpoints)
+			req := &ingestv1.CreateEventRequest{ProjectId: p.id, EndpointId: p.endpoints[ep], EventType: "fault.test",
+				Data: fmt.Sprintf(`{"run":%q,"n":%d}`, run, i), IdempotencyKey: fmt.Sprintf("%s-%d", run, i)}
+			deadline := time.Now().Add(3 * time.Minute)
+			for tries := 0; ; tries++ {
+				cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				resp, err := p.ingest.CreateEvent(cctx, connect.NewRequest(req))
+				cancel()
+				if err == nil {
+					ev := resp.Msg.GetEvent()
+					id := ev.GetId()
+					if ev.GetIsDuplicate() {
+						id = ev.GetDuplicateOf()
+					}
+					mu.Lock()
+					res.accepted = append(res.accepted, accepted{eventID: id, endpoint: ep})
+					if tries > 0 {
+						res.retried++
+					}
+					mu.Unlock()
+					return
+				}
+				// A refusal for the request itself would repeat forever.
+				if c := connect.CodeOf(err); c == connect.CodeInvalidArgument || c == connect.CodeNotFound || c == connect.CodePermissionDenied {
+					mu.Lock()
+					res.refused++
+					mu.Unlock()
+					return
+				}
+				if time.Now().After(deadline) || !pollCtx(ctx, 500*time.Millisecond) {
+					mu.Lock()
+					res.refused++
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// deliveries lists every delivery of the project.
+func (p *project) deliveries(ctx context.Context) ([]*statusv1.Delivery, error) {
+	var out []*statusv1.Delivery
+	token := ""
+	for {
+		resp, err := p.status.ListDeliveries(ctx, connect.NewRequest(&statusv1.ListDeliveriesRequest{ProjectId: p.id, PageSize: 500, PageToken: token}))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.Msg.GetDeliveries()...)
+		if token = resp.Msg.GetNextPageToken(); token == "" {
+			return out, nil
+		}
+	}
+}
+
+// unpublished counts the events stored but not (yet) confirmed as
+// published: those a crash leaves to the outbox.
+func (s *stack) unpublished(ctx context.Context) (int, error) {
+	db := s.mongo.Database(s.prefix + "_ingest")
+	ids := func(coll string, filter bson.D) (map[string]bool, error) {
+		cur, err := db.Collection(coll).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return nil, err
+		}
+		var docs []struct {
+			ID string `bson:"_id"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, err
+		}
+		out := make(map[string]bool, len(docs))
+		for _, d := range docs {
+			out[d.ID] = true
+		}
+		return out, nil
+	}
+	events, err := ids("events", bson.D{{Key: "is_duplicate", Value: false}})
+	if err != nil {
+		return 0, err
+	}
+	marked, err := ids("published", bson.D{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for id := range events {
+		if !marked[id] {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# What `make faults` runs: the fault-injection suite (faults/). It builds
+# hookmesh and FerretDB, gives the suite a fresh PostgreSQL database
+# (hookmesh_faults) and the paths of the RabbitMQ server and rabbitmqctl;
+# the suite starts its own RabbitMQ node (hookmesh_faults@localhost on
+# 127.0.0.1:5673) and FerretDB (127.0.0.1:27019) under .hookmesh/faults, so
+# that stopping them touches nothing else. The report goes to
+# .hookmesh/faults/report.md. Extra arguments go to go test.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$HOOKMESH_ROOT"
+require_go
+
+dir="$HOOKMESH_STATE/faults"
+mkdir -p "$dir"
+
+# The suite needs the RabbitMQ server installed, not running: installing
+# it the usual way starts the machine's node too, which is harmless.
+ensure_rabbitmq
+server=/usr/lib/rabbitmq/bin/rabbitmq-server
+ctl=/usr/lib/rabbitmq/bin/rabbitmqctl
+if [[ ! -x $server ]]; then
+	server="$(command -v rabbitmq-server)" || die "rabbitmq-server not found"
+	ctl="$(command -v rabbitmqctl)" || die "rabbitmqctl not found"
+fi
+
+ensure_postgres
+db=hookmesh_faults
+log "fresh PostgreSQL database $db"
+_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >&2 ||
+	die "could not drop the PostgreSQL database $db"
+ensure_database "$db"
+build_ferretdb
+
+log "building hookmesh"
+go build -o "$dir/hookmesh" ./cmd/hookmesh
+
+export HOOKMESH_FAULTS_DIR="$dir"
+export HOOKMESH_FAULTS_HOOKMESH="$dir/hookmesh"
+export HOOKMESH_FAULTS_FERRETDB="$HOOKMESH_FERRETDB_BIN"
+export HOOKMESH_FAULTS_POSTGRESQL_URL="$(pg_url "$db")?pool_max_conns=${HOOKMESH_FERRETDB_PG_CONNS:-20}"
+export HOOKMESH_FAULTS_RABBITMQ_SERVER="$server"
+export HOOKMESH_FAULTS_RABBITMQCTL="$ctl"
+
+log "go test -tags faults ./faults $*"
+go test -tags faults -count=1 -timeout 30m -v ./faults "$@"
