@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -140,4 +141,47 @@ func TestMalformedIsParked(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("malformed message was not parked")
+}
+
+// TestFailedHandlingIsRetriedWithoutRequeue: a handler that fails for a
+// passing reason is called again for the same delivery, which never goes
+// back to the queue (each requeue counts against the message where the
+// broker caps deliveries).
+func TestFailedHandlingIsRetriedWithoutRequeue(t *testing.T) {
+	t.Parallel()
+	c := dial(t, nil)
+	pub := c.NewPublisher(1)
+	defer pub.Close()
+	if err := pub.Publish(context.Background(), []bus.Message{c.Topology().EventMessage(&busv1.EventMessage{EventId: "evt_retry"})}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := make(chan bool, 10)
+	go func() {
+		n := 0
+		_ = c.Consume(ctx, c.Topology().RouterQueue, bus.ConsumeOptions{}, func(d *bus.Delivery) error {
+			n++
+			calls <- d.Redelivered
+			if n <= 3 {
+				return errors.New("database unavailable")
+			}
+			return nil
+		})
+	}()
+	for i := range 4 {
+		select {
+		case redelivered := <-calls:
+			if redelivered {
+				t.Fatalf("call %d: the message went back to the queue", i+1)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d did not come", i+1)
+		}
+	}
+	select {
+	case <-calls:
+		t.Fatal("handled again after it succeeded")
+	case <-time.After(300 * time.Millisecond):
+	}
 }

@@ -42,7 +42,8 @@ type ConsumeOptions struct {
 }
 
 // Handler handles one delivery. nil acks it; an error wrapping ErrMalformed
-// parks it; any other error requeues it for another try.
+// parks it; on any other error it is handled again after a backoff (up to
+// 5 s), until it succeeds or the consumer stops (then it is requeued).
 type Handler func(d *Delivery) error
 
 // BatchHandler handles up to MaxBatch deliveries at once; nil acks them all.
@@ -206,18 +207,41 @@ func (c *Conn) startSpan(ctx context.Context, queue string, d amqp.Delivery) (co
 func (c *Conn) handleOne(ctx context.Context, ch *amqp.Channel, queue string, d amqp.Delivery, h Handler) {
 	spanCtx, span := c.startSpan(context.WithoutCancel(ctx), queue, d)
 	defer span.End()
-	err := h(&Delivery{Ctx: spanCtx, Delivery: d})
-	switch {
-	case err == nil:
-		_ = d.Ack(false)
-	case errors.Is(err, ErrMalformed):
-		span.SetStatus(codes.Error, err.Error())
-		c.park(spanCtx, queue, []amqp.Delivery{d}, err, true)
-	default:
-		span.SetStatus(codes.Error, err.Error())
-		c.logger.WarnContext(spanCtx, "message handling failed; requeueing", "queue", queue, "err", err)
-		time.Sleep(200 * time.Millisecond)
-		_ = d.Nack(false, true)
+	// A failure that is not the message's fault (the database or a peer
+	// is away) is tried again here, with backoff, holding the message:
+	// requeueing it would count a delivery against it each time, and
+	// brokers that cap deliveries (quorum queues from RabbitMQ 4.0 on)
+	// would drop it during a long outage.
+	backoff := 200 * time.Millisecond
+	for {
+		err := h(&Delivery{Ctx: spanCtx, Delivery: d})
+		switch {
+		case err == nil:
+			_ = d.Ack(false)
+			return
+		case errors.Is(err, ErrMalformed):
+			span.SetStatus(codes.Error, err.Error())
+			c.park(spanCtx, queue, []amqp.Delivery{d}, err, true)
+			return
+		}
+		span.RecordError(err)
+		if ch.IsClosed() {
+			span.SetStatus(codes.Error, err.Error())
+			return // the broker requeues it
+		}
+		if ctx.Err() != nil {
+			span.SetStatus(codes.Error, err.Error())
+			_ = d.Nack(false, true)
+			return
+		}
+		c.logger.WarnContext(spanCtx, "message handling failed; trying again", "queue", queue, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			_ = d.Nack(false, true)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
