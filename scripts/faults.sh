@@ -26,6 +26,9 @@ if [[ ! -x $server ]]; then
 	ctl="$(command -v rabbitmqctl)" || die "rabbitmqctl not found"
 fi
 
+# A node left running by an interrupted run would hold the suite's port.
+"$ctl" -n hookmesh_faults@localhost stop >/dev/null 2>&1 || true
+
 ensure_postgres
 db=hookmesh_faults
 log "fresh PostgreSQL database $db"
