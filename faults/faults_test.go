@@ -51,7 +51,7 @@ func runMain(m *testing.M) int {
 	suite.rabbit = &rabbitNode{server: need("HOOKMESH_FAULTS_RABBITMQ_SERVER"), ctl: need("HOOKMESH_FAULTS_RABBITMQCTL"),
 		name: "hookmesh_faults@localhost", port: 5673, dir: filepath.Join(suite.dir, "rabbitmq")}
 	suite.ferret = &ferretDB{bin: need("HOOKMESH_FAULTS_FERRETDB"), pgURL: need("HOOKMESH_FAULTS_POSTGRESQL_URL"),
-		addr: "127.0.0.1:27019", dir: filepath.Join(suite.dir, "ferretdb")}
+		addr: "127.0.0.1:27020", dir: filepath.Join(suite.dir, "ferretdb")}
 
 	if err := suite.rabbit.init(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)

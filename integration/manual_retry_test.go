@@ -51,7 +51,8 @@ func TestManualRetries(t *testing.T) {
 			}
 			down.Store(false)
 			retried, err := c.status.RetryDelivery(ctx, connect.NewRequest(&statusv1.RetryDeliveryRequest{ProjectId: projectID, DeliveryId: first.GetId()}))
-			if err != nil || retried.Msg.GetDelivery().GetAttempts() != 2 {
+			if err != nil || retried.Msg.GetDelivery().GetAttempts() != 1 ||
+				retried.Msg.GetDelivery().GetStatus() != statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED {
 				t.Fatalf("retry: %v %v", retried, err)
 			}
 			d := waitDelivery(t, c, projectID, first.GetEventId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)

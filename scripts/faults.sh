@@ -3,7 +3,7 @@
 # hookmesh and FerretDB, gives the suite a fresh PostgreSQL database
 # (hookmesh_faults) and the paths of the RabbitMQ server and rabbitmqctl;
 # the suite starts its own RabbitMQ node (hookmesh_faults@localhost on
-# 127.0.0.1:5673) and FerretDB (127.0.0.1:27019) under .hookmesh/faults, so
+# 127.0.0.1:5673) and FerretDB (127.0.0.1:27020) under .hookmesh/faults, so
 # that stopping them touches nothing else. The report goes to
 # .hookmesh/faults/report.md. Extra arguments go to go test.
 set -euo pipefail

@@ -37,6 +37,16 @@ func attemptOf(c *busv1.StateChange) uint32 {
 	return max(c.GetAttempt(), 1)
 }
 
+// attemptsMade is what a delivery shows as its attempts after the change:
+// the number of the latest attempt made or under way, so one less while
+// the next is only SCHEDULED (0 before the first).
+func attemptsMade(c *busv1.StateChange) uint32 {
+	if c.GetStatus() == statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED {
+		return attemptOf(c) - 1
+	}
+	return attemptOf(c)
+}
+
 // seqOf orders the changes of one delivery by (attempt, rank): a change is
 // applied only when its seq is above the stored one.
 func seqOf(c *busv1.StateChange) int64 {
@@ -203,7 +213,7 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 		EventType:  pick((*busv1.StateChange).GetEventType),
 		Status:     int32(c.GetStatus()),
 		Seq:        p.seq,
-		Attempts:   int64(attemptOf(c)),
+		Attempts:   int64(attemptsMade(c)),
 		CreateTime: p.createTime(now),
 		UpdateTime: updateTime,
 	}

@@ -457,8 +457,8 @@ func TestApplyWithoutTimes(t *testing.T) {
 	if err != nil || got == nil {
 		t.Fatalf("getDelivery = %v, %v", got, err)
 	}
-	if got.CreateTime.Before(before) || got.Attempts != 1 {
-		t.Errorf("delivery = %+v: want create_time now and attempts 1", got)
+	if got.CreateTime.Before(before) || got.Attempts != 0 {
+		t.Errorf("delivery = %+v: want create_time now and attempts 0 (scheduled, not attempted)", got)
 	}
 	// A later change keeps the first create_time.
 	c2 := &busv1.StateChange{DeliveryId: c.DeliveryId, ProjectId: "prj_1", Status: processing, Attempt: 1,

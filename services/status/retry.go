@@ -114,7 +114,7 @@ func (r *retrier) queue(ctx context.Context, ds []deliveryDoc) ([]*statusv1.Deli
 		}
 		msgs = append(msgs, r.topo.TaskMessage(task), r.topo.StateMessage(state))
 		p := d.proto()
-		p.Status, p.Attempts, p.UpdateTime = statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED, attempt, timestamppb.New(now)
+		p.Status, p.UpdateTime = statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED, timestamppb.New(now)
 		out = append(out, p)
 	}
 	for start := 0; start < len(msgs); start += 500 {

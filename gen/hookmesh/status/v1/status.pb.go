@@ -99,7 +99,8 @@ type Delivery struct {
 	EndpointId string                 `protobuf:"bytes,4,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
 	EventType  string                 `protobuf:"bytes,5,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	Status     DeliveryStatus         `protobuf:"varint,6,opt,name=status,proto3,enum=hookmesh.status.v1.DeliveryStatus" json:"status,omitempty"`
-	// attempts is the number of the latest attempt (0 before the first).
+	// attempts is the number of the latest attempt made or under way: one
+	// less while the next is only scheduled (0 before the first).
 	Attempts        uint32                 `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	CreateTime      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
