@@ -1,7 +1,8 @@
 // Package deliverer sends delivery tasks: it signs each event and POSTs it
 // to the endpoint with the endpoint's timeout and headers, and reports
-// PROCESSING and then the outcome (SUCCESS or FAILED; DISCARDED, with no
-// request, for an endpoint that is not active) to the status service. It
+// PROCESSING (for a request that takes a while) and then the outcome
+// (SUCCESS, RETRY or FAILED; DISCARDED, with no request, for an endpoint
+// that is not active) to the status service. It
 // acks a task only once its outcome is confirmed by the broker, so a crash
 // loses nothing: the task is delivered again, with the same webhook-id.
 package deliverer
@@ -38,6 +39,9 @@ type Config struct {
 	PublishTimeout time.Duration
 	// Breaker sets the per-endpoint circuit breaker.
 	Breaker BreakerConfig
+	// ProcessingAfter is how long a request runs before its delivery is
+	// reported PROCESSING; 500 ms when zero.
+	ProcessingAfter time.Duration
 }
 
 // Targets returns what is needed to send to an endpoint (the registry's
@@ -70,6 +74,9 @@ func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 60 * time.Second
+	}
+	if cfg.ProcessingAfter <= 0 {
+		cfg.ProcessingAfter = 500 * time.Millisecond
 	}
 	m, err := newMetrics(mp)
 	if err != nil {
@@ -131,12 +138,26 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 		time.Sleep(wait)
 	}
 
-	// PROCESSING is published while the request is on its way; the outcome
-	// supersedes it at the status service whichever arrives first.
+	// PROCESSING is published when the request is still on its way after
+	// ProcessingAfter: most answers come sooner, and their outcome says
+	// all (sparing the broker and the status service a message per
+	// delivery). The outcome supersedes it at the status service whichever
+	// arrives first.
 	processing := make(chan error, 1)
-	go func() { processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil) }()
+	sendDone := make(chan struct{})
+	go func() {
+		timer := time.NewTimer(d.cfg.ProcessingAfter)
+		defer timer.Stop()
+		select {
+		case <-sendDone:
+			processing <- nil
+		case <-timer.C:
+			processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil)
+		}
+	}()
 
 	res, sent := d.send(ctx, &task, target)
+	close(sendDone)
 	if st, changed := d.circuit.record(endpointID, d.now(), breaksCircuit(res), probe); changed {
 		d.metrics.circuit(ctx, st)
 		d.logger.WarnContext(ctx, "endpoint circuit "+st.String(), "endpoint_id", endpointID, "url", target.GetUrl(),
