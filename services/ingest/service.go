@@ -55,13 +55,18 @@ type Service struct {
 	// publishing holds the ids of the events this process is publishing,
 	// which the sweeper leaves to their requests.
 	publishing sync.Map
+	// marks are the publish markers being written after their request
+	// answered, at most cap(markSlots) at once.
+	marks     sync.WaitGroup
+	markSlots chan struct{}
 }
 
 // New returns the ingest service. keys authenticates the REST API;
 // summaries, when not nil, adds delivery counts to the events it returns.
 func New(cfg Config, db *mongo.Database, endpoints Endpoints, summaries Deliveries, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
 	cfg.defaults()
-	return &Service{cfg: cfg, store: newEventStore(db), endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger}
+	return &Service{cfg: cfg, store: newEventStore(db), endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger,
+		markSlots: make(chan struct{}, 4096)}
 }
 
 // summarize adds each event's delivery counts. The events are useful
@@ -85,8 +90,11 @@ func (s *Service) summarize(ctx context.Context, projectID string, events []*ing
 	}
 }
 
-// Close finishes the inserts in progress.
-func (s *Service) Close() { s.store.close() }
+// Close finishes the markers and inserts in progress.
+func (s *Service) Close() {
+	s.marks.Wait()
+	s.store.close()
+}
 
 // Init creates the indexes.
 func (s *Service) Init(ctx context.Context) error { return s.store.init(ctx) }
@@ -221,7 +229,6 @@ func (s *Service) awaitOriginal(ctx context.Context, projectID, id string) (*eve
 
 func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
 	s.publishing.Store(doc.ID, struct{}{})
-	defer s.publishing.Delete(doc.ID)
 	msg := s.topo.EventMessage(&busv1.EventMessage{
 		EventId:        doc.ID,
 		ProjectId:      doc.ProjectID,
@@ -237,17 +244,40 @@ func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
 	if err := s.pub.Publish(pctx, []bus.Message{msg}); err != nil {
+		s.publishing.Delete(doc.ID)
 		// The event is stored: the outbox sweeper publishes it once the
 		// broker is back. Saying so keeps the client from resending it as
 		// a new event.
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("event %s is stored and will be delivered, but the broker did not confirm it yet: %w", doc.ID, err))
 	}
-	if err := s.store.markPublished(pctx, doc.ID); err != nil {
-		// Without the marker the sweeper publishes the event again, which
-		// the router and status service absorb.
-		s.logger.WarnContext(ctx, "publish marker not stored", "event_id", doc.ID, "err", err)
-	}
+	s.markLater(ctx, doc.ID)
 	return nil
+}
+
+// markLater writes the publish marker of a confirmed event without holding
+// up the answer: the event is safe in the broker already. Until the marker
+// is written the event stays in publishing, out of the sweeper's way. A
+// marker lost in a crash makes the sweeper publish the event again, which
+// the router and status service absorb. With too many markers behind, the
+// request writes its own, which slows the callers down to the store's pace.
+func (s *Service) markLater(ctx context.Context, eventID string) {
+	mark := func() {
+		defer s.publishing.Delete(eventID)
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+		defer cancel()
+		if err := s.store.markPublished(mctx, eventID); err != nil {
+			s.logger.WarnContext(ctx, "publish marker not stored", "event_id", eventID, "err", err)
+		}
+	}
+	select {
+	case s.markSlots <- struct{}{}:
+		s.marks.Go(func() {
+			defer func() { <-s.markSlots }()
+			mark()
+		})
+	default:
+		mark()
+	}
 }
 
 func toProto(doc *eventDoc) *ingestv1.Event {
