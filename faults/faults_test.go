@@ -114,6 +114,8 @@ var scenarios = []scenario{
 		behave: behaviour{latency: 150 * time.Millisecond}, events: 1000, rate: 80, faulty: true, inject: killDeliverers},
 	{name: "kill-ingest", about: "kill -9 of ingest while it stores and publishes, until a kill leaves stored events unpublished; restarted 2 s later",
 		behave: behaviour{latency: 20 * time.Millisecond}, events: 1500, rate: 150, faulty: true, inject: killIngest},
+	{name: "kill-core", about: "kill -9 of the registry, router and status process under load; restarted 2 s later",
+		behave: behaviour{latency: 20 * time.Millisecond}, events: 1000, rate: 80, faulty: true, inject: killCore},
 	{name: "restart-rabbitmq", about: "RabbitMQ stopped (rabbitmqctl stop) and started again during the load",
 		behave: behaviour{latency: 20 * time.Millisecond}, events: 1000, rate: 50, faulty: true, inject: restartRabbit},
 	{name: "stop-database", about: "FerretDB stopped for 30 s during the load",

@@ -91,6 +91,21 @@ func killIngest(ctx context.Context, r *run) error {
 	return nil
 }
 
+// killCore kills the process of the registry, router and status service
+// under load: events it took but had not routed, and state changes it had
+// not stored, come back from their queues when it is restarted.
+func killCore(ctx context.Context, r *run) error {
+	time.Sleep(5 * time.Second)
+	r.stack.core.kill9()
+	r.note("kill -9 of the registry, router and status process")
+	time.Sleep(2 * time.Second)
+	if err := r.stack.core.start(); err != nil {
+		return err
+	}
+	r.note("registry, router and status restarted")
+	return nil
+}
+
 // restartRabbit stops the broker the way an operator does and starts it
 // again.
 func restartRabbit(ctx context.Context, r *run) error {
