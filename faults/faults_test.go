@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,7 +139,7 @@ func TestFaults(t *testing.T) {
 				t.Errorf("%s: %d events were never accepted by ingest", sc.name, f.refused)
 			}
 		})
-		if !ok && ctxErr(t) {
+		if !ok && nearDeadline(t) {
 			break
 		}
 	}
@@ -151,7 +150,9 @@ func TestFaults(t *testing.T) {
 	}
 }
 
-func ctxErr(t *testing.T) bool {
+// nearDeadline says whether too little of go test's timeout is left for
+// another run.
+func nearDeadline(t *testing.T) bool {
 	d, ok := t.Deadline()
 	return ok && time.Until(d) < 5*time.Minute
 }
@@ -204,7 +205,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) figures {
 
 	// Drain: wait for the receiver to have every delivery, then for the
 	// status service to settle.
-	want := expected(p, loaded.accepted)
+	want := expected(loaded.accepted)
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) && countLost(want, recv.snapshot()) > 0 {
 		time.Sleep(time.Second)
@@ -245,7 +246,8 @@ func runScenario(t *testing.T, sc scenario, seed uint64) figures {
 // key names a delivery by what the receiver can see: event and endpoint.
 func key(eventID string, endpoint int) string { return fmt.Sprintf("%s/%d", eventID, endpoint) }
 
-func expected(p *project, acc []accepted) map[string]bool {
+// expected is the set of deliveries the accepted events must make.
+func expected(acc []accepted) map[string]bool {
 	want := make(map[string]bool, len(acc))
 	for _, a := range acc {
 		want[key(a.eventID, a.endpoint)] = true
@@ -404,7 +406,7 @@ func renderReport(rs []figures) string {
 	b.WriteString("\n")
 	for _, f := range rs {
 		fmt.Fprintf(&b, "## %s: %s\n\n", f.name, f.about)
-		for _, n := range slices.Clip(f.notes) {
+		for _, n := range f.notes {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
 		b.WriteString("\n")
