@@ -295,8 +295,10 @@ func TestCircuitBreakerHoldsBackAFailingEndpoint(t *testing.T) {
 	for range 4 {
 		ids = append(ids, send())
 	}
-	// Four failures of four: the circuit opens.
+	// Four failures of four: the circuit opens (once the deliverer has
+	// read the fourth answer).
 	recv.waitFor(t, "the first four attempts", func(r []received) bool { return len(r) >= 4 })
+	time.Sleep(200 * time.Millisecond)
 	for range 6 {
 		ids = append(ids, send())
 	}

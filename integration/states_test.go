@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func TestEveryStateIsSeenInTheStatusService(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, modeAll, stackOptions{})
 	release := make(chan struct{})
-	flakyCalls := 0
+	var flakyCalls atomic.Int32
 	recv := newReceiver(t)
 	recv.respond = func(r *http.Request) int {
 		switch r.URL.Path {
@@ -33,8 +34,8 @@ func TestEveryStateIsSeenInTheStatusService(t *testing.T) {
 			case <-time.After(20 * time.Second):
 			}
 		case "/flaky":
-			// Called one at a time: the second call is a retry 3 s later.
-			if flakyCalls++; flakyCalls == 1 {
+			// The second call is a retry 3 s after the first.
+			if flakyCalls.Add(1) == 1 {
 				return http.StatusBadGateway
 			}
 		}
