@@ -46,6 +46,17 @@ func waitDelivery(tb testing.TB, c clients, projectID, eventID string, want stat
 	return nil
 }
 
+// sendEvent creates an event for one endpoint and returns its id.
+func sendEvent(tb testing.TB, c clients, projectID, endpointID, eventType, data string) string {
+	tb.Helper()
+	resp, err := c.ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{
+		ProjectId: projectID, EndpointId: endpointID, EventType: eventType, Data: data}))
+	if err != nil {
+		tb.Fatalf("create event: %v", err)
+	}
+	return resp.Msg.GetEvent().GetId()
+}
+
 func TestEventDeliveredEndToEnd(t *testing.T) {
 	t.Parallel()
 	for _, m := range modes {

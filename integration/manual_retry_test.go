@@ -9,7 +9,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 )
@@ -36,13 +35,7 @@ func TestManualRetries(t *testing.T) {
 			c := s.clients(key)
 			ctx := context.Background()
 			ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
-			send := func() string {
-				resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "manual", Data: `{"m":1}`}))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return resp.Msg.GetEvent().GetId()
-			}
+			send := func() string { return sendEvent(t, c, projectID, ep.GetId(), "manual", `{"m":1}`) }
 			first := waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
 
 			// A FAILED delivery cannot be force-retried, a failed one retried.

@@ -11,7 +11,6 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/hookmesh/hookmesh/app"
-	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/services/deliverer"
@@ -73,12 +72,9 @@ func TestRetriesThroughDelayQueues(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			resp, err := c.ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "retry.me", Data: `{}`}))
-			if err != nil {
-				t.Fatal(err)
-			}
+			eventID := sendEvent(t, c, projectID, ep.GetId(), "retry.me", `{}`)
 			got := recv.waitFor(t, "every attempt", func(r []received) bool { return len(r) >= tc.attempts })
-			d := waitDelivery(t, c, projectID, resp.Msg.GetEvent().GetId(), tc.final)
+			d := waitDelivery(t, c, projectID, eventID, tc.final)
 			if int(d.GetAttempts()) != tc.attempts {
 				t.Fatalf("delivery = %v, want %d attempts", d, tc.attempts)
 			}
@@ -139,13 +135,7 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 	c := s.clients(key)
 	ctx := context.Background()
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
-	send := func() string {
-		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "gone", Data: `{}`}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Msg.GetEvent().GetId()
-	}
+	send := func() string { return sendEvent(t, c, projectID, ep.GetId(), "gone", `{}`) }
 	d := waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
 	if d.GetAttempts() != 1 || d.GetLastStatusCode() != 410 {
 		t.Fatalf("delivery = %v, want FAILED after one 410", d)
@@ -181,11 +171,7 @@ func TestRateLimitAcrossDeliverers(t *testing.T) {
 	const n = 24
 	var ids []string
 	for range n {
-		resp, err := c.ingest.CreateEvent(context.Background(), connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "limited", Data: `{}`}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, resp.Msg.GetEvent().GetId())
+		ids = append(ids, sendEvent(t, c, projectID, ep.GetId(), "limited", `{}`))
 	}
 	got := recv.waitFor(t, "every event", func(r []received) bool { return len(r) >= n })
 	// At most 4 in any second, with one of slack for the edges of the
@@ -231,13 +217,7 @@ func TestAutoDisableAfterARunOfFailures(t *testing.T) {
 	c := s.clients(key)
 	ctx := context.Background()
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
-	send := func() string {
-		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "fragile", Data: `{}`}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Msg.GetEvent().GetId()
-	}
+	send := func() string { return sendEvent(t, c, projectID, ep.GetId(), "fragile", `{}`) }
 	for range 3 {
 		waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
 	}
@@ -282,15 +262,8 @@ func TestCircuitBreakerHoldsBackAFailingEndpoint(t *testing.T) {
 	// second while the endpoint is down.
 	projectID, key := s.project(t, &registryv1.CreateProjectRequest{Name: "breaker", RetryPolicy: linearPolicy(1, 30)})
 	c := s.clients(key)
-	ctx := context.Background()
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL, TimeoutSeconds: 2})
-	send := func() string {
-		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: ep.GetId(), EventType: "breaker", Data: `{}`}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Msg.GetEvent().GetId()
-	}
+	send := func() string { return sendEvent(t, c, projectID, ep.GetId(), "breaker", `{}`) }
 	var ids []string
 	for range 4 {
 		ids = append(ids, send())

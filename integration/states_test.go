@@ -1,15 +1,11 @@
 package integration
 
 import (
-	"context"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
-
-	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 )
@@ -43,7 +39,6 @@ func TestEveryStateIsSeenInTheStatusService(t *testing.T) {
 	}
 	projectID, key := s.project(t, &registryv1.CreateProjectRequest{Name: "states", RetryPolicy: linearPolicy(3, 3)})
 	c := s.clients(key)
-	ctx := context.Background()
 	endpoint := func(path string, req *registryv1.CreateEndpointRequest) string {
 		req.ProjectId, req.Url = projectID, recv.URL+path
 		return s.endpoint(t, key, req).GetId()
@@ -51,13 +46,7 @@ func TestEveryStateIsSeenInTheStatusService(t *testing.T) {
 	limited := endpoint("/limited", &registryv1.CreateEndpointRequest{RateLimit: &registryv1.RateLimit{Count: 1, DurationSeconds: 60}})
 	slow := endpoint("/slow", &registryv1.CreateEndpointRequest{TimeoutSeconds: 30})
 	flaky := endpoint("/flaky", &registryv1.CreateEndpointRequest{})
-	send := func(endpointID string) string {
-		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID, EndpointId: endpointID, EventType: "states", Data: `{}`}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Msg.GetEvent().GetId()
-	}
+	send := func(endpointID string) string { return sendEvent(t, c, projectID, endpointID, "states", `{}`) }
 
 	// SCHEDULED: the endpoint takes one request a minute; the second event
 	// waits its turn in the delay queues, not yet attempted.

@@ -251,9 +251,7 @@ func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *reg
 	// The next attempt is queued before RETRY is reported: a crash in
 	// between leaves a retry without its report, which the next attempt's
 	// own reports supersede, never a report without its retry.
-	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
-	defer cancel()
-	if err := d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(next, due, now)}); err != nil {
+	if err := d.putOff(ctx, next, due); err != nil {
 		return fmt.Errorf("schedule attempt %d of delivery %s: %w", next.GetAttempt(), task.GetDeliveryId(), err)
 	}
 	d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, res.Latency)
