@@ -15,6 +15,7 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/otelconnect"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -30,6 +31,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/netguard"
+	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/store"
@@ -129,6 +131,23 @@ func (a *App) URL() string {
 		return "https://" + a.addr
 	}
 	return "http://" + a.addr
+}
+
+// history opens the PostgreSQL schema <prefix>_<name> that keeps a
+// service's history, or returns nil when no PostgreSQL URL is configured
+// (the history then stays in MongoDB).
+func (a *App) history(ctx context.Context, name string) (*pgxpool.Pool, error) {
+	if a.cfg.PostgresURL == "" {
+		return nil, nil
+	}
+	schema := a.cfg.DatabasePrefix + "_" + name
+	pool, err := pgdb.Open(ctx, a.cfg.PostgresURL, schema)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, pool.Close)
+	a.server.AddReadyCheck("postgres "+schema, pool.Ping)
+	return pool, nil
 }
 
 func (a *App) db(name string) *mongo.Database {

@@ -44,8 +44,13 @@ type Config struct {
 	// MongoURI is the MongoDB (or FerretDB) server.
 	MongoURI string
 	// DatabasePrefix names the services' databases: <prefix>_registry,
-	// <prefix>_ingest, <prefix>_status.
+	// <prefix>_ingest, <prefix>_status (and the PostgreSQL schemas of the
+	// history: <prefix>_ingest, <prefix>_status).
 	DatabasePrefix string
+	// PostgresURL is the PostgreSQL database that keeps the delivery history
+	// (deliveries, attempts, counters, the event list). Empty keeps the
+	// history in MongoDB with everything else.
+	PostgresURL string
 	// AMQPURL is the RabbitMQ broker.
 	AMQPURL string
 	// AMQPPrefix starts every exchange and queue name.

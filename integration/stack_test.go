@@ -25,6 +25,7 @@ import (
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
@@ -84,6 +85,7 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	base := app.Defaults()
 	base.HTTPAddr = "127.0.0.1:0"
 	base.MongoURI = testenv.MongoURI(tb)
+	base.PostgresURL = testenv.PostgresURL()
 	base.AMQPURL = testenv.AMQPURL(tb)
 	base.DatabasePrefix = name
 	base.AMQPPrefix = name
@@ -172,6 +174,9 @@ func cleanup(tb testing.TB, cfg app.Config) {
 	client := testenv.Client(tb)
 	for _, svc := range []string{"registry", "ingest", "status"} {
 		_ = client.Database(cfg.DatabasePrefix + "_" + svc).Drop(ctx)
+		if cfg.PostgresURL != "" {
+			_ = pgdb.DropSchema(ctx, cfg.PostgresURL, cfg.DatabasePrefix+"_"+svc)
+		}
 	}
 	topo := bus.NewTopology(cfg.AMQPPrefix, cfg.StatusPartitions)
 	conn, err := bus.Dial(ctx, bus.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, StatusPartitions: cfg.StatusPartitions}, sdktrace.NewTracerProvider(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

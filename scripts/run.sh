@@ -38,6 +38,17 @@ if [[ -z ${HOOKMESH_MONGODB_URI:-} ]]; then
 	export HOOKMESH_MONGODB_URI="$FERRETDB_URI"
 fi
 
+# The delivery history (deliveries, attempts, counters, the event list) in
+# PostgreSQL tables; HOOKMESH_POSTGRES_URL=none keeps it in MongoDB.
+if [[ -z ${HOOKMESH_POSTGRES_URL:-} ]]; then
+	ensure_postgres
+	ensure_database hookmesh_history
+	HOOKMESH_POSTGRES_URL="$(pg_url hookmesh_history)?sslmode=disable"
+	export HOOKMESH_POSTGRES_URL
+elif [[ $HOOKMESH_POSTGRES_URL == none ]]; then
+	HOOKMESH_POSTGRES_URL=""
+fi
+
 if [[ -z ${HOOKMESH_ADMIN_KEY:-} ]]; then
 	keyfile="$HOOKMESH_STATE/admin-key"
 	if [[ ! -s $keyfile ]]; then

@@ -36,7 +36,16 @@ if [[ -z ${HOOKMESH_TEST_MONGODB_URI:-} ]]; then
 	export HOOKMESH_TEST_MONGODB_URI="$FERRETDB_URI"
 fi
 
+# The delivery history's PostgreSQL database (each test uses schemas of its
+# own in it).
+if [[ -z ${HOOKMESH_TEST_POSTGRES_URL:-} ]]; then
+	ensure_database hookmesh_test_history
+	HOOKMESH_TEST_POSTGRES_URL="$(pg_url hookmesh_test_history)?sslmode=disable"
+	export HOOKMESH_TEST_POSTGRES_URL
+fi
+
 log "HOOKMESH_TEST_MONGODB_URI=$HOOKMESH_TEST_MONGODB_URI"
+log "HOOKMESH_TEST_POSTGRES_URL=$HOOKMESH_TEST_POSTGRES_URL"
 log "HOOKMESH_TEST_AMQP_URL=$HOOKMESH_TEST_AMQP_URL"
 
 log "go vet ./..."

@@ -86,6 +86,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", env("HOOKMESH_TLS_CERT_FILE", ""), "TLS certificate for the API (HOOKMESH_TLS_CERT_FILE)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", env("HOOKMESH_TLS_KEY_FILE", ""), "TLS key for the API (HOOKMESH_TLS_KEY_FILE)")
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("HOOKMESH_MONGODB_URI", cfg.MongoURI), "MongoDB or FerretDB connection string (HOOKMESH_MONGODB_URI)")
+	fs.StringVar(&cfg.PostgresURL, "postgres-url", env("HOOKMESH_POSTGRES_URL", ""), "PostgreSQL connection string for the delivery history (deliveries, attempts, counters, events); empty keeps it in MongoDB (HOOKMESH_POSTGRES_URL)")
 	fs.StringVar(&cfg.DatabasePrefix, "database-prefix", env("HOOKMESH_DATABASE_PREFIX", cfg.DatabasePrefix), "prefix of the services' database names (HOOKMESH_DATABASE_PREFIX)")
 	fs.StringVar(&cfg.AMQPURL, "amqp-url", env("HOOKMESH_AMQP_URL", cfg.AMQPURL), "RabbitMQ URL (HOOKMESH_AMQP_URL)")
 	fs.StringVar(&cfg.AMQPPrefix, "amqp-prefix", env("HOOKMESH_AMQP_PREFIX", cfg.AMQPPrefix), "prefix of exchange and queue names (HOOKMESH_AMQP_PREFIX)")

@@ -51,6 +51,22 @@ func AMQPURL(tb testing.TB) string {
 	return u
 }
 
+// PostgresURL returns the PostgreSQL database that tests keep the delivery
+// history in, or "" when HOOKMESH_TEST_POSTGRES_URL is not set (the history
+// then stays in MongoDB).
+func PostgresURL() string { return os.Getenv("HOOKMESH_TEST_POSTGRES_URL") }
+
+// RequirePostgresURL is PostgresURL for tests that need PostgreSQL: it skips
+// the test when the variable is not set.
+func RequirePostgresURL(tb testing.TB) string {
+	tb.Helper()
+	u := PostgresURL()
+	if u == "" {
+		tb.Skip("HOOKMESH_TEST_POSTGRES_URL is not set: run the suite with `make test`, which starts PostgreSQL")
+	}
+	return u
+}
+
 // Client returns a MongoDB client shared by the tests of a package.
 func Client(tb testing.TB) *mongo.Client {
 	tb.Helper()
