@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		defer cancel()
 		_ = a.tel.Shutdown(sctx)
 	})
-	a.server = server.New(server.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout, TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile, Pprof: cfg.Pprof}, logger, a.tel.Metrics)
+	a.server = server.New(server.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout, TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile, Pprof: cfg.Pprof, CORSAllowedOrigins: cfg.CORSAllowedOrigins}, logger, a.tel.Metrics)
 	addr, err := a.server.Listen()
 	if err != nil {
 		return nil, err

@@ -103,6 +103,8 @@ type Config struct {
 	SpanProcessors []sdktrace.SpanProcessor
 	// Pprof serves Go's profiler at /debug/pprof/ on the API address.
 	Pprof bool
+	// CORSAllowedOrigins may call the API from a browser on another origin.
+	CORSAllowedOrigins []string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
 }

@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	connectcors "connectrpc.com/cors"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"github.com/rs/cors"
 )
 
 // Config configures a Server.
@@ -30,6 +32,9 @@ type Config struct {
 	TLSKeyFile  string
 	// Pprof serves Go's profiler at /debug/pprof/.
 	Pprof bool
+	// CORSAllowedOrigins are the browser origins (scheme://host[:port], or
+	// "*") that may call every route from another origin; none when empty.
+	CORSAllowedOrigins []string
 }
 
 // ReadyFunc reports whether a dependency (database, broker) is reachable.
@@ -67,6 +72,24 @@ func New(cfg Config, logger *slog.Logger, metrics http.Handler) *Server {
 		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return s
+}
+
+// handler is the mux, behind the CORS handler when origins are allowed.
+// Connect, gRPC-Web and the REST routes all need the same headers: those
+// Connect and gRPC-Web define (connectrpc.com/cors), plus Authorization.
+func (s *Server) handler() http.Handler {
+	if len(s.cfg.CORSAllowedOrigins) == 0 {
+		return s.mux
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: s.cfg.CORSAllowedOrigins,
+		AllowedMethods: connectcors.AllowedMethods(),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization"),
+		ExposedHeaders: connectcors.ExposedHeaders(),
+		// Browsers cache a preflight answer for up to this long (Chromium
+		// caps it at 2 h).
+		MaxAge: 7200,
+	}).Handler(s.mux)
 }
 
 // Mux is where services mount their handlers.
@@ -145,7 +168,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.handler(),
 		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
