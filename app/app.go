@@ -39,6 +39,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/webhook"
 	"github.com/hookmesh/hookmesh/services/deliverer"
 	"github.com/hookmesh/hookmesh/services/ingest"
+	"github.com/hookmesh/hookmesh/services/operations"
 	"github.com/hookmesh/hookmesh/services/registry"
 	regclient "github.com/hookmesh/hookmesh/services/registry/client"
 	"github.com/hookmesh/hookmesh/services/router"
@@ -290,6 +291,7 @@ func (a *App) assemble(ctx context.Context) error {
 			svc.EnableRetries(events, reg, a.pub, a.bus.Topology())
 		}
 		a.server.AddServices(svc.Register(a.server.Mux(), handlerOpts()...)...)
+		a.server.AddServices(operations.Register(a.server.Mux(), a.bus, handlerOpts()...)...)
 		a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })
 	}
 	if cfg.has(TargetRouter) {

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hookmesh/hookmesh/internal/ids"
 )
 
 // ErrMalformed marks a message that can never be processed: it is moved to
@@ -305,8 +307,10 @@ func (c *Conn) park(ctx context.Context, queue string, ds []amqp.Delivery, cause
 		for k, v := range d.Headers {
 			headers[k] = v
 		}
-		headers["x-hookmesh-parked-from"] = queue
-		headers["x-hookmesh-parked-reason"] = cause.Error()
+		headers[HeaderParkedFrom] = queue
+		headers[HeaderParkedReason] = cause.Error()
+		headers[HeaderParkedID] = "pk_" + ids.Random(10)
+		headers[HeaderParkedAt] = time.Now().UTC().Format(time.RFC3339Nano)
 		msgs[i] = Message{Exchange: c.topo.ParkingExchange, Body: d.Body, MessageID: d.MessageId, Type: d.Type, Headers: headers}
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
