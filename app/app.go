@@ -35,6 +35,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/store"
+	"github.com/hookmesh/hookmesh/internal/strictjson"
 	"github.com/hookmesh/hookmesh/internal/telemetry"
 	"github.com/hookmesh/hookmesh/internal/webhook"
 	"github.com/hookmesh/hookmesh/services/deliverer"
@@ -173,6 +174,9 @@ func (a *App) assemble(ctx context.Context) error {
 	compressLarge := connect.WithCompressMinBytes(4 << 10)
 	// No request to these APIs needs more; ingest allows events' size.
 	readMax := connect.WithReadMaxBytes(1 << 20)
+	// JSON requests with a field the schema does not know are refused, not
+	// silently trimmed.
+	strict := connect.WithHandlerOptions(strictjson.HandlerOptions()...)
 
 	registryURL := cfg.RegistryURL
 	var regSvc *registry.Service
@@ -199,7 +203,7 @@ func (a *App) assemble(ctx context.Context) error {
 				ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
 		})
 		keys := auth.NewKeys(cfg.AdminKey, regSvc)
-		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax)...)
+		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax, strict)...)
 		if registryURL == "" {
 			registryURL = a.URL()
 		}
@@ -249,7 +253,7 @@ func (a *App) assemble(ctx context.Context) error {
 	})
 	keys := auth.NewKeys(cfg.AdminKey, reg)
 	handlerOpts := func(extra ...connect.HandlerOption) []connect.HandlerOption {
-		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax}, extra...)
+		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax, strict}, extra...)
 	}
 
 	if cfg.has(TargetIngest) {

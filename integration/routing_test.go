@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -306,16 +305,7 @@ func TestRESTShapes(t *testing.T) {
 	post := func(path, body string, header http.Header) string {
 		t.Helper()
 		status, out := postREST(t, base+path, r.key, body, header)
-		if status != 201 {
-			t.Fatalf("POST %s: %d %s", path, status, out)
-		}
-		var ev struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal([]byte(out), &ev); err != nil || ev.ID == "" {
-			t.Fatalf("POST %s answered %s", path, out)
-		}
-		return ev.ID
+		return restEventID(t, status, out)
 	}
 	broadcastHeader := http.Header{"X-Convoy-Message-Type": []string{"broadcast"}}
 	for _, tc := range []struct {
@@ -328,6 +318,9 @@ func TestRESTShapes(t *testing.T) {
 		{"broadcast", "/broadcast", `{"event_type": "user.created", "data": "text"}`, nil, []string{"a1", "a2", "b1"}},
 		{"broadcast excluding by type", "/broadcast", `{"event_type": "order.paid", "data": null}`, nil, []string{"a1", "a2"}},
 		{"header on a fan-out", "/fanout", `{"owner_id": "alice", "event_type": "user.deleted", "data": {}}`, broadcastHeader, []string{"a1", "a2", "b1"}},
+		// Fields of Convoy's bodies that hookmesh does not use are accepted.
+		{"single with Convoy's app_id", "", fmt.Sprintf(`{"app_id": "app_1", "endpoint_id": %q, "event_type": "order.paid", "data": {}}`, r.endpoints["a1"].GetId()), nil, []string{"a1"}},
+		{"broadcast with Convoy's acknowledged_at", "/broadcast", `{"event_type": "user.x", "data": 1, "acknowledged_at": "2026-01-02T03:04:05Z"}`, nil, []string{"a1", "a2", "b1"}},
 	} {
 		id := post(tc.path, tc.body, tc.header)
 		if got := r.deliveredTo(t, id, len(tc.want)); strings.Join(got, ",") != strings.Join(tc.want, ",") {
