@@ -319,15 +319,15 @@ func (a *App) assemble(ctx context.Context) error {
 // server finishes its requests, and connections close.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(a.runners)+1)
 	runPart := func(f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil {
 				errs <- err
-				cancel()
+				cancel(err)
 			}
 		})
 	}
@@ -339,7 +339,7 @@ func (a *App) Run(ctx context.Context) error {
 		cwg.Go(func() {
 			if err := r(ctx); err != nil {
 				errs <- err
-				cancel()
+				cancel(err)
 			}
 		})
 	}
@@ -347,8 +347,11 @@ func (a *App) Run(ctx context.Context) error {
 	serverCtx, stopServer := context.WithCancel(context.Background())
 	defer stopServer()
 	runPart(func(context.Context) error { return a.server.Serve(serverCtx) })
-	a.logger.Info("hookmesh started", "targets", strings.Join(a.cfg.Targets, ","), "addr", a.addr)
+	targets := strings.Join(a.cfg.Targets, ",")
+	a.logger.Info("hookmesh started", "targets", targets, "addr", a.addr)
 	<-ctx.Done()
+	stopping := time.Now()
+	a.logger.Info("hookmesh stopping", "targets", targets, "reason", context.Cause(ctx).Error())
 	<-consumersDone
 	stopServer()
 	wg.Wait()
@@ -357,7 +360,13 @@ func (a *App) Run(ctx context.Context) error {
 	for err := range errs {
 		all = append(all, err)
 	}
-	return errors.Join(all...)
+	err := errors.Join(all...)
+	if err != nil {
+		a.logger.Error("hookmesh stopped", "targets", targets, "took", time.Since(stopping).String(), "err", err)
+	} else {
+		a.logger.Info("hookmesh stopped", "targets", targets, "took", time.Since(stopping).String())
+	}
+	return err
 }
 
 func (a *App) close() {
