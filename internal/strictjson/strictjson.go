@@ -92,7 +92,8 @@ func (c *codec) Unmarshal(data []byte, m any) error {
 }
 
 // unknownIn returns an error for the first unknown field (in key order) of
-// the JSON value v read as message md, nil when there is none.
+// the JSON value v read as message md, or for a string field given an
+// object or array; nil when there is neither.
 func unknownIn(v any, md protoreflect.MessageDescriptor, path string) error {
 	// Well-known types have JSON forms of their own (a Timestamp is a
 	// string, a Struct any object).
@@ -124,10 +125,19 @@ func unknownIn(v any, md protoreflect.MessageDescriptor, path string) error {
 			}
 			return UnknownField(k, path, names)
 		}
+		kpath := joinPath(path, k)
+		if fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() {
+			// Filters and event data are JSON text: a client that sends the
+			// document itself gets told so.
+			switch obj[k].(type) {
+			case map[string]any, []any:
+				return fmt.Errorf("%s: must be a string, got a JSON %s; a filter or an event's data is sent as its JSON text, as in %q: %q",
+					kpath, kindOf(obj[k]), k, `{"amount": 42}`)
+			}
+		}
 		if fd.Message() == nil || obj[k] == nil {
 			continue
 		}
-		kpath := joinPath(path, k)
 		switch {
 		case fd.IsMap():
 			vmd := fd.MapValue().Message()
@@ -154,6 +164,13 @@ func unknownIn(v any, md protoreflect.MessageDescriptor, path string) error {
 		}
 	}
 	return nil
+}
+
+func kindOf(v any) string {
+	if _, ok := v.([]any); ok {
+		return "array"
+	}
+	return "object"
 }
 
 func sortedKeys(m map[string]any) []string {

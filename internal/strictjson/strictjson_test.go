@@ -19,6 +19,7 @@ func TestCodecRefusesUnknownFields(t *testing.T) {
 		{`{"project_id": "p", "filter": {"event_type": ["invoice.*"]}}`, `unknown field "event_type" in filter; did you mean "event_types"?`},
 		{`{"projectID": "p"}`, `unknown field "projectID" in the request; did you mean "projectId"?`},
 		{`{"projectId": "p", "retryPolicy": {"maxAttempt": 3}}`, `unknown field "maxAttempt" in retryPolicy; did you mean "maxAttempts"?`},
+		{`{"projectId": "p", "filter": {"body": {"amount": 12345678901234567890}}}`, `filter.body: must be a string, got a JSON object; a filter or an event's data is sent as its JSON text, as in "body": "{\"amount\": 42}"`},
 		{`{"projectId": "p", "colour": "red"}`, `unknown field "colour" in the request (known fields: endpointId, endpoint_id, filter,`},
 	} {
 		err := c.Unmarshal([]byte(tc.body), &registryv1.CreateSubscriptionRequest{})
