@@ -148,7 +148,8 @@ type restEvent struct {
 	IdempotencyKey   string              `json:"idempotency_key"`
 	IsDuplicateEvent bool                `json:"is_duplicate_event"`
 	Headers          map[string][]string `json:"headers"`
-	// Data is written raw, so that the answer shows it as it was sent.
+	// Data is written from the event's text, so that its numbers keep every
+	// digit (encoding/json only compacts it).
 	Data           json.RawMessage `json:"data"`
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
