@@ -35,6 +35,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/store"
+	"github.com/hookmesh/hookmesh/internal/strictjson"
 	"github.com/hookmesh/hookmesh/internal/telemetry"
 	"github.com/hookmesh/hookmesh/internal/webhook"
 	"github.com/hookmesh/hookmesh/services/deliverer"
@@ -174,6 +175,9 @@ func (a *App) assemble(ctx context.Context) error {
 	compressLarge := connect.WithCompressMinBytes(4 << 10)
 	// No request to these APIs needs more; ingest allows events' size.
 	readMax := connect.WithReadMaxBytes(1 << 20)
+	// JSON requests with a field the schema does not know are refused, not
+	// silently trimmed.
+	strict := connect.WithHandlerOptions(strictjson.HandlerOptions()...)
 
 	registryURL := cfg.RegistryURL
 	var regSvc *registry.Service
@@ -200,7 +204,7 @@ func (a *App) assemble(ctx context.Context) error {
 				ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
 		})
 		keys := auth.NewKeys(cfg.AdminKey, regSvc)
-		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax)...)
+		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax, strict)...)
 		if registryURL == "" {
 			registryURL = a.URL()
 		}
@@ -250,7 +254,7 @@ func (a *App) assemble(ctx context.Context) error {
 	})
 	keys := auth.NewKeys(cfg.AdminKey, reg)
 	handlerOpts := func(extra ...connect.HandlerOption) []connect.HandlerOption {
-		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax}, extra...)
+		return append([]connect.HandlerOption{connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax, strict}, extra...)
 	}
 
 	if cfg.has(TargetIngest) {
@@ -317,15 +321,15 @@ func (a *App) assemble(ctx context.Context) error {
 // server finishes its requests, and connections close.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(a.runners)+1)
 	runPart := func(f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil {
 				errs <- err
-				cancel()
+				cancel(err)
 			}
 		})
 	}
@@ -337,7 +341,7 @@ func (a *App) Run(ctx context.Context) error {
 		cwg.Go(func() {
 			if err := r(ctx); err != nil {
 				errs <- err
-				cancel()
+				cancel(err)
 			}
 		})
 	}
@@ -345,8 +349,11 @@ func (a *App) Run(ctx context.Context) error {
 	serverCtx, stopServer := context.WithCancel(context.Background())
 	defer stopServer()
 	runPart(func(context.Context) error { return a.server.Serve(serverCtx) })
-	a.logger.Info("hookmesh started", "targets", strings.Join(a.cfg.Targets, ","), "addr", a.addr)
+	targets := strings.Join(a.cfg.Targets, ",")
+	a.logger.Info("hookmesh started", "targets", targets, "addr", a.addr)
 	<-ctx.Done()
+	stopping := time.Now()
+	a.logger.Info("hookmesh stopping", "targets", targets, "reason", context.Cause(ctx).Error())
 	<-consumersDone
 	stopServer()
 	wg.Wait()
@@ -355,7 +362,13 @@ func (a *App) Run(ctx context.Context) error {
 	for err := range errs {
 		all = append(all, err)
 	}
-	return errors.Join(all...)
+	err := errors.Join(all...)
+	if err != nil {
+		a.logger.Error("hookmesh stopped", "targets", targets, "took", time.Since(stopping).String(), "err", err)
+	} else {
+		a.logger.Info("hookmesh stopped", "targets", targets, "took", time.Since(stopping).String())
+	}
+	return err
 }
 
 func (a *App) close() {

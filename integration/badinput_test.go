@@ -28,6 +28,7 @@ func TestBadInputIsRefusedAndNothingIsStoredOrSent(t *testing.T) {
 	big := `{"pad":"` + strings.Repeat("x", limit) + `"}`
 	url := s.ingestURL + "/api/v1/projects/" + projectID + "/events"
 
+	c := s.clients(key)
 	rest := []struct {
 		name, key, body string
 		status          int
@@ -43,6 +44,11 @@ func TestBadInputIsRefusedAndNothingIsStoredOrSent(t *testing.T) {
 		{"header injection", key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}, "custom_headers": {"X-A": "1\r\nX-B: 2"}}`, ep.GetId()), 400, "custom_headers"},
 		{"reserved header", key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}, "custom_headers": {"Host": "evil"}}`, ep.GetId()), 400, "custom_headers"},
 		{"payload over the limit", key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": %s}`, ep.GetId(), big), 400, "limit"},
+		{"the Connect spelling of a field", key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}, "idempotencyKey": "k"}`, ep.GetId()), 400,
+			`"status":false,"message":"unknown field \"idempotencyKey\" in the request; did you mean \"idempotency_key\"?"`},
+		{"a field of another route", key, fmt.Sprintf(`{"endpoint_id": %q, "owner_id": "o", "event_type": "a", "data": {}}`, ep.GetId()), 400,
+			`unknown field \"owner_id\" in the request (known fields: app_id, custom_headers, data, endpoint_id, event_type, idempotency_key)`},
+		{"a field of the wrong type", key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": 5, "data": {}}`, ep.GetId()), 400, "event_type: must be a string, got a JSON number"},
 		{"no key", "", fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}}`, ep.GetId()), 401, "API key"},
 		{"wrong key", "hm_wrong_key", fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}}`, ep.GetId()), 401, "API key"},
 		{"another project's key", otherKey, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}}`, ep.GetId()), 404, "not found"},
@@ -56,13 +62,44 @@ func TestBadInputIsRefusedAndNothingIsStoredOrSent(t *testing.T) {
 		})
 	}
 	t.Run("rest/body far over the limit", func(t *testing.T) {
-		status, _ := postREST(t, url, key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": %s}`, ep.GetId(), strings.Repeat(" ", 200<<10)+"{}"), nil)
-		if status != http.StatusRequestEntityTooLarge {
-			t.Fatalf("got %d, want 413", status)
+		status, out := postREST(t, url, key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": %s}`, ep.GetId(), strings.Repeat(" ", 200<<10)+"{}"), nil)
+		if status != http.StatusRequestEntityTooLarge || !strings.Contains(out, fmt.Sprintf(`{"status":false,"message":"request body too large: at most %d bytes"`, limit+64<<10)) {
+			t.Fatalf("got %d %s, want 413 in Convoy's envelope", status, out)
 		}
 	})
 
-	c := s.clients(key)
+	// Connect's JSON refuses unknown fields too, naming the closest one,
+	// inside nested messages as well.
+	connectJSON := []struct {
+		name, path, body, message string
+	}{
+		{"event", "/hookmesh.ingest.v1.IngestService/CreateEvent",
+			fmt.Sprintf(`{"projectId": %q, "endpointId": %q, "eventType": "a", "data": "{}", "idempotencyKy": "k"}`, projectID, ep.GetId()),
+			`unknown field \"idempotencyKy\" in the request; did you mean \"idempotencyKey\"?`},
+		{"subscription filter", "/hookmesh.registry.v1.RegistryService/CreateSubscription",
+			fmt.Sprintf(`{"projectId": %q, "endpointId": %q, "filter": {"eventType": ["invoice.*"]}}`, projectID, ep.GetId()),
+			`unknown field \"eventType\" in filter; did you mean \"eventTypes\"?`},
+		{"subscription filter, charset", "/hookmesh.registry.v1.RegistryService/CreateSubscription",
+			fmt.Sprintf(`{"project_id": %q, "endpoint_id": %q, "filter": {"event_type": ["invoice.*"]}}`, projectID, ep.GetId()),
+			`unknown field \"event_type\" in filter; did you mean \"event_types\"?`},
+	}
+	for _, tc := range connectJSON {
+		t.Run("connect-json/"+tc.name, func(t *testing.T) {
+			header := http.Header{}
+			if strings.HasSuffix(tc.name, "charset") {
+				header.Set("Content-Type", "application/json; charset=utf-8")
+			}
+			status, out := postREST(t, s.ingestURL+tc.path, key, tc.body, header)
+			if status != http.StatusBadRequest || !strings.Contains(out, `"code":"invalid_argument"`) || !strings.Contains(out, tc.message) {
+				t.Fatalf("got %d %s, want 400 invalid_argument mentioning %s", status, out, tc.message)
+			}
+		})
+	}
+	subs, err := c.registry.ListSubscriptions(context.Background(), connect.NewRequest(&registryv1.ListSubscriptionsRequest{ProjectId: projectID}))
+	if err != nil || len(subs.Msg.GetSubscriptions()) != 0 {
+		t.Fatalf("subscriptions stored from bad requests: %v, %v", subs, err)
+	}
+
 	rpc := []struct {
 		name string
 		req  *ingestv1.CreateEventRequest

@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,5 +143,50 @@ func TestShutdownFinishesDeliveriesInFlight(t *testing.T) {
 				t.Fatalf("receiver got %d requests, want 1", n)
 			}
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestShutdownIsLogged checks that a process says when it starts to stop,
+// why, and when it has stopped.
+func TestShutdownIsLogged(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	s := startStack(t, modeAll, stackOptions{logs: &logs})
+	s.stop()
+	var stopping, stopped bool
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct {
+			Msg, Level, Reason, Took string
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch rec.Msg {
+		case "hookmesh stopping":
+			stopping = rec.Reason == context.Canceled.Error()
+		case "hookmesh stopped":
+			stopped = stopping && rec.Level == "INFO" && rec.Took != ""
+		}
+	}
+	if !stopping || !stopped {
+		t.Fatalf("no stopping line with its reason followed by a stopped line:\n%s", logs.String())
 	}
 }

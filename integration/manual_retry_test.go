@@ -83,15 +83,16 @@ func TestManualRetries(t *testing.T) {
 			}
 			down.Store(false)
 			dry, err := c.status.BatchRetryDeliveries(ctx, connect.NewRequest(&statusv1.BatchRetryDeliveriesRequest{ProjectId: projectID, EndpointId: ep.GetId(), DryRun: true}))
-			if err != nil || dry.Msg.GetQueued() != 2 {
-				t.Fatalf("dry run: %v %v, want 2", dry, err)
+			// A dry run says how many match and queues none.
+			if err != nil || dry.Msg.GetMatched() != 2 || dry.Msg.GetQueued() != 0 {
+				t.Fatalf("dry run: %v %v, want 2 matched and 0 queued", dry, err)
 			}
 			if n := len(recv.requests()); n != 4 {
 				t.Fatalf("the dry run sent something: %d requests", n)
 			}
 			batch, err := c.status.BatchRetryDeliveries(ctx, connect.NewRequest(&statusv1.BatchRetryDeliveriesRequest{ProjectId: projectID, EndpointId: ep.GetId()}))
-			if err != nil || batch.Msg.GetQueued() != 2 {
-				t.Fatalf("batch: %v %v, want 2", batch, err)
+			if err != nil || batch.Msg.GetQueued() != 2 || batch.Msg.GetMatched() != 2 {
+				t.Fatalf("batch: %v %v, want 2 matched and queued", batch, err)
 			}
 			waitDelivery(t, c, projectID, failed.GetEventId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
 			waitDelivery(t, c, projectID, discarded.GetEventId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)

@@ -63,6 +63,9 @@ type stackOptions struct {
 	// after starts the stack on the databases and queues of an earlier one
 	// (which must be stopped), as a restart would.
 	after *stack
+	// logs, when set, also gets every log line at info level and above, as
+	// JSON.
+	logs io.Writer
 }
 
 // logger writes the services' warnings and errors to the test's output
@@ -118,7 +121,11 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	var wg sync.WaitGroup
 	startWith := func(cfg app.Config, targets ...string) *app.App {
 		cfg.Targets = targets
-		a, err := app.New(ctx, cfg, logger(tb).With("targets", targets))
+		l := logger(tb)
+		if opts.logs != nil {
+			l = slog.New(slog.NewJSONHandler(opts.logs, nil))
+		}
+		a, err := app.New(ctx, cfg, l.With("targets", targets))
 		if err != nil {
 			tb.Fatalf("start %v: %v", targets, err)
 		}

@@ -148,11 +148,14 @@ func (r *restIngester) send(ctx context.Context, seq int, data string) (string, 
 	if resp.StatusCode != http.StatusCreated {
 		return "", fmt.Errorf("POST %s: %s: %s", url, resp.Status, strings.TrimSpace(string(out)))
 	}
+	// The answer is Convoy's envelope, the event in data.
 	var created struct {
-		ID string `json:"id"`
+		Data struct {
+			UID string `json:"uid"`
+		} `json:"data"`
 	}
-	if err := json.Unmarshal(out, &created); err != nil || created.ID == "" {
+	if err := json.Unmarshal(out, &created); err != nil || created.Data.UID == "" {
 		return "", fmt.Errorf("POST %s: answer without an event id: %.200s", url, out)
 	}
-	return created.ID, nil
+	return created.Data.UID, nil
 }

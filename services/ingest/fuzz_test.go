@@ -23,19 +23,21 @@ func FuzzParseRESTBody(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := parseRESTBody(body)
-		if err != nil {
-			if connect.CodeOf(err) != connect.CodeInvalidArgument {
-				t.Fatalf("error %v is not InvalidArgument", err)
+		for _, shape := range []restShape{shapeSingle, shapeFanout, shapeBroadcast} {
+			req, err := parseRESTBody(shape, body)
+			if err != nil {
+				if connect.CodeOf(err) != connect.CodeInvalidArgument {
+					t.Fatalf("error %v is not InvalidArgument", err)
+				}
+				continue
 			}
-			return
-		}
-		if len(req.Data) > 0 {
-			if !json.Valid(req.Data) {
-				t.Fatalf("data %q is not JSON", req.Data)
-			}
-			if !bytes.Contains(body, bytes.TrimSpace(req.Data)) {
-				t.Fatalf("data %q is not the bytes sent", req.Data)
+			if len(req.Data) > 0 {
+				if !json.Valid(req.Data) {
+					t.Fatalf("data %q is not JSON", req.Data)
+				}
+				if !bytes.Contains(body, bytes.TrimSpace(req.Data)) {
+					t.Fatalf("data %q is not the bytes sent", req.Data)
+				}
 			}
 		}
 	})

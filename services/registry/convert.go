@@ -206,11 +206,11 @@ func (d *endpointDoc) target(box *secretbox.Box, p *projectDoc, retry *retryDoc,
 }
 
 func (d *subscriptionDoc) proto() (*registryv1.Subscription, error) {
-	body, err := filterFromBSON(d.Filter.Body)
+	body, err := d.Filter.body()
 	if err != nil {
 		return nil, fmt.Errorf("subscription %s: body filter: %w", d.ID, err)
 	}
-	headers, err := filterFromBSON(d.Filter.Headers)
+	headers, err := d.Filter.headers()
 	if err != nil {
 		return nil, fmt.Errorf("subscription %s: headers filter: %w", d.ID, err)
 	}

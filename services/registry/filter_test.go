@@ -1,81 +1,81 @@
 package registry
 
 import (
-	"strings"
+	"encoding/json"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 )
 
-func TestFilterKeyEscaping(t *testing.T) {
+// TestLegacyFilterText checks that a filter stored as a BSON document, as
+// versions before filters were text stored them (keys escaped), is shown as
+// the JSON text of the same document.
+func TestLegacyFilterText(t *testing.T) {
 	t.Parallel()
-	for _, k := range []string{"plain", "$gte", "data.amount", "%", "%24", "a.$b%2E.", "%%$$..", ""} {
-		e := escapeFilterKey(k)
-		if strings.ContainsAny(e, "$.") {
-			t.Errorf("escapeFilterKey(%q) = %q still holds $ or .", k, e)
-		}
-		if got := unescapeFilterKey(e); got != k {
-			t.Errorf("unescape(escape(%q)) = %q", k, got)
-		}
-	}
-}
-
-func TestFilterRoundTrip(t *testing.T) {
-	t.Parallel()
-	s, err := structpb.NewStruct(map[string]any{
-		"$and":   []any{map[string]any{"data.total": map[string]any{"$gt": 10.5}}, nil, true, "x", []any{}},
-		"empty":  map[string]any{},
-		"100%":   "%2E",
-		"number": -3.0,
+	raw, err := bson.Marshal(bson.D{
+		{Key: "%24and", Value: bson.A{bson.D{{Key: "data%2Etotal", Value: bson.D{{Key: "%24gt", Value: 10.5}}}}, bson.D{{Key: "tags", Value: bson.A{nil, true, "x", bson.A{}}}}}},
+		{Key: "100%25", Value: "%2E"},
+		{Key: "n", Value: int64(-3)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := filterToBSON("filter.body", s)
+	text, err := legacyFilterText(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// It is a BSON document with escaped keys that a later evaluator can read.
-	if _, err := raw.LookupErr("%24and"); err != nil {
-		t.Fatalf("stored document %v lacks the escaped key: %v", raw, err)
+	var got, want any
+	if err := json.Unmarshal([]byte(text), &got); err != nil {
+		t.Fatalf("%s: %v", text, err)
 	}
-	if v := raw.Lookup("number"); v.Type != bson.TypeDouble {
-		t.Fatalf("number stored as %v", v.Type)
+	_ = json.Unmarshal([]byte(`{"$and": [{"data.total": {"$gt": 10.5}}, {"tags": [null, true, "x", []]}], "100%": "%2E", "n": -3}`), &want)
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if string(gb) != string(wb) {
+		t.Fatalf("legacy filter = %s, want %s", gb, wb)
 	}
-	back, err := filterFromBSON(raw)
-	if err != nil || !proto.Equal(back, s) {
-		t.Fatalf("round trip = %v, %v; want %v", back, err, s)
+	if err := checkFilterText("filter.body", text); err != nil {
+		t.Fatalf("the legacy filter's text does not compile: %v", err)
 	}
-	if raw, err := filterToBSON("f", nil); raw != nil || err != nil {
-		t.Fatalf("nil filter = %v, %v", raw, err)
+	if text, err := legacyFilterText(nil); text != "" || err != nil {
+		t.Fatalf("no filter = %q, %v", text, err)
 	}
 }
 
-func TestFilterDepth(t *testing.T) {
+// TestLegacyFilterThroughTheAPI stores a subscription as versions before
+// filters were text did, and reads it through the API as JSON text; an
+// update then stores text and drops the old document.
+func TestLegacyFilterThroughTheAPI(t *testing.T) {
 	t.Parallel()
-	nest := func(levels int, list bool) *structpb.Struct {
-		v := structpb.NewStringValue("leaf")
-		for i := 1; i < levels; i++ {
-			if list && i%2 == 0 {
-				v = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{v}})
-			} else {
-				v = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"k": v}})
-			}
-		}
-		return &structpb.Struct{Fields: map[string]*structpb.Value{"k": v}}
+	env := newTestEnv(t)
+	c := env.clients[0]
+	ctx := t.Context()
+	p, key := newProject(t, c, "legacy")
+	ep := newEndpoint(t, c, key, &registryv1.CreateEndpointRequest{ProjectId: p.Id})
+	body, err := bson.Marshal(bson.D{{Key: "amount", Value: bson.D{{Key: "%24gte", Value: 10.5}}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, list := range []bool{false, true} {
-		if _, err := filterToBSON("filter.body", nest(10, list)); err != nil {
-			t.Errorf("10 levels (lists %v) refused: %v", list, err)
-		}
-		if _, err := filterToBSON("filter.body", nest(11, list)); err == nil || !strings.Contains(err.Error(), "filter.body: is nested deeper than 10 levels") {
-			t.Errorf("11 levels (lists %v): %v", list, err)
-		}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	doc := subscriptionDoc{ID: "sub_legacy", ProjectID: p.Id, EndpointID: ep.Id, Name: "old",
+		Filter: filterDoc{EventTypes: []string{"invoice.*"}, Body: body}, CreateTime: now, UpdateTime: now, Version: 1}
+	if _, err := env.svc.store.subscriptions.InsertOne(ctx, doc); err != nil {
+		t.Fatal(err)
 	}
-	nul := &structpb.Struct{Fields: map[string]*structpb.Value{"a": structpb.NewStringValue("x\x00")}}
-	if _, err := filterToBSON("filter.headers", nul); err == nil || !strings.Contains(err.Error(), "filter.headers") {
-		t.Errorf("NUL in a string: %v", err)
+	got := must(c.GetSubscription(ctx, key, &registryv1.GetSubscriptionRequest{ProjectId: p.Id, SubscriptionId: doc.ID}))(t).Subscription
+	if got.GetFilter().GetBody() != `{"amount":{"$gte":10.5}}` || got.GetFilter().GetHeaders() != "" {
+		t.Fatalf("legacy filter read as %v", got.GetFilter())
+	}
+	must(c.UpdateSubscription(ctx, key, &registryv1.UpdateSubscriptionRequest{ProjectId: p.Id, SubscriptionId: doc.ID,
+		Filter: &registryv1.Filter{Body: `{"amount": 12345678901234567890}`}}))(t)
+	var stored subscriptionDoc
+	if err := env.svc.store.subscriptions.FindOne(ctx, bson.D{{Key: "_id", Value: doc.ID}}).Decode(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Filter.BodyText != `{"amount": 12345678901234567890}` || len(stored.Filter.Body) != 0 {
+		t.Fatalf("stored filter after the update: %+v", stored.Filter)
 	}
 }

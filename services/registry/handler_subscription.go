@@ -2,16 +2,12 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"slices"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
-	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
-	"github.com/hookmesh/hookmesh/internal/filter"
 	"github.com/hookmesh/hookmesh/internal/ids"
 )
 
@@ -21,22 +17,6 @@ type subscriptionFields struct {
 	name   string
 	filter filterDoc
 	retry  *retryDoc
-}
-
-// compileFilter refuses a filter the router could not evaluate: an unknown
-// operator, a bad regular expression, a wrong operand type, too deep.
-func compileFilter(field string, s *structpb.Struct) error {
-	if s == nil {
-		return nil
-	}
-	if _, err := filter.Compile(s.AsMap(), filter.Options{}); err != nil {
-		var fe *filter.Error
-		if errors.As(err, &fe) && fe.Path != "" {
-			return apierr.Invalid(field+"."+fe.Path, "%s", fe.Msg)
-		}
-		return apierr.Invalid(field, "%v", err)
-	}
-	return nil
 }
 
 func checkSubscription(name string, f *registryv1.Filter, retry *registryv1.RetryPolicy) (subscriptionFields, error) {
@@ -50,19 +30,13 @@ func checkSubscription(name string, f *registryv1.Filter, retry *registryv1.Retr
 			return out, err
 		}
 		out.filter.EventTypes = slices.Clone(f.EventTypes)
-		if err := compileFilter("filter.body", f.Body); err != nil {
+		if err := checkFilterText("filter.body", f.Body); err != nil {
 			return out, err
 		}
-		if err := compileFilter("filter.headers", f.Headers); err != nil {
+		if err := checkFilterText("filter.headers", f.Headers); err != nil {
 			return out, err
 		}
-		var err error
-		if out.filter.Body, err = filterToBSON("filter.body", f.Body); err != nil {
-			return out, err
-		}
-		if out.filter.Headers, err = filterToBSON("filter.headers", f.Headers); err != nil {
-			return out, err
-		}
+		out.filter.BodyText, out.filter.HeadersText = f.Body, f.Headers
 	}
 	if retry != nil {
 		r, err := checkRetryPolicy("retry_policy", retry)

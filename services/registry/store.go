@@ -118,12 +118,32 @@ type subscriptionDoc struct {
 	Version     int64     `bson:"version"`
 }
 
-// filterDoc holds a subscription's filter. Body and Headers are BSON
-// documents made by filterToBSON (keys escaped), nil when not set.
+// filterDoc holds a subscription's filter. BodyText and HeadersText are
+// the JSON text the client wrote, empty when not set. Body and Headers are
+// the BSON documents (keys escaped) that versions before filters were text
+// stored; they are read, never written.
 type filterDoc struct {
-	EventTypes []string `bson:"event_types"`
-	Body       bson.Raw `bson:"body,omitempty"`
-	Headers    bson.Raw `bson:"headers,omitempty"`
+	EventTypes  []string `bson:"event_types"`
+	BodyText    string   `bson:"body_text,omitempty"`
+	HeadersText string   `bson:"headers_text,omitempty"`
+	Body        bson.Raw `bson:"body,omitempty"`
+	Headers     bson.Raw `bson:"headers,omitempty"`
+}
+
+// body returns the body filter as JSON text ("" for none).
+func (f *filterDoc) body() (string, error) {
+	if f.BodyText != "" {
+		return f.BodyText, nil
+	}
+	return legacyFilterText(f.Body)
+}
+
+// headers returns the headers filter as JSON text ("" for none).
+func (f *filterDoc) headers() (string, error) {
+	if f.HeadersText != "" {
+		return f.HeadersText, nil
+	}
+	return legacyFilterText(f.Headers)
 }
 
 // versioned is a document updated by read-modify-write: its version guards

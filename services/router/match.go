@@ -31,11 +31,9 @@ func (f *filters) get(sub *registryv1.Subscription) *compiled {
 		return c
 	}
 	c = &compiled{}
-	if b := sub.GetFilter().GetBody(); b != nil {
-		c.body, c.err = filter.Compile(b.AsMap(), filter.Options{})
-	}
-	if h := sub.GetFilter().GetHeaders(); h != nil && c.err == nil {
-		c.headers, c.err = filter.Compile(h.AsMap(), filter.Options{})
+	c.body, c.err = compile(sub.GetFilter().GetBody())
+	if c.err == nil {
+		c.headers, c.err = compile(sub.GetFilter().GetHeaders())
 	}
 	f.mu.Lock()
 	if f.cache == nil || len(f.cache) >= maxCompiled {
@@ -44,6 +42,19 @@ func (f *filters) get(sub *registryv1.Subscription) *compiled {
 	f.cache[key] = c
 	f.mu.Unlock()
 	return c
+}
+
+// compile compiles a filter document given as JSON text, with its numbers
+// exact; nil for the empty text (no filter).
+func compile(text string) (*filter.Filter, error) {
+	if text == "" {
+		return nil, nil
+	}
+	doc, err := filter.ParseDocument([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	return filter.Compile(doc, filter.Options{})
 }
 
 // event is what filters are matched against; the body is decoded once, on

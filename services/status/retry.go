@@ -170,7 +170,7 @@ func (h *handler) ForceRetryDelivery(ctx context.Context, req *connect.Request[s
 
 // BatchRetryDeliveries retries the FAILED and DISCARDED deliveries (or the
 // given statuses among them) that match a filter, at most 10,000 at a time;
-// with dry_run it only counts them. Deliveries of endpoints that are not
+// with dry_run it only counts them (matched), queueing none. Deliveries of endpoints that are not
 // active are left out.
 func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request[statusv1.BatchRetryDeliveriesRequest]) (*connect.Response[statusv1.BatchRetryDeliveriesResponse], error) {
 	m := req.Msg
@@ -210,10 +210,12 @@ func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request
 			return nil, fmt.Errorf("load endpoint %s: %w", d.EndpointID, err)
 		}
 	}
+	resp := &statusv1.BatchRetryDeliveriesResponse{Matched: uint64(len(ready))}
 	if !m.GetDryRun() && len(ready) > 0 {
 		if _, err := h.retrier.queue(ctx, ready); err != nil {
 			return nil, err
 		}
+		resp.Queued = uint64(len(ready))
 	}
-	return connect.NewResponse(&statusv1.BatchRetryDeliveriesResponse{Queued: uint64(len(ready))}), nil
+	return connect.NewResponse(resp), nil
 }

@@ -1072,7 +1072,7 @@ type BatchRetryDeliveriesRequest struct {
 	Statuses   []DeliveryStatus       `protobuf:"varint,4,rep,packed,name=statuses,proto3,enum=hookmesh.status.v1.DeliveryStatus" json:"statuses,omitempty"`
 	StartTime  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	EndTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	// dry_run only counts what would be queued.
+	// dry_run only counts what matches: nothing is queued.
 	DryRun        bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1158,8 +1158,12 @@ func (x *BatchRetryDeliveriesRequest) GetDryRun() bool {
 }
 
 type BatchRetryDeliveriesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Queued        uint64                 `protobuf:"varint,1,opt,name=queued,proto3" json:"queued,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queued is how many deliveries were sent again; 0 on a dry run.
+	Queued uint64 `protobuf:"varint,1,opt,name=queued,proto3" json:"queued,omitempty"`
+	// matched is how many deliveries match the request and can be retried
+	// now (their endpoint is active): those a real run queues.
+	Matched       uint64 `protobuf:"varint,2,opt,name=matched,proto3" json:"matched,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1197,6 +1201,13 @@ func (*BatchRetryDeliveriesResponse) Descriptor() ([]byte, []int) {
 func (x *BatchRetryDeliveriesResponse) GetQueued() uint64 {
 	if x != nil {
 		return x.Queued
+	}
+	return 0
+}
+
+func (x *BatchRetryDeliveriesResponse) GetMatched() uint64 {
+	if x != nil {
+		return x.Matched
 	}
 	return 0
 }
@@ -1480,9 +1491,10 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x17\n" +
-	"\adry_run\x18\a \x01(\bR\x06dryRun\"6\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\"P\n" +
 	"\x1cBatchRetryDeliveriesResponse\x12\x16\n" +
-	"\x06queued\x18\x01 \x01(\x04R\x06queued\"T\n" +
+	"\x06queued\x18\x01 \x01(\x04R\x06queued\x12\x18\n" +
+	"\amatched\x18\x02 \x01(\x04R\amatched\"T\n" +
 	"\x16SummarizeEventsRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
