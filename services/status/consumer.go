@@ -2,7 +2,11 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
@@ -33,6 +37,7 @@ func (s *Service) Consume(ctx context.Context, conn *bus.Conn) error {
 
 func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error {
 	changes := make([]*busv1.StateChange, 0, len(ds))
+	from := make([]*bus.Delivery, 0, len(ds))
 	for _, d := range ds {
 		var sc busv1.StateChange
 		if err := bus.Decode(d, &sc); err != nil {
@@ -45,6 +50,49 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 			continue
 		}
 		changes = append(changes, &sc)
+		from = append(from, d)
 	}
-	return s.Apply(ctx, changes)
+	err := s.Apply(ctx, changes)
+	if err == nil || s.storeAnswers(ctx) != nil {
+		// Applied, or the store is away: the batch is tried again.
+		return err
+	}
+	// The store answers but refuses the batch: apply its changes one at a
+	// time, so that only a change the store refuses (a document it
+	// rejects) is set aside, in the parking queue with the reason, instead
+	// of holding its partition forever. Apply is idempotent and
+	// order-insensitive, so applying again what the batch stored is
+	// harmless.
+	s.logger.WarnContext(ctx, "the status store refused a batch of state changes; applying them one by one", "changes", len(changes), "err", err)
+	for i, c := range changes {
+		var cerr error
+		for attempt := range refusedAttempts {
+			if cerr = s.Apply(ctx, []*busv1.StateChange{c}); cerr == nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		}
+		if cerr == nil {
+			continue
+		}
+		if s.storeAnswers(ctx) != nil {
+			return cerr
+		}
+		s.logger.ErrorContext(ctx, "the status store refuses a state change; parking it", "delivery_id", c.GetDeliveryId(),
+			"project_id", c.GetProjectId(), "status", c.GetStatus().String(), "err", cerr)
+		from[i].Park(fmt.Errorf("the status store refuses this state change of delivery %s: %w", c.GetDeliveryId(), cerr))
+	}
+	return nil
+}
+
+// refusedAttempts is how many times a change is applied alone before a
+// refusal from a store that answers counts as final.
+const refusedAttempts = 3
+
+// storeAnswers pings the status database: when it answers, a write it
+// refuses is refused for what it holds.
+func (s *Service) storeAnswers(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return s.store.deliveries.Database().Client().Ping(pctx, readpref.Primary())
 }
