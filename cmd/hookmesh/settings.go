@@ -139,8 +139,8 @@ var settings = []setting{
 	{Env: "HOOKMESH_TARGET", Usage: "services to run when the command line names none: `all`, or a comma-separated list of registry, ingest, router, deliverer, status",
 		Default: "`all`", field: func(o *options) any { return &o.target }},
 
-	{Env: "OTEL_TRACES_EXPORTER", Usage: "`otlp` exports spans (`none` or unset: not exported)", Scope: scopeOTel},
-	{Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Usage: "where spans are exported; setting it (or the next one) turns export on. The other standard `OTEL_EXPORTER_OTLP_*` and `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` variables are honoured", Scope: scopeOTel},
+	{Env: "OTEL_TRACES_EXPORTER", Usage: "`otlp` or `console` exports spans; `none` or unset exports none (unless an endpoint below is set, which exports over OTLP)", Scope: scopeOTel},
+	{Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Usage: "where spans are exported over OTLP; setting it (or the next one) turns export on. The exporter honours the other standard `OTEL_EXPORTER_OTLP_*` variables (protocol, headers, timeout, ...)", Scope: scopeOTel},
 	{Env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Usage: "where spans are exported, for traces only", Scope: scopeOTel},
 
 	{Env: "HOOKMESH_FERRETDB_PORT", Usage: "port of the FerretDB `make run` starts when HOOKMESH_MONGODB_URI is not set", Default: "`27017`", Scope: scopeRun},

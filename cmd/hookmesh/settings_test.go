@@ -102,3 +102,33 @@ func TestBadVariableIsRefused(t *testing.T) {
 		t.Fatalf("cfg %+v, err %v", cfg, err)
 	}
 }
+
+// TestREADMEStaysInRepository checks that the README points at nothing
+// outside the repository, and that the quick start writes its files (which
+// hold an API key and a secret) under .hookmesh/, which git ignores.
+func TestREADMEStaysInRepository(t *testing.T) {
+	readme, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	if i := strings.Index(s, "../"); i >= 0 {
+		t.Errorf("README.md points outside the repository: %q", s[max(0, i-40):min(len(s), i+40)])
+	}
+	files := regexp.MustCompile(`(?:tee|>) ([\w./-]+\.json\w*)|open\("([^"]+)"\)`)
+	found := 0
+	for _, m := range files.FindAllStringSubmatch(s, -1) {
+		f := m[1] + m[2]
+		found++
+		if !strings.HasPrefix(f, ".hookmesh/") {
+			t.Errorf("the README writes or reads %s outside .hookmesh/", f)
+		}
+	}
+	if found == 0 {
+		t.Error("found no file the quick start writes: has it changed shape?")
+	}
+	ignore, err := os.ReadFile("../../.gitignore")
+	if err != nil || !regexp.MustCompile(`(?m)^/?\.hookmesh/?$`).Match(ignore) {
+		t.Errorf(".gitignore does not ignore .hookmesh/ (%v)", err)
+	}
+}
