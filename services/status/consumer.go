@@ -6,7 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
@@ -53,12 +54,13 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 		from = append(from, d)
 	}
 	err := s.Apply(ctx, changes)
-	if err == nil || s.storeAnswers(ctx) != nil {
-		// Applied, or the store is away: the batch is tried again.
+	if err == nil || s.storeWrites(ctx) != nil {
+		// Applied, or the store takes no write at all (away, full): the
+		// batch is tried again.
 		return err
 	}
-	// The store answers but refuses the batch: apply its changes one at a
-	// time, so that only a change the store refuses (a document it
+	// The store takes writes but refuses the batch: apply its changes one
+	// at a time, so that only a change the store refuses (a document it
 	// rejects) is set aside, in the parking queue with the reason, instead
 	// of holding its partition forever. Apply is idempotent and
 	// order-insensitive, so applying again what the batch stored is
@@ -70,12 +72,14 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 			if cerr = s.Apply(ctx, []*busv1.StateChange{c}); cerr == nil {
 				break
 			}
-			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 		}
 		if cerr == nil {
 			continue
 		}
-		if s.storeAnswers(ctx) != nil {
+		// Refused alone, while the store takes other writes: refused for
+		// what it holds.
+		if s.storeWrites(ctx) != nil {
 			return cerr
 		}
 		s.logger.ErrorContext(ctx, "the status store refuses a state change; parking it", "delivery_id", c.GetDeliveryId(),
@@ -86,13 +90,21 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 }
 
 // refusedAttempts is how many times a change is applied alone before a
-// refusal from a store that answers counts as final.
+// refusal counts as final.
 const refusedAttempts = 3
 
-// storeAnswers pings the status database: when it answers, a write it
-// refuses is refused for what it holds.
-func (s *Service) storeAnswers(ctx context.Context) error {
+// storeWrites makes a harmless write to the status database (the time in
+// the one document of its "probe" collection): when the store takes it, a
+// write it refuses is refused for what it holds, not because the store is
+// away or full.
+func (s *Service) storeWrites(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return s.store.deliveries.Database().Client().Ping(pctx, readpref.Primary())
+	_, err := s.store.deliveries.Database().Collection(probeCollection).UpdateOne(pctx,
+		bson.D{{Key: "_id", Value: "probe"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "time", Value: time.Now().UTC()}}}},
+		options.UpdateOne().SetUpsert(true))
+	return err
 }
+
+// probeCollection holds the document storeWrites writes.
+const probeCollection = "probe"
