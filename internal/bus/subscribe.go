@@ -70,5 +70,9 @@ var subscriptions atomic.Int64
 // <exchange>.changes.<host>.<pid>.<n>, n telling apart the subscriptions of
 // one process (each new one, a resubscription included, takes the next).
 func SubscriptionQueueName(exchange string) string {
-	return fmt.Sprintf("%s.changes.%s.%d.%d", exchange, hostname(), os.Getpid(), subscriptions.Add(1))
+	host := hostname()
+	if len(host) > 64 {
+		host = host[:64] // a queue name is at most 255 bytes
+	}
+	return fmt.Sprintf("%s.changes.%s.%d.%d", exchange, host, os.Getpid(), subscriptions.Add(1))
 }
