@@ -8,8 +8,10 @@ SHELL := /bin/bash
 .PHONY: run test faults generate check-generated lint bench ferretdb
 
 # The whole of hookmesh in one process, on a local stack started as needed.
+# exec: the script is make's own child, which it watches; SIGINT, SIGTERM or
+# SIGHUP to make (or Ctrl-C) stops everything the script started.
 run:
-	bash scripts/run.sh
+	exec bash scripts/run.sh
 
 # go vet and go test against real RabbitMQ and FerretDB (started as needed).
 # Extra go test flags: make test TESTFLAGS="-run TestX -v".

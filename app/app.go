@@ -198,6 +198,11 @@ func (a *App) assemble(ctx context.Context) error {
 		if err := regSvc.Init(ctx); err != nil {
 			return fmt.Errorf("start registry: %w", err)
 		}
+		// A key that cannot open the secrets already stored would fail every
+		// delivery to an existing endpoint: refuse to start instead.
+		if err := regSvc.CheckSecretKey(ctx); err != nil {
+			return fmt.Errorf("start registry: %w", err)
+		}
 		topo := a.bus.Topology()
 		regSvc.SetNotifier(func(ctx context.Context, projectID, procedure string) error {
 			return a.pub.Publish(ctx, []bus.Message{topo.ChangeMessage(&busv1.RegistryChange{

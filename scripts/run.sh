@@ -14,7 +14,11 @@ require_go
 
 FERRETDB_PORT="${HOOKMESH_FERRETDB_PORT:-27017}"
 
+WATCHER=""
 cleanup() {
+	if [[ -n $WATCHER ]]; then
+		kill "$WATCHER" 2>/dev/null || true
+	fi
 	if [[ $FERRETDB_STARTED == 1 ]]; then
 		stop_ferretdb "$FERRETDB_PORT"
 	fi
@@ -22,6 +26,35 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# `make run`: make passes a SIGTERM on to this script, but on a SIGINT or
+# SIGHUP sent to make alone (kill -INT <pid of make>) it only waits for its
+# children. It does show it: make catches those signals, and resets the one
+# it got to the default while it waits. A watcher polls make's caught
+# signals (Linux /proc) and interrupts this script when one goes, or when
+# make is gone, so that everything started here stops.
+watch_make() {
+	local make_pid=$PPID comm caught0 caught
+	comm="$(cat "/proc/$make_pid/comm" 2>/dev/null || true)"
+	[[ $comm == make || $comm == gmake ]] || return 0
+	caught0="$(_sigcgt "$make_pid")" || return 0
+	# SIGHUP and SIGINT are bits 0 and 1 of the mask.
+	((16#$caught0 & 3)) || return 0
+	(
+		trap - INT TERM HUP EXIT
+		while sleep 0.5; do
+			caught="$(_sigcgt "$make_pid")" || caught=0
+			if (((16#$caught & 3) != (16#$caught0 & 3))); then
+				kill -INT "$$" 2>/dev/null
+				exit 0
+			fi
+		done
+	) </dev/null >/dev/null 2>&1 &
+	WATCHER=$!
+}
+_sigcgt() { awk '/^SigCgt:/ { print $2; found = 1 } END { exit !found }' "/proc/$1/status" 2>/dev/null; }
+watch_make
 
 ensure_rabbitmq
 if command -v rabbitmq-plugins >/dev/null 2>&1 && can_be_root; then
@@ -34,7 +67,10 @@ fi
 if [[ -z ${HOOKMESH_MONGODB_URI:-} ]]; then
 	ensure_postgres
 	ensure_database hookmesh
-	start_ferretdb "$FERRETDB_PORT" hookmesh .hookmesh/ferretdb .hookmesh/ferretdb.log >/dev/null
+	# A FerretDB on another port keeps its state and log apart.
+	suffix=""
+	[[ $FERRETDB_PORT == 27017 ]] || suffix="-$FERRETDB_PORT"
+	start_ferretdb "$FERRETDB_PORT" hookmesh ".hookmesh/ferretdb$suffix" ".hookmesh/ferretdb$suffix.log" >/dev/null
 	export HOOKMESH_MONGODB_URI="$FERRETDB_URI"
 fi
 
@@ -101,8 +137,9 @@ cat >&2 <<-BANNER
 BANNER
 
 # hookmesh runs in the foreground of this script, in its own session so that
-# a Ctrl-C reaches it once, from here. INT, TERM and HUP are passed on; the
-# FerretDB started above is stopped when hookmesh has exited.
+# a Ctrl-C reaches it once, from here. INT, TERM and HUP (and make's, through
+# the watcher above) are passed on; the FerretDB started above is stopped
+# when hookmesh has exited.
 setsid "$bin" all "$@" </dev/null &
 pid=$!
 forward() { kill -s "$1" "$pid" 2>/dev/null || true; }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -28,7 +29,10 @@ type Config struct {
 	// StatusPartitions is how many status queues state changes are spread
 	// over (by delivery id); 4 when zero. All processes must agree on it.
 	StatusPartitions int
-	// Name names the connection in the management console.
+	// Name says what the process runs (e.g. "hookmesh registry,ingest");
+	// the connection is named "<Name> on <host> pid <pid>" in the
+	// management console, so that processes can be told apart. "hookmesh"
+	// when empty.
 	Name string
 	// DelayTiers are the waits of the retry delay queues, shortest first;
 	// DefaultDelayTiers when empty. All processes must agree on them.
@@ -42,6 +46,9 @@ var DefaultDelayTiers = []time.Duration{time.Second, 5 * time.Second, 30 * time.
 func (c *Config) defaults() {
 	if c.Prefix == "" {
 		c.Prefix = "hookmesh"
+	}
+	if c.Name == "" {
+		c.Name = "hookmesh"
 	}
 	if c.StatusPartitions <= 0 {
 		c.StatusPartitions = 4
@@ -59,6 +66,7 @@ var ErrClosed = errors.New("bus: connection closed")
 // and consumers that wait for it.
 type Conn struct {
 	cfg        Config
+	name       string
 	logger     *slog.Logger
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
@@ -80,6 +88,7 @@ func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propaga
 	cfg.defaults()
 	c := &Conn{
 		cfg:        cfg,
+		name:       fmt.Sprintf("%s on %s pid %d", cfg.Name, hostname(), os.Getpid()),
 		logger:     logger,
 		tracer:     tp.Tracer("github.com/hookmesh/hookmesh/internal/bus"),
 		propagator: prop,
@@ -100,12 +109,27 @@ func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propaga
 // Topology returns the names of the exchanges and queues.
 func (c *Conn) Topology() Topology { return c.topo }
 
-func (c *Conn) dial() (*amqp.Connection, error) {
-	props := amqp.NewConnectionProperties()
-	if c.cfg.Name != "" {
-		props.SetClientConnectionName(c.cfg.Name)
+// Name is the connection's name in the management console ("connection_name"
+// client property): what the process runs, its host and its pid.
+func (c *Conn) Name() string { return c.name }
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "unknown-host"
 	}
-	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Properties: props, Dial: amqp.DefaultDial(10 * time.Second)})
+	return h
+}
+
+// amqpConfig is how every connection is dialled, named after the process.
+func (c *Conn) amqpConfig() amqp.Config {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(c.name)
+	return amqp.Config{Heartbeat: 10 * time.Second, Properties: props, Dial: amqp.DefaultDial(10 * time.Second)}
+}
+
+func (c *Conn) dial() (*amqp.Connection, error) {
+	conn, err := amqp.DialConfig(c.cfg.URL, c.amqpConfig())
 	if err != nil {
 		return nil, fmt.Errorf("dial amqp: %w", err)
 	}

@@ -265,17 +265,12 @@ func (c *Conn) handleBatch(ctx context.Context, ch *amqp.Channel, queue string, 
 	for {
 		err := h(spanCtx, ds)
 		if err == nil {
-			var parked []amqp.Delivery
-			var cause error
+			// Each parked delivery carries its own reason.
 			for _, d := range ds {
-				if d.malformed != nil {
-					parked = append(parked, d.Delivery)
-					cause = d.malformed
+				if d.malformed != nil && !c.park(spanCtx, queue, []amqp.Delivery{d.Delivery}, d.malformed, false) {
+					_ = last.Nack(true, true)
+					return
 				}
-			}
-			if len(parked) > 0 && !c.park(spanCtx, queue, parked, cause, false) {
-				_ = last.Nack(true, true)
-				return
 			}
 			_ = last.Ack(true)
 			return

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Subscribe receives every message of a fanout exchange through a queue of
-// this process's own (server-named, exclusive, deleted with the connection),
+// this process's own (named <exchange>.changes.<host>.<pid>.<n>, exclusive,
+// deleted with the connection),
 // until ctx ends. Such messages are notifications: they are not acked one by
 // one and are lost while the process is disconnected, so onConnect runs each
 // time the subscription starts, before any message, for the subscriber to
@@ -41,7 +44,7 @@ func (c *Conn) subscribeOnce(ctx context.Context, exchange string, onConnect fun
 		return err
 	}
 	defer ch.Close()
-	q, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-queue-type": "classic"})
+	q, err := ch.QueueDeclare(SubscriptionQueueName(exchange), false, true, true, false, amqp.Table{"x-queue-type": "classic"})
 	if err != nil {
 		return fmt.Errorf("declare subscription queue: %w", err)
 	}
@@ -58,4 +61,18 @@ func (c *Conn) subscribeOnce(ctx context.Context, exchange string, onConnect fun
 		h(&Delivery{Ctx: parent, Delivery: m})
 	}
 	return errors.New("subscription channel closed")
+}
+
+var subscriptions atomic.Int64
+
+// SubscriptionQueueName names a subscription queue after its exchange and
+// the process, so that the management console shows whose it is:
+// <exchange>.changes.<host>.<pid>.<n>, n telling apart the subscriptions of
+// one process (each new one, a resubscription included, takes the next).
+func SubscriptionQueueName(exchange string) string {
+	host := hostname()
+	if len(host) > 64 {
+		host = host[:64] // a queue name is at most 255 bytes
+	}
+	return fmt.Sprintf("%s.changes.%s.%d.%d", exchange, host, os.Getpid(), subscriptions.Add(1))
 }

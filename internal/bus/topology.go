@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -72,9 +73,33 @@ func NewTopology(prefix string, statusPartitions int, delays ...time.Duration) T
 	delays = slices.Clone(delays)
 	slices.Sort(delays)
 	for _, d := range slices.Compact(delays) {
-		t.Delays = append(t.Delays, DelayQueue{Name: fmt.Sprintf("%s.delay.%s", prefix, d), TTL: d})
+		t.Delays = append(t.Delays, DelayQueue{Name: prefix + ".delay." + TierName(d), TTL: d})
 	}
 	return t
+}
+
+// TierName writes a delay as the README and the queue names do: 1s, 5s,
+// 30s, 2m, 10m, 1h, 1h30m (time.Duration's String without its zero
+// minutes and seconds: never 2m0s).
+func TierName(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Queues returns every durable queue of the topology: the work queues, the
+// status partitions, the parking queue and the delay queues.
+func (t Topology) Queues() []string {
+	queues := append([]string{t.RouterQueue, t.DeliverQueue, t.ParkingQueue}, t.StatusQueues...)
+	for _, d := range t.Delays {
+		queues = append(queues, d.Name)
+	}
+	return queues
 }
 
 // delayArgs are a delay queue's arguments: dead-lettered at least once
@@ -149,11 +174,7 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 // Delete removes every exchange and queue of the topology (tests clean up
 // with it).
 func (t Topology) Delete(ch *amqp.Channel) error {
-	queues := append([]string{t.RouterQueue, t.DeliverQueue, t.ParkingQueue}, t.StatusQueues...)
-	for _, d := range t.Delays {
-		queues = append(queues, d.Name)
-	}
-	for _, q := range queues {
+	for _, q := range t.Queues() {
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			return fmt.Errorf("delete queue %s: %w", q, err)
 		}

@@ -109,13 +109,28 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	target, err := d.targets.GetTarget(ctx, task.GetProjectId(), task.GetEndpointId())
 	switch {
 	case connect.CodeOf(err) == connect.CodeNotFound:
+		// The endpoint or its project was deleted: the task ends here,
+		// visibly, instead of being tried again.
+		d.logger.WarnContext(ctx, "delivery discarded: its endpoint or project no longer exists", "delivery_id", task.GetDeliveryId(),
+			"project_id", task.GetProjectId(), "endpoint_id", task.GetEndpointId(), "err", err)
 		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
 			Error: "endpoint was deleted: nothing was sent", StartTime: timestamppb.New(d.now())})
+	case connect.CodeOf(err) == connect.CodeInvalidArgument:
+		// The registry refuses the task's ids: asking again cannot help.
+		return fmt.Errorf("%w: load endpoint %s: %v", bus.ErrMalformed, task.GetEndpointId(), err)
 	case err != nil:
 		return fmt.Errorf("load endpoint %s: %w", task.GetEndpointId(), err)
 	case target.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE:
 		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
 			Error: "endpoint is not active: nothing was sent", StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
+	case len(liveSecrets(target, d.now())) == 0:
+		// The registry could not open the endpoint's secret (it runs with
+		// another secret key than the one that sealed it): the webhook
+		// cannot be signed, and trying again will not change that.
+		d.logger.ErrorContext(ctx, "delivery failed: the endpoint's secret cannot be opened, so the webhook cannot be signed",
+			"delivery_id", task.GetDeliveryId(), "project_id", task.GetProjectId(), "endpoint_id", task.GetEndpointId())
+		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, &statusv1.Attempt{
+			Error: cannotSign, StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
 	}
 
 	// An endpoint whose circuit is open is left alone for a while: the
@@ -274,17 +289,28 @@ func (d *Deliverer) send(ctx context.Context, task *busv1.DeliveryTask, t *regis
 	if k := task.GetIdempotencyKey(); k != "" {
 		h.Set("X-Hookmesh-Idempotency-Key", k)
 	}
-	secrets := make([]signature.Secret, 0, len(t.GetSecrets()))
 	now := d.now()
+	secrets := liveSecrets(t, now)
+	signature.Sign(h, signature.Options{Header: t.GetSignature().GetHeader(), Advanced: t.GetSignature().GetAdvanced()},
+		task.GetDeliveryId(), now, task.GetData(), secrets)
+	return d.sender.Send(ctx, webhook.Request{URL: t.GetUrl(), Body: task.GetData(), Header: h, Timeout: timeoutOf(t)}), h
+}
+
+// cannotSign is the error of a delivery whose endpoint has no secret the
+// registry can open.
+const cannotSign = "cannot sign the webhook: the registry cannot open the endpoint's secret with its secret key (HOOKMESH_SECRET_KEY); " +
+	"nothing was sent. Restore the key, or give the endpoint a new secret (RotateEndpointSecret, or `hookmesh reset-secrets`), then retry the delivery"
+
+// liveSecrets are the target's secrets that have not expired at now.
+func liveSecrets(t *registryv1.Target, now time.Time) []signature.Secret {
+	secrets := make([]signature.Secret, 0, len(t.GetSecrets()))
 	for _, s := range t.GetSecrets() {
 		if s.GetExpireTime() != nil && s.GetExpireTime().AsTime().Before(now) {
 			continue
 		}
 		secrets = append(secrets, signature.Secret(s.GetValue()))
 	}
-	signature.Sign(h, signature.Options{Header: t.GetSignature().GetHeader(), Advanced: t.GetSignature().GetAdvanced()},
-		task.GetDeliveryId(), now, task.GetData(), secrets)
-	return d.sender.Send(ctx, webhook.Request{URL: t.GetUrl(), Body: task.GetData(), Header: h, Timeout: timeoutOf(t)}), h
+	return secrets
 }
 
 // record describes an attempt for the status service. Signature headers are

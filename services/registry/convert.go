@@ -183,11 +183,15 @@ func (d *endpointDoc) liveSecrets(box *secretbox.Box, now time.Time) ([]*registr
 	return out, nil
 }
 
-// target returns what a deliverer needs to send to the endpoint.
-func (d *endpointDoc) target(box *secretbox.Box, p *projectDoc, retry *retryDoc, now time.Time) (*registryv1.Target, error) {
+// target returns what a deliverer needs to send to the endpoint. When a
+// secret cannot be opened (the registry runs with another secret key than
+// the one that sealed it), the target has no secret at all, so that the
+// deliverer ends the delivery FAILED instead of signing with some of the
+// secrets only; unreadable is then the reason, for the log.
+func (d *endpointDoc) target(box *secretbox.Box, p *projectDoc, retry *retryDoc, now time.Time) (t *registryv1.Target, unreadable error) {
 	secrets, err := d.liveSecrets(box, now)
 	if err != nil {
-		return nil, err
+		secrets, unreadable = nil, err
 	}
 	return &registryv1.Target{
 		EndpointId:           d.ID,
@@ -202,7 +206,7 @@ func (d *endpointDoc) target(box *secretbox.Box, p *projectDoc, retry *retryDoc,
 		RetryPolicy:          retry.proto(),
 		OwnerId:              d.OwnerID,
 		DisableAfterFailures: p.disableAfter(),
-	}, nil
+	}, unreadable
 }
 
 func (d *subscriptionDoc) proto() (*registryv1.Subscription, error) {

@@ -58,10 +58,8 @@ func (h *internalHandler) GetTarget(ctx context.Context, req *connect.Request[re
 	if err != nil {
 		return nil, storeErr(err, "project", m.ProjectId, "")
 	}
-	t, err := d.target(h.s.box, p, &p.RetryPolicy, h.s.clock())
-	if err != nil {
-		return nil, err
-	}
+	t, unreadable := d.target(h.s.box, p, &p.RetryPolicy, h.s.clock())
+	h.s.logUnreadable(ctx, d, unreadable)
 	return connect.NewResponse(&registryv1.GetTargetResponse{Target: t}), nil
 }
 
@@ -136,10 +134,8 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 			continue
 		}
 		_, retry := selectTarget(subs[endpoints[i].ID], ev, &p.RetryPolicy)
-		t, err := endpoints[i].target(h.s.box, p, retry, now)
-		if err != nil {
-			return nil, err
-		}
+		t, unreadable := endpoints[i].target(h.s.box, p, retry, now)
+		h.s.logUnreadable(ctx, &endpoints[i], unreadable)
 		for _, sub := range accepting {
 			ps, err := sub.proto()
 			if err != nil {

@@ -95,6 +95,10 @@ func (r *Router) handle(d *bus.Delivery) error {
 		r.logger.WarnContext(ctx, "event has no target any more", "event_id", ev.GetEventId(), "err", err)
 		return nil
 	}
+	if connect.CodeOf(err) == connect.CodeInvalidArgument {
+		// The registry refuses the event's fields: asking again cannot help.
+		return fmt.Errorf("%w: resolve targets of event %s: %v", bus.ErrMalformed, ev.GetEventId(), err)
+	}
 	if err != nil {
 		return fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)
 	}
