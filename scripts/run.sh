@@ -85,6 +85,9 @@ elif [[ $HOOKMESH_POSTGRES_URL == none ]]; then
 	HOOKMESH_POSTGRES_URL=""
 fi
 
+# The dashboard's development server (npm run dev in ui/) may call the API.
+export HOOKMESH_CORS_ALLOWED_ORIGINS="${HOOKMESH_CORS_ALLOWED_ORIGINS-http://127.0.0.1:5173,http://localhost:5173}"
+
 if [[ -z ${HOOKMESH_ADMIN_KEY:-} ]]; then
 	keyfile="$HOOKMESH_STATE/admin-key"
 	if [[ ! -s $keyfile ]]; then

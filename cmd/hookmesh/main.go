@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -100,9 +101,35 @@ func finish(o *options, getenv func(string) string) (app.Config, slog.Level, err
 		}
 		cfg.AllowedNetworks = append(cfg.AllowedNetworks, p)
 	}
+	for _, s := range strings.Split(o.corsOrigins, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if err := checkOrigin(s); err != nil {
+			return cfg, 0, fmt.Errorf("HOOKMESH_CORS_ALLOWED_ORIGINS: %w", err)
+		}
+		cfg.CORSAllowedOrigins = append(cfg.CORSAllowedOrigins, s)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return cfg, 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", o.logLevel)
 	}
 	return cfg, level, nil
+}
+
+// checkOrigin accepts "*" or an origin as browsers send it: scheme and host,
+// with a port if any, and nothing after.
+func checkOrigin(s string) error {
+	if s == "*" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an origin such as https://app.example.com or http://127.0.0.1:5173 (scheme and host, with a port if any, and nothing after)", s)
+	}
+	if u.Path == "/" {
+		return fmt.Errorf("%q: an origin has no path; drop the trailing /", s)
+	}
+	return nil
 }

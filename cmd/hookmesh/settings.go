@@ -15,6 +15,7 @@ import (
 type options struct {
 	cfg             app.Config
 	allowedNetworks string
+	corsOrigins     string
 	logLevel        string
 	target          string
 	oldSecretKey    string
@@ -134,6 +135,8 @@ var settings = []setting{
 		field: func(o *options) any { return &o.cfg.ShutdownTimeout }},
 	{Flag: "pprof", Env: "HOOKMESH_PPROF", Usage: "serve Go's profiler at /debug/pprof/",
 		field: func(o *options) any { return &o.cfg.Pprof }},
+	{Flag: "cors-allowed-origins", Env: "HOOKMESH_CORS_ALLOWED_ORIGINS", Usage: "comma-separated browser origins (`https://app.example.com`, `http://127.0.0.1:5173`, or `*`) that may call every API route from another origin; none when empty",
+		field: func(o *options) any { return &o.corsOrigins }},
 	{Flag: "log-level", Env: "HOOKMESH_LOG_LEVEL", Usage: "debug, info, warn or error",
 		field: func(o *options) any { return &o.logLevel }},
 	{Env: "HOOKMESH_TARGET", Usage: "services to run when the command line names none: `all`, or a comma-separated list of registry, ingest, router, deliverer, status",

@@ -97,7 +97,17 @@ func TestBadVariableIsRefused(t *testing.T) {
 			t.Errorf("%s=%q: err %v, want one naming the variable", name, value, err)
 		}
 	}
-	cfg, _, err := parse(nil, env(map[string]string{"HOOKMESH_SHUTDOWN_TIMEOUT": "3s", "HOOKMESH_TARGET": "router,deliverer"}), io.Discard)
+	for _, origin := range []string{"app.example.com", "https://app.example.com/", "https://app.example.com/ui", "ftp://x.example"} {
+		_, _, err := parse([]string{"all"}, env(map[string]string{"HOOKMESH_CORS_ALLOWED_ORIGINS": "http://127.0.0.1:5173," + origin}), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "HOOKMESH_CORS_ALLOWED_ORIGINS") || !strings.Contains(err.Error(), origin) {
+			t.Errorf("origin %q: err %v, want one naming the variable and the origin", origin, err)
+		}
+	}
+	cfg, _, err := parse([]string{"all"}, env(map[string]string{"HOOKMESH_CORS_ALLOWED_ORIGINS": " https://app.example.com, http://127.0.0.1:5173"}), io.Discard)
+	if err != nil || strings.Join(cfg.CORSAllowedOrigins, " ") != "https://app.example.com http://127.0.0.1:5173" {
+		t.Fatalf("CORS origins %q, err %v", cfg.CORSAllowedOrigins, err)
+	}
+	cfg, _, err = parse(nil, env(map[string]string{"HOOKMESH_SHUTDOWN_TIMEOUT": "3s", "HOOKMESH_TARGET": "router,deliverer"}), io.Discard)
 	if err != nil || cfg.ShutdownTimeout != 3*time.Second || strings.Join(cfg.Targets, ",") != "router,deliverer" {
 		t.Fatalf("cfg %+v, err %v", cfg, err)
 	}
