@@ -260,7 +260,9 @@ func TestStoreListFiltersAndPages(t *testing.T) {
 				}},
 			{"empty range", listFilter{end: base}, func(eventDoc) bool { return false }},
 			{"type and range", listFilter{eventType: "user.created", start: base.Add(20 * time.Minute)},
-				func(d eventDoc) bool { return d.EventType == "user.created" && !d.CreateTime.Before(base.Add(20*time.Minute)) }},
+				func(d eventDoc) bool {
+					return d.EventType == "user.created" && !d.CreateTime.Before(base.Add(20*time.Minute))
+				}},
 			{"owner and originals", listFilter{ownerID: "bob", duplicate: &no}, func(d eventDoc) bool { return d.OwnerID == "bob" && !d.IsDuplicate }},
 			{"key and duplicates", listFilter{idempotencyKey: "key-0", duplicate: &yes}, func(d eventDoc) bool { return d.IdempotencyKey == "key-0" && d.IsDuplicate }},
 			{"endpoint and type", listFilter{endpointID: "ep_1", eventType: "order.refunded"}, func(d eventDoc) bool { return d.EndpointID == "ep_1" && d.EventType == "order.refunded" }},
