@@ -127,6 +127,14 @@ WHERE o.create_time >= $1 AND o.create_time < $2 AND NOT e.is_duplicate ORDER BY
 AND (create_time, id) < (COALESCE((SELECT c.create_time FROM events c WHERE c.id = $9 AND c.project_id = $1), $10), $9)
 ORDER BY create_time DESC, id DESC LIMIT $11`
 
+	// pgPageSettings runs before a list statement, in its transaction: a
+	// page is always read in the order of its index. Left to itself the
+	// planner gathers the rows of a range it believes small and sorts
+	// them, and when that belief is wrong (a generic plan of a prepared
+	// statement, statistics behind the data) it sorts a project's whole
+	// history to return fifty events.
+	pgPageSettings = `SELECT set_config('enable_sort', 'off', true)`
+
 	pgEventColumns   = `id, project_id, event_type, data, custom_headers, idempotency_key, endpoint_id, owner_id, broadcast, is_duplicate, duplicate_of, create_time`
 	pgEventColumnsOf = `e.id, e.project_id, e.event_type, e.data, e.custom_headers, e.idempotency_key, e.endpoint_id, e.owner_id, e.broadcast, e.is_duplicate, e.duplicate_of, e.create_time`
 )
@@ -332,12 +340,25 @@ func listArgs(f listFilter) []any {
 }
 
 func (s *pgStore) list(ctx context.Context, f listFilter) ([]eventDoc, error) {
-	rows, err := s.pool.Query(ctx, listStatement(f), listArgs(f)...)
+	// One round trip: the batch is one implicit transaction, which the
+	// setting lasts for.
+	b := &pgx.Batch{}
+	b.Queue(pgPageSettings)
+	b.Queue(listStatement(f), listArgs(f)...)
+	res := s.pool.SendBatch(ctx, b)
+	defer func() { _ = res.Close() }()
+	if _, err := res.Exec(); err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	rows, err := res.Query()
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	docs, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	if err := res.Close(); err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	return docs, nil
