@@ -27,7 +27,10 @@ type Store interface {
 	// get loads an event of a project; nil when there is none.
 	get(ctx context.Context, projectID, id string) (*eventDoc, error)
 	// list returns a project's events that match f, newest first, at most
-	// f.limit, starting after the event f.before.
+	// f.limit, starting after the event f.before. Newest is by create_time
+	// then id in PostgreSQL, by id in MongoDB: the same order, but for an
+	// event stored under an abandoned claim, whose id is older than its
+	// create_time.
 	list(ctx context.Context, f listFilter) ([]eventDoc, error)
 	// markPublished records that the broker confirmed the event.
 	markPublished(ctx context.Context, eventID string) error
