@@ -66,8 +66,11 @@ var pgSchema = []string{
 	`CREATE INDEX IF NOT EXISTS outbox_by_time ON outbox (create_time)`,
 }
 
-// The statements the PostgreSQL store issues, all of them (a test checks
-// each one's plan).
+// pgStatements are the statements the PostgreSQL store issues, all of them:
+// a test checks each one's plan.
+var pgStatements = []string{pgInsertEvents, pgInsertClaims, pgGetClaim, pgGetEvent, pgMarkPublished, pgPublished, pgUnpublished,
+	pgListAll, pgListByType, pgListByEndpoint, pgListByOwner, pgListByKey, pgListByDuplicate}
+
 const (
 	// pgInsertEvents inserts a batch of events, and the outbox rows of the
 	// originals among them, in one statement; it returns the ids it

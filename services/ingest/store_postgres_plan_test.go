@@ -223,7 +223,13 @@ func TestPostgresStoreUsesIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	for i, st := range storeStatements(h) {
+	statements := storeStatements(h)
+	for _, sql := range pgStatements {
+		if !slices.ContainsFunc(statements, func(st plannedStatement) bool { return st.sql == sql }) {
+			t.Errorf("statement not checked: %s", sql)
+		}
+	}
+	for i, st := range statements {
 		for _, generic := range []bool{false, true} {
 			plan := explain(t, conn.Conn(), fmt.Sprintf("s%d", i), st, generic)
 			if testing.Verbose() {
