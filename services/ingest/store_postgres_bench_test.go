@@ -90,3 +90,33 @@ func measure(b *testing.B, op func()) {
 	b.ReportMetric(at(0.5), "p50-ms")
 	b.ReportMetric(at(0.99), "p99-ms")
 }
+
+// BenchmarkPostgresStoreInsert stores events from 64 concurrent callers, as
+// concurrent ingest requests do (each with an idempotency key: a claim,
+// then the event, then its publish mark).
+func BenchmarkPostgresStoreInsert(b *testing.B) {
+	pool := testPool(b)
+	st := NewPostgresStore(pool)
+	b.Cleanup(st.close)
+	ctx := context.Background()
+	if err := st.init(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d := testEvent("prj_1", time.Now())
+			d.IdempotencyKey = d.ID
+			if orig, _, err := st.claim(ctx, d.ProjectID, d.IdempotencyKey, d.ID, d.CreateTime); err != nil || orig != "" {
+				b.Fatalf("claim: %q, %v", orig, err)
+			}
+			if err := st.insert(ctx, d); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.markPublished(ctx, d.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
