@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -147,7 +148,7 @@ ORDER BY create_time DESC, id DESC LIMIT $11`
 // still waits for its own event to be durable.
 type pgStore struct {
 	pool    *pgxpool.Pool
-	events  *groupcommit.Group[*eventDoc, bool]
+	events  *groupcommit.Group[*eventDoc, error]
 	claims  *groupcommit.Group[pgClaim, bool]
 	markers *groupcommit.Group[string, struct{}]
 }
@@ -228,32 +229,70 @@ func (s *pgStore) writeClaims(ctx context.Context, batch []pgClaim) ([]bool, err
 }
 
 func (s *pgStore) insert(ctx context.Context, doc *eventDoc) error {
-	inserted, err := s.events.Do(ctx, doc)
-	if err != nil {
+	outcome, err := s.events.Do(ctx, doc)
+	if err == nil {
+		err = outcome
+	}
+	if err != nil && !errors.Is(err, errDuplicate) {
 		return fmt.Errorf("store event: %w", err)
 	}
-	if !inserted {
-		return errDuplicate
-	}
-	return nil
+	return err
 }
 
-// writeEvents inserts a batch of events; the first of an id in the batch
-// is the one that may be inserted.
-func (s *pgStore) writeEvents(ctx context.Context, batch []*eventDoc) ([]bool, error) {
-	n := len(batch)
-	first := make(map[string]int, n)
+// pgChunkBytes bounds the payloads of one insert statement: a batch of
+// large events is written as several statements.
+const pgChunkBytes = 8 << 20
+
+// writeEvents inserts a batch of events and returns each one's outcome:
+// nil when it was stored, errDuplicate when its id exists (of the same id
+// twice in the batch, the first is the one that may be stored).
+func (s *pgStore) writeEvents(ctx context.Context, batch []*eventDoc) ([]error, error) {
+	out := make([]error, len(batch))
+	first := make(map[string]int, len(batch))
+	var chunk []int
+	size := 0
+	flush := func() {
+		if len(chunk) == 0 {
+			return
+		}
+		stored, err := s.insertEvents(ctx, batch, chunk)
+		for _, i := range chunk {
+			switch {
+			case err != nil:
+				out[i] = err
+			case !stored[batch[i].ID]:
+				out[i] = errDuplicate
+			}
+		}
+		chunk, size = chunk[:0], 0
+	}
+	for i, d := range batch {
+		if _, seen := first[d.ID]; seen {
+			out[i] = errDuplicate
+			continue
+		}
+		first[d.ID] = i
+		if size+len(d.Data) > pgChunkBytes {
+			flush()
+		}
+		chunk = append(chunk, i)
+		size += len(d.Data)
+	}
+	flush()
+	return out, nil
+}
+
+// insertEvents inserts the events of batch at indexes in one statement and
+// returns the ids it stored.
+func (s *pgStore) insertEvents(ctx context.Context, batch []*eventDoc, indexes []int) (map[string]bool, error) {
 	var (
 		idCol, projects, types, keys, endpoints, owners, dupOf []string
 		data, headers                                          [][]byte
 		broadcast, dup                                         []bool
 		times                                                  []time.Time
 	)
-	for i, d := range batch {
-		if _, seen := first[d.ID]; seen {
-			continue
-		}
-		first[d.ID] = i
+	for _, i := range indexes {
+		d := batch[i]
 		var h []byte
 		if len(d.CustomHeaders) > 0 {
 			var err error
@@ -271,19 +310,15 @@ func (s *pgStore) writeEvents(ctx context.Context, batch []*eventDoc) ([]bool, e
 	if err != nil {
 		return nil, err
 	}
-	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, err
 	}
-	ok := make(map[string]bool, len(stored))
-	for _, id := range stored {
-		ok[id] = true
+	stored := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		stored[id] = true
 	}
-	out := make([]bool, n)
-	for i, d := range batch {
-		out[i] = first[d.ID] == i && ok[d.ID]
-	}
-	return out, nil
+	return stored, nil
 }
 
 func (s *pgStore) get(ctx context.Context, projectID, id string) (*eventDoc, error) {

@@ -371,3 +371,30 @@ func TestStoreOutbox(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreLargeEvents stores events of the largest size at once: more
+// than one insert statement holds (pgChunkBytes), and each is stored whole.
+func TestStoreLargeEvents(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st Store) {
+		ctx := context.Background()
+		docs := make([]*eventDoc, 12)
+		var wg sync.WaitGroup
+		for i := range docs {
+			docs[i] = testEvent("prj_a", time.Now())
+			docs[i].Data = []byte(`"` + strings.Repeat(string(rune('a'+i)), 1<<20-2) + `"`)
+			wg.Go(func() {
+				if err := st.insert(ctx, docs[i]); err != nil {
+					t.Errorf("insert %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		for i, d := range docs {
+			got, err := st.get(ctx, "prj_a", d.ID)
+			if err != nil || got == nil || string(got.Data) != string(d.Data) {
+				t.Fatalf("event %d read back whole: %v (%v)", i, got != nil && string(got.Data) == string(d.Data), err)
+			}
+		}
+	})
+}
