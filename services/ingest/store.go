@@ -34,7 +34,7 @@ type Store interface {
 	list(ctx context.Context, f listFilter) ([]eventDoc, error)
 	// markPublished records that the broker confirmed the event.
 	markPublished(ctx context.Context, eventID string) error
-	// published reports which of ids are stored events the broker
+	// published reports which of ids, stored events, the broker
 	// confirmed.
 	published(ctx context.Context, ids []string) (map[string]bool, error)
 	// unpublishedSince returns the original (not duplicate) events created
