@@ -272,7 +272,19 @@ func (a *App) assemble(ctx context.Context) error {
 			summaries = statusSummaries{statusv1connect.NewStatusServiceClient(internalHTTP, statusURL,
 				connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))}
 		}
-		svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes, SweepInterval: cfg.OutboxSweepInterval, SweepGrace: cfg.OutboxGrace}, a.db("ingest"), endpointChecker{reg}, summaries, a.pub, a.bus.Topology(), keys, logger.With("service", "ingest"))
+		// The event list lives in PostgreSQL when it is configured, where
+		// every list filter is an index range; else in MongoDB.
+		pool, err := a.history(ctx, "ingest")
+		if err != nil {
+			return fmt.Errorf("start ingest: %w", err)
+		}
+		var events ingest.Store
+		if pool != nil {
+			events = ingest.NewPostgresStore(pool)
+		} else {
+			events = ingest.NewMongoStore(a.db("ingest"))
+		}
+		svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes, SweepInterval: cfg.OutboxSweepInterval, SweepGrace: cfg.OutboxGrace}, events, endpointChecker{reg}, summaries, a.pub, a.bus.Topology(), keys, logger.With("service", "ingest"))
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start ingest: %w", err)
 		}

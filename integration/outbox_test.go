@@ -6,13 +6,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/hookmesh/hookmesh/app"
 	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
-	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
 // TestOutboxPublishesWhatWasStoredButNotConfirmed stores an event the way
@@ -28,16 +26,9 @@ func TestOutboxPublishesWhatWasStoredButNotConfirmed(t *testing.T) {
 	const eventID = "evt_06h22zzzzzzzzzzzzzzzzzzzzz"
 	// Stamped just past the sweeper's grace (5 s in tests), as an event
 	// whose request died a moment ago.
-	db := testenv.Client(t).Database(s.cfg.DatabasePrefix + "_ingest")
-	_, err := db.Collection("events").InsertOne(context.Background(), bson.D{
-		{Key: "_id", Value: eventID}, {Key: "project_id", Value: projectID}, {Key: "event_type", Value: "orphan"},
-		{Key: "data", Value: []byte(`{"stored":"not published"}`)}, {Key: "endpoint_id", Value: ep.GetId()},
-		{Key: "broadcast", Value: false}, {Key: "is_duplicate", Value: false},
-		{Key: "create_time", Value: time.Now().UTC().Add(-6 * time.Second)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openIngestStore(t, s)
+	st.insertUnconfirmed(t, storedEvent{id: eventID, projectID: projectID, eventType: "orphan",
+		data: []byte(`{"stored":"not published"}`), endpointID: ep.GetId(), createTime: time.Now().UTC().Add(-6 * time.Second)})
 	got := recv.waitFor(t, "the swept event", func(r []received) bool { return len(r) == 1 })[0]
 	if string(got.body) != `{"stored":"not published"}` || got.header.Get("X-Hookmesh-Event-Id") != eventID {
 		t.Fatalf("received %s %v", got.body, got.header)
@@ -47,9 +38,8 @@ func TestOutboxPublishesWhatWasStoredButNotConfirmed(t *testing.T) {
 	if n := len(recv.requests()); n != 1 {
 		t.Fatalf("the swept event was delivered %d times", n)
 	}
-	n, err := db.Collection("published").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: eventID}})
-	if err != nil || n != 1 {
-		t.Fatalf("publish marker: %d %v", n, err)
+	if !st.confirmed(t, eventID) {
+		t.Fatal("the swept event is not marked as published")
 	}
 }
 
@@ -66,14 +56,10 @@ func TestRepeatedKeyAfterACrash(t *testing.T) {
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
 	c := s.clients(key)
 	ctx := context.Background()
-	db := testenv.Client(t).Database(s.cfg.DatabasePrefix + "_ingest")
+	st := openIngestStore(t, s)
 	claim := func(idem, eventID string, age time.Duration) {
 		t.Helper()
-		if _, err := db.Collection("idempotency_keys").InsertOne(ctx, bson.D{{Key: "_id", Value: projectID + ":" + idem},
-			{Key: "project_id", Value: projectID}, {Key: "event_id", Value: eventID},
-			{Key: "create_time", Value: time.Now().UTC().Add(-age)}}); err != nil {
-			t.Fatal(err)
-		}
+		st.claim(t, projectID, idem, eventID, time.Now().UTC().Add(-age))
 	}
 	send := func(idem string) (*ingestv1.Event, error) {
 		resp, err := c.ingest.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{ProjectId: projectID,
@@ -106,14 +92,8 @@ func TestRepeatedKeyAfterACrash(t *testing.T) {
 	// repeat is a duplicate, and it publishes the original at once.
 	const orphan = "evt_06h22ccccccccccccccccccccc"
 	claim("orphan", orphan, 10*time.Second)
-	if _, err := db.Collection("events").InsertOne(ctx, bson.D{
-		{Key: "_id", Value: orphan}, {Key: "project_id", Value: projectID}, {Key: "event_type", Value: "crash"},
-		{Key: "data", Value: []byte(`{"n":1}`)}, {Key: "idempotency_key", Value: "orphan"}, {Key: "endpoint_id", Value: ep.GetId()},
-		{Key: "broadcast", Value: false}, {Key: "is_duplicate", Value: false},
-		{Key: "create_time", Value: time.Now().UTC().Add(-10 * time.Second)},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	st.insertUnconfirmed(t, storedEvent{id: orphan, projectID: projectID, eventType: "crash", data: []byte(`{"n":1}`),
+		idempotencyKey: "orphan", endpointID: ep.GetId(), createTime: time.Now().UTC().Add(-10 * time.Second)})
 	dup, err := send("orphan")
 	if err != nil || !dup.GetIsDuplicate() || dup.GetDuplicateOf() != orphan {
 		t.Fatalf("repeat of a stored, unconfirmed event = %v, %v; want a duplicate of %s", dup, err, orphan)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
@@ -41,7 +40,7 @@ type Publisher interface {
 // Service is the ingest service.
 type Service struct {
 	cfg       Config
-	store     *eventStore
+	store     Store
 	endpoints Endpoints
 	summaries Deliveries
 	pub       Publisher
@@ -61,11 +60,12 @@ type Service struct {
 	markSlots chan struct{}
 }
 
-// New returns the ingest service. keys authenticates the REST API;
-// summaries, when not nil, adds delivery counts to the events it returns.
-func New(cfg Config, db *mongo.Database, endpoints Endpoints, summaries Deliveries, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
+// New returns the ingest service, keeping its events in st (NewPostgresStore
+// or NewMongoStore). keys authenticates the REST API; summaries, when not
+// nil, adds delivery counts to the events it returns.
+func New(cfg Config, st Store, endpoints Endpoints, summaries Deliveries, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
 	cfg.defaults()
-	return &Service{cfg: cfg, store: newEventStore(db), endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger,
+	return &Service{cfg: cfg, store: st, endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger,
 		markSlots: make(chan struct{}, 4096)}
 }
 
@@ -96,7 +96,7 @@ func (s *Service) Close() {
 	s.store.close()
 }
 
-// Init creates the indexes.
+// Init creates the tables or indexes.
 func (s *Service) Init(ctx context.Context) error { return s.store.init(ctx) }
 
 // Register mounts the Connect handler and the REST API on mux; rest wraps

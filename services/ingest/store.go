@@ -3,20 +3,44 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/hookmesh/hookmesh/internal/store"
 )
 
-const (
-	eventsCollection = "events"
-	claimsCollection = "idempotency_keys"
-)
+// Store keeps ingest's events, the idempotency claims and the outbox (which
+// events the broker has confirmed). NewPostgresStore keeps them in
+// PostgreSQL tables, NewMongoStore in MongoDB collections; both behave
+// alike.
+type Store interface {
+	// init creates the tables or indexes.
+	init(ctx context.Context) error
+	// close finishes the writes in progress.
+	close()
+	// claim tries to reserve the idempotency key for eventID: a plain
+	// insert that exactly one of concurrent requests wins. It returns ""
+	// when this event won, else the event id of the existing claim and the
+	// time it was made.
+	claim(ctx context.Context, projectID, key, eventID string, now time.Time) (string, time.Time, error)
+	// insert stores an event, written together with the events of
+	// concurrent requests; it returns once the event is durable, and
+	// errDuplicate when an event with its id exists.
+	insert(ctx context.Context, doc *eventDoc) error
+	// get loads an event of a project; nil when there is none.
+	get(ctx context.Context, projectID, id string) (*eventDoc, error)
+	// list returns a project's events that match f, newest first, at most
+	// f.limit, starting after the event f.before. Newest is by create_time
+	// then id in PostgreSQL, by id in MongoDB: the same order, but for an
+	// event stored under an abandoned claim, whose id is older than its
+	// create_time.
+	list(ctx context.Context, f listFilter) ([]eventDoc, error)
+	// markPublished records that the broker confirmed the event.
+	markPublished(ctx context.Context, eventID string) error
+	// published reports which of ids, stored events, the broker
+	// confirmed.
+	published(ctx context.Context, ids []string) (map[string]bool, error)
+	// unpublishedSince returns the original (not duplicate) events created
+	// in [from, to) that the broker has not confirmed, by id.
+	unpublishedSince(ctx context.Context, from, to time.Time) ([]eventDoc, error)
+}
 
 // eventDoc is an event as stored.
 type eventDoc struct {
@@ -34,102 +58,8 @@ type eventDoc struct {
 	CreateTime     time.Time         `bson:"create_time"`
 }
 
-// claimDoc reserves an idempotency key for the first event that used it.
-// Its deterministic _id (project and key) makes the claim a plain insert that
-// exactly one request wins, on MongoDB and FerretDB alike.
-type claimDoc struct {
-	ID         string    `bson:"_id"`
-	ProjectID  string    `bson:"project_id"`
-	EventID    string    `bson:"event_id"`
-	CreateTime time.Time `bson:"create_time"`
-}
-
-// claimID is unambiguous because project ids have a fixed shape without ':'.
-func claimID(projectID, key string) string { return projectID + ":" + key }
-
-// eventStore keeps events. Inserts from concurrent requests are written
-// together (store.Inserter): each request still waits for its own event to
-// be durable.
-type eventStore struct {
-	db      *mongo.Database
-	events  *store.Inserter
-	claims  *store.Inserter
-	markers *store.Inserter
-}
-
-func newEventStore(db *mongo.Database) *eventStore {
-	return &eventStore{
-		db:      db,
-		events:  store.NewInserter(db.Collection(eventsCollection), 4, 256),
-		claims:  store.NewInserter(db.Collection(claimsCollection), 2, 256),
-		markers: store.NewInserter(db.Collection(publishedCollection), 2, 256),
-	}
-}
-
-func (s *eventStore) close() {
-	s.events.Close()
-	s.claims.Close()
-	s.markers.Close()
-}
-
-func (s *eventStore) init(ctx context.Context) error {
-	return store.EnsureIndexes(ctx, s.db, []store.Index{
-		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "_id", Value: -1}}}},
-		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "idempotency_key", Value: 1}}}},
-		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "event_type", Value: 1}, {Key: "_id", Value: -1}}}},
-		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "is_duplicate", Value: 1}, {Key: "create_time", Value: 1}}}},
-		// These also create the collections up front: FerretDB creates a
-		// collection on its first insert, and concurrent first inserts can
-		// race.
-		{Collection: claimsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}}}},
-		{Collection: publishedCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "time", Value: 1}}}},
-	})
-}
-
-// claim tries to reserve the key for eventID. It returns "" when this event
-// won, else the event id of the claim that exists and its age.
-func (s *eventStore) claim(ctx context.Context, projectID, key, eventID string, now time.Time) (string, time.Time, error) {
-	doc := claimDoc{ID: claimID(projectID, key), ProjectID: projectID, EventID: eventID, CreateTime: now}
-	err := s.claims.Insert(ctx, doc)
-	if err == nil {
-		return "", time.Time{}, nil
-	}
-	if !store.IsDuplicateKey(err) {
-		return "", time.Time{}, fmt.Errorf("claim idempotency key: %w", err)
-	}
-	var existing claimDoc
-	if err := s.db.Collection(claimsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: doc.ID}}).Decode(&existing); err != nil {
-		return "", time.Time{}, fmt.Errorf("read idempotency claim: %w", err)
-	}
-	return existing.EventID, existing.CreateTime, nil
-}
-
-// insert stores an event; errDuplicate when its _id exists.
-func (s *eventStore) insert(ctx context.Context, doc *eventDoc) error {
-	err := s.events.Insert(ctx, doc)
-	if store.IsDuplicateKey(err) {
-		return errDuplicate
-	}
-	if err != nil {
-		return fmt.Errorf("store event: %w", err)
-	}
-	return nil
-}
-
-var errDuplicate = errors.New("event exists")
-
-func (s *eventStore) get(ctx context.Context, projectID, id string) (*eventDoc, error) {
-	var doc eventDoc
-	err := s.db.Collection(eventsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "project_id", Value: projectID}}).Decode(&doc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load event %s: %w", id, err)
-	}
-	return &doc, nil
-}
-
+// listFilter selects events for list. Empty strings, zero times and a nil
+// duplicate select everything.
 type listFilter struct {
 	projectID, eventType, endpointID, ownerID, idempotencyKey string
 	start, end                                                time.Time
@@ -138,43 +68,4 @@ type listFilter struct {
 	duplicate                                                 *bool
 }
 
-func (s *eventStore) list(ctx context.Context, f listFilter) ([]eventDoc, error) {
-	q := bson.D{{Key: "project_id", Value: f.projectID}}
-	if f.eventType != "" {
-		q = append(q, bson.E{Key: "event_type", Value: f.eventType})
-	}
-	if f.endpointID != "" {
-		q = append(q, bson.E{Key: "endpoint_id", Value: f.endpointID})
-	}
-	if f.ownerID != "" {
-		q = append(q, bson.E{Key: "owner_id", Value: f.ownerID})
-	}
-	if f.idempotencyKey != "" {
-		q = append(q, bson.E{Key: "idempotency_key", Value: f.idempotencyKey})
-	}
-	if f.duplicate != nil {
-		q = append(q, bson.E{Key: "is_duplicate", Value: *f.duplicate})
-	}
-	timeRange := bson.D{}
-	if !f.start.IsZero() {
-		timeRange = append(timeRange, bson.E{Key: "$gte", Value: f.start})
-	}
-	if !f.end.IsZero() {
-		timeRange = append(timeRange, bson.E{Key: "$lt", Value: f.end})
-	}
-	if len(timeRange) > 0 {
-		q = append(q, bson.E{Key: "create_time", Value: timeRange})
-	}
-	if f.before != "" {
-		q = append(q, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: f.before}}})
-	}
-	cur, err := s.db.Collection(eventsCollection).Find(ctx, q, options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(f.limit)))
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
-	}
-	var docs []eventDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
-	}
-	return docs, nil
-}
+var errDuplicate = errors.New("event exists")
