@@ -87,10 +87,7 @@ func CheckChange(c *busv1.StateChange) error {
 // skipped.
 func (s *Service) Apply(ctx context.Context, changes []*busv1.StateChange) error {
 	deliveries, attempts := s.plan(changes, time.Now())
-	if err := s.store.insertAttempts(ctx, attempts); err != nil {
-		return fmt.Errorf("apply %d state changes: %w", len(changes), err)
-	}
-	if err := s.store.writeDeliveries(ctx, deliveries); err != nil {
+	if err := s.store.write(ctx, deliveries, attempts); err != nil {
 		return fmt.Errorf("apply %d state changes: %w", len(changes), err)
 	}
 	return nil
@@ -251,7 +248,7 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 			bson.E{Key: "last_status_code", Value: doc.LastStatusCode},
 			bson.E{Key: "last_error", Value: doc.LastError})
 	}
-	return &deliveryWrite{doc: doc, set: set, unset: unset}
+	return &deliveryWrite{doc: doc, set: set, unset: unset, hasRecord: p.record != nil}
 }
 
 // createTime is the event's creation time when any change carries it (all
