@@ -60,6 +60,9 @@ var pgSchema = []string{
 	`CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (project_id, endpoint_id, create_time DESC, id DESC)`,
 	`CREATE INDEX IF NOT EXISTS deliveries_by_type ON deliveries (project_id, event_type, create_time DESC, id DESC)`,
 	`CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (project_id, status, create_time DESC, id DESC)`,
+	// An endpoint's deliveries of one status: what a dashboard shows (the
+	// failures of an endpoint) and what a batch retry selects.
+	`CREATE INDEX IF NOT EXISTS deliveries_by_endpoint_status ON deliveries (project_id, endpoint_id, status, create_time DESC, id DESC)`,
 	`CREATE TABLE IF NOT EXISTS attempts (
 	delivery_id text NOT NULL,
 	attempt bigint NOT NULL,
@@ -124,12 +127,12 @@ FROM unnest($1::text[], $2::bigint[], $3::text[], $4::integer[], $5::bigint[], $
 ON CONFLICT (delivery_id, attempt) DO NOTHING`
 
 	// sqlLockDeliveries reads, and locks until the transaction ends, the
-	// stored state of the deliveries about to be written.
+	// stored state of deliveries about to be updated.
 	sqlLockDeliveries = `SELECT id, project_id, event_id, endpoint_id, status, seq
 FROM deliveries WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`
 
-	// sqlInsertDeliveries returns the ids it inserted: one missing was
-	// inserted by a concurrent writer after sqlLockDeliveries.
+	// sqlInsertDeliveries inserts the deliveries not stored yet and returns
+	// their ids.
 	sqlInsertDeliveries = `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, seq,
 	attempts, create_time, update_time, next_attempt_time, last_status_code, last_error)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
@@ -255,16 +258,13 @@ type storedState struct {
 	seq                            int64
 }
 
-// errConcurrentInsert says that another writer inserted a delivery between
-// the lock and the insert; the transaction is run again.
-var errConcurrentInsert = errors.New("a delivery was inserted concurrently")
-
 // write applies a batch in one transaction, a statement for each step: it
-// inserts the attempts (a replayed one is left as it is), locks the stored
-// deliveries among ws, inserts the new ones, updates the others that the
-// write moves forward (seq above the stored one), and moves the counters by
-// what actually changed. A deadlock, or a delivery inserted concurrently,
-// runs the transaction again (at most five times).
+// inserts the attempts (a replayed one is left as it is), inserts the
+// deliveries that do not exist yet, locks the others and updates those
+// that the write moves forward (seq above the stored one), and moves the
+// counters by what actually changed. Rows are taken in id order and the
+// counters last, so that concurrent writers do not deadlock; if they do
+// anyway, the transaction runs again (at most five times).
 func (s *pgStore) write(ctx context.Context, all []*deliveryWrite, attempts []attemptDoc) error {
 	if len(all) == 0 && len(attempts) == 0 {
 		return nil
@@ -288,7 +288,7 @@ func (s *pgStore) write(ctx context.Context, all []*deliveryWrite, attempts []at
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, errConcurrentInsert) && !isConflict(err) {
+		if !isConflict(err) {
 			break
 		}
 	}
@@ -364,63 +364,72 @@ func sortedDeltas(m map[counterKey]int64) (projects, keys []string, statuses []i
 }
 
 func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite) error {
-	ids := make([]string, len(ws))
-	for i, w := range ws {
-		ids[i] = w.doc.ID
-	}
-	rows, err := tx.Query(ctx, sqlLockDeliveries, ids)
+	ws = slices.Clone(ws)
+	slices.SortFunc(ws, func(a, b *deliveryWrite) int { return cmp.Compare(a.doc.ID, b.doc.ID) })
+	deltas := newCounterDeltas()
+
+	// First every delivery is inserted whole: a new one is then done (the
+	// common case: its changes were coalesced into one write), and its
+	// create_time is set by whichever change stored it first. An insert
+	// that meets a delivery another transaction is inserting waits for it.
+	rows, err := tx.Query(ctx, sqlInsertDeliveries, insertDeliveriesArgs(ws)...)
 	if err != nil {
 		return err
 	}
-	stored := map[string]storedState{}
-	var id string
-	var st storedState
-	if _, err := pgx.ForEachRow(rows, []any{&id, &st.projectID, &st.eventID, &st.endpointID, &st.status, &st.seq}, func() error {
-		stored[id] = st
-		return nil
-	}); err != nil {
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		return err
 	}
-
-	deltas := newCounterDeltas()
-	var fresh, forward []*deliveryWrite
+	fresh := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		fresh[id] = true
+	}
+	var existing []string
 	for _, w := range ws {
-		d := &w.doc
-		old, ok := stored[d.ID]
-		if !ok {
-			fresh = append(fresh, w)
-			deltas.add(d.ProjectID, d.EndpointID, d.EventID, int16(d.Status), 1)
-			continue
-		}
-		if old.seq >= d.Seq {
-			continue // not forward: nothing changes
-		}
-		forward = append(forward, w)
-		endpoint, event := cmp.Or(d.EndpointID, old.endpointID), cmp.Or(d.EventID, old.eventID)
-		if old.status != int16(d.Status) || old.projectID != d.ProjectID || old.endpointID != endpoint || old.eventID != event {
-			deltas.add(old.projectID, old.endpointID, old.eventID, old.status, -1)
-			deltas.add(d.ProjectID, endpoint, event, int16(d.Status), 1)
+		if fresh[w.doc.ID] {
+			deltas.add(w.doc.ProjectID, w.doc.EndpointID, w.doc.EventID, int16(w.doc.Status), 1)
+		} else {
+			existing = append(existing, w.doc.ID)
 		}
 	}
 
-	if len(fresh) > 0 {
-		rows, err := tx.Query(ctx, sqlInsertDeliveries, insertDeliveriesArgs(fresh)...)
+	// The others existed: their stored state, locked until the end, says
+	// which writes move them forward and how the counters move.
+	if len(existing) > 0 {
+		rows, err := tx.Query(ctx, sqlLockDeliveries, existing)
 		if err != nil {
 			return err
 		}
-		inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		stored := make(map[string]storedState, len(existing))
+		var id string
+		var st storedState
+		if _, err := pgx.ForEachRow(rows, []any{&id, &st.projectID, &st.eventID, &st.endpointID, &st.status, &st.seq}, func() error {
+			stored[id] = st
+			return nil
+		}); err != nil {
 			return err
 		}
-		if len(inserted) != len(fresh) {
-			return errConcurrentInsert
+		var forward []*deliveryWrite
+		for _, w := range ws {
+			d := &w.doc
+			old, ok := stored[d.ID]
+			if !ok || old.seq >= d.Seq {
+				continue // new (inserted above), or not forward: nothing changes
+			}
+			forward = append(forward, w)
+			endpoint, event := cmp.Or(d.EndpointID, old.endpointID), cmp.Or(d.EventID, old.eventID)
+			if old.status != int16(d.Status) || old.projectID != d.ProjectID || old.endpointID != endpoint || old.eventID != event {
+				deltas.add(old.projectID, old.endpointID, old.eventID, old.status, -1)
+				deltas.add(d.ProjectID, endpoint, event, int16(d.Status), 1)
+			}
+		}
+		if len(forward) > 0 {
+			if _, err := tx.Exec(ctx, sqlUpdateDeliveries, updateDeliveriesArgs(forward)...); err != nil {
+				return err
+			}
 		}
 	}
-	if len(forward) > 0 {
-		if _, err := tx.Exec(ctx, sqlUpdateDeliveries, updateDeliveriesArgs(forward)...); err != nil {
-			return err
-		}
-	}
+
 	// The counters last: their rows are shared by every writer of a
 	// project, so they are held for the least time.
 	if p, _, st, n := sortedDeltas(deltas.project); len(p) > 0 {
