@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
@@ -68,6 +69,24 @@ func CheckChange(c *busv1.StateChange) error {
 	}
 	if _, ok := rank(c.GetStatus()); !ok {
 		return fmt.Errorf("state change of delivery %s has invalid status %v", c.GetDeliveryId(), c.GetStatus())
+	}
+	// A time out of 0001–9999 cannot be stored as such (PostgreSQL refuses
+	// or wraps it).
+	for _, t := range []struct {
+		name string
+		ts   *timestamppb.Timestamp
+	}{
+		{"time", c.GetTime()},
+		{"event_create_time", c.GetEventCreateTime()},
+		{"next_attempt_time", c.GetNextAttemptTime()},
+		{"record.start_time", c.GetRecord().GetStartTime()},
+	} {
+		if t.ts == nil {
+			continue
+		}
+		if err := t.ts.CheckValid(); err != nil {
+			return fmt.Errorf("state change of delivery %s has invalid %s: %w", c.GetDeliveryId(), t.name, err)
+		}
 	}
 	return nil
 }

@@ -59,6 +59,12 @@ func TestCheckChange(t *testing.T) {
 		{"no project", &busv1.StateChange{DeliveryId: "d", Status: success}, false},
 		{"unspecified", &busv1.StateChange{DeliveryId: "d", ProjectId: "p"}, false},
 		{"unknown status", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: 42}, false},
+		{"time after 9999", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: success, Time: &timestamppb.Timestamp{Seconds: 1e15}}, false},
+		{"invalid next attempt time", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: retry, NextAttemptTime: &timestamppb.Timestamp{Nanos: -1}}, false},
+		{"invalid start time", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: success,
+			Record: &statusv1.Attempt{StartTime: &timestamppb.Timestamp{Seconds: -1e13}}}, false},
+		{"valid times", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: success, Time: timestamppb.Now(), EventCreateTime: timestamppb.Now(),
+			Record: &statusv1.Attempt{StartTime: timestamppb.Now()}}, true},
 	}
 	for _, tt := range tests {
 		if err := CheckChange(tt.c); (err == nil) != tt.ok {

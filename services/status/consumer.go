@@ -2,10 +2,14 @@ package status
 
 import (
 	"context"
+	"errors"
 	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/pgdb"
 )
 
 // Consume applies state changes from every status partition until ctx ends.
@@ -33,6 +37,7 @@ func (s *Service) Consume(ctx context.Context, conn *bus.Conn) error {
 
 func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error {
 	changes := make([]*busv1.StateChange, 0, len(ds))
+	from := make([]*bus.Delivery, 0, len(ds))
 	for _, d := range ds {
 		var sc busv1.StateChange
 		if err := bus.Decode(d, &sc); err != nil {
@@ -45,6 +50,43 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 			continue
 		}
 		changes = append(changes, &sc)
+		from = append(from, d)
 	}
-	return s.Apply(ctx, changes)
+	refused, err := s.applyOrRefuse(ctx, changes)
+	for i, err := range refused {
+		from[i].Park(err)
+	}
+	return err
+}
+
+// applyOrRefuse applies changes. When the store refuses the batch for good
+// (PostgreSQL answers that a value cannot be stored, not that it is away),
+// it applies the changes one at a time, so that one change it can never
+// store does not hold up its partition for ever: it returns those the store
+// refuses, by index, for the caller to park. Apply is order-insensitive, so
+// applying them apart changes nothing else.
+func (s *Service) applyOrRefuse(ctx context.Context, changes []*busv1.StateChange) (map[int]error, error) {
+	err := s.Apply(ctx, changes)
+	if err == nil || !refusedForGood(err) || len(changes) == 0 {
+		return nil, err
+	}
+	s.logger.Warn("store refused a batch; applying its changes one at a time", "changes", len(changes), "err", err)
+	refused := map[int]error{}
+	for i, c := range changes {
+		if err := s.Apply(ctx, []*busv1.StateChange{c}); err != nil {
+			if !refusedForGood(err) {
+				return nil, err
+			}
+			s.logger.Warn("park state change that the store refuses", "delivery_id", c.GetDeliveryId(), "err", err)
+			refused[i] = err
+		}
+	}
+	return refused, nil
+}
+
+// refusedForGood reports an error of PostgreSQL about the statement or its
+// values, which trying again cannot fix.
+func refusedForGood(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && !pgdb.Retryable(err)
 }

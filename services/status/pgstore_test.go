@@ -452,3 +452,43 @@ func TestPGConcurrentWritersOfOneDelivery(t *testing.T) {
 		t.Errorf("attempts = %d, want 60", n)
 	}
 }
+
+// TestPGRefusedChangeIsSetApart checks that a change PostgreSQL can never
+// store (here a delivery id too long for an index) is returned to be
+// parked, and the rest of its batch is stored, instead of the batch being
+// tried again for ever.
+func TestPGRefusedChangeIsSetApart(t *testing.T) {
+	t.Parallel()
+	s := testService(t, onPostgres)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	good1 := delivery{id: ids.New("dlv"), project: "prj_r", event: "evt_1", endpoint: "ep_1", eventType: "t", created: now}
+	good2 := delivery{id: ids.New("dlv"), project: "prj_r", event: "evt_1", endpoint: "ep_2", eventType: "t", created: now}
+	long := make([]byte, 8000)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := range long {
+		long[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rng.IntN(36)]
+	}
+	bad := delivery{id: "dlv_" + string(long), project: "prj_r", event: "evt_1", endpoint: "ep_3", eventType: "t", created: now}
+	changes := []*busv1.StateChange{good1.change(success, 1), bad.change(scheduled, 1), good2.change(failed, 1)}
+	refused, err := s.applyOrRefuse(ctx, changes)
+	if err != nil {
+		t.Fatalf("applyOrRefuse: %v", err)
+	}
+	if len(refused) != 1 || refused[1] == nil {
+		t.Fatalf("refused = %v, want the change at index 1", refused)
+	}
+	for _, d := range []delivery{good1, good2} {
+		if got, err := s.store.getDelivery(ctx, d.project, d.id); err != nil || got == nil {
+			t.Errorf("delivery %s = %v, %v; want it stored", d.id, got, err)
+		}
+	}
+	counts, err := s.store.countDeliveries(ctx, &deliveryQuery{projectID: "prj_r"})
+	if err != nil || !maps.Equal(counts, map[statusv1.DeliveryStatus]uint64{success: 1, failed: 1}) {
+		t.Errorf("counts = %v, %v; want 1 SUCCESS and 1 FAILED", counts, err)
+	}
+	// A batch the store takes is applied whole.
+	if refused, err := s.applyOrRefuse(ctx, []*busv1.StateChange{good1.change(success, 1)}); err != nil || len(refused) != 0 {
+		t.Errorf("applyOrRefuse of a good batch = %v, %v", refused, err)
+	}
+}
