@@ -111,7 +111,7 @@ func BenchmarkHistory(b *testing.B) {
 			b.ReportMetric(at(0.99), "p99-ms")
 		})
 	}
-	sample := func() deliveryDoc { return h.sample[rng.IntN(len(h.sample))] }
+	sample := func() SampledDelivery { return h.sample[rng.IntN(len(h.sample))] }
 	measure("GetDelivery", func() error {
 		d := sample()
 		_, err := s.store.getDelivery(ctx, d.ProjectID, d.ID)

@@ -41,7 +41,7 @@ func pgStatements(h *history) []namedStatement {
 	ep := h.endpoints[prj][3]
 	week := h.end.Add(-7 * 24 * time.Hour)
 	// A cursor some pages into the listing (about the 20th of 50).
-	var cursorDoc deliveryDoc
+	var cursorDoc SampledDelivery
 	for _, s := range h.sample {
 		if s.ProjectID == prj && s.CreateTime.After(h.end.Add(-72*time.Hour)) {
 			cursorDoc = s
@@ -379,21 +379,7 @@ func TestCountsFollowChanges(t *testing.T) {
 			}
 		}
 		if pg, ok := s.store.(*pgStore); ok {
-			// No counter row is left over with a zero or negative count
-			// that a real count would not give, and none is missing.
-			for _, q := range []string{
-				`SELECT count(*) FROM project_counts c FULL JOIN (SELECT project_id, status, count(*) AS n FROM deliveries GROUP BY 1, 2) d
-				USING (project_id, status) WHERE coalesce(c.n, 0) <> coalesce(d.n, 0)`,
-				`SELECT count(*) FROM endpoint_counts c FULL JOIN (SELECT project_id, endpoint_id, status, count(*) AS n FROM deliveries GROUP BY 1, 2, 3) d
-				USING (project_id, endpoint_id, status) WHERE coalesce(c.n, 0) <> coalesce(d.n, 0)`,
-				`SELECT count(*) FROM event_counts c FULL JOIN (SELECT project_id, event_id, status, count(*) AS n FROM deliveries GROUP BY 1, 2, 3) d
-				USING (project_id, event_id, status) WHERE coalesce(c.n, 0) <> coalesce(d.n, 0)`,
-			} {
-				var bad int
-				if err := pg.pool.QueryRow(ctx, q).Scan(&bad); err != nil || bad != 0 {
-					t.Errorf("%d counter rows differ from the deliveries (%v):\n%s", bad, err, q)
-				}
-			}
+			checkCounters(t, pg.pool)
 		}
 	})
 }
@@ -490,5 +476,46 @@ func TestPGRefusedChangeIsSetApart(t *testing.T) {
 	// A batch the store takes is applied whole.
 	if refused, err := s.applyOrRefuse(ctx, []*busv1.StateChange{good1.change(success, 1)}); err != nil || len(refused) != 0 {
 		t.Errorf("applyOrRefuse of a good batch = %v, %v", refused, err)
+	}
+}
+
+// checkCounters checks that every counter row holds the number of
+// deliveries it counts, and that none is missing.
+func checkCounters(tb testing.TB, pool *pgxpool.Pool) {
+	tb.Helper()
+	for _, q := range []string{
+		`SELECT count(*) FROM project_counts c FULL JOIN (SELECT project_id, status, count(*) AS n FROM deliveries GROUP BY 1, 2) d
+		USING (project_id, status) WHERE coalesce(c.n, 0) <> coalesce(d.n, 0)`,
+		`SELECT count(*) FROM endpoint_counts c FULL JOIN (SELECT project_id, endpoint_id, status, count(*) AS n FROM deliveries GROUP BY 1, 2, 3) d
+		USING (project_id, endpoint_id, status) WHERE coalesce(c.n, 0) <> coalesce(d.n, 0)`,
+		`SELECT count(*) FROM event_counts c FULL JOIN (SELECT project_id, event_id, status, count(*) AS n FROM deliveries GROUP BY 1, 2, 3) d
+		USING (project_id, event_id, status) WHERE coalesce(c.n, 0) <> coalesce(d.n, 0)`,
+	} {
+		var bad int
+		if err := pool.QueryRow(context.Background(), q).Scan(&bad); err != nil || bad != 0 {
+			tb.Errorf("%d counter rows differ from the deliveries (%v):\n%s", bad, err, q)
+		}
+	}
+}
+
+// TestFillHistory fills a schema twice (as a benchmark on a running
+// service may) and checks the counters against the rows.
+func TestFillHistory(t *testing.T) {
+	t.Parallel()
+	s := testService(t, onPostgres)
+	pool := s.store.(*pgStore).pool
+	fillHistory(t, pool, 3_000)
+	h := fillHistory(t, pool, 2_005)
+	checkCounters(t, pool)
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM deliveries").Scan(&n); err != nil || n != 5_005 {
+		t.Errorf("deliveries = %d, %v; want 5005", n, err)
+	}
+	if len(h.sample) == 0 || len(h.events[h.projects[0]]) == 0 {
+		t.Errorf("history = %+v, want sampled deliveries and events", h)
+	}
+	got, err := s.store.getDelivery(context.Background(), h.sample[0].ProjectID, h.sample[0].ID)
+	if err != nil || got == nil || got.EventID != h.sample[0].EventID {
+		t.Errorf("sampled delivery = %+v, %v", got, err)
 	}
 }
