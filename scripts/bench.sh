@@ -218,7 +218,9 @@ rabbit_pid="$(as_root rabbitmqctl -q status 2>/dev/null | sed -n 's/^OS PID: *\(
 [[ -n $rabbit_pid ]] && watch="rabbitmq=$rabbit_pid,$watch"
 
 status=0
-"$BIN/hookmesh-bench" -api "http://$BENCH_HOST:$BENCH_PORT" -pid "$hookmesh_pid" -watch "$watch" "${args[@]}" || status=$?
+# -history fills the history hookmesh keeps in PostgreSQL.
+HOOKMESH_POSTGRES_URL="$bench_postgres_url" \
+	"$BIN/hookmesh-bench" -api "http://$BENCH_HOST:$BENCH_PORT" -pid "$hookmesh_pid" -watch "$watch" "${args[@]}" || status=$?
 if ((status != 0)); then
 	warn "hookmesh-bench exited with status $status; hookmesh log: ${BENCH_LOG#"$HOOKMESH_ROOT"/}"
 fi
