@@ -217,8 +217,8 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 
 func (h *historyResult) printHuman(w io.Writer) {
 	fmt.Fprintf(w, "\nstatus API over %d stored deliveries (stored in %.1f s), ms:\n", h.Deliveries, h.FillSeconds)
-	fmt.Fprintf(w, "%-48s %8s %8s %8s\n", "query", "p50", "p99", "max")
+	fmt.Fprintf(w, "%-56s %8s %8s %8s\n", "query", "p50", "p99", "max")
 	for _, q := range h.Queries {
-		fmt.Fprintf(w, "%-48s %8.2f %8.2f %8.2f\n", q.Name, q.Latency.P50, q.Latency.P99, q.Latency.Max)
+		fmt.Fprintf(w, "%-56s %8.2f %8.2f %8.2f\n", q.Name, q.Latency.P50, q.Latency.P99, q.Latency.Max)
 	}
 }
