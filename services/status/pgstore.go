@@ -272,6 +272,10 @@ func (s *pgStore) write(ctx context.Context, all []*deliveryWrite, attempts []at
 	ctx, cancel := pgCtx(ctx)
 	defer cancel()
 	ws := dedupeWrites(all)
+	attempts = slices.Clone(attempts)
+	slices.SortFunc(attempts, func(a, b attemptDoc) int {
+		return cmp.Or(cmp.Compare(a.DeliveryID, b.DeliveryID), cmp.Compare(a.Attempt, b.Attempt))
+	})
 	var err error
 	for try := 0; try < 5; try++ {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -1,8 +1,9 @@
 // Package status is the status service: a read model of deliveries and their
-// attempts, in PostgreSQL tables (pgStore) or in MongoDB (deliveryStore), built from the state changes that the router and the
-// deliverers publish (Apply), and the StatusService API that queries it.
+// attempts, in PostgreSQL tables (pgStore) or in MongoDB (deliveryStore),
+// built from the state changes that the router and the deliverers publish
+// (Apply), and the StatusService API that queries it.
 //
-// A delivery document keeps seq = attempt*8 + rank(status); a change is
+// A stored delivery keeps seq = attempt*8 + rank(status); a change is
 // written only when its seq is above the stored one, so replayed and
 // reordered messages are harmless.
 package status
