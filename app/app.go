@@ -298,7 +298,13 @@ func (a *App) assemble(ctx context.Context) error {
 		a.server.AddServices(svc.Register(a.server.Mux(), rest, handlerOpts(eventMax)...)...)
 	}
 	if cfg.has(TargetStatus) {
-		svc := status.New(status.Config{BatchWait: cfg.StatusBatchWait}, a.db("status"), logger)
+		// The history is in PostgreSQL when a URL is configured, else in
+		// MongoDB.
+		pool, err := a.history(ctx, "status")
+		if err != nil {
+			return fmt.Errorf("start status: %w", err)
+		}
+		svc := status.New(status.Config{BatchWait: cfg.StatusBatchWait}, a.db("status"), logger, status.WithPostgres(pool))
 		if err := svc.Init(ctx); err != nil {
 			return fmt.Errorf("start status: %w", err)
 		}

@@ -7,8 +7,10 @@
 # created anew, so every run starts empty), builds .hookmesh/bin/hookmesh and
 # .hookmesh/bin/hookmesh-bench, starts `hookmesh all` on 127.0.0.1:8089 with
 # exchanges and queues of its own (prefix bench<pid>) and a fresh admin key,
-# and runs hookmesh-bench against it. Afterwards it stops hookmesh, deletes
-# the exchanges and queues, and stops the FerretDB.
+# its delivery history in the PostgreSQL database "hookmesh_bench_history"
+# (also created anew; HOOKMESH_POSTGRES_URL=none keeps the history in
+# FerretDB instead), and runs hookmesh-bench against it. Afterwards it stops
+# hookmesh, deletes the exchanges and queues, and stops the FerretDB.
 #
 # Arguments go to hookmesh-bench (see `.hookmesh/bin/hookmesh-bench -h`), e.g.
 #   scripts/bench.sh -events 20000 -shape fanout -endpoints 10
@@ -160,6 +162,15 @@ _pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABA
 	_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" >&2 ||
 	die "could not drop PostgreSQL database $BENCH_DB"
 ensure_database "$BENCH_DB"
+# The delivery history in PostgreSQL tables, as make run keeps it.
+bench_postgres_url=""
+if [[ ${HOOKMESH_POSTGRES_URL:-} != none ]]; then
+	_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS ${BENCH_DB}_history WITH (FORCE)" >&2 2>/dev/null ||
+		_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS ${BENCH_DB}_history" >&2 ||
+		die "could not drop PostgreSQL database ${BENCH_DB}_history"
+	ensure_database "${BENCH_DB}_history"
+	bench_postgres_url="$(pg_url "${BENCH_DB}_history")?sslmode=disable"
+fi
 start_ferretdb "$BENCH_FERRETDB_PORT" "$BENCH_DB" .hookmesh/ferretdb-bench .hookmesh/ferretdb-bench.log >/dev/null 9>&-
 
 build ./cmd/hookmesh hookmesh
@@ -174,6 +185,7 @@ log "starting hookmesh all on $BENCH_HOST:$BENCH_PORT (AMQP prefix $BENCH_PREFIX
 # Its own session, so that a Ctrl-C reaches it once, from cleanup.
 HOOKMESH_HTTP_ADDR="$BENCH_HOST:$BENCH_PORT" \
 	HOOKMESH_MONGODB_URI="$FERRETDB_URI" \
+	HOOKMESH_POSTGRES_URL="$bench_postgres_url" \
 	HOOKMESH_AMQP_URL="amqp://guest:guest@$HOOKMESH_RABBITMQ_HOST:$HOOKMESH_RABBITMQ_PORT/" \
 	HOOKMESH_AMQP_PREFIX="$BENCH_PREFIX" \
 	HOOKMESH_ALLOW_PRIVATE_NETWORKS=true \
@@ -195,9 +207,10 @@ until http_ok "http://$BENCH_HOST:$BENCH_PORT/readyz"; do
 done
 log "hookmesh is ready (pid $hookmesh_pid)"
 
-# Where the time goes: FerretDB, the broker and this database's PostgreSQL
-# backends are measured too (the broker and PostgreSQL are shared with
-# whatever else runs on the machine).
+# Where the time goes: FerretDB, the broker and the PostgreSQL backends of
+# this run's databases (hookmesh_bench and hookmesh_bench_history: both
+# names contain hookmesh_bench) are measured too (the broker and PostgreSQL
+# are shared with whatever else runs on the machine).
 watch="postgres=$BENCH_DB"
 ferretdb_pid="$(cat "$(_ferretdb_pidfile "$BENCH_FERRETDB_PORT")" 2>/dev/null || true)"
 [[ -n $ferretdb_pid ]] && watch="ferretdb=$ferretdb_pid,$watch"
@@ -205,7 +218,9 @@ rabbit_pid="$(as_root rabbitmqctl -q status 2>/dev/null | sed -n 's/^OS PID: *\(
 [[ -n $rabbit_pid ]] && watch="rabbitmq=$rabbit_pid,$watch"
 
 status=0
-"$BIN/hookmesh-bench" -api "http://$BENCH_HOST:$BENCH_PORT" -pid "$hookmesh_pid" -watch "$watch" "${args[@]}" || status=$?
+# -history fills the history hookmesh keeps in PostgreSQL.
+HOOKMESH_POSTGRES_URL="$bench_postgres_url" \
+	"$BIN/hookmesh-bench" -api "http://$BENCH_HOST:$BENCH_PORT" -pid "$hookmesh_pid" -watch "$watch" "${args[@]}" || status=$?
 if ((status != 0)); then
 	warn "hookmesh-bench exited with status $status; hookmesh log: ${BENCH_LOG#"$HOOKMESH_ROOT"/}"
 fi

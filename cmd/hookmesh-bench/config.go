@@ -54,6 +54,14 @@ type config struct {
 	statusCheck   bool
 	statusTimeout time.Duration
 	jsonOnly      bool
+
+	// history is how many made-up deliveries to store in the status
+	// service's PostgreSQL history (postgresURL, historySchema) before the
+	// run, timing its queries over them historyCalls times each; 0: none.
+	history       int
+	historyCalls  int
+	postgresURL   string
+	historySchema string
 }
 
 // watched names a process, by pid, or a group of processes: all those whose
@@ -102,6 +110,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.statusCheck, "status-check", true, "wait for the status service to count every delivery as SUCCESS, and report its lag")
 	fs.DurationVar(&c.statusTimeout, "status-timeout", 60*time.Second, "how long -status-check waits after the last delivery")
 	fs.BoolVar(&c.jsonOnly, "json", false, "print only the JSON result line")
+	fs.IntVar(&c.history, "history", 0, "before sending, store this many made-up deliveries in the status service's PostgreSQL history (COPY, in projects of their own) and time the status API's queries over them")
+	fs.IntVar(&c.historyCalls, "history-calls", 200, "with -history, calls of each query")
+	fs.StringVar(&c.postgresURL, "postgres-url", getenv("HOOKMESH_POSTGRES_URL"), "with -history, the status service's PostgreSQL database (default $HOOKMESH_POSTGRES_URL)")
+	fs.StringVar(&c.historySchema, "history-schema", "hookmesh_status", "with -history, the status service's schema: <HOOKMESH_DATABASE_PREFIX>_status")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -165,6 +177,12 @@ func (c *config) validate() error {
 		return fmt.Errorf("-payload-bytes %d: want at least %d (the payload carries a sequence number and a timestamp)", c.payloadBytes, minPayloadBytes)
 	case c.timeout <= 0 || c.statusTimeout <= 0:
 		return errors.New("-timeout and -status-timeout must be positive")
+	case c.history < 0:
+		return fmt.Errorf("-history %d: want a number of deliveries, or 0 for none", c.history)
+	case c.history > 0 && c.postgresURL == "":
+		return errors.New("-history needs the status service's PostgreSQL database: pass -postgres-url or set HOOKMESH_POSTGRES_URL")
+	case c.history > 0 && c.historyCalls <= 0:
+		return fmt.Errorf("-history-calls %d: want at least 1", c.historyCalls)
 	}
 	return nil
 }

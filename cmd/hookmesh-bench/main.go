@@ -58,6 +58,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logf("project %s, %d endpoint(s) at %s/hooks/N; sending %d events (%s)", p.id, len(p.endpointIDs), recv.url, cfg.events, cfg.shape)
 
+	var history *historyResult
+	if cfg.history > 0 {
+		if history, err = runHistory(ctx, &cfg, logf); err != nil {
+			return 1, err
+		}
+	}
+
 	ld := newLoader(&cfg, newIngester(&cfg, p))
 	progressDone := make(chan struct{})
 	go progress(logf, ld, recv, cfg.events, progressDone)
@@ -72,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	t := match(&cfg, calls, got)
 
 	r := newResult(&cfg, p, calls, t, duplicates+t.redelivered, anonymous)
+	r.History = history
 	if t.lastReceipt.IsZero() {
 		t.lastReceipt = sent
 	}
@@ -94,6 +102,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	if !cfg.jsonOnly {
+		if history != nil {
+			history.printHuman(stdout)
+		}
 		r.printHuman(stdout)
 	}
 	if err := r.printJSON(stdout); err != nil {

@@ -54,6 +54,9 @@ type result struct {
 
 	Status *statusResult `json:"status,omitempty"`
 
+	// History is what -history measured before the run.
+	History *historyResult `json:"history,omitempty"`
+
 	Errors          []string `json:"errors,omitempty"`
 	MissingExamples []string `json:"missing_examples,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
@@ -69,6 +70,24 @@ func CheckChange(c *busv1.StateChange) error {
 	if _, ok := rank(c.GetStatus()); !ok {
 		return fmt.Errorf("state change of delivery %s has invalid status %v", c.GetDeliveryId(), c.GetStatus())
 	}
+	// A time out of 0001–9999 cannot be stored as such (PostgreSQL refuses
+	// or wraps it).
+	for _, t := range []struct {
+		name string
+		ts   *timestamppb.Timestamp
+	}{
+		{"time", c.GetTime()},
+		{"event_create_time", c.GetEventCreateTime()},
+		{"next_attempt_time", c.GetNextAttemptTime()},
+		{"record.start_time", c.GetRecord().GetStartTime()},
+	} {
+		if t.ts == nil {
+			continue
+		}
+		if err := t.ts.CheckValid(); err != nil {
+			return fmt.Errorf("state change of delivery %s has invalid %s: %w", c.GetDeliveryId(), t.name, err)
+		}
+	}
 	return nil
 }
 
@@ -87,10 +106,7 @@ func CheckChange(c *busv1.StateChange) error {
 // skipped.
 func (s *Service) Apply(ctx context.Context, changes []*busv1.StateChange) error {
 	deliveries, attempts := s.plan(changes, time.Now())
-	if err := s.store.insertAttempts(ctx, attempts); err != nil {
-		return fmt.Errorf("apply %d state changes: %w", len(changes), err)
-	}
-	if err := s.store.writeDeliveries(ctx, deliveries); err != nil {
+	if err := s.store.write(ctx, deliveries, attempts); err != nil {
 		return fmt.Errorf("apply %d state changes: %w", len(changes), err)
 	}
 	return nil
@@ -251,7 +267,7 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 			bson.E{Key: "last_status_code", Value: doc.LastStatusCode},
 			bson.E{Key: "last_error", Value: doc.LastError})
 	}
-	return &deliveryWrite{doc: doc, set: set, unset: unset}
+	return &deliveryWrite{doc: doc, set: set, unset: unset, hasRecord: p.record != nil}
 }
 
 // createTime is the event's creation time when any change carries it (all

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
@@ -60,6 +59,12 @@ func TestCheckChange(t *testing.T) {
 		{"no project", &busv1.StateChange{DeliveryId: "d", Status: success}, false},
 		{"unspecified", &busv1.StateChange{DeliveryId: "d", ProjectId: "p"}, false},
 		{"unknown status", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: 42}, false},
+		{"time after 9999", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: success, Time: &timestamppb.Timestamp{Seconds: 1e15}}, false},
+		{"invalid next attempt time", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: retry, NextAttemptTime: &timestamppb.Timestamp{Nanos: -1}}, false},
+		{"invalid start time", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: success,
+			Record: &statusv1.Attempt{StartTime: &timestamppb.Timestamp{Seconds: -1e13}}}, false},
+		{"valid times", &busv1.StateChange{DeliveryId: "d", ProjectId: "p", Status: success, Time: timestamppb.Now(), EventCreateTime: timestamppb.Now(),
+			Record: &statusv1.Attempt{StartTime: timestamppb.Now()}}, true},
 	}
 	for _, tt := range tests {
 		if err := CheckChange(tt.c); (err == nil) != tt.ok {
@@ -116,240 +121,244 @@ type want struct {
 
 func TestApply(t *testing.T) {
 	t.Parallel()
-	s, db := testService(t)
-	ctx := context.Background()
-	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	forEachStore(t, func(t *testing.T, kind string) {
+		s := testService(t, kind)
+		ctx := context.Background()
+		base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 
-	tests := []struct {
-		name    string
-		batches func(d delivery) [][]*busv1.StateChange
-		want    func(d delivery) want
-	}{
-		{
-			name: "in order",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(scheduled, 1)}, {d.change(processing, 1)}, {d.change(success, 1)}}
+		tests := []struct {
+			name    string
+			batches func(d delivery) [][]*busv1.StateChange
+			want    func(d delivery) want
+		}{
+			{
+				name: "in order",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(scheduled, 1)}, {d.change(processing, 1)}, {d.change(success, 1)}}
+				},
+				want: func(d delivery) want {
+					return want{status: success, attempts: 1, records: []uint32{1}, lastCode: 200, updateTime: d.change(success, 1)}
+				},
 			},
-			want: func(d delivery) want {
-				return want{status: success, attempts: 1, records: []uint32{1}, lastCode: 200, updateTime: d.change(success, 1)}
+			{
+				name: "reordered: success, processing, scheduled",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(success, 1)}, {d.change(processing, 1)}, {d.change(scheduled, 1)}}
+				},
+				want: func(d delivery) want {
+					return want{status: success, attempts: 1, records: []uint32{1}, lastCode: 200, updateTime: d.change(success, 1)}
+				},
 			},
-		},
-		{
-			name: "reordered: success, processing, scheduled",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(success, 1)}, {d.change(processing, 1)}, {d.change(scheduled, 1)}}
+			{
+				name: "scheduled after processing does not move back",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(processing, 1)}, {d.change(scheduled, 0)}}
+				},
+				want: func(d delivery) want {
+					return want{status: processing, attempts: 1, updateTime: d.change(processing, 1)}
+				},
 			},
-			want: func(d delivery) want {
-				return want{status: success, attempts: 1, records: []uint32{1}, lastCode: 200, updateTime: d.change(success, 1)}
+			{
+				name: "scheduled attempt 0 then processing attempt 1",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(scheduled, 0)}, {d.change(processing, 1)}}
+				},
+				want: func(d delivery) want {
+					return want{status: processing, attempts: 1, updateTime: d.change(processing, 1)}
+				},
 			},
-		},
-		{
-			name: "scheduled after processing does not move back",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(processing, 1)}, {d.change(scheduled, 0)}}
+			{
+				name: "retry then success on attempt 2",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{
+						{d.change(scheduled, 1)}, {d.change(processing, 1)}, {d.change(retry, 1)},
+						{d.change(processing, 2)}, {d.change(success, 2)},
+					}
+				},
+				want: func(d delivery) want {
+					return want{status: success, attempts: 2, records: []uint32{1, 2}, lastCode: 200, updateTime: d.change(success, 2)}
+				},
 			},
-			want: func(d delivery) want {
-				return want{status: processing, attempts: 1, updateTime: d.change(processing, 1)}
+			{
+				name: "retry waits for its next attempt",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(processing, 1)}, {d.change(retry, 1)}}
+				},
+				want: func(d delivery) want {
+					return want{status: retry, attempts: 1, records: []uint32{1}, lastCode: 503, nextRetry: true, updateTime: d.change(retry, 1)}
+				},
 			},
-		},
-		{
-			name: "scheduled attempt 0 then processing attempt 1",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(scheduled, 0)}, {d.change(processing, 1)}}
+			{
+				name: "processing of attempt 2 after retry of attempt 1 moves forward",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(retry, 1)}, {d.change(processing, 2)}}
+				},
+				want: func(d delivery) want {
+					// The retry's next attempt time is over; its result is
+					// still the latest one.
+					return want{status: processing, attempts: 2, records: []uint32{1}, lastCode: 503, updateTime: d.change(processing, 2)}
+				},
 			},
-			want: func(d delivery) want {
-				return want{status: processing, attempts: 1, updateTime: d.change(processing, 1)}
+			{
+				name: "late retry of attempt 1 after processing of attempt 2",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(processing, 2)}, {d.change(retry, 1)}}
+				},
+				want: func(d delivery) want {
+					return want{status: processing, attempts: 2, records: []uint32{1}, updateTime: d.change(processing, 2)}
+				},
 			},
-		},
-		{
-			name: "retry then success on attempt 2",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{
-					{d.change(scheduled, 1)}, {d.change(processing, 1)}, {d.change(retry, 1)},
-					{d.change(processing, 2)}, {d.change(success, 2)},
+			{
+				name: "coalesced in one batch",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{
+						d.change(scheduled, 1), d.change(processing, 1), d.change(retry, 1),
+						d.change(scheduled, 2), d.change(processing, 2), d.change(failed, 2),
+					}}
+				},
+				want: func(d delivery) want {
+					return want{status: failed, attempts: 2, records: []uint32{1, 2}, lastCode: 503, updateTime: d.change(failed, 2)}
+				},
+			},
+			{
+				name: "coalesced in one batch, reversed",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{
+						d.change(failed, 2), d.change(processing, 2), d.change(scheduled, 2),
+						d.change(retry, 1), d.change(processing, 1), d.change(scheduled, 1),
+					}}
+				},
+				want: func(d delivery) want {
+					return want{status: failed, attempts: 2, records: []uint32{1, 2}, lastCode: 503, updateTime: d.change(failed, 2)}
+				},
+			},
+			{
+				name: "duplicates in a batch and across batches",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					b := []*busv1.StateChange{d.change(scheduled, 1), d.change(scheduled, 1), d.change(success, 1), d.change(success, 1)}
+					return [][]*busv1.StateChange{b, b, {d.change(processing, 1)}, b}
+				},
+				want: func(d delivery) want {
+					return want{status: success, attempts: 1, records: []uint32{1}, lastCode: 200, updateTime: d.change(success, 1)}
+				},
+			},
+			{
+				name: "discarded",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(scheduled, 1)}, {d.change(discarded, 1)}, {d.change(processing, 1)}}
+				},
+				want: func(d delivery) want {
+					return want{status: discarded, attempts: 1, updateTime: d.change(discarded, 1)}
+				},
+			},
+			{
+				name: "discarded by the router before any attempt",
+				batches: func(d delivery) [][]*busv1.StateChange {
+					return [][]*busv1.StateChange{{d.change(discarded, 0)}, {d.change(scheduled, 1)}}
+				},
+				want: func(d delivery) want {
+					return want{status: discarded, attempts: 1, updateTime: d.change(discarded, 0)}
+				},
+			},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				d := delivery{
+					id: ids.New("dlv"), project: "prj_apply", event: "evt_" + fmt.Sprint(i), endpoint: "ep_1",
+					eventType: "invoice.paid", created: base.Add(time.Duration(i) * time.Second),
 				}
-			},
-			want: func(d delivery) want {
-				return want{status: success, attempts: 2, records: []uint32{1, 2}, lastCode: 200, updateTime: d.change(success, 2)}
-			},
-		},
-		{
-			name: "retry waits for its next attempt",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(processing, 1)}, {d.change(retry, 1)}}
-			},
-			want: func(d delivery) want {
-				return want{status: retry, attempts: 1, records: []uint32{1}, lastCode: 503, nextRetry: true, updateTime: d.change(retry, 1)}
-			},
-		},
-		{
-			name: "processing of attempt 2 after retry of attempt 1 moves forward",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(retry, 1)}, {d.change(processing, 2)}}
-			},
-			want: func(d delivery) want {
-				// The retry's next attempt time is over; its result is
-				// still the latest one.
-				return want{status: processing, attempts: 2, records: []uint32{1}, lastCode: 503, updateTime: d.change(processing, 2)}
-			},
-		},
-		{
-			name: "late retry of attempt 1 after processing of attempt 2",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(processing, 2)}, {d.change(retry, 1)}}
-			},
-			want: func(d delivery) want {
-				return want{status: processing, attempts: 2, records: []uint32{1}, updateTime: d.change(processing, 2)}
-			},
-		},
-		{
-			name: "coalesced in one batch",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{
-					d.change(scheduled, 1), d.change(processing, 1), d.change(retry, 1),
-					d.change(scheduled, 2), d.change(processing, 2), d.change(failed, 2),
-				}}
-			},
-			want: func(d delivery) want {
-				return want{status: failed, attempts: 2, records: []uint32{1, 2}, lastCode: 503, updateTime: d.change(failed, 2)}
-			},
-		},
-		{
-			name: "coalesced in one batch, reversed",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{
-					d.change(failed, 2), d.change(processing, 2), d.change(scheduled, 2),
-					d.change(retry, 1), d.change(processing, 1), d.change(scheduled, 1),
-				}}
-			},
-			want: func(d delivery) want {
-				return want{status: failed, attempts: 2, records: []uint32{1, 2}, lastCode: 503, updateTime: d.change(failed, 2)}
-			},
-		},
-		{
-			name: "duplicates in a batch and across batches",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				b := []*busv1.StateChange{d.change(scheduled, 1), d.change(scheduled, 1), d.change(success, 1), d.change(success, 1)}
-				return [][]*busv1.StateChange{b, b, {d.change(processing, 1)}, b}
-			},
-			want: func(d delivery) want {
-				return want{status: success, attempts: 1, records: []uint32{1}, lastCode: 200, updateTime: d.change(success, 1)}
-			},
-		},
-		{
-			name: "discarded",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(scheduled, 1)}, {d.change(discarded, 1)}, {d.change(processing, 1)}}
-			},
-			want: func(d delivery) want {
-				return want{status: discarded, attempts: 1, updateTime: d.change(discarded, 1)}
-			},
-		},
-		{
-			name: "discarded by the router before any attempt",
-			batches: func(d delivery) [][]*busv1.StateChange {
-				return [][]*busv1.StateChange{{d.change(discarded, 0)}, {d.change(scheduled, 1)}}
-			},
-			want: func(d delivery) want {
-				return want{status: discarded, attempts: 1, updateTime: d.change(discarded, 0)}
-			},
-		},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			d := delivery{
-				id: ids.New("dlv"), project: "prj_apply", event: "evt_" + fmt.Sprint(i), endpoint: "ep_1",
-				eventType: "invoice.paid", created: base.Add(time.Duration(i) * time.Second),
-			}
-			batches := tt.batches(d)
-			for _, b := range batches {
-				if err := s.Apply(ctx, b); err != nil {
-					t.Fatalf("Apply: %v", err)
+				batches := tt.batches(d)
+				for _, b := range batches {
+					if err := s.Apply(ctx, b); err != nil {
+						t.Fatalf("Apply: %v", err)
+					}
 				}
-			}
-			w := tt.want(d)
-			got, err := s.store.getDelivery(ctx, d.project, d.id)
-			if err != nil || got == nil {
-				t.Fatalf("getDelivery = %v, %v", got, err)
-			}
-			p := got.proto()
-			if p.Status != w.status || p.Attempts != w.attempts || p.LastStatusCode != w.lastCode {
-				t.Errorf("delivery = %v attempts %d last code %d, want %v attempts %d last code %d",
-					p.Status, p.Attempts, p.LastStatusCode, w.status, w.attempts, w.lastCode)
-			}
-			if (p.NextAttemptTime != nil) != w.nextRetry {
-				t.Errorf("next_attempt_time = %v, want set: %v", p.NextAttemptTime, w.nextRetry)
-			}
-			if !p.CreateTime.AsTime().Equal(d.created) {
-				t.Errorf("create_time = %v, want the event's %v", p.CreateTime.AsTime(), d.created)
-			}
-			if !p.UpdateTime.AsTime().Equal(w.updateTime.Time.AsTime()) {
-				t.Errorf("update_time = %v, want %v", p.UpdateTime.AsTime(), w.updateTime.Time.AsTime())
-			}
-			if p.ProjectId != d.project || p.EventId != d.event || p.EndpointId != d.endpoint || p.EventType != d.eventType {
-				t.Errorf("descriptive fields = %v", p)
-			}
-			attempts, err := s.store.listAttempts(ctx, d.project, d.id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var nums []uint32
-			for _, a := range attempts {
-				nums = append(nums, uint32(a.Attempt))
-			}
-			if !slices.Equal(nums, w.records) {
-				t.Errorf("attempts = %v, want %v", nums, w.records)
-			}
+				w := tt.want(d)
+				got, err := s.store.getDelivery(ctx, d.project, d.id)
+				if err != nil || got == nil {
+					t.Fatalf("getDelivery = %v, %v", got, err)
+				}
+				p := got.proto()
+				if p.Status != w.status || p.Attempts != w.attempts || p.LastStatusCode != w.lastCode {
+					t.Errorf("delivery = %v attempts %d last code %d, want %v attempts %d last code %d",
+						p.Status, p.Attempts, p.LastStatusCode, w.status, w.attempts, w.lastCode)
+				}
+				if (p.NextAttemptTime != nil) != w.nextRetry {
+					t.Errorf("next_attempt_time = %v, want set: %v", p.NextAttemptTime, w.nextRetry)
+				}
+				if !p.CreateTime.AsTime().Equal(d.created) {
+					t.Errorf("create_time = %v, want the event's %v", p.CreateTime.AsTime(), d.created)
+				}
+				if !p.UpdateTime.AsTime().Equal(w.updateTime.Time.AsTime()) {
+					t.Errorf("update_time = %v, want %v", p.UpdateTime.AsTime(), w.updateTime.Time.AsTime())
+				}
+				if p.ProjectId != d.project || p.EventId != d.event || p.EndpointId != d.endpoint || p.EventType != d.eventType {
+					t.Errorf("descriptive fields = %v", p)
+				}
+				attempts, err := s.store.listAttempts(ctx, d.project, d.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var nums []uint32
+				for _, a := range attempts {
+					nums = append(nums, uint32(a.Attempt))
+				}
+				if !slices.Equal(nums, w.records) {
+					t.Errorf("attempts = %v, want %v", nums, w.records)
+				}
 
-			// A replay, in any order, changes nothing.
-			before := snapshot(t, db, d.id)
-			var all []*busv1.StateChange
-			for _, b := range batches {
-				all = append(all, b...)
-				if err := s.Apply(ctx, b); err != nil {
-					t.Fatalf("Apply replay: %v", err)
+				// A replay, in any order, changes nothing.
+				before := snapshot(t, s, d.project, d.id)
+				var all []*busv1.StateChange
+				for _, b := range batches {
+					all = append(all, b...)
+					if err := s.Apply(ctx, b); err != nil {
+						t.Fatalf("Apply replay: %v", err)
+					}
 				}
-			}
-			for i := len(batches) - 1; i >= 0; i-- {
-				if err := s.Apply(ctx, batches[i]); err != nil {
-					t.Fatalf("Apply reversed replay: %v", err)
+				for i := len(batches) - 1; i >= 0; i-- {
+					if err := s.Apply(ctx, batches[i]); err != nil {
+						t.Fatalf("Apply reversed replay: %v", err)
+					}
 				}
-			}
-			rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-			if err := s.Apply(ctx, all); err != nil {
-				t.Fatalf("Apply shuffled replay: %v", err)
-			}
-			if after := snapshot(t, db, d.id); after != before {
-				t.Errorf("a replay changed the documents:\nbefore %s\nafter  %s", before, after)
-			}
-		})
-	}
+				rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+				if err := s.Apply(ctx, all); err != nil {
+					t.Fatalf("Apply shuffled replay: %v", err)
+				}
+				if after := snapshot(t, s, d.project, d.id); after != before {
+					t.Errorf("a replay changed the documents:\nbefore %s\nafter  %s", before, after)
+				}
+			})
+		}
+	})
 }
 
 func TestApplyAttemptRecord(t *testing.T) {
 	t.Parallel()
-	s, _ := testService(t)
-	ctx := context.Background()
-	d := delivery{id: ids.New("dlv"), project: "prj_1", created: time.Now().Truncate(time.Millisecond)}
-	c := d.change(success, 1)
-	if err := s.Apply(ctx, []*busv1.StateChange{c}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.store.listAttempts(ctx, d.project, d.id)
-	if err != nil || len(got) != 1 {
-		t.Fatalf("listAttempts = %v, %v", got, err)
-	}
-	p := got[0].proto()
-	want := c.Record
-	// Header names with '.' and '$', legal in HTTP, survive the store.
-	if p.Attempt != 1 || p.StatusCode != want.StatusCode || p.LatencyMs != want.LatencyMs ||
-		p.ResponseBody != want.ResponseBody || p.RemoteIp != want.RemoteIp || p.Url != want.Url ||
-		!p.StartTime.AsTime().Equal(want.StartTime.AsTime()) ||
-		fmt.Sprint(p.RequestHeaders) != fmt.Sprint(want.RequestHeaders) ||
-		fmt.Sprint(p.ResponseHeaders) != fmt.Sprint(want.ResponseHeaders) {
-		t.Errorf("attempt = %v\nwant %v", p, want)
-	}
+	forEachStore(t, func(t *testing.T, kind string) {
+		s := testService(t, kind)
+		ctx := context.Background()
+		d := delivery{id: ids.New("dlv"), project: "prj_1", created: time.Now().Truncate(time.Millisecond)}
+		c := d.change(success, 1)
+		if err := s.Apply(ctx, []*busv1.StateChange{c}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.store.listAttempts(ctx, d.project, d.id)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("listAttempts = %v, %v", got, err)
+		}
+		p := got[0].proto()
+		want := c.Record
+		// Header names with '.' and '$', legal in HTTP, survive the store.
+		if p.Attempt != 1 || p.StatusCode != want.StatusCode || p.LatencyMs != want.LatencyMs ||
+			p.ResponseBody != want.ResponseBody || p.RemoteIp != want.RemoteIp || p.Url != want.Url ||
+			!p.StartTime.AsTime().Equal(want.StartTime.AsTime()) ||
+			fmt.Sprint(p.RequestHeaders) != fmt.Sprint(want.RequestHeaders) ||
+			fmt.Sprint(p.ResponseHeaders) != fmt.Sprint(want.ResponseHeaders) {
+			t.Errorf("attempt = %v\nwant %v", p, want)
+		}
+	})
 }
 
 // TestApplyStaleChangeDoesNotBlockOthers guards the write path: a change
@@ -359,123 +368,136 @@ func TestApplyAttemptRecord(t *testing.T) {
 // duplicate-key error.)
 func TestApplyStaleChangeDoesNotBlockOthers(t *testing.T) {
 	t.Parallel()
-	s, _ := testService(t)
-	ctx := context.Background()
-	now := time.Now().Truncate(time.Millisecond)
-	var ds []delivery
-	var first, second []*busv1.StateChange
-	for i := range 6 {
-		d := delivery{id: ids.New("dlv"), project: "prj_1", created: now}
-		ds = append(ds, d)
-		if i%2 == 0 {
-			first = append(first, d.change(success, 1))
-			second = append(second, d.change(scheduled, 1)) // stale
-		} else {
-			first = append(first, d.change(scheduled, 1))
-			second = append(second, d.change(processing, 1)) // forward
+	forEachStore(t, func(t *testing.T, kind string) {
+		s := testService(t, kind)
+		ctx := context.Background()
+		now := time.Now().Truncate(time.Millisecond)
+		var ds []delivery
+		var first, second []*busv1.StateChange
+		for i := range 6 {
+			d := delivery{id: ids.New("dlv"), project: "prj_1", created: now}
+			ds = append(ds, d)
+			if i%2 == 0 {
+				first = append(first, d.change(success, 1))
+				second = append(second, d.change(scheduled, 1)) // stale
+			} else {
+				first = append(first, d.change(scheduled, 1))
+				second = append(second, d.change(processing, 1)) // forward
+			}
 		}
-	}
-	for _, b := range [][]*busv1.StateChange{first, second} {
-		if err := s.Apply(ctx, b); err != nil {
-			t.Fatalf("Apply: %v", err)
+		for _, b := range [][]*busv1.StateChange{first, second} {
+			if err := s.Apply(ctx, b); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
 		}
-	}
-	for i, d := range ds {
-		got, err := s.store.getDelivery(ctx, d.project, d.id)
-		if err != nil || got == nil {
-			t.Fatalf("getDelivery: %v, %v", got, err)
+		for i, d := range ds {
+			got, err := s.store.getDelivery(ctx, d.project, d.id)
+			if err != nil || got == nil {
+				t.Fatalf("getDelivery: %v, %v", got, err)
+			}
+			want := success
+			if i%2 == 1 {
+				want = processing
+			}
+			if statusv1.DeliveryStatus(got.Status) != want {
+				t.Errorf("delivery %d: %v, want %v", i, statusv1.DeliveryStatus(got.Status), want)
+			}
 		}
-		want := success
-		if i%2 == 1 {
-			want = processing
-		}
-		if statusv1.DeliveryStatus(got.Status) != want {
-			t.Errorf("delivery %d: %v, want %v", i, statusv1.DeliveryStatus(got.Status), want)
-		}
-	}
+	})
 }
 
 func TestApplyManyDeliveries(t *testing.T) {
 	t.Parallel()
-	s, db := testService(t)
-	ctx := context.Background()
-	const n = 500
-	now := time.Now().Truncate(time.Millisecond)
-	var first, second []*busv1.StateChange
-	for i := range n {
-		d := delivery{id: ids.New("dlv"), project: "prj_many", endpoint: fmt.Sprintf("ep_%d", i%5), created: now}
-		first = append(first, d.change(scheduled, 1))
-		second = append(second, d.change(processing, 1), d.change(success, 1), d.change(scheduled, 1))
-		if i%10 == 0 {
-			first = append(first, d.change(processing, 1))
+	forEachStore(t, func(t *testing.T, kind string) {
+		s := testService(t, kind)
+		ctx := context.Background()
+		const n = 500
+		now := time.Now().Truncate(time.Millisecond)
+		var first, second []*busv1.StateChange
+		for i := range n {
+			d := delivery{id: ids.New("dlv"), project: "prj_many", endpoint: fmt.Sprintf("ep_%d", i%5), created: now}
+			first = append(first, d.change(scheduled, 1))
+			second = append(second, d.change(processing, 1), d.change(success, 1), d.change(scheduled, 1))
+			if i%10 == 0 {
+				first = append(first, d.change(processing, 1))
+			}
 		}
-	}
-	// A malformed change is skipped, not a reason to fail the batch.
-	first = append(first, &busv1.StateChange{DeliveryId: "dlv_bad", ProjectId: "prj_many"})
-	start := time.Now()
-	if err := s.Apply(ctx, first); err != nil {
-		t.Fatalf("Apply first batch: %v", err)
-	}
-	if err := s.Apply(ctx, second); err != nil {
-		t.Fatalf("Apply second batch: %v", err)
-	}
-	t.Logf("applied %d changes to %d deliveries in %v", len(first)+len(second), n, time.Since(start))
-	counts, err := s.store.countDeliveries(ctx, &deliveryQuery{projectID: "prj_many"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts[success] != n || len(counts) != 1 {
-		t.Errorf("counts = %v, want %d SUCCESS only", counts, n)
-	}
-	na, err := db.Collection(attemptsCollection).CountDocuments(ctx, bson.D{})
-	if err != nil || na != n {
-		t.Errorf("attempts = %d, %v; want %d", na, err, n)
-	}
+		// A malformed change is skipped, not a reason to fail the batch.
+		first = append(first, &busv1.StateChange{DeliveryId: "dlv_bad", ProjectId: "prj_many"})
+		start := time.Now()
+		if err := s.Apply(ctx, first); err != nil {
+			t.Fatalf("Apply first batch: %v", err)
+		}
+		if err := s.Apply(ctx, second); err != nil {
+			t.Fatalf("Apply second batch: %v", err)
+		}
+		t.Logf("applied %d changes to %d deliveries in %v", len(first)+len(second), n, time.Since(start))
+		counts, err := s.store.countDeliveries(ctx, &deliveryQuery{projectID: "prj_many"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[success] != n || len(counts) != 1 {
+			t.Errorf("counts = %v, want %d SUCCESS only", counts, n)
+		}
+		if na := countAttempts(t, s); na != n {
+			t.Errorf("attempts = %d, want %d", na, n)
+		}
+	})
 }
 
 func TestApplyFailsWhenStoreFails(t *testing.T) {
 	t.Parallel()
-	s, _ := testService(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	d := delivery{id: ids.New("dlv"), project: "prj_1", created: time.Now()}
-	if err := s.Apply(ctx, []*busv1.StateChange{d.change(success, 1)}); err == nil {
-		t.Fatal("Apply with a canceled context returned nil: the caller would ack unwritten changes")
-	}
+	forEachStore(t, func(t *testing.T, kind string) {
+		s := testService(t, kind)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d := delivery{id: ids.New("dlv"), project: "prj_1", created: time.Now()}
+		if err := s.Apply(ctx, []*busv1.StateChange{d.change(success, 1)}); err == nil {
+			t.Fatal("Apply with a canceled context returned nil: the caller would ack unwritten changes")
+		}
+	})
 }
 
 func TestApplyWithoutTimes(t *testing.T) {
 	t.Parallel()
-	s, _ := testService(t)
-	ctx := context.Background()
-	c := &busv1.StateChange{DeliveryId: ids.New("dlv"), ProjectId: "prj_1", Status: scheduled}
-	before := time.Now().Add(-time.Millisecond)
-	if err := s.Apply(ctx, []*busv1.StateChange{c}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.store.getDelivery(ctx, "prj_1", c.DeliveryId)
-	if err != nil || got == nil {
-		t.Fatalf("getDelivery = %v, %v", got, err)
-	}
-	if got.CreateTime.Before(before) || got.Attempts != 0 {
-		t.Errorf("delivery = %+v: want create_time now and attempts 0 (scheduled, not attempted)", got)
-	}
-	// A later change keeps the first create_time.
-	c2 := &busv1.StateChange{DeliveryId: c.DeliveryId, ProjectId: "prj_1", Status: processing, Attempt: 1,
-		Time: timestamppb.New(time.Now().Add(time.Hour)), EventCreateTime: timestamppb.New(time.Now().Add(time.Hour))}
-	if err := s.Apply(ctx, []*busv1.StateChange{c2}); err != nil {
-		t.Fatal(err)
-	}
-	got2, _ := s.store.getDelivery(ctx, "prj_1", c.DeliveryId)
-	if !got2.CreateTime.Equal(got.CreateTime) || got2.Status != int32(processing) {
-		t.Errorf("after a second change: %+v, want create_time %v kept and PROCESSING", got2, got.CreateTime)
-	}
+	forEachStore(t, func(t *testing.T, kind string) {
+		s := testService(t, kind)
+		ctx := context.Background()
+		c := &busv1.StateChange{DeliveryId: ids.New("dlv"), ProjectId: "prj_1", Status: scheduled}
+		before := time.Now().Add(-time.Millisecond)
+		if err := s.Apply(ctx, []*busv1.StateChange{c}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.store.getDelivery(ctx, "prj_1", c.DeliveryId)
+		if err != nil || got == nil {
+			t.Fatalf("getDelivery = %v, %v", got, err)
+		}
+		if got.CreateTime.Before(before) || got.Attempts != 0 {
+			t.Errorf("delivery = %+v: want create_time now and attempts 0 (scheduled, not attempted)", got)
+		}
+		// A later change keeps the first create_time.
+		c2 := &busv1.StateChange{DeliveryId: c.DeliveryId, ProjectId: "prj_1", Status: processing, Attempt: 1,
+			Time: timestamppb.New(time.Now().Add(time.Hour)), EventCreateTime: timestamppb.New(time.Now().Add(time.Hour))}
+		if err := s.Apply(ctx, []*busv1.StateChange{c2}); err != nil {
+			t.Fatal(err)
+		}
+		got2, _ := s.store.getDelivery(ctx, "prj_1", c.DeliveryId)
+		if !got2.CreateTime.Equal(got.CreateTime) || got2.Status != int32(processing) {
+			t.Errorf("after a second change: %+v, want create_time %v kept and PROCESSING", got2, got.CreateTime)
+		}
+	})
 }
 
 // BenchmarkApply applies batches of 100 SCHEDULED changes for fresh
 // deliveries, then a batch of their SUCCESS (with attempt records).
 func BenchmarkApply(b *testing.B) {
-	s, _ := testService(b)
+	for _, kind := range storeKinds {
+		b.Run(kind, func(b *testing.B) { benchmarkApply(b, kind) })
+	}
+}
+
+func benchmarkApply(b *testing.B, kind string) {
+	s := testService(b, kind)
 	ctx := context.Background()
 	const batch = 100
 	now := time.Now().Truncate(time.Millisecond)

@@ -15,7 +15,8 @@ const DefaultDatabase = "hookmesh_status"
 // Config is the status service's configuration.
 type Config struct {
 	// Database is the name of the MongoDB database that holds deliveries and
-	// attempts. The caller opens it and passes it to New.
+	// attempts when they are not kept in PostgreSQL (WithPostgres). The
+	// caller opens it and passes it to New.
 	Database string
 	// BatchSize is the most state changes of one partition applied together;
 	// 5000 when zero.
@@ -47,7 +48,7 @@ func (c *Config) defaults() {
 // starting with prefix (for example "status.").
 func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.Database, prefix+"mongodb-database", DefaultDatabase,
-		"MongoDB database that holds deliveries and attempts")
+		"MongoDB database that holds deliveries and attempts (unless they are kept in PostgreSQL)")
 }
 
 // Validate reports a configuration that cannot work.

@@ -2,15 +2,18 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/pgdb"
 )
 
 // Consume applies state changes from every status partition until ctx ends.
@@ -53,19 +56,28 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 		changes = append(changes, &sc)
 		from = append(from, d)
 	}
-	err := s.Apply(ctx, changes)
-	if err == nil || s.storeWrites(ctx) != nil {
-		// Applied, or the store takes no write at all (away, full): the
-		// batch is tried again.
-		return err
+	refused, err := s.applyOrRefuse(ctx, changes)
+	for i, err := range refused {
+		from[i].Park(err)
 	}
-	// The store takes writes but refuses the batch: apply its changes one
-	// at a time, so that only a change the store refuses (a document it
-	// rejects) is set aside, in the parking queue with the reason, instead
-	// of holding its partition forever. Apply is idempotent and
-	// order-insensitive, so applying again what the batch stored is
-	// harmless.
+	return err
+}
+
+// applyOrRefuse applies changes. When the store refuses the batch for what
+// it holds (a value it cannot store), not because it is away or full, it
+// applies the changes one at a time, so that one change it can never store
+// does not hold up its partition forever: it returns those the store
+// refuses, by index, for the caller to park with the reason. Apply is
+// idempotent and order-insensitive, so applying again what the batch stored
+// is harmless.
+func (s *Service) applyOrRefuse(ctx context.Context, changes []*busv1.StateChange) (map[int]error, error) {
+	err := s.Apply(ctx, changes)
+	if err == nil || len(changes) == 0 || !s.refusedForGood(ctx, err) {
+		// Applied, or the store is away: the batch is tried again.
+		return nil, err
+	}
 	s.logger.WarnContext(ctx, "the status store refused a batch of state changes; applying them one by one", "changes", len(changes), "err", err)
+	refused := map[int]error{}
 	for i, c := range changes {
 		var cerr error
 		for attempt := range refusedAttempts {
@@ -77,30 +89,41 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 		if cerr == nil {
 			continue
 		}
-		// Refused alone, while the store takes other writes: refused for
-		// what it holds.
-		if s.storeWrites(ctx) != nil {
-			return cerr
+		if !s.refusedForGood(ctx, cerr) {
+			return nil, cerr
 		}
 		s.logger.ErrorContext(ctx, "the status store refuses a state change; parking it", "delivery_id", c.GetDeliveryId(),
 			"project_id", c.GetProjectId(), "status", c.GetStatus().String(), "err", cerr)
-		from[i].Park(fmt.Errorf("the status store refuses this state change of delivery %s: %w", c.GetDeliveryId(), cerr))
+		refused[i] = fmt.Errorf("the status store refuses this state change of delivery %s: %w", c.GetDeliveryId(), cerr)
 	}
-	return nil
+	return refused, nil
 }
 
 // refusedAttempts is how many times a change is applied alone before a
 // refusal counts as final.
 const refusedAttempts = 3
 
+// refusedForGood reports whether err is the store refusing what a change
+// holds, which trying again cannot fix, rather than the store being away.
+// PostgreSQL says so with the error's class; for MongoDB, a harmless probe
+// write that succeeds shows the store takes writes.
+func (s *Service) refusedForGood(ctx context.Context, err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return !pgdb.Retryable(err)
+	}
+	if ms, ok := s.store.(*deliveryStore); ok {
+		return ms.storeWrites(ctx) == nil
+	}
+	return false
+}
+
 // storeWrites makes a harmless write to the status database (the time in
-// the one document of its "probe" collection): when the store takes it, a
-// write it refuses is refused for what it holds, not because the store is
-// away or full.
-func (s *Service) storeWrites(ctx context.Context) error {
+// the one document of its "probe" collection).
+func (s *deliveryStore) storeWrites(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := s.store.deliveries.Database().Collection(probeCollection).UpdateOne(pctx,
+	_, err := s.deliveries.Database().Collection(probeCollection).UpdateOne(pctx,
 		bson.D{{Key: "_id", Value: "probe"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "time", Value: time.Now().UTC()}}}},
 		options.UpdateOne().SetUpsert(true))
 	return err

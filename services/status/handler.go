@@ -31,7 +31,7 @@ var allStatuses = []statusv1.DeliveryStatus{
 // handler serves StatusService. Errors that are not *connect.Error are
 // unexpected; the apierr interceptor logs them and answers Internal.
 type handler struct {
-	store   *deliveryStore
+	store   historyStore
 	retrier *retrier
 }
 

@@ -215,9 +215,9 @@ type fixture struct {
 
 // seed applies deliveries for two events of project A over three endpoints
 // with every status, and one delivery of project B.
-func seed(t *testing.T) *fixture {
+func seed(t *testing.T, kind string) *fixture {
 	t.Helper()
-	s, _ := testService(t)
+	s := testService(t, kind)
 	ctx := context.Background()
 	f := &fixture{s: s, base: time.Now().Add(-time.Hour).Truncate(time.Millisecond)}
 	var changes []*busv1.StateChange
@@ -280,232 +280,234 @@ func idsOf(ds []*statusv1.Delivery) []string {
 
 func TestHandlers(t *testing.T) {
 	t.Parallel()
-	f := seed(t)
-	ctx := context.Background()
-	for _, tr := range f.transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			a, b, admin := tr.dial(keyA), tr.dial(keyB), tr.dial(adminKey)
+	forEachStore(t, func(t *testing.T, kind string) {
+		f := seed(t, kind)
+		ctx := context.Background()
+		for _, tr := range f.transports {
+			t.Run(tr.name, func(t *testing.T) {
+				t.Parallel()
+				a, b, admin := tr.dial(keyA), tr.dial(keyB), tr.dial(adminKey)
 
-			t.Run("GetDelivery", func(t *testing.T) {
-				want := f.all[0]
-				for _, c := range []statusClient{a, admin} {
-					got, err := c.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectA, DeliveryId: want.Id})
-					if err != nil {
-						t.Fatalf("GetDelivery: %v", err)
-					}
-					if d := got.Delivery; d.Id != want.Id || d.Status != want.Status || d.EventId != want.EventId ||
-						!d.CreateTime.AsTime().Equal(want.CreateTime.AsTime()) || d.Attempts != want.Attempts {
-						t.Errorf("GetDelivery = %v, want %v", d, want)
-					}
-				}
-			})
-
-			t.Run("other project", func(t *testing.T) {
-				// Project B's key asking in its own project for A's delivery.
-				_, err := b.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectB, DeliveryId: f.all[0].Id})
-				wantMsg := fmt.Sprintf("delivery %q not found in project %q", f.all[0].Id, projectB)
-				if codeOf(err) != connect.CodeNotFound || messageOf(err) != wantMsg {
-					t.Errorf("GetDelivery of another project's delivery: %v, want NotFound %q", err, wantMsg)
-				}
-				_, err = b.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectB, DeliveryId: f.withTries})
-				if codeOf(err) != connect.CodeNotFound {
-					t.Errorf("ListAttempts of another project's delivery: %v, want NotFound", err)
-				}
-				// Project A's key asking inside project B.
-				_, err = a.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectB, DeliveryId: f.ofB})
-				if codeOf(err) != connect.CodeNotFound {
-					t.Errorf("GetDelivery in a project of another key: %v, want NotFound", err)
-				}
-				res, err := a.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectB})
-				if codeOf(err) != connect.CodeNotFound {
-					t.Errorf("ListDeliveries in a project of another key: %v %v, want NotFound", res, err)
-				}
-				_, err = a.CountDeliveries(ctx, &statusv1.CountDeliveriesRequest{ProjectId: projectB})
-				if codeOf(err) != connect.CodeNotFound {
-					t.Errorf("CountDeliveries in a project of another key: %v, want NotFound", err)
-				}
-				// Project B sees only its own delivery.
-				got, err := b.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectB})
-				if err != nil || !slices.Equal(idsOf(got.GetDeliveries()), []string{f.ofB}) {
-					t.Errorf("ListDeliveries of project B = %v, %v; want only %s", idsOf(got.GetDeliveries()), err, f.ofB)
-				}
-			})
-
-			t.Run("authentication", func(t *testing.T) {
-				_, err := tr.dial("no-such-key").GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectA, DeliveryId: f.all[0].Id})
-				if codeOf(err) != connect.CodeUnauthenticated {
-					t.Errorf("unknown key: %v, want Unauthenticated", err)
-				}
-			})
-
-			t.Run("ListAttempts", func(t *testing.T) {
-				got, err := a.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectA, DeliveryId: f.withTries})
-				if err != nil {
-					t.Fatalf("ListAttempts: %v", err)
-				}
-				var nums []uint32
-				for _, at := range got.Attempts {
-					nums = append(nums, at.Attempt)
-					if at.DeliveryId != f.withTries || at.StatusCode != 503 || at.StartTime == nil || at.ResponseHeaders["X.Dotted"] == "" {
-						t.Errorf("attempt = %v", at)
-					}
-				}
-				if !slices.Equal(nums, []uint32{1, 2, 3}) {
-					t.Errorf("attempts = %v, want 1, 2, 3", nums)
-				}
-				_, err = a.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectA, DeliveryId: "dlv_missing"})
-				if codeOf(err) != connect.CodeNotFound || !strings.Contains(messageOf(err), `"dlv_missing"`) {
-					t.Errorf("ListAttempts of a missing delivery: %v, want NotFound naming it", err)
-				}
-				// A delivery with no attempt yet has an empty list.
-				none := f.where(func(d *statusv1.Delivery) bool { return d.Status == scheduled })[0]
-				got, err = a.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectA, DeliveryId: none})
-				if err != nil || len(got.Attempts) != 0 {
-					t.Errorf("ListAttempts of a scheduled delivery = %v, %v; want none", got, err)
-				}
-			})
-
-			t.Run("ListDeliveries filters", func(t *testing.T) {
-				start, end := f.base.Add(time.Minute), f.base.Add(2*time.Minute)
-				tests := []struct {
-					name  string
-					req   *statusv1.ListDeliveriesRequest
-					match func(*statusv1.Delivery) bool
-				}{
-					{"all", &statusv1.ListDeliveriesRequest{}, func(*statusv1.Delivery) bool { return true }},
-					{"event", &statusv1.ListDeliveriesRequest{EventId: "evt_1"},
-						func(d *statusv1.Delivery) bool { return d.EventId == "evt_1" }},
-					{"endpoint", &statusv1.ListDeliveriesRequest{EndpointId: "ep_2"},
-						func(d *statusv1.Delivery) bool { return d.EndpointId == "ep_2" }},
-					{"event type", &statusv1.ListDeliveriesRequest{EventType: "invoice.failed"},
-						func(d *statusv1.Delivery) bool { return d.EventType == "invoice.failed" }},
-					{"one status", &statusv1.ListDeliveriesRequest{Statuses: []statusv1.DeliveryStatus{success}},
-						func(d *statusv1.Delivery) bool { return d.Status == success }},
-					{"statuses", &statusv1.ListDeliveriesRequest{Statuses: []statusv1.DeliveryStatus{failed, discarded, failed}},
-						func(d *statusv1.Delivery) bool { return d.Status == failed || d.Status == discarded }},
-					{"time range", &statusv1.ListDeliveriesRequest{StartTime: timestamppb.New(start), EndTime: timestamppb.New(end)},
-						func(d *statusv1.Delivery) bool {
-							ct := d.CreateTime.AsTime()
-							return !ct.Before(start) && ct.Before(end)
-						}},
-					{"combined", &statusv1.ListDeliveriesRequest{EndpointId: "ep_2", Statuses: []statusv1.DeliveryStatus{failed}, StartTime: timestamppb.New(start)},
-						func(d *statusv1.Delivery) bool {
-							return d.EndpointId == "ep_2" && d.Status == failed && !d.CreateTime.AsTime().Before(start)
-						}},
-					{"nothing", &statusv1.ListDeliveriesRequest{EventId: "evt_none"}, func(*statusv1.Delivery) bool { return false }},
-				}
-				for _, tt := range tests {
-					tt.req.ProjectId = projectA
-					got, err := a.ListDeliveries(ctx, tt.req)
-					if err != nil {
-						t.Errorf("%s: %v", tt.name, err)
-						continue
-					}
-					want := f.where(tt.match)
-					if tt.name != "nothing" && len(want) == 0 {
-						t.Fatalf("%s: the fixture has no matching delivery", tt.name)
-					}
-					if !slices.Equal(idsOf(got.Deliveries), want) || got.NextPageToken != "" {
-						t.Errorf("%s: ListDeliveries = %v (next %q), want %v", tt.name, idsOf(got.Deliveries), got.NextPageToken, want)
-					}
-				}
-			})
-
-			t.Run("bad input", func(t *testing.T) {
-				page, err := a.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageSize: 2})
-				if err != nil || page.NextPageToken == "" {
-					t.Fatalf("first page: %v, %v", page, err)
-				}
-				tests := []struct {
-					name  string
-					req   *statusv1.ListDeliveriesRequest
-					field string
-				}{
-					{"no project", &statusv1.ListDeliveriesRequest{}, "project_id"},
-					{"page too large", &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageSize: 501}, "page_size"},
-					{"garbage token", &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageToken: "not a token!"}, "page_token"},
-					{"truncated token", &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageToken: page.NextPageToken[:10]}, "page_token"},
-					{"token of other filters", &statusv1.ListDeliveriesRequest{ProjectId: projectA, EventId: "evt_1", PageToken: page.NextPageToken}, "page_token"},
-					{"unspecified status", &statusv1.ListDeliveriesRequest{ProjectId: projectA, Statuses: []statusv1.DeliveryStatus{success, 0}}, "statuses"},
-					{"unknown status", &statusv1.ListDeliveriesRequest{ProjectId: projectA, Statuses: []statusv1.DeliveryStatus{99}}, "statuses"},
-					{"end before start", &statusv1.ListDeliveriesRequest{ProjectId: projectA,
-						StartTime: timestamppb.New(f.base), EndTime: timestamppb.New(f.base.Add(-time.Second))}, "end_time"},
-					{"invalid time", &statusv1.ListDeliveriesRequest{ProjectId: projectA, StartTime: &timestamppb.Timestamp{Nanos: -1}}, "start_time"},
-				}
-				for _, tt := range tests {
-					_, err := a.ListDeliveries(ctx, tt.req)
-					if codeOf(err) != connect.CodeInvalidArgument || !strings.HasPrefix(messageOf(err), tt.field+": ") {
-						t.Errorf("%s: %v, want InvalidArgument naming %s", tt.name, err, tt.field)
-					}
-				}
-				if _, err := a.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageSize: 500}); err != nil {
-					t.Errorf("page_size 500: %v", err)
-				}
-				_, err = a.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectA})
-				if codeOf(err) != connect.CodeInvalidArgument || !strings.HasPrefix(messageOf(err), "delivery_id: ") {
-					t.Errorf("GetDelivery without delivery_id: %v, want InvalidArgument naming delivery_id", err)
-				}
-			})
-
-			t.Run("CountDeliveries", func(t *testing.T) {
-				tests := []struct {
-					req   *statusv1.CountDeliveriesRequest
-					match func(*statusv1.Delivery) bool
-				}{
-					{&statusv1.CountDeliveriesRequest{}, func(*statusv1.Delivery) bool { return true }},
-					{&statusv1.CountDeliveriesRequest{EventId: "evt_2"}, func(d *statusv1.Delivery) bool { return d.EventId == "evt_2" }},
-					{&statusv1.CountDeliveriesRequest{EndpointId: "ep_1"}, func(d *statusv1.Delivery) bool { return d.EndpointId == "ep_1" }},
-					{&statusv1.CountDeliveriesRequest{EventId: "evt_2", EndpointId: "ep_0"},
-						func(d *statusv1.Delivery) bool { return d.EventId == "evt_2" && d.EndpointId == "ep_0" }},
-				}
-				for _, tt := range tests {
-					tt.req.ProjectId = projectA
-					got, err := a.CountDeliveries(ctx, tt.req)
-					if err != nil {
-						t.Fatalf("CountDeliveries(%v): %v", tt.req, err)
-					}
-					want := map[statusv1.DeliveryStatus]uint64{}
-					var total uint64
-					for _, d := range f.all {
-						if tt.match(d) {
-							want[d.Status]++
-							total++
+				t.Run("GetDelivery", func(t *testing.T) {
+					want := f.all[0]
+					for _, c := range []statusClient{a, admin} {
+						got, err := c.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectA, DeliveryId: want.Id})
+						if err != nil {
+							t.Fatalf("GetDelivery: %v", err)
+						}
+						if d := got.Delivery; d.Id != want.Id || d.Status != want.Status || d.EventId != want.EventId ||
+							!d.CreateTime.AsTime().Equal(want.CreateTime.AsTime()) || d.Attempts != want.Attempts {
+							t.Errorf("GetDelivery = %v, want %v", d, want)
 						}
 					}
-					gotMap := map[statusv1.DeliveryStatus]uint64{}
-					var order []statusv1.DeliveryStatus
-					for _, c := range got.Counts {
-						if c.Count > 0 {
-							gotMap[c.Status] = c.Count
-						}
-						order = append(order, c.Status)
-					}
-					if fmt.Sprint(gotMap) != fmt.Sprint(want) || got.Total != total || !slices.Equal(order, allStatuses) {
-						t.Errorf("CountDeliveries(%v) = %v total %d, want %v total %d, every status in order", tt.req, got.Counts, got.Total, want, total)
-					}
-				}
-			})
+				})
 
-			t.Run("manual retries", func(t *testing.T) {
-				id := f.all[0].Id
-				_, err1 := a.RetryDelivery(ctx, &statusv1.RetryDeliveryRequest{ProjectId: projectA, DeliveryId: id})
-				_, err2 := a.ForceRetryDelivery(ctx, &statusv1.ForceRetryDeliveryRequest{ProjectId: projectA, DeliveryId: id})
-				_, err3 := a.BatchRetryDeliveries(ctx, &statusv1.BatchRetryDeliveriesRequest{ProjectId: projectA, DryRun: true})
-				for _, err := range []error{err1, err2, err3} {
-					// This service was built without EnableRetries; the
-					// retries themselves are tested end to end in integration.
-					if codeOf(err) != connect.CodeUnimplemented || !strings.Contains(messageOf(err), "not enabled") {
-						t.Errorf("manual retry: %v, want Unimplemented", err)
+				t.Run("other project", func(t *testing.T) {
+					// Project B's key asking in its own project for A's delivery.
+					_, err := b.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectB, DeliveryId: f.all[0].Id})
+					wantMsg := fmt.Sprintf("delivery %q not found in project %q", f.all[0].Id, projectB)
+					if codeOf(err) != connect.CodeNotFound || messageOf(err) != wantMsg {
+						t.Errorf("GetDelivery of another project's delivery: %v, want NotFound %q", err, wantMsg)
 					}
-				}
-				_, err := b.RetryDelivery(ctx, &statusv1.RetryDeliveryRequest{ProjectId: projectA, DeliveryId: id})
-				if codeOf(err) != connect.CodeNotFound {
-					t.Errorf("RetryDelivery in another key's project: %v, want NotFound", err)
-				}
+					_, err = b.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectB, DeliveryId: f.withTries})
+					if codeOf(err) != connect.CodeNotFound {
+						t.Errorf("ListAttempts of another project's delivery: %v, want NotFound", err)
+					}
+					// Project A's key asking inside project B.
+					_, err = a.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectB, DeliveryId: f.ofB})
+					if codeOf(err) != connect.CodeNotFound {
+						t.Errorf("GetDelivery in a project of another key: %v, want NotFound", err)
+					}
+					res, err := a.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectB})
+					if codeOf(err) != connect.CodeNotFound {
+						t.Errorf("ListDeliveries in a project of another key: %v %v, want NotFound", res, err)
+					}
+					_, err = a.CountDeliveries(ctx, &statusv1.CountDeliveriesRequest{ProjectId: projectB})
+					if codeOf(err) != connect.CodeNotFound {
+						t.Errorf("CountDeliveries in a project of another key: %v, want NotFound", err)
+					}
+					// Project B sees only its own delivery.
+					got, err := b.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectB})
+					if err != nil || !slices.Equal(idsOf(got.GetDeliveries()), []string{f.ofB}) {
+						t.Errorf("ListDeliveries of project B = %v, %v; want only %s", idsOf(got.GetDeliveries()), err, f.ofB)
+					}
+				})
+
+				t.Run("authentication", func(t *testing.T) {
+					_, err := tr.dial("no-such-key").GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectA, DeliveryId: f.all[0].Id})
+					if codeOf(err) != connect.CodeUnauthenticated {
+						t.Errorf("unknown key: %v, want Unauthenticated", err)
+					}
+				})
+
+				t.Run("ListAttempts", func(t *testing.T) {
+					got, err := a.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectA, DeliveryId: f.withTries})
+					if err != nil {
+						t.Fatalf("ListAttempts: %v", err)
+					}
+					var nums []uint32
+					for _, at := range got.Attempts {
+						nums = append(nums, at.Attempt)
+						if at.DeliveryId != f.withTries || at.StatusCode != 503 || at.StartTime == nil || at.ResponseHeaders["X.Dotted"] == "" {
+							t.Errorf("attempt = %v", at)
+						}
+					}
+					if !slices.Equal(nums, []uint32{1, 2, 3}) {
+						t.Errorf("attempts = %v, want 1, 2, 3", nums)
+					}
+					_, err = a.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectA, DeliveryId: "dlv_missing"})
+					if codeOf(err) != connect.CodeNotFound || !strings.Contains(messageOf(err), `"dlv_missing"`) {
+						t.Errorf("ListAttempts of a missing delivery: %v, want NotFound naming it", err)
+					}
+					// A delivery with no attempt yet has an empty list.
+					none := f.where(func(d *statusv1.Delivery) bool { return d.Status == scheduled })[0]
+					got, err = a.ListAttempts(ctx, &statusv1.ListAttemptsRequest{ProjectId: projectA, DeliveryId: none})
+					if err != nil || len(got.Attempts) != 0 {
+						t.Errorf("ListAttempts of a scheduled delivery = %v, %v; want none", got, err)
+					}
+				})
+
+				t.Run("ListDeliveries filters", func(t *testing.T) {
+					start, end := f.base.Add(time.Minute), f.base.Add(2*time.Minute)
+					tests := []struct {
+						name  string
+						req   *statusv1.ListDeliveriesRequest
+						match func(*statusv1.Delivery) bool
+					}{
+						{"all", &statusv1.ListDeliveriesRequest{}, func(*statusv1.Delivery) bool { return true }},
+						{"event", &statusv1.ListDeliveriesRequest{EventId: "evt_1"},
+							func(d *statusv1.Delivery) bool { return d.EventId == "evt_1" }},
+						{"endpoint", &statusv1.ListDeliveriesRequest{EndpointId: "ep_2"},
+							func(d *statusv1.Delivery) bool { return d.EndpointId == "ep_2" }},
+						{"event type", &statusv1.ListDeliveriesRequest{EventType: "invoice.failed"},
+							func(d *statusv1.Delivery) bool { return d.EventType == "invoice.failed" }},
+						{"one status", &statusv1.ListDeliveriesRequest{Statuses: []statusv1.DeliveryStatus{success}},
+							func(d *statusv1.Delivery) bool { return d.Status == success }},
+						{"statuses", &statusv1.ListDeliveriesRequest{Statuses: []statusv1.DeliveryStatus{failed, discarded, failed}},
+							func(d *statusv1.Delivery) bool { return d.Status == failed || d.Status == discarded }},
+						{"time range", &statusv1.ListDeliveriesRequest{StartTime: timestamppb.New(start), EndTime: timestamppb.New(end)},
+							func(d *statusv1.Delivery) bool {
+								ct := d.CreateTime.AsTime()
+								return !ct.Before(start) && ct.Before(end)
+							}},
+						{"combined", &statusv1.ListDeliveriesRequest{EndpointId: "ep_2", Statuses: []statusv1.DeliveryStatus{failed}, StartTime: timestamppb.New(start)},
+							func(d *statusv1.Delivery) bool {
+								return d.EndpointId == "ep_2" && d.Status == failed && !d.CreateTime.AsTime().Before(start)
+							}},
+						{"nothing", &statusv1.ListDeliveriesRequest{EventId: "evt_none"}, func(*statusv1.Delivery) bool { return false }},
+					}
+					for _, tt := range tests {
+						tt.req.ProjectId = projectA
+						got, err := a.ListDeliveries(ctx, tt.req)
+						if err != nil {
+							t.Errorf("%s: %v", tt.name, err)
+							continue
+						}
+						want := f.where(tt.match)
+						if tt.name != "nothing" && len(want) == 0 {
+							t.Fatalf("%s: the fixture has no matching delivery", tt.name)
+						}
+						if !slices.Equal(idsOf(got.Deliveries), want) || got.NextPageToken != "" {
+							t.Errorf("%s: ListDeliveries = %v (next %q), want %v", tt.name, idsOf(got.Deliveries), got.NextPageToken, want)
+						}
+					}
+				})
+
+				t.Run("bad input", func(t *testing.T) {
+					page, err := a.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageSize: 2})
+					if err != nil || page.NextPageToken == "" {
+						t.Fatalf("first page: %v, %v", page, err)
+					}
+					tests := []struct {
+						name  string
+						req   *statusv1.ListDeliveriesRequest
+						field string
+					}{
+						{"no project", &statusv1.ListDeliveriesRequest{}, "project_id"},
+						{"page too large", &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageSize: 501}, "page_size"},
+						{"garbage token", &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageToken: "not a token!"}, "page_token"},
+						{"truncated token", &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageToken: page.NextPageToken[:10]}, "page_token"},
+						{"token of other filters", &statusv1.ListDeliveriesRequest{ProjectId: projectA, EventId: "evt_1", PageToken: page.NextPageToken}, "page_token"},
+						{"unspecified status", &statusv1.ListDeliveriesRequest{ProjectId: projectA, Statuses: []statusv1.DeliveryStatus{success, 0}}, "statuses"},
+						{"unknown status", &statusv1.ListDeliveriesRequest{ProjectId: projectA, Statuses: []statusv1.DeliveryStatus{99}}, "statuses"},
+						{"end before start", &statusv1.ListDeliveriesRequest{ProjectId: projectA,
+							StartTime: timestamppb.New(f.base), EndTime: timestamppb.New(f.base.Add(-time.Second))}, "end_time"},
+						{"invalid time", &statusv1.ListDeliveriesRequest{ProjectId: projectA, StartTime: &timestamppb.Timestamp{Nanos: -1}}, "start_time"},
+					}
+					for _, tt := range tests {
+						_, err := a.ListDeliveries(ctx, tt.req)
+						if codeOf(err) != connect.CodeInvalidArgument || !strings.HasPrefix(messageOf(err), tt.field+": ") {
+							t.Errorf("%s: %v, want InvalidArgument naming %s", tt.name, err, tt.field)
+						}
+					}
+					if _, err := a.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: projectA, PageSize: 500}); err != nil {
+						t.Errorf("page_size 500: %v", err)
+					}
+					_, err = a.GetDelivery(ctx, &statusv1.GetDeliveryRequest{ProjectId: projectA})
+					if codeOf(err) != connect.CodeInvalidArgument || !strings.HasPrefix(messageOf(err), "delivery_id: ") {
+						t.Errorf("GetDelivery without delivery_id: %v, want InvalidArgument naming delivery_id", err)
+					}
+				})
+
+				t.Run("CountDeliveries", func(t *testing.T) {
+					tests := []struct {
+						req   *statusv1.CountDeliveriesRequest
+						match func(*statusv1.Delivery) bool
+					}{
+						{&statusv1.CountDeliveriesRequest{}, func(*statusv1.Delivery) bool { return true }},
+						{&statusv1.CountDeliveriesRequest{EventId: "evt_2"}, func(d *statusv1.Delivery) bool { return d.EventId == "evt_2" }},
+						{&statusv1.CountDeliveriesRequest{EndpointId: "ep_1"}, func(d *statusv1.Delivery) bool { return d.EndpointId == "ep_1" }},
+						{&statusv1.CountDeliveriesRequest{EventId: "evt_2", EndpointId: "ep_0"},
+							func(d *statusv1.Delivery) bool { return d.EventId == "evt_2" && d.EndpointId == "ep_0" }},
+					}
+					for _, tt := range tests {
+						tt.req.ProjectId = projectA
+						got, err := a.CountDeliveries(ctx, tt.req)
+						if err != nil {
+							t.Fatalf("CountDeliveries(%v): %v", tt.req, err)
+						}
+						want := map[statusv1.DeliveryStatus]uint64{}
+						var total uint64
+						for _, d := range f.all {
+							if tt.match(d) {
+								want[d.Status]++
+								total++
+							}
+						}
+						gotMap := map[statusv1.DeliveryStatus]uint64{}
+						var order []statusv1.DeliveryStatus
+						for _, c := range got.Counts {
+							if c.Count > 0 {
+								gotMap[c.Status] = c.Count
+							}
+							order = append(order, c.Status)
+						}
+						if fmt.Sprint(gotMap) != fmt.Sprint(want) || got.Total != total || !slices.Equal(order, allStatuses) {
+							t.Errorf("CountDeliveries(%v) = %v total %d, want %v total %d, every status in order", tt.req, got.Counts, got.Total, want, total)
+						}
+					}
+				})
+
+				t.Run("manual retries", func(t *testing.T) {
+					id := f.all[0].Id
+					_, err1 := a.RetryDelivery(ctx, &statusv1.RetryDeliveryRequest{ProjectId: projectA, DeliveryId: id})
+					_, err2 := a.ForceRetryDelivery(ctx, &statusv1.ForceRetryDeliveryRequest{ProjectId: projectA, DeliveryId: id})
+					_, err3 := a.BatchRetryDeliveries(ctx, &statusv1.BatchRetryDeliveriesRequest{ProjectId: projectA, DryRun: true})
+					for _, err := range []error{err1, err2, err3} {
+						// This service was built without EnableRetries; the
+						// retries themselves are tested end to end in integration.
+						if codeOf(err) != connect.CodeUnimplemented || !strings.Contains(messageOf(err), "not enabled") {
+							t.Errorf("manual retry: %v, want Unimplemented", err)
+						}
+					}
+					_, err := b.RetryDelivery(ctx, &statusv1.RetryDeliveryRequest{ProjectId: projectA, DeliveryId: id})
+					if codeOf(err) != connect.CodeNotFound {
+						t.Errorf("RetryDelivery in another key's project: %v, want NotFound", err)
+					}
+				})
 			})
-		})
-	}
+		}
+	})
 }
 
 // TestListDeliveriesPagination pages through a project while deliveries
@@ -513,107 +515,109 @@ func TestHandlers(t *testing.T) {
 // at the start must be seen, in order.
 func TestListDeliveriesPagination(t *testing.T) {
 	t.Parallel()
-	s, _ := testService(t)
-	ctx := context.Background()
-	transports := serve(t, s)
-	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	for ti, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			t.Parallel()
-			project := fmt.Sprintf("prj_page_%d", ti)
-			c := tr.dial(adminKey)
-			// 130 deliveries; every three share a create_time (an event's
-			// deliveries), so the cursor must break ties by id.
-			var initial []*busv1.StateChange
-			var want []deliveryDoc
-			for i := range 130 {
-				d := delivery{id: ids.New("dlv"), project: project, event: fmt.Sprintf("evt_%d", i/3), endpoint: "ep_1",
-					eventType: "t", created: base.Add(time.Duration(i/3) * time.Second)}
-				initial = append(initial, d.change(scheduled, 1))
-				want = append(want, deliveryDoc{ID: d.id, CreateTime: d.created})
-			}
-			if err := s.Apply(ctx, initial); err != nil {
-				t.Fatal(err)
-			}
-			slices.SortFunc(want, func(x, y deliveryDoc) int {
-				if c := y.CreateTime.Compare(x.CreateTime); c != 0 {
-					return c
+	forEachStore(t, func(t *testing.T, kind string) {
+		s := testService(t, kind)
+		ctx := context.Background()
+		transports := serve(t, s)
+		base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+		for ti, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				t.Parallel()
+				project := fmt.Sprintf("prj_page_%d", ti)
+				c := tr.dial(adminKey)
+				// 130 deliveries; every three share a create_time (an event's
+				// deliveries), so the cursor must break ties by id.
+				var initial []*busv1.StateChange
+				var want []deliveryDoc
+				for i := range 130 {
+					d := delivery{id: ids.New("dlv"), project: project, event: fmt.Sprintf("evt_%d", i/3), endpoint: "ep_1",
+						eventType: "t", created: base.Add(time.Duration(i/3) * time.Second)}
+					initial = append(initial, d.change(scheduled, 1))
+					want = append(want, deliveryDoc{ID: d.id, CreateTime: d.created})
 				}
-				return cmp.Compare(y.ID, x.ID)
-			})
-
-			seen := map[string]bool{}
-			var got []string
-			var lastTime time.Time
-			var lastID string
-			token := ""
-			for page := 0; ; page++ {
-				if page > 50 {
-					t.Fatal("more than 50 pages: the token does not move forward")
-				}
-				res, err := c.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: project, PageSize: 20, PageToken: token})
-				if err != nil {
-					t.Fatalf("page %d: %v", page, err)
-				}
-				for _, d := range res.Deliveries {
-					if seen[d.Id] {
-						t.Fatalf("page %d repeats %s", page, d.Id)
-					}
-					seen[d.Id] = true
-					got = append(got, d.Id)
-					ct := d.CreateTime.AsTime()
-					if lastID != "" && (ct.After(lastTime) || (ct.Equal(lastTime) && d.Id >= lastID)) {
-						t.Fatalf("page %d: %s (%v) sorts before the previous %s (%v)", page, d.Id, ct, lastID, lastTime)
-					}
-					lastTime, lastID = ct, d.Id
-				}
-				if res.NextPageToken == "" {
-					break
-				}
-				if len(res.Deliveries) != 20 {
-					t.Fatalf("page %d has %d deliveries and a next page", page, len(res.Deliveries))
-				}
-				token = res.NextPageToken
-				// New deliveries arrive between pages: of newer events, and
-				// one more of the event the page ended in (same create_time,
-				// a greater id: it sorts before the cursor).
-				var more []*busv1.StateChange
-				for i := range 6 {
-					d := delivery{id: ids.New("dlv"), project: project, event: "evt_new", endpoint: "ep_2", eventType: "t",
-						created: time.Now().Add(time.Duration(i) * time.Millisecond)}
-					more = append(more, d.change(scheduled, 1))
-				}
-				late := delivery{id: ids.New("dlv"), project: project, event: "evt_late", endpoint: "ep_3", eventType: "t", created: lastTime}
-				more = append(more, late.change(scheduled, 1))
-				if err := s.Apply(ctx, more); err != nil {
+				if err := s.Apply(ctx, initial); err != nil {
 					t.Fatal(err)
 				}
-			}
-			for _, w := range want {
-				if !seen[w.ID] {
-					t.Errorf("%s existed before the first page but was never listed", w.ID)
-				}
-			}
-			// The deliveries that existed at the start came in order.
-			var initialSeen []string
-			for _, id := range got {
-				if slices.ContainsFunc(want, func(w deliveryDoc) bool { return w.ID == id }) {
-					initialSeen = append(initialSeen, id)
-				}
-			}
-			wantIDs := make([]string, len(want))
-			for i, w := range want {
-				wantIDs[i] = w.ID
-			}
-			if !slices.Equal(initialSeen, wantIDs) {
-				t.Errorf("initial deliveries listed out of order")
-			}
+				slices.SortFunc(want, func(x, y deliveryDoc) int {
+					if c := y.CreateTime.Compare(x.CreateTime); c != 0 {
+						return c
+					}
+					return cmp.Compare(y.ID, x.ID)
+				})
 
-			// The default page size is 50.
-			res, err := c.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: project})
-			if err != nil || len(res.Deliveries) != 50 || res.NextPageToken == "" {
-				t.Errorf("default page: %d deliveries, next %q, %v; want 50 and a next page", len(res.GetDeliveries()), res.GetNextPageToken(), err)
-			}
-		})
-	}
+				seen := map[string]bool{}
+				var got []string
+				var lastTime time.Time
+				var lastID string
+				token := ""
+				for page := 0; ; page++ {
+					if page > 50 {
+						t.Fatal("more than 50 pages: the token does not move forward")
+					}
+					res, err := c.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: project, PageSize: 20, PageToken: token})
+					if err != nil {
+						t.Fatalf("page %d: %v", page, err)
+					}
+					for _, d := range res.Deliveries {
+						if seen[d.Id] {
+							t.Fatalf("page %d repeats %s", page, d.Id)
+						}
+						seen[d.Id] = true
+						got = append(got, d.Id)
+						ct := d.CreateTime.AsTime()
+						if lastID != "" && (ct.After(lastTime) || (ct.Equal(lastTime) && d.Id >= lastID)) {
+							t.Fatalf("page %d: %s (%v) sorts before the previous %s (%v)", page, d.Id, ct, lastID, lastTime)
+						}
+						lastTime, lastID = ct, d.Id
+					}
+					if res.NextPageToken == "" {
+						break
+					}
+					if len(res.Deliveries) != 20 {
+						t.Fatalf("page %d has %d deliveries and a next page", page, len(res.Deliveries))
+					}
+					token = res.NextPageToken
+					// New deliveries arrive between pages: of newer events, and
+					// one more of the event the page ended in (same create_time,
+					// a greater id: it sorts before the cursor).
+					var more []*busv1.StateChange
+					for i := range 6 {
+						d := delivery{id: ids.New("dlv"), project: project, event: "evt_new", endpoint: "ep_2", eventType: "t",
+							created: time.Now().Add(time.Duration(i) * time.Millisecond)}
+						more = append(more, d.change(scheduled, 1))
+					}
+					late := delivery{id: ids.New("dlv"), project: project, event: "evt_late", endpoint: "ep_3", eventType: "t", created: lastTime}
+					more = append(more, late.change(scheduled, 1))
+					if err := s.Apply(ctx, more); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, w := range want {
+					if !seen[w.ID] {
+						t.Errorf("%s existed before the first page but was never listed", w.ID)
+					}
+				}
+				// The deliveries that existed at the start came in order.
+				var initialSeen []string
+				for _, id := range got {
+					if slices.ContainsFunc(want, func(w deliveryDoc) bool { return w.ID == id }) {
+						initialSeen = append(initialSeen, id)
+					}
+				}
+				wantIDs := make([]string, len(want))
+				for i, w := range want {
+					wantIDs[i] = w.ID
+				}
+				if !slices.Equal(initialSeen, wantIDs) {
+					t.Errorf("initial deliveries listed out of order")
+				}
+
+				// The default page size is 50.
+				res, err := c.ListDeliveries(ctx, &statusv1.ListDeliveriesRequest{ProjectId: project})
+				if err != nil || len(res.Deliveries) != 50 || res.NextPageToken == "" {
+					t.Errorf("default page: %d deliveries, next %q, %v; want 50 and a next page", len(res.GetDeliveries()), res.GetNextPageToken(), err)
+				}
+			})
+		}
+	})
 }

@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
@@ -27,17 +27,85 @@ const (
 	discarded  = statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED
 )
 
-// testService returns a service over a fresh database with its indexes.
-func testService(tb testing.TB) (*Service, *mongo.Database) {
+// The two places the history can be kept.
+const (
+	onMongoDB  = "mongodb"
+	onPostgres = "postgres"
+)
+
+var storeKinds = []string{onMongoDB, onPostgres}
+
+// forEachStore runs f as a parallel subtest for each kind of store. The
+// PostgreSQL one is skipped when HOOKMESH_TEST_POSTGRES_URL is not set.
+func forEachStore(t *testing.T, f func(t *testing.T, kind string)) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f(t, kind)
+		})
+	}
+}
+
+// testService returns a service over a fresh MongoDB database or
+// PostgreSQL schema, set up as Init does it, dropped when the test ends.
+func testService(tb testing.TB, kind string) *Service {
 	tb.Helper()
-	db := testenv.Database(tb)
-	s := New(DefaultConfig(), db, slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var s *Service
+	switch kind {
+	case onMongoDB:
+		s = New(DefaultConfig(), testenv.Database(tb), logger)
+	case onPostgres:
+		s = New(DefaultConfig(), nil, logger, WithPostgres(testPool(tb)))
+	default:
+		tb.Fatalf("unknown store %q", kind)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.Init(ctx); err != nil {
 		tb.Fatalf("Init: %v", err)
 	}
-	return s, db
+	return s
+}
+
+// testPool opens a fresh PostgreSQL schema, dropped when the test ends.
+func testPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	url := testenv.RequirePostgresURL(tb)
+	schema := testenv.DatabaseName(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, err := pgdb.Open(ctx, url, schema)
+	if err != nil {
+		tb.Fatalf("open PostgreSQL: %v", err)
+	}
+	tb.Cleanup(func() {
+		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := pgdb.DropSchema(ctx, url, schema); err != nil {
+			tb.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+	return pool
+}
+
+// countAttempts counts every stored attempt.
+func countAttempts(tb testing.TB, s *Service) int64 {
+	tb.Helper()
+	ctx := context.Background()
+	var n int64
+	var err error
+	switch st := s.store.(type) {
+	case *deliveryStore:
+		n, err = st.attempts.CountDocuments(ctx, bson.D{})
+	case *pgStore:
+		err = st.pool.QueryRow(ctx, "SELECT count(*) FROM attempts").Scan(&n)
+	}
+	if err != nil {
+		tb.Fatalf("count attempts: %v", err)
+	}
+	return n
 }
 
 // delivery describes a test delivery; its changes are made by change.
@@ -90,25 +158,28 @@ func (d delivery) change(st statusv1.DeliveryStatus, n uint32) *busv1.StateChang
 	return c
 }
 
-// snapshot returns the stored documents of the given deliveries and their
-// attempts, for comparing before and after a replay.
-func snapshot(tb testing.TB, db *mongo.Database, ids ...string) string {
+// snapshot returns the stored state of the given deliveries of a project
+// and their attempts, for comparing before and after a replay.
+func snapshot(tb testing.TB, s *Service, projectID string, ids ...string) string {
 	tb.Helper()
 	ctx := context.Background()
 	var out string
-	for _, coll := range []struct{ name, key string }{{deliveriesCollection, "_id"}, {attemptsCollection, "delivery_id"}} {
-		cur, err := db.Collection(coll.name).Find(ctx,
-			bson.D{{Key: coll.key, Value: bson.D{{Key: "$in", Value: ids}}}},
-			options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	for _, id := range ids {
+		d, err := s.store.getDelivery(ctx, projectID, id)
 		if err != nil {
-			tb.Fatalf("snapshot %s: %v", coll.name, err)
+			tb.Fatalf("snapshot %s: %v", id, err)
 		}
-		var docs []bson.Raw
-		if err := cur.All(ctx, &docs); err != nil {
-			tb.Fatalf("snapshot %s: %v", coll.name, err)
+		attempts, err := s.store.listAttempts(ctx, projectID, id)
+		if err != nil {
+			tb.Fatalf("snapshot %s: %v", id, err)
 		}
-		for _, d := range docs {
-			out += d.String() + "\n"
+		if d == nil {
+			out += "missing " + id + "\n"
+			continue
+		}
+		out += fmt.Sprintf("seq %d %v\n", d.Seq, d.proto())
+		for _, a := range attempts {
+			out += fmt.Sprintf("%s %v\n", a.ID, a.proto())
 		}
 	}
 	return out

@@ -25,7 +25,16 @@ import (
 // partition forever.
 func TestRefusedStateChangeIsParked(t *testing.T) {
 	t.Parallel()
-	s, _ := testService(t)
+	for _, kind := range []string{onMongoDB, onPostgres} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			testRefusedStateChangeIsParked(t, kind)
+		})
+	}
+}
+
+func testRefusedStateChangeIsParked(t *testing.T, kind string) {
+	s := testService(t, kind)
 	s.cfg.BatchWait = 200 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

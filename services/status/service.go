@@ -1,8 +1,9 @@
 // Package status is the status service: a read model of deliveries and their
-// attempts in MongoDB, built from the state changes that the router and the
-// deliverers publish (Apply), and the StatusService API that queries it.
+// attempts, in PostgreSQL tables (pgStore) or in MongoDB (deliveryStore),
+// built from the state changes that the router and the deliverers publish
+// (Apply), and the StatusService API that queries it.
 //
-// A delivery document keeps seq = attempt*8 + rank(status); a change is
+// A stored delivery keeps seq = attempt*8 + rank(status); a change is
 // written only when its seq is above the stored one, so replayed and
 // reordered messages are harmless.
 package status
@@ -14,36 +15,62 @@ import (
 	"net/http"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
-	"github.com/hookmesh/hookmesh/internal/store"
 )
 
 // Service owns the status database.
 type Service struct {
 	cfg     Config
-	store   *deliveryStore
+	store   historyStore
 	logger  *slog.Logger
 	retrier *retrier
 }
 
-// New returns the service over db, the database named by cfg.Database.
-func New(cfg Config, db *mongo.Database, logger *slog.Logger) *Service {
+// Option changes where New keeps the history.
+type Option func(*storeOptions)
+
+type storeOptions struct {
+	pool *pgxpool.Pool
+}
+
+// WithPostgres keeps the history in PostgreSQL tables in pool's schema (see
+// pgdb.Open) instead of in the MongoDB database; New's db may then be nil.
+// A nil pool changes nothing.
+func WithPostgres(pool *pgxpool.Pool) Option {
+	return func(o *storeOptions) { o.pool = pool }
+}
+
+// New returns the service over db, the database named by cfg.Database, or
+// over PostgreSQL with WithPostgres.
+func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.defaults()
+	var o storeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var st historyStore
+	if o.pool != nil {
+		st = newPGStore(o.pool)
+	} else {
+		st = newDeliveryStore(db)
+	}
 	return &Service{
 		cfg:    cfg,
-		store:  newDeliveryStore(db),
+		store:  st,
 		logger: logger.With("service", "status"),
 	}
 }
 
-// Init creates the indexes; it is safe to call on every start.
+// Init creates the indexes, or the tables; it is safe to call on every
+// start.
 func (s *Service) Init(ctx context.Context) error {
-	if err := store.EnsureIndexes(ctx, s.store.deliveries.Database(), indexes()); err != nil {
+	if err := s.store.init(ctx); err != nil {
 		return fmt.Errorf("init status store: %w", err)
 	}
 	return nil

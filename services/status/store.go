@@ -154,7 +154,36 @@ func (a *attemptDoc) proto() *statusv1.Attempt {
 	return out
 }
 
-// deliveryStore reads and writes the status database.
+// historyStore keeps the delivery history: deliveries, their attempts and
+// what counts them. deliveryStore keeps it in MongoDB (or FerretDB),
+// pgStore in PostgreSQL tables. Both apply a delivery's change only when its
+// seq is above the stored one, so replayed and reordered changes are
+// harmless, and neither ever deletes a delivery.
+type historyStore interface {
+	// init creates the indexes (or tables); safe on every start.
+	init(ctx context.Context) error
+	// write stores attempts (one already stored is left as it is), then
+	// stores the new deliveries of ws and moves the existing ones forward.
+	// A delivery never shows an outcome whose attempt is missing.
+	write(ctx context.Context, ws []*deliveryWrite, attempts []attemptDoc) error
+	// getDelivery returns the delivery, or nil when it is not in the project.
+	getDelivery(ctx context.Context, projectID, id string) (*deliveryDoc, error)
+	// listAttempts returns a delivery's attempts, first attempt first.
+	listAttempts(ctx context.Context, projectID, deliveryID string) ([]attemptDoc, error)
+	// listDeliveries returns up to q.limit deliveries, newest first.
+	listDeliveries(ctx context.Context, q *deliveryQuery) ([]deliveryDoc, error)
+	// countDeliveries counts the deliveries that q selects, per status.
+	countDeliveries(ctx context.Context, q *deliveryQuery) (map[statusv1.DeliveryStatus]uint64, error)
+	// countByEvent counts the deliveries of each event per status.
+	countByEvent(ctx context.Context, projectID string, eventIDs []string) (map[string]map[statusv1.DeliveryStatus]uint64, error)
+}
+
+var (
+	_ historyStore = (*deliveryStore)(nil)
+	_ historyStore = (*pgStore)(nil)
+)
+
+// deliveryStore reads and writes the status database in MongoDB.
 type deliveryStore struct {
 	deliveries *mongo.Collection
 	attempts   *mongo.Collection
@@ -226,6 +255,18 @@ func indexes() []store.Index {
 	}
 }
 
+func (s *deliveryStore) init(ctx context.Context) error {
+	return store.EnsureIndexes(ctx, s.deliveries.Database(), indexes())
+}
+
+// write inserts the attempts first, then writes the deliveries.
+func (s *deliveryStore) write(ctx context.Context, ws []*deliveryWrite, attempts []attemptDoc) error {
+	if err := s.insertAttempts(ctx, attempts); err != nil {
+		return err
+	}
+	return s.writeDeliveries(ctx, ws)
+}
+
 // insertAttempts stores attempts; those already stored (a replay) are left
 // as they are.
 func (s *deliveryStore) insertAttempts(ctx context.Context, docs []attemptDoc) error {
@@ -250,6 +291,9 @@ type deliveryWrite struct {
 	doc   deliveryDoc
 	set   bson.D
 	unset bson.D
+	// hasRecord says that doc's last_status_code and last_error describe a
+	// result; without one, an update keeps the stored ones.
+	hasRecord bool
 }
 
 // writeDeliveries applies one write per delivery in two round trips.

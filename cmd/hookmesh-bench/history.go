@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
+	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/pgdb"
+	"github.com/hookmesh/hookmesh/services/status"
+)
+
+// History made up by -history: projects of their own (the benchmark's
+// project stays empty, so the run's own figures are unchanged), each with
+// historyEndpoints endpoints.
+const (
+	historyProjects  = 4
+	historyEndpoints = 20
+	historyPageSize  = 50
+)
+
+// historyResult is what -history measured: each status API query over a
+// history of Deliveries deliveries, called Calls times.
+type historyResult struct {
+	Deliveries  int            `json:"deliveries"`
+	FillSeconds float64        `json:"fill_seconds"`
+	Queries     []historyQuery `json:"queries"`
+}
+
+type historyQuery struct {
+	Name    string  `json:"name"`
+	Latency latency `json:"latency_ms"`
+}
+
+// runHistory fills the status service's PostgreSQL history with
+// cfg.history made-up deliveries (status.FillHistory: COPY, not the API),
+// then calls each query of the status API cfg.historyCalls times with the
+// admin key, one at a time, and times them.
+func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*historyResult, error) {
+	pool, err := pgdb.Open(ctx, cfg.postgresURL, cfg.historySchema)
+	if err != nil {
+		return nil, fmt.Errorf("-history: %w", err)
+	}
+	defer pool.Close()
+	spec := status.HistorySpec{Deliveries: cfg.history, Seed: 1}
+	run := ids.Random(5)
+	for p := range historyProjects {
+		hp := status.HistoryProject{ID: fmt.Sprintf("prj_history_%s_%d", run, p)}
+		for e := range historyEndpoints {
+			hp.EndpointIDs = append(hp.EndpointIDs, fmt.Sprintf("ep_history_%s_%d_%02d", run, p, e))
+		}
+		spec.Projects = append(spec.Projects, hp)
+	}
+	logf("storing %d made-up deliveries in PostgreSQL schema %s", cfg.history, cfg.historySchema)
+	start := time.Now()
+	h, err := status.FillHistory(ctx, pool, spec)
+	if err != nil {
+		return nil, err
+	}
+	out := &historyResult{Deliveries: cfg.history, FillSeconds: time.Since(start).Seconds()}
+	logf("stored in %.1f s; timing the status API's queries, %d calls each", out.FillSeconds, cfg.historyCalls)
+
+	client := statusv1connect.NewStatusServiceClient(&http.Client{Timeout: time.Minute}, cfg.statusURL,
+		connect.WithInterceptors(auth.BearerInterceptor(cfg.adminKey)))
+	rng := rand.New(rand.NewPCG(2, 3))
+	project := func() status.HistoryProject { return spec.Projects[rng.IntN(len(spec.Projects))] }
+	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+	week := timestamppb.New(h.End.Add(-7 * 24 * time.Hour))
+	failedOnly := []statusv1.DeliveryStatus{statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED}
+	filters := []struct {
+		name string
+		req  func(p status.HistoryProject) *statusv1.ListDeliveriesRequest
+	}{
+		{"all", func(status.HistoryProject) *statusv1.ListDeliveriesRequest { return &statusv1.ListDeliveriesRequest{} }},
+		{"event", func(p status.HistoryProject) *statusv1.ListDeliveriesRequest {
+			return &statusv1.ListDeliveriesRequest{EventId: pick(h.Events[p.ID])}
+		}},
+		{"endpoint", func(p status.HistoryProject) *statusv1.ListDeliveriesRequest {
+			return &statusv1.ListDeliveriesRequest{EndpointId: p.EndpointIDs[0]}
+		}},
+		{"event type", func(status.HistoryProject) *statusv1.ListDeliveriesRequest {
+			return &statusv1.ListDeliveriesRequest{EventType: h.Types[1]}
+		}},
+		{"status FAILED", func(status.HistoryProject) *statusv1.ListDeliveriesRequest {
+			return &statusv1.ListDeliveriesRequest{Statuses: failedOnly}
+		}},
+		{"statuses FAILED, DISCARDED", func(status.HistoryProject) *statusv1.ListDeliveriesRequest {
+			return &statusv1.ListDeliveriesRequest{Statuses: []statusv1.DeliveryStatus{
+				statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED}}
+		}},
+		{"last 7 days", func(status.HistoryProject) *statusv1.ListDeliveriesRequest {
+			return &statusv1.ListDeliveriesRequest{StartTime: week}
+		}},
+		{"endpoint, SUCCESS, last 7 days", func(p status.HistoryProject) *statusv1.ListDeliveriesRequest {
+			return &statusv1.ListDeliveriesRequest{EndpointId: p.EndpointIDs[0], StartTime: week,
+				Statuses: []statusv1.DeliveryStatus{statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS}}
+		}},
+	}
+	list := func(p status.HistoryProject, req *statusv1.ListDeliveriesRequest, token string) (*statusv1.ListDeliveriesResponse, error) {
+		req.ProjectId, req.PageSize, req.PageToken = p.ID, historyPageSize, token
+		resp, err := client.ListDeliveries(ctx, connect.NewRequest(req))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg, nil
+	}
+
+	measure := func(name string, op func() error) error {
+		samples := make([]time.Duration, 0, cfg.historyCalls)
+		for range cfg.historyCalls {
+			t0 := time.Now()
+			if err := op(); err != nil {
+				return fmt.Errorf("-history: %s: %w", name, err)
+			}
+			samples = append(samples, time.Since(t0))
+		}
+		out.Queries = append(out.Queries, historyQuery{Name: name, Latency: summarize(samples)})
+		return nil
+	}
+	sample := func() status.SampledDelivery { return h.Sample[rng.IntN(len(h.Sample))] }
+	steps := []struct {
+		name string
+		op   func() error
+	}{
+		{"GetDelivery", func() error {
+			d := sample()
+			_, err := client.GetDelivery(ctx, connect.NewRequest(&statusv1.GetDeliveryRequest{ProjectId: d.ProjectID, DeliveryId: d.ID}))
+			return err
+		}},
+		{"ListAttempts", func() error {
+			d := sample()
+			_, err := client.ListAttempts(ctx, connect.NewRequest(&statusv1.ListAttemptsRequest{ProjectId: d.ProjectID, DeliveryId: d.ID}))
+			return err
+		}},
+	}
+	for _, f := range filters {
+		steps = append(steps, struct {
+			name string
+			op   func() error
+		}{"ListDeliveries, " + f.name + ", page 1", func() error {
+			p := project()
+			_, err := list(p, f.req(p), "")
+			return err
+		}})
+		// The token of each project's 20th page, found once (the event
+		// filter has a single page).
+		tokens := map[string]string{}
+		for _, p := range spec.Projects {
+			token := ""
+			for range 19 {
+				resp, err := list(p, f.req(p), token)
+				if err != nil {
+					return nil, fmt.Errorf("-history: list deliveries: %w", err)
+				}
+				if token = resp.GetNextPageToken(); token == "" {
+					break
+				}
+			}
+			if token != "" {
+				tokens[p.ID] = token
+			}
+		}
+		if len(tokens) < len(spec.Projects) {
+			continue
+		}
+		steps = append(steps, struct {
+			name string
+			op   func() error
+		}{"ListDeliveries, " + f.name + ", page 20", func() error {
+			p := project()
+			_, err := list(p, f.req(p), tokens[p.ID])
+			return err
+		}})
+	}
+	steps = append(steps, []struct {
+		name string
+		op   func() error
+	}{
+		{"CountDeliveries, project", func() error {
+			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: project().ID}))
+			return err
+		}},
+		{"CountDeliveries, endpoint", func() error {
+			p := project()
+			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: p.ID, EndpointId: pick(p.EndpointIDs)}))
+			return err
+		}},
+		{"CountDeliveries, event", func() error {
+			p := project()
+			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: p.ID, EventId: pick(h.Events[p.ID])}))
+			return err
+		}},
+		{"SummarizeEvents, 50 events", func() error {
+			p := project()
+			evs := h.Events[p.ID]
+			i := rng.IntN(max(len(evs)-50, 1))
+			_, err := client.SummarizeEvents(ctx, connect.NewRequest(&statusv1.SummarizeEventsRequest{ProjectId: p.ID, EventIds: evs[i:min(i+50, len(evs))]}))
+			return err
+		}},
+	}...)
+	for _, s := range steps {
+		if err := measure(s.name, s.op); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (h *historyResult) printHuman(w io.Writer) {
+	fmt.Fprintf(w, "\nstatus API over %d stored deliveries (stored in %.1f s), ms:\n", h.Deliveries, h.FillSeconds)
+	fmt.Fprintf(w, "%-56s %8s %8s %8s\n", "query", "p50", "p99", "max")
+	for _, q := range h.Queries {
+		fmt.Fprintf(w, "%-56s %8.2f %8.2f %8.2f\n", q.Name, q.Latency.P50, q.Latency.P99, q.Latency.Max)
+	}
+}
