@@ -6,16 +6,20 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1/ingestv1connect"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/ids"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
+	"github.com/hookmesh/hookmesh/services/ingest"
 	"github.com/hookmesh/hookmesh/services/status"
 )
 
@@ -32,6 +36,7 @@ const (
 // history of Deliveries deliveries, called Calls times.
 type historyResult struct {
 	Deliveries  int            `json:"deliveries"`
+	Events      int            `json:"events"`
 	FillSeconds float64        `json:"fill_seconds"`
 	Queries     []historyQuery `json:"queries"`
 }
@@ -66,7 +71,22 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 	if err != nil {
 		return nil, err
 	}
-	out := &historyResult{Deliveries: cfg.history, FillSeconds: time.Since(start).Seconds()}
+	// The events of those deliveries, in ingest's event list.
+	ingestSchema := strings.TrimSuffix(cfg.historySchema, "_status") + "_ingest"
+	ipool, err := pgdb.Open(ctx, cfg.postgresURL, ingestSchema)
+	if err != nil {
+		return nil, fmt.Errorf("-history: %w", err)
+	}
+	defer ipool.Close()
+	events := make([]ingest.FilledEvent, len(h.EventList))
+	for i, e := range h.EventList {
+		events[i] = ingest.FilledEvent{ID: e.ID, ProjectID: e.ProjectID, EventType: e.EventType, CreateTime: e.CreateTime}
+	}
+	logf("storing their %d events in PostgreSQL schema %s", len(events), ingestSchema)
+	if err := ingest.FillEvents(ctx, ipool, events, cfg.payloadBytes); err != nil {
+		return nil, err
+	}
+	out := &historyResult{Deliveries: cfg.history, Events: len(events), FillSeconds: time.Since(start).Seconds()}
 	logf("stored in %.1f s; timing the status API's queries, %d calls each", out.FillSeconds, cfg.historyCalls)
 
 	client := statusv1connect.NewStatusServiceClient(&http.Client{Timeout: time.Minute}, cfg.statusURL,
@@ -207,6 +227,7 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 			return err
 		}},
 	}...)
+	steps = append(steps, eventSteps(ctx, cfg, spec, h, rng)...)
 	for _, s := range steps {
 		if err := measure(s.name, s.op); err != nil {
 			return nil, err
@@ -216,9 +237,77 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 }
 
 func (h *historyResult) printHuman(w io.Writer) {
-	fmt.Fprintf(w, "\nstatus API over %d stored deliveries (stored in %.1f s), ms:\n", h.Deliveries, h.FillSeconds)
+	fmt.Fprintf(w, "\nstatus and ingest APIs over %d stored deliveries and %d events (stored in %.1f s), ms:\n", h.Deliveries, h.Events, h.FillSeconds)
 	fmt.Fprintf(w, "%-56s %8s %8s %8s\n", "query", "p50", "p99", "max")
 	for _, q := range h.Queries {
 		fmt.Fprintf(w, "%-56s %8.2f %8.2f %8.2f\n", q.Name, q.Latency.P50, q.Latency.P99, q.Latency.Max)
 	}
+}
+
+// historyStep is one query -history times.
+type historyStep = struct {
+	name string
+	op   func() error
+}
+
+// eventSteps time ingest's GetEvent and ListEvents (whose pages carry each
+// event's delivery counts from the status service) over the history's
+// events: the first and the 20th page, unfiltered, by event type and over
+// the last 7 days.
+func eventSteps(ctx context.Context, cfg *config, spec status.HistorySpec, h *status.History, rng *rand.Rand) []historyStep {
+	client := ingestv1connect.NewIngestServiceClient(&http.Client{Timeout: time.Minute}, cfg.ingestURL,
+		connect.WithInterceptors(auth.BearerInterceptor(cfg.adminKey)))
+	week := timestamppb.New(h.End.Add(-7 * 24 * time.Hour))
+	filters := []struct {
+		name string
+		req  func() *ingestv1.ListEventsRequest
+	}{
+		{"all", func() *ingestv1.ListEventsRequest { return &ingestv1.ListEventsRequest{} }},
+		{"event type", func() *ingestv1.ListEventsRequest { return &ingestv1.ListEventsRequest{EventType: h.Types[1]} }},
+		{"last 7 days", func() *ingestv1.ListEventsRequest { return &ingestv1.ListEventsRequest{StartTime: week} }},
+	}
+	project := func() string { return spec.Projects[rng.IntN(len(spec.Projects))].ID }
+	list := func(projectID string, req *ingestv1.ListEventsRequest, token string) (*ingestv1.ListEventsResponse, error) {
+		req.ProjectId, req.PageSize, req.PageToken = projectID, historyPageSize, token
+		resp, err := client.ListEvents(ctx, connect.NewRequest(req))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg, nil
+	}
+	steps := []historyStep{{"GetEvent", func() error {
+		e := h.EventList[rng.IntN(len(h.EventList))]
+		_, err := client.GetEvent(ctx, connect.NewRequest(&ingestv1.GetEventRequest{ProjectId: e.ProjectID, EventId: e.ID}))
+		return err
+	}}}
+	for _, f := range filters {
+		steps = append(steps, historyStep{"ListEvents, " + f.name + ", page 1", func() error {
+			_, err := list(project(), f.req(), "")
+			return err
+		}})
+		tokens := map[string]string{}
+		for _, p := range spec.Projects {
+			token := ""
+			for range 19 {
+				resp, err := list(p.ID, f.req(), token)
+				if err != nil || resp.GetNextPageToken() == "" {
+					token = ""
+					break
+				}
+				token = resp.GetNextPageToken()
+			}
+			if token != "" {
+				tokens[p.ID] = token
+			}
+		}
+		if len(tokens) < len(spec.Projects) {
+			continue
+		}
+		steps = append(steps, historyStep{"ListEvents, " + f.name + ", page 20", func() error {
+			p := project()
+			_, err := list(p, f.req(), tokens[p])
+			return err
+		}})
+	}
+	return steps
 }

@@ -13,8 +13,10 @@ import (
 
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/testenv"
+	"github.com/hookmesh/hookmesh/services/ingest"
 	"github.com/hookmesh/hookmesh/services/status"
 )
 
@@ -31,7 +33,8 @@ func (noKeys) AuthenticateKey(context.Context, string) (string, string, error) {
 func TestHistoryMode(t *testing.T) {
 	t.Parallel()
 	url := testenv.RequirePostgresURL(t)
-	schema := testenv.DatabaseName(t)
+	schema := testenv.DatabaseName(t) + "_status"
+	ingestSchema := strings.TrimSuffix(schema, "_status") + "_ingest"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pool, err := pgdb.Open(ctx, url, schema)
@@ -41,6 +44,7 @@ func TestHistoryMode(t *testing.T) {
 	t.Cleanup(func() {
 		pool.Close()
 		_ = pgdb.DropSchema(context.Background(), url, schema)
+		_ = pgdb.DropSchema(context.Background(), url, ingestSchema)
 	})
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc := status.New(status.DefaultConfig(), nil, logger, status.WithPostgres(pool))
@@ -49,7 +53,20 @@ func TestHistoryMode(t *testing.T) {
 	}
 	const adminKey = "bench-admin-key"
 	mux := http.NewServeMux()
-	svc.Register(mux, connect.WithInterceptors(apierr.NewInterceptor(logger), auth.NewKeys(adminKey, noKeys{}).Interceptor()))
+	keys := auth.NewKeys(adminKey, noKeys{})
+	svc.Register(mux, connect.WithInterceptors(apierr.NewInterceptor(logger), keys.Interceptor()))
+	// Ingest, for the event list; it lists events without their counts
+	// here, and sends none.
+	ipool, err := pgdb.Open(ctx, url, ingestSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ipool.Close)
+	isvc := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, bus.NewTopology("bench", 1), keys, logger)
+	if err := isvc.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	isvc.Register(mux, func(h http.Handler) http.Handler { return h }, connect.WithInterceptors(apierr.NewInterceptor(logger), keys.Interceptor()))
 	srv := testenv.Server(t, mux)
 
 	cfg, err := parseFlags([]string{"-api", srv.URL, "-history", "12000", "-history-calls", "3",
@@ -72,7 +89,8 @@ func TestHistoryMode(t *testing.T) {
 	// 50 does not exist; the project's does.
 	for _, want := range []string{"GetDelivery", "ListAttempts", "ListDeliveries, all, page 1", "ListDeliveries, all, page 20",
 		"ListDeliveries, statuses FAILED, DISCARDED, page 1", "ListDeliveries, event, page 1", "CountDeliveries, project",
-		"CountDeliveries, event", "SummarizeEvents, 50 events"} {
+		"CountDeliveries, event", "SummarizeEvents, 50 events", "GetEvent", "ListEvents, all, page 1", "ListEvents, event type, page 1",
+		"ListEvents, last 7 days, page 1"} {
 		if !names[want] {
 			t.Errorf("no figure for %q in %v", want, names)
 		}
@@ -81,9 +99,12 @@ func TestHistoryMode(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT sum(n) FROM project_counts").Scan(&n); err != nil || n != 12000 {
 		t.Errorf("counted %d deliveries (%v), want 12000", n, err)
 	}
+	if err := ipool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil || n != 1200 {
+		t.Errorf("stored %d events (%v), want 1200", n, err)
+	}
 	var out strings.Builder
 	h.printHuman(&out)
-	if !strings.Contains(out.String(), "status API over 12000 stored deliveries") {
+	if !strings.Contains(out.String(), "over 12000 stored deliveries and 1200 events") {
 		t.Errorf("printed:\n%s", out.String())
 	}
 

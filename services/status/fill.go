@@ -40,12 +40,21 @@ type HistoryProject struct {
 type History struct {
 	// Events are each project's event ids, oldest first.
 	Events map[string][]string
+	// EventList is every event, in the order stored, with its project,
+	// type and time (ingest.FillEvents stores them in the event list).
+	EventList []HistoryEvent
 	// Types are the event types used.
 	Types []string
 	// Sample is about one delivery in a hundred.
 	Sample []SampledDelivery
 	// Start and End bound the create times.
 	Start, End time.Time
+}
+
+// HistoryEvent is an event of a made-up history.
+type HistoryEvent struct {
+	ID, ProjectID, EventType string
+	CreateTime               time.Time
 }
 
 // SampledDelivery is a delivery FillHistory stored.
@@ -115,6 +124,7 @@ func FillHistory(ctx context.Context, pool *pgxpool.Pool, spec HistorySpec) (*Hi
 		h.Events[prj.ID] = append(h.Events[prj.ID], evID)
 		created := h.Start.Add(time.Duration(ev+1) * step).Truncate(time.Millisecond)
 		evType := h.Types[rng.IntN(len(h.Types))]
+		h.EventList = append(h.EventList, HistoryEvent{ID: evID, ProjectID: prj.ID, EventType: evType, CreateTime: created})
 		first := rng.IntN(len(prj.EndpointIDs))
 		for k := 0; k < perEvent && made < spec.Deliveries; k++ {
 			ep := prj.EndpointIDs[(first+k)%len(prj.EndpointIDs)]
