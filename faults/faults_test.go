@@ -30,6 +30,9 @@ var suite struct {
 	hookmesh string
 	rabbit   *rabbitNode
 	ferret   *ferretDB
+	// history is the PostgreSQL database of the delivery history (the
+	// database FerretDB keeps its data in too; schemas per run).
+	history *historyDB
 }
 
 func TestMain(m *testing.M) {
@@ -51,6 +54,7 @@ func runMain(m *testing.M) int {
 		name: "hookmesh_faults@localhost", port: 5673, dir: filepath.Join(suite.dir, "rabbitmq")}
 	suite.ferret = &ferretDB{bin: need("HOOKMESH_FAULTS_FERRETDB"), pgURL: need("HOOKMESH_FAULTS_POSTGRESQL_URL"),
 		addr: "127.0.0.1:27020", dir: filepath.Join(suite.dir, "ferretdb")}
+	suite.history = &historyDB{url: need("HOOKMESH_FAULTS_HISTORY_URL")}
 
 	if err := suite.rabbit.init(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
@@ -117,7 +121,7 @@ var scenarios = []scenario{
 		behave: behaviour{latency: 20 * time.Millisecond}, events: 1000, rate: 80, faulty: true, inject: killCore},
 	{name: "restart-rabbitmq", about: "RabbitMQ stopped (rabbitmqctl stop) and started again during the load",
 		behave: behaviour{latency: 20 * time.Millisecond}, events: 1000, rate: 50, faulty: true, inject: restartRabbit},
-	{name: "stop-database", about: "FerretDB stopped for 30 s during the load",
+	{name: "stop-database", about: "FerretDB stopped, and PostgreSQL refusing the history database, for 30 s during the load",
 		behave: behaviour{latency: 20 * time.Millisecond}, events: 1000, rate: 50, faulty: true, inject: stopDatabase},
 }
 

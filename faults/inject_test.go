@@ -126,11 +126,18 @@ func restartRabbit(ctx context.Context, r *run) error {
 func stopDatabase(ctx context.Context, r *run) error {
 	time.Sleep(5 * time.Second)
 	suite.ferret.stop()
-	r.note("FerretDB stopped")
+	if err := suite.history.cut(ctx); err != nil {
+		_ = suite.ferret.start()
+		return err
+	}
+	r.note("FerretDB stopped; PostgreSQL refuses the history's connections and has ended them")
 	time.Sleep(30 * time.Second)
+	if err := suite.history.restore(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
 	if err := suite.ferret.start(); err != nil {
 		return err
 	}
-	r.note("FerretDB started again")
+	r.note("FerretDB started again; PostgreSQL takes connections again")
 	return nil
 }

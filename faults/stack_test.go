@@ -8,14 +8,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1/ingestv1connect"
@@ -39,7 +37,6 @@ type stack struct {
 	core       *hookmesh
 	ingest     *hookmesh
 	deliverers []*hookmesh
-	mongo      *mongo.Client
 }
 
 func (s *stack) all() []*hookmesh {
@@ -48,9 +45,11 @@ func (s *stack) all() []*hookmesh {
 
 // startStack starts a run's processes, logging to dir.
 func startStack(ctx context.Context, name, dir string) (*stack, error) {
-	s := &stack{prefix: fmt.Sprintf("f%s%d", name, time.Now().UnixNano()%1e6)}
+	// Also the PostgreSQL schemas' prefix: letters, digits and _ only.
+	s := &stack{prefix: fmt.Sprintf("f%s%d", strings.ReplaceAll(name, "-", "_"), time.Now().UnixNano()%1e6)}
 	common := []string{
 		"HOOKMESH_MONGODB_URI=" + suite.ferret.uri(),
+		"HOOKMESH_POSTGRES_URL=" + suite.history.url,
 		"HOOKMESH_DATABASE_PREFIX=" + s.prefix,
 		"HOOKMESH_AMQP_URL=" + suite.rabbit.url(),
 		"HOOKMESH_AMQP_PREFIX=" + s.prefix,
@@ -93,11 +92,6 @@ func startStack(ctx context.Context, name, dir string) (*stack, error) {
 			return nil, err
 		}
 	}
-	s.mongo, err = mongo.Connect(options.Client().ApplyURI(suite.ferret.uri()).SetTimeout(10 * time.Second))
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -111,9 +105,6 @@ func (s *stack) stop() {
 		wg.Go(func() { p.signal(syscall.SIGTERM, 30*time.Second) })
 	}
 	wg.Wait()
-	if s.mongo != nil {
-		_ = s.mongo.Disconnect(context.Background())
-	}
 }
 
 // project is a run's project and endpoints.
@@ -245,39 +236,8 @@ func (p *project) deliveries(ctx context.Context) ([]*statusv1.Delivery, error) 
 }
 
 // unpublished counts the events stored but not (yet) confirmed as
-// published: those a crash leaves to the outbox.
+// published: those a crash leaves to the outbox (ingest's outbox table holds
+// exactly those).
 func (s *stack) unpublished(ctx context.Context) (int, error) {
-	db := s.mongo.Database(s.prefix + "_ingest")
-	ids := func(coll string, filter bson.D) (map[string]bool, error) {
-		cur, err := db.Collection(coll).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-		if err != nil {
-			return nil, err
-		}
-		var docs []struct {
-			ID string `bson:"_id"`
-		}
-		if err := cur.All(ctx, &docs); err != nil {
-			return nil, err
-		}
-		out := make(map[string]bool, len(docs))
-		for _, d := range docs {
-			out[d.ID] = true
-		}
-		return out, nil
-	}
-	events, err := ids("events", bson.D{{Key: "is_duplicate", Value: false}})
-	if err != nil {
-		return 0, err
-	}
-	marked, err := ids("published", bson.D{})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for id := range events {
-		if !marked[id] {
-			n++
-		}
-	}
-	return n, nil
+	return suite.history.count(ctx, s.prefix+"_ingest", "outbox")
 }

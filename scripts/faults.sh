@@ -44,6 +44,9 @@ export HOOKMESH_FAULTS_DIR="$dir"
 export HOOKMESH_FAULTS_HOOKMESH="$dir/hookmesh"
 export HOOKMESH_FAULTS_FERRETDB="$HOOKMESH_FERRETDB_BIN"
 export HOOKMESH_FAULTS_POSTGRESQL_URL="$(pg_url "$db")?pool_max_conns=${HOOKMESH_FERRETDB_PG_CONNS:-20}"
+# The delivery history, as `make run` keeps it: in PostgreSQL (the same
+# database, schemas of each run's own).
+export HOOKMESH_FAULTS_HISTORY_URL="$(pg_url "$db")?sslmode=disable"
 export HOOKMESH_FAULTS_RABBITMQ_SERVER="$server"
 export HOOKMESH_FAULTS_RABBITMQCTL="$ctl"
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -96,9 +97,9 @@ func DropSchema(ctx context.Context, url, schema string) error {
 	return err
 }
 
-// Retryable reports whether err is a connection problem that may pass (the
-// server restarting or unreachable), as opposed to a statement the server
-// refuses.
+// Retryable reports whether err is a problem that may pass (the server
+// restarting, unreachable, refusing connections to the database for a
+// while, a deadlock), as opposed to a statement or value the server refuses.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
@@ -106,10 +107,25 @@ func Retryable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
-	var pgErr interface{ SQLState() string }
+	// Failing to connect is always worth another try, whatever the server
+	// said: "the database system is starting up", "database is not
+	// currently accepting connections", "too many clients".
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.SQLState()[:2] {
-		case "08", "53", "57", "40": // connection, resources, shutdown, serialization/deadlock
+		// A FATAL or PANIC error ends the session, not the statement.
+		if pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC" {
+			return true
+		}
+		switch pgErr.Code {
+		case "55P03": // lock not available
+			return true
+		}
+		switch pgErr.Code[:2] {
+		case "08", "53", "57", "58", "40": // connection, resources, operator intervention, system, serialization/deadlock
 			return true
 		}
 		return false

@@ -107,15 +107,25 @@ const refusedAttempts = 3
 // holds, which trying again cannot fix, rather than the store being away.
 // PostgreSQL says so with the error's class; for MongoDB, a harmless probe
 // write that succeeds shows the store takes writes.
+// Either way the store must answer a probe: a refusal from a store that is
+// away is never taken for final.
 func (s *Service) refusedForGood(ctx context.Context, err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return !pgdb.Retryable(err)
-	}
-	if ms, ok := s.store.(*deliveryStore); ok {
-		return ms.storeWrites(ctx) == nil
+	switch st := s.store.(type) {
+	case *pgStore:
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && !pgdb.Retryable(err) && st.probe(ctx) == nil
+	case *deliveryStore:
+		return st.storeWrites(ctx) == nil
 	}
 	return false
+}
+
+// probe checks that PostgreSQL takes a statement on the store's pool.
+func (s *pgStore) probe(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := s.pool.Exec(pctx, "SELECT 1")
+	return err
 }
 
 // storeWrites makes a harmless write to the status database (the time in
