@@ -265,7 +265,7 @@ export function EndpointPage(props: { id: string }) {
                   </>
                 )}
                 <dt>Failing deliveries</dt>
-                <dd>{failures === undefined ? "…" : String(failures)} (FAILED or RETRY)</dd>
+                <dd data-testid="endpoint-failures">{failures === undefined ? "…" : String(failures)} (FAILED or RETRY)</dd>
                 <dt>Deliveries</dt>
                 <dd className="counts">
                   {counts.data?.counts.map((c) => (
