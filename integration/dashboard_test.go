@@ -155,6 +155,28 @@ func typeInto(sel, text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(visible(sel), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
+// selectOption chooses an option of a select element as a user would,
+// with the change event React listens to.
+func selectOption(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(visible(sel), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		js := fmt.Sprintf(`(() => {
+			const el = document.querySelector(%q);
+			if (!el) return false;
+			Object.getOwnPropertyDescriptor(HTMLSelectElement.prototype, "value").set.call(el, %q);
+			el.dispatchEvent(new Event("change", { bubbles: true }));
+			return el.value === %q;
+		})()`, sel, value, value)
+		ok, err := chromedp.Evaluate[bool](js)(ctx, t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("select %q in %s: no such option", value, sel)
+		}
+		return nil
+	}))
+}
+
 // textJS reads the text of the first element matching a CSS selector, or
 // null when there is none.
 func textJS(sel string) string {
@@ -205,7 +227,7 @@ func (b *browser) shot(name string) {
 	if err := chromedp.Do(ctx, chromedp.Sleep(500*time.Millisecond)); err != nil {
 		b.t.Fatal(err)
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -394,6 +416,32 @@ func TestDashboard(t *testing.T) {
 		visible(tid("event-row-"+eventID)),
 		visible(tid("event-row-"+failedEvent)))
 	b.shot("events")
+
+	// The filter editor: the API's error names the path of what is wrong;
+	// a valid filter creates a subscription that is listed.
+	endpointOption := tid("subscription-endpoint") + fmt.Sprintf(` option[value=%q]`, ep.GetId())
+	b.run("refuse a subscription with a bad filter",
+		click(tid("nav-subscriptions")),
+		chromedp.WaitReady(chromedp.CSS(endpointOption)),
+		selectOption(tid("subscription-endpoint"), ep.GetId()),
+		typeInto(tid("subscription-name"), "bad filter"),
+		typeInto(tid("subscription-body"), `{"total": {"$foo": 1}}`),
+		click(tid("subscription-create")),
+		waitText(tid("subscription-error"), `filter.body.total.$foo: unknown operator "$foo"`),
+	)
+	b.run("create a subscription",
+		click(tid("nav-endpoints")), visible(tid("endpoints-table")),
+		click(tid("nav-subscriptions")),
+		chromedp.WaitReady(chromedp.CSS(endpointOption)),
+		selectOption(tid("subscription-endpoint"), ep.GetId()),
+		typeInto(tid("subscription-name"), "orders"),
+		typeInto(tid("subscription-event-types"), "order.*"),
+		typeInto(tid("subscription-body"), `{"order": 42}`),
+		click(tid("subscription-create")),
+		waitText(tid("subscription-created"), "Created"),
+		waitText(tid("subscriptions-table"), "order.*"),
+	)
+	b.shot("subscriptions")
 
 	// A message parked on purpose shows on the admin's Parking page with
 	// its reason, and a replay delivers it.

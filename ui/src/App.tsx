@@ -83,6 +83,7 @@ function Sidebar(props: { session: Session; path: string; onSignOut: () => void 
   );
   return (
     <nav className="sidebar">
+      <div className="sidebar-inner">
       <div className="brand">hookmesh</div>
       <div className="who" data-testid="who">
         {props.session.admin ? "admin" : "project key"}
@@ -103,6 +104,7 @@ function Sidebar(props: { session: Session; path: string; onSignOut: () => void 
       <button className="signout" onClick={props.onSignOut} data-testid="signout">
         Sign out
       </button>
+      </div>
     </nav>
   );
 }

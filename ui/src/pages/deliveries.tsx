@@ -89,7 +89,8 @@ export function DeliveriesTable(props: { projectId: string; filter: DeliveryFilt
                 </td>
                 <td>{fmtTime(d.nextAttemptTime)}</td>
                 <td>{fmtTime(d.updateTime)}</td>
-                <td className="actions">
+                <td>
+                  <div className="actions">
                   <button onClick={() => setOpen((o) => ({ ...o, [d.id]: !o[d.id] }))} data-testid={`delivery-attempts-${d.id}`}>
                     {open[d.id] ? "Hide attempts" : "Attempts"}
                   </button>
@@ -103,6 +104,7 @@ export function DeliveriesTable(props: { projectId: string; filter: DeliveryFilt
                       Force retry
                     </button>
                   )}
+                  </div>
                 </td>
               </tr>
               {open[d.id] && (

@@ -153,7 +153,7 @@ function CreateEndpoint(props: { projectId: string; onCreated: (ep: Endpoint) =>
         <textarea rows={2} value={headers} onChange={(e) => setHeaders(e.target.value)} />
       </label>
       <ErrorBox error={error} testid="endpoint-error" />
-      <div>
+      <div className="form-actions">
         <button type="submit" className="primary" data-testid="endpoint-create">
           Create endpoint
         </button>
@@ -353,7 +353,7 @@ function EditEndpoint(props: { endpoint: Endpoint; onSaved: () => void }) {
         <textarea rows={2} value={headers} onChange={(ev) => setHeaders(ev.target.value)} />
       </label>
       <ErrorBox error={error} testid="endpoint-edit-error" />
-      <div>
+      <div className="form-actions">
         <button type="submit" className="primary" data-testid="endpoint-save">
           Save
         </button>

@@ -153,7 +153,7 @@ function CreateSubscription(props: { projectId: string; endpoints: { id: string;
       </label>
       <ErrorBox error={error} testid="subscription-error" />
       {done && <div className="ok" data-testid="subscription-created">{done}</div>}
-      <div>
+      <div className="form-actions">
         <button type="submit" className="primary" data-testid="subscription-create">
           Create subscription
         </button>
