@@ -83,8 +83,17 @@ func newBrowser(t *testing.T) *browser {
 	b := &browser{t: t, ctx: ctx}
 	// Start the browser: the first Run on the context, without a timeout
 	// (a timeout there would end the browser with it).
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start chromium (%s): %v", path, err)
+		}
+	case <-time.After(stepTimeout):
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("chromium (%s) did not start within %s", path, stepTimeout)
 	}
 	if os.Getenv("HOOKMESH_UI_SCREENSHOTS") == "1" {
 		b.shots = filepath.Join("..", "docs", "screenshots")
