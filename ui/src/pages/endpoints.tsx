@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { registry, status, errorText, fmtTime } from "../api";
 import { EndpointStatus, type Endpoint } from "../gen/hookmesh/registry/v1/registry_pb";
 import { DeliveryStatus } from "../gen/hookmesh/status/v1/status_pb";
-import { DeliveryBadge, EndpointBadge, ErrorBox, Link, NeedProject, Pager, Secret, useCursor, usePoll, useSession } from "../lib";
+import { DeliveryBadge, EndpointBadge, ErrorBox, Link, NeedProject, Pager, Secret, useCursor, useNav, usePoll, useSession } from "../lib";
 import { DeliveriesTable } from "./deliveries";
 
 export function EndpointsPage() {
@@ -164,6 +164,7 @@ function CreateEndpoint(props: { projectId: string; onCreated: (ep: Endpoint) =>
 
 export function EndpointPage(props: { id: string }) {
   const { session } = useSession();
+  const { navigate } = useNav();
   const projectId = session.projectId;
   const ep = usePoll(() => registry.getEndpoint({ projectId, endpointId: props.id }), [projectId, props.id], !!projectId);
   const counts = usePoll(() => status.countDeliveries({ projectId, endpointId: props.id }), [projectId, props.id], !!projectId);
@@ -219,6 +220,20 @@ export function EndpointPage(props: { id: string }) {
               </button>
               <button onClick={() => setEditing(!editing)} data-testid="endpoint-edit">
                 Edit
+              </button>
+              <button
+                className="danger"
+                onClick={async () => {
+                  if (!window.confirm("Delete this endpoint and its subscriptions?")) return;
+                  try {
+                    await registry.deleteEndpoint({ projectId, endpointId: e.id });
+                    navigate("/endpoints");
+                  } catch (err) {
+                    setError(errorText(err));
+                  }
+                }}
+              >
+                Delete
               </button>
             </div>
           </div>

@@ -1,5 +1,5 @@
-import { useState } from "react";
-import { ingest, fmtTime } from "../api";
+import { useState, type FormEvent } from "react";
+import { ingest, errorText, fmtTime } from "../api";
 import type { EventSummary } from "../gen/hookmesh/status/v1/status_pb";
 import { DeliveryBadge, ErrorBox, Headers, Json, Link, NeedProject, Pager, tsFromInput, useCursor, usePoll, useSession } from "../lib";
 import { DeliveriesTable } from "./deliveries";
@@ -49,10 +49,17 @@ export function EventsPage() {
     [projectId, filterKey, cursor.token],
     !!projectId,
   );
+  const [sending, setSending] = useState(false);
   if (!projectId) return <NeedProject />;
   return (
     <div>
-      <h1>Events</h1>
+      <div className="title-row">
+        <h1>Events</h1>
+        <button className="primary" onClick={() => setSending(!sending)} data-testid="event-new">
+          Send event
+        </button>
+      </div>
+      {sending && <SendEvent projectId={projectId} onSent={list.reload} />}
       <div className="filters card">
         <label>
           Event type
@@ -180,5 +187,76 @@ export function EventPage(props: { id: string }) {
         </>
       )}
     </div>
+  );
+}
+
+// SendEvent sends an event to one endpoint, to an owner's endpoints, or to
+// every endpoint of the project.
+function SendEvent(props: { projectId: string; onSent: () => void }) {
+  const [target, setTarget] = useState("endpoint");
+  const [to, setTo] = useState("");
+  const [eventType, setEventType] = useState("");
+  const [data, setData] = useState("{}");
+  const [idempotencyKey, setIdempotencyKey] = useState("");
+  const [error, setError] = useState("");
+  const [sent, setSent] = useState("");
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError("");
+    setSent("");
+    try {
+      const common = { projectId: props.projectId, eventType, data, idempotencyKey };
+      const resp =
+        target === "endpoint"
+          ? await ingest.createEvent({ ...common, endpointId: to })
+          : target === "owner"
+            ? await ingest.createFanoutEvent({ ...common, ownerId: to })
+            : await ingest.createBroadcastEvent(common);
+      setSent(resp.event?.id ?? "");
+      props.onSent();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <form className="card grid-form" onSubmit={submit} data-testid="event-form">
+      <label>
+        Send to
+        <select value={target} onChange={(e) => setTarget(e.target.value)}>
+          <option value="endpoint">one endpoint</option>
+          <option value="owner">an owner's endpoints (fan-out)</option>
+          <option value="broadcast">every endpoint (broadcast)</option>
+        </select>
+      </label>
+      {target !== "broadcast" && (
+        <label>
+          {target === "endpoint" ? "Endpoint ID" : "Owner ID"}
+          <input value={to} onChange={(e) => setTo(e.target.value)} />
+        </label>
+      )}
+      <label>
+        Event type
+        <input value={eventType} onChange={(e) => setEventType(e.target.value)} placeholder="invoice.paid" />
+      </label>
+      <label>
+        Idempotency key <span className="muted">(optional)</span>
+        <input value={idempotencyKey} onChange={(e) => setIdempotencyKey(e.target.value)} />
+      </label>
+      <label>
+        Data <span className="muted">(JSON, delivered byte for byte)</span>
+        <textarea className="mono" rows={4} value={data} onChange={(e) => setData(e.target.value)} />
+      </label>
+      <ErrorBox error={error} />
+      {sent && (
+        <div className="ok">
+          Sent <Link to={`/events/${sent}`}>{sent}</Link>.
+        </div>
+      )}
+      <div className="form-actions">
+        <button type="submit" className="primary">
+          Send
+        </button>
+      </div>
+    </form>
   );
 }
