@@ -98,8 +98,9 @@ apt_install() {
 # ---------------------------------------------------------------- Chromium
 
 # ensure_chromium: make sure Debian's chromium is there for the dashboard's
-# browser tests, installing it where we can. Fails (returns 1, with a
-# warning) when it is missing and cannot be installed.
+# browser tests, installing it (and a font for its pages) where we can.
+# Fails (returns 1, with a warning) when it is missing and cannot be
+# installed.
 ensure_chromium() {
 	if [[ -n ${HOOKMESH_CHROMIUM:-} && -x ${HOOKMESH_CHROMIUM:-} ]] || command -v chromium >/dev/null 2>&1; then
 		return 0
@@ -109,7 +110,7 @@ ensure_chromium() {
 		return 1
 	fi
 	# In a subshell: apt_install exits on failure.
-	if ! (apt_install chromium); then
+	if ! (apt_install chromium fonts-liberation); then
 		warn "could not install chromium: the dashboard's browser tests will be skipped"
 		return 1
 	fi
