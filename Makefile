@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 
 SHELL := /bin/bash
 
-.PHONY: run test faults generate check-generated lint bench ferretdb
+.PHONY: run test faults generate check-generated lint bench ferretdb ui
 
 # The whole of hookmesh in one process, on a local stack started as needed.
 # exec: the script is make's own child, which it watches; SIGINT, SIGTERM or
@@ -24,11 +24,16 @@ test:
 faults:
 	bash scripts/faults.sh $(TESTFLAGS)
 
-# Regenerate gen/ from proto/.
+# Regenerate gen/ from proto/ (and ui/src/gen when ui/node_modules exists).
 generate:
 	bash scripts/generate.sh
 
-# Fail when gen/ is not what proto/ generates.
+# Rebuild the dashboard (ui/dist, committed and embedded) with the machine's
+# Node and npm: npm ci, ui/src/gen from proto/, type-check, Vite build.
+ui:
+	bash scripts/ui.sh
+
+# Fail when gen/ is not what proto/ generates, or ui/dist is stale.
 check-generated:
 	bash scripts/generate.sh --check
 

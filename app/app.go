@@ -45,6 +45,7 @@ import (
 	regclient "github.com/hookmesh/hookmesh/services/registry/client"
 	"github.com/hookmesh/hookmesh/services/router"
 	"github.com/hookmesh/hookmesh/services/status"
+	"github.com/hookmesh/hookmesh/ui"
 )
 
 // App is one hookmesh process.
@@ -320,6 +321,12 @@ func (a *App) assemble(ctx context.Context) error {
 		a.server.AddServices(svc.Register(a.server.Mux(), handlerOpts()...)...)
 		a.server.AddServices(operations.Register(a.server.Mux(), a.bus, handlerOpts()...)...)
 		a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })
+	}
+	// The dashboard calls the public APIs on the origin it was loaded from:
+	// every process that serves one serves it too (all of them together in
+	// `all` mode).
+	if cfg.has(TargetRegistry) || cfg.has(TargetIngest) || cfg.has(TargetStatus) {
+		ui.Mount(a.server.Mux())
 	}
 	if cfg.has(TargetRouter) {
 		r := router.New(router.Config{Workers: cfg.RouterWorkers}, a.bus, a.pub, reg, logger.With("service", "router"))

@@ -2,7 +2,8 @@
 # Regenerates gen/ from proto/ with pinned versions of buf and its plugins,
 # installed into .hookmesh/bin with `go install` (nothing from a remote buf
 # registry). With --check it regenerates into a scratch copy and fails when
-# the committed gen/ differs.
+# the committed gen/ differs, or when the dashboard's built assets (ui/dist)
+# are not built from its current sources (see scripts/ui-source-hash.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x /usr/local/go/bin/go ] && ! command -v go >/dev/null && export PATH=/usr/local/go/bin:$PATH
@@ -42,6 +43,29 @@ if [ "${1:-}" = "--check" ]; then
     exit 1
   fi
   echo "gen/ is up to date"
+  # The dashboard's clients, when its npm packages are installed (make ui).
+  if [ -x ui/node_modules/.bin/protoc-gen-es ]; then
+    mkdir -p "$scratch/ui"
+    cp -r ui/buf.gen.yaml "$scratch/ui/"
+    ln -s "$PWD/ui/node_modules" "$scratch/ui/node_modules"
+    (cd "$scratch" && buf generate --template ui/buf.gen.yaml)
+    if ! diff -r "$scratch/ui/src/gen" ui/src/gen >/dev/null; then
+      diff -r "$scratch/ui/src/gen" ui/src/gen | head -20 >&2
+      echo "ui/src/gen is stale: run make ui" >&2
+      exit 1
+    fi
+    echo "ui/src/gen is up to date"
+  fi
+  want="$(bash scripts/ui-source-hash.sh)"
+  have="$(cat ui/dist/source-hash 2>/dev/null || true)"
+  if [ "$want" != "$have" ]; then
+    echo "ui/dist is stale: run make ui" >&2
+    exit 1
+  fi
+  echo "ui/dist is up to date"
 else
   buf generate
+  if [ -x ui/node_modules/.bin/protoc-gen-es ]; then
+    buf generate --template ui/buf.gen.yaml
+  fi
 fi

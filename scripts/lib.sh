@@ -95,6 +95,28 @@ apt_install() {
 		die "apt-get install $* failed"
 }
 
+# ---------------------------------------------------------------- Chromium
+
+# ensure_chromium: make sure Debian's chromium is there for the dashboard's
+# browser tests, installing it (and a font for its pages) where we can.
+# Fails (returns 1, with a warning) when it is missing and cannot be
+# installed.
+ensure_chromium() {
+	if [[ -n ${HOOKMESH_CHROMIUM:-} && -x ${HOOKMESH_CHROMIUM:-} ]] || command -v chromium >/dev/null 2>&1; then
+		return 0
+	fi
+	if ! can_be_root || ! command -v apt-get >/dev/null 2>&1; then
+		warn "chromium is not installed: the dashboard's browser tests will be skipped (sudo apt-get install -y chromium)"
+		return 1
+	fi
+	# In a subshell: apt_install exits on failure.
+	if ! (apt_install chromium fonts-liberation); then
+		warn "could not install chromium: the dashboard's browser tests will be skipped"
+		return 1
+	fi
+	command -v chromium >/dev/null 2>&1
+}
+
 # ---------------------------------------------------------------- RabbitMQ
 
 # ensure_rabbitmq: make sure RabbitMQ answers on 127.0.0.1:5672, installing

@@ -7,6 +7,10 @@
 # HOOKMESH_TEST_MONGODB_URI, when set, points the tests at that MongoDB
 # instead (no FerretDB is started); HOOKMESH_TEST_AMQP_URL likewise.
 # HOOKMESH_TEST_FERRETDB_PORT moves the test FerretDB to another port.
+#
+# The dashboard's browser tests need Chromium: installed with apt-get when
+# missing and running as root, and then required (HOOKMESH_REQUIRE_BROWSER=1:
+# they fail rather than skip). Without it they skip with a message.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -42,6 +46,10 @@ if [[ -z ${HOOKMESH_TEST_POSTGRES_URL:-} ]]; then
 	ensure_database hookmesh_test_history
 	HOOKMESH_TEST_POSTGRES_URL="$(pg_url hookmesh_test_history)?sslmode=disable"
 	export HOOKMESH_TEST_POSTGRES_URL
+fi
+
+if ensure_chromium; then
+	export HOOKMESH_REQUIRE_BROWSER="${HOOKMESH_REQUIRE_BROWSER:-1}"
 fi
 
 log "HOOKMESH_TEST_MONGODB_URI=$HOOKMESH_TEST_MONGODB_URI"

@@ -1,0 +1,170 @@
+import { useState, type FormEvent } from "react";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { clearSession, clientsWithKey, errorText, loadSession, saveSession, type Session } from "./api";
+import { Link, NavContext, SessionContext, useRouter, ErrorBox } from "./lib";
+import { ProjectsPage } from "./pages/projects";
+import { EndpointPage, EndpointsPage } from "./pages/endpoints";
+import { SubscriptionsPage } from "./pages/subscriptions";
+import { EventPage, EventsPage } from "./pages/events";
+import { DeliveriesPage } from "./pages/deliveries";
+import { KeysPage } from "./pages/keys";
+import { ParkingPage } from "./pages/parking";
+import { MetricsPage } from "./pages/metrics";
+
+export function App() {
+  const [session, setSession] = useState<Session | null>(loadSession());
+  const nav = useRouter();
+  if (!session) {
+    return (
+      <SignIn
+        onSignedIn={(s) => {
+          saveSession(s);
+          setSession(s);
+          nav.navigate(s.projectId ? "/endpoints" : "/projects");
+        }}
+      />
+    );
+  }
+  const setProject = (projectId: string) => {
+    const s = { ...session, projectId };
+    saveSession(s);
+    setSession(s);
+  };
+  const signOut = () => {
+    clearSession();
+    setSession(null);
+  };
+  return (
+    <NavContext.Provider value={nav}>
+      <SessionContext.Provider value={{ session, setProject }}>
+        <div className="layout">
+          <Sidebar session={session} path={nav.path} onSignOut={signOut} />
+          <main className="main">
+            <Route path={nav.path} session={session} />
+          </main>
+        </div>
+      </SessionContext.Provider>
+    </NavContext.Provider>
+  );
+}
+
+function Route(props: { path: string; session: Session }) {
+  const parts = props.path.split("/").filter(Boolean);
+  const [page, id] = parts;
+  switch (page) {
+    case "projects":
+      return <ProjectsPage />;
+    case "endpoints":
+      return id ? <EndpointPage id={decodeURIComponent(id)} /> : <EndpointsPage />;
+    case "subscriptions":
+      return <SubscriptionsPage />;
+    case "events":
+      return id ? <EventPage id={decodeURIComponent(id)} /> : <EventsPage />;
+    case "deliveries":
+      return <DeliveriesPage />;
+    case "keys":
+      return <KeysPage />;
+    case "parking":
+      return <ParkingPage />;
+    case "metrics":
+      return <MetricsPage />;
+    default:
+      return props.session.projectId ? <EndpointsPage /> : props.session.admin ? <ProjectsPage /> : <EndpointsPage />;
+  }
+}
+
+function Sidebar(props: { session: Session; path: string; onSignOut: () => void }) {
+  const item = (to: string, label: string) => (
+    <li>
+      <Link to={to} testid={`nav-${to.slice(1)}`} className={props.path.startsWith(to) ? "active" : ""}>
+        {label}
+      </Link>
+    </li>
+  );
+  return (
+    <nav className="sidebar">
+      <div className="sidebar-inner">
+      <div className="brand">hookmesh</div>
+      <div className="who" data-testid="who">
+        {props.session.admin ? "admin" : "project key"}
+        <div className="project" data-testid="current-project">
+          {props.session.projectId || "no project chosen"}
+        </div>
+      </div>
+      <ul>
+        {props.session.admin && item("/projects", "Projects")}
+        {item("/endpoints", "Endpoints")}
+        {item("/subscriptions", "Subscriptions")}
+        {item("/events", "Events")}
+        {item("/deliveries", "Deliveries")}
+        {item("/metrics", "Metrics")}
+        {item("/keys", "API keys")}
+        {props.session.admin && item("/parking", "Parking")}
+      </ul>
+      <button className="signout" onClick={props.onSignOut} data-testid="signout">
+        Sign out
+      </button>
+      </div>
+    </nav>
+  );
+}
+
+function SignIn(props: { onSignedIn: (s: Session) => void }) {
+  const [key, setKey] = useState("");
+  const [projectId, setProjectId] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError("");
+    const k = key.trim();
+    const p = projectId.trim();
+    if (!k) {
+      setError("Enter an API key.");
+      return;
+    }
+    setBusy(true);
+    const { registry } = clientsWithKey(k);
+    try {
+      // The admin key may list projects; a project key may not.
+      try {
+        await registry.listProjects({ pageSize: 1 });
+        if (p) await registry.getProject({ projectId: p });
+        props.onSignedIn({ key: k, admin: true, projectId: p });
+        return;
+      } catch (err) {
+        if (!(err instanceof ConnectError) || err.code !== Code.PermissionDenied) throw err;
+      }
+      if (!p) {
+        setError("This is a project API key: enter its project ID too.");
+        return;
+      }
+      await registry.getProject({ projectId: p });
+      props.onSignedIn({ key: k, admin: false, projectId: p });
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="signin">
+      <form onSubmit={submit} className="card">
+        <h1>hookmesh</h1>
+        <p className="muted">Sign in with the admin key, or with a project API key and its project ID. The key is kept in this tab only.</p>
+        <label>
+          API key
+          <input type="password" value={key} onChange={(e) => setKey(e.target.value)} data-testid="signin-key" autoFocus />
+        </label>
+        <label>
+          Project ID <span className="muted">(optional with the admin key)</span>
+          <input value={projectId} onChange={(e) => setProjectId(e.target.value)} data-testid="signin-project" />
+        </label>
+        <ErrorBox error={error} testid="signin-error" />
+        <button type="submit" className="primary" disabled={busy} data-testid="signin-submit">
+          Sign in
+        </button>
+      </form>
+    </div>
+  );
+}
