@@ -69,6 +69,11 @@ func TestPortalLinks(t *testing.T) {
 				t.Fatalf("default ttl %s, want 1h", ttl)
 			}
 			p := s.clients(token)
+			// The portal learns its project and owner from the token.
+			if cur, err := p.registry.GetCurrentPortalLink(ctx, connect.NewRequest(&registryv1.GetCurrentPortalLinkRequest{})); err != nil ||
+				cur.Msg.GetPortalLink().GetProjectId() != projectID || cur.Msg.GetPortalLink().GetOwnerId() != "acme" {
+				t.Fatalf("GetCurrentPortalLink: %v %v", cur, err)
+			}
 
 			// Endpoints: acme's only.
 			eps, err := p.registry.ListEndpoints(ctx, connect.NewRequest(&registryv1.ListEndpointsRequest{ProjectId: projectID}))

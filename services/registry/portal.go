@@ -75,6 +75,7 @@ func newPortalToken() string {
 // portalProcedures are the RegistryService calls a portal token may make;
 // each of their handlers keeps to the token's owner (ownerScope).
 var portalProcedures = []string{
+	"/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink",
 	"/hookmesh.registry.v1.RegistryService/CreateEndpoint",
 	"/hookmesh.registry.v1.RegistryService/GetEndpoint",
 	"/hookmesh.registry.v1.RegistryService/ListEndpoints",
@@ -237,6 +238,24 @@ func (h *handler) RevokePortalLink(ctx context.Context, req *connect.Request[reg
 		h.s.portals.Invalidate(d.Hash)
 	}
 	return connect.NewResponse(&registryv1.RevokePortalLinkResponse{PortalLink: d.proto()}), nil
+}
+
+// GetCurrentPortalLink returns the calling portal token's link, so that
+// the portal learns its project and owner from the token alone.
+func (h *handler) GetCurrentPortalLink(ctx context.Context, _ *connect.Request[registryv1.GetCurrentPortalLinkRequest]) (*connect.Response[registryv1.GetCurrentPortalLinkResponse], error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, apierr.Unauthenticated("missing API key: send Authorization: Bearer <key>")
+	}
+	if !p.Portal() {
+		return nil, apierr.PermissionDenied("GetCurrentPortalLink answers portal tokens only; a project key lists links with ListPortalLinks")
+	}
+	var d portalLinkDoc
+	filter := bson.D{{Key: "project_id", Value: p.ProjectID}, {Key: "link_id", Value: p.KeyID}}
+	if err := findOne(ctx, h.s.store.portalLinks, filter, &d); err != nil {
+		return nil, storeErr(err, "portal link", p.KeyID, p.ProjectID)
+	}
+	return connect.NewResponse(&registryv1.GetCurrentPortalLinkResponse{PortalLink: d.proto()}), nil
 }
 
 // AuthenticatePortalToken resolves a portal token to its project, link and

@@ -39,6 +39,12 @@ func TestPortalLinks(t *testing.T) {
 		if g.ProjectId != p.Id || g.OwnerId != "acme" || g.PortalLinkId != link.Id {
 			t.Fatalf("AuthenticatePortalToken = %v", g)
 		}
+		cur := must(c.GetCurrentPortalLink(ctx, token, &registryv1.GetCurrentPortalLinkRequest{}))(t).PortalLink
+		if cur.Id != link.Id || cur.ProjectId != p.Id || cur.OwnerId != "acme" || cur.Url != "" {
+			t.Fatalf("GetCurrentPortalLink = %v", cur)
+		}
+		_, err = c.GetCurrentPortalLink(ctx, key, &registryv1.GetCurrentPortalLinkRequest{})
+		wantErr(t, err, connect.CodePermissionDenied, "portal tokens only")
 		owned := must(c.ListOwnerEndpoints(ctx, testAdminKey, &registryv1.ListOwnerEndpointsRequest{ProjectId: p.Id, OwnerId: "acme"}))(t)
 		if len(owned.EndpointIds) != 1 || owned.EndpointIds[0] != mine.Id {
 			t.Fatalf("ListOwnerEndpoints = %v", owned)

@@ -244,3 +244,7 @@ func (c *apiClient) AuthenticatePortalToken(ctx context.Context, key string, req
 func (c *apiClient) ListOwnerEndpoints(ctx context.Context, key string, req *registryv1.ListOwnerEndpointsRequest) (*registryv1.ListOwnerEndpointsResponse, error) {
 	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.ListOwnerEndpoints, registryv1.RegistryInternalServiceClient.ListOwnerEndpoints)
 }
+
+func (c *apiClient) GetCurrentPortalLink(ctx context.Context, key string, req *registryv1.GetCurrentPortalLinkRequest) (*registryv1.GetCurrentPortalLinkResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.GetCurrentPortalLink, registryv1.RegistryServiceClient.GetCurrentPortalLink)
+}

@@ -2030,6 +2030,86 @@ func (x *RevokePortalLinkResponse) GetPortalLink() *PortalLink {
 	return nil
 }
 
+type GetCurrentPortalLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCurrentPortalLinkRequest) Reset() {
+	*x = GetCurrentPortalLinkRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCurrentPortalLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCurrentPortalLinkRequest) ProtoMessage() {}
+
+func (x *GetCurrentPortalLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCurrentPortalLinkRequest.ProtoReflect.Descriptor instead.
+func (*GetCurrentPortalLinkRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+}
+
+type GetCurrentPortalLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PortalLink    *PortalLink            `protobuf:"bytes,1,opt,name=portal_link,json=portalLink,proto3" json:"portal_link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCurrentPortalLinkResponse) Reset() {
+	*x = GetCurrentPortalLinkResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCurrentPortalLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCurrentPortalLinkResponse) ProtoMessage() {}
+
+func (x *GetCurrentPortalLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCurrentPortalLinkResponse.ProtoReflect.Descriptor instead.
+func (*GetCurrentPortalLinkResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetCurrentPortalLinkResponse) GetPortalLink() *PortalLink {
+	if x != nil {
+		return x.PortalLink
+	}
+	return nil
+}
+
 type CreateEndpointRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	ProjectId   string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
@@ -2049,7 +2129,7 @@ type CreateEndpointRequest struct {
 
 func (x *CreateEndpointRequest) Reset() {
 	*x = CreateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2141,7 @@ func (x *CreateEndpointRequest) String() string {
 func (*CreateEndpointRequest) ProtoMessage() {}
 
 func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2154,7 @@ func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateEndpointRequest) GetProjectId() string {
@@ -2149,7 +2229,7 @@ type CreateEndpointResponse struct {
 
 func (x *CreateEndpointResponse) Reset() {
 	*x = CreateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2241,7 @@ func (x *CreateEndpointResponse) String() string {
 func (*CreateEndpointResponse) ProtoMessage() {}
 
 func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2254,7 @@ func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2194,7 +2274,7 @@ type GetEndpointRequest struct {
 
 func (x *GetEndpointRequest) Reset() {
 	*x = GetEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2286,7 @@ func (x *GetEndpointRequest) String() string {
 func (*GetEndpointRequest) ProtoMessage() {}
 
 func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2299,7 @@ func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointRequest.ProtoReflect.Descriptor instead.
 func (*GetEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetEndpointRequest) GetProjectId() string {
@@ -2245,7 +2325,7 @@ type GetEndpointResponse struct {
 
 func (x *GetEndpointResponse) Reset() {
 	*x = GetEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2337,7 @@ func (x *GetEndpointResponse) String() string {
 func (*GetEndpointResponse) ProtoMessage() {}
 
 func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2350,7 @@ func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointResponse.ProtoReflect.Descriptor instead.
 func (*GetEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetEndpointResponse) GetEndpoint() *Endpoint {
@@ -2292,7 +2372,7 @@ type ListEndpointsRequest struct {
 
 func (x *ListEndpointsRequest) Reset() {
 	*x = ListEndpointsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2384,7 @@ func (x *ListEndpointsRequest) String() string {
 func (*ListEndpointsRequest) ProtoMessage() {}
 
 func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2397,7 @@ func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEndpointsRequest) GetProjectId() string {
@@ -2358,7 +2438,7 @@ type ListEndpointsResponse struct {
 
 func (x *ListEndpointsResponse) Reset() {
 	*x = ListEndpointsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2450,7 @@ func (x *ListEndpointsResponse) String() string {
 func (*ListEndpointsResponse) ProtoMessage() {}
 
 func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2463,7 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
@@ -2419,7 +2499,7 @@ type UpdateEndpointRequest struct {
 
 func (x *UpdateEndpointRequest) Reset() {
 	*x = UpdateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2511,7 @@ func (x *UpdateEndpointRequest) String() string {
 func (*UpdateEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2524,7 @@ func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{37}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateEndpointRequest) GetProjectId() string {
@@ -2526,7 +2606,7 @@ type UpdateEndpointResponse struct {
 
 func (x *UpdateEndpointResponse) Reset() {
 	*x = UpdateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2618,7 @@ func (x *UpdateEndpointResponse) String() string {
 func (*UpdateEndpointResponse) ProtoMessage() {}
 
 func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2631,7 @@ func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{38}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2571,7 +2651,7 @@ type DeleteEndpointRequest struct {
 
 func (x *DeleteEndpointRequest) Reset() {
 	*x = DeleteEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2663,7 @@ func (x *DeleteEndpointRequest) String() string {
 func (*DeleteEndpointRequest) ProtoMessage() {}
 
 func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2676,7 @@ func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{39}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteEndpointRequest) GetProjectId() string {
@@ -2621,7 +2701,7 @@ type DeleteEndpointResponse struct {
 
 func (x *DeleteEndpointResponse) Reset() {
 	*x = DeleteEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2713,7 @@ func (x *DeleteEndpointResponse) String() string {
 func (*DeleteEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2726,7 @@ func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{40}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{42}
 }
 
 type PauseEndpointRequest struct {
@@ -2659,7 +2739,7 @@ type PauseEndpointRequest struct {
 
 func (x *PauseEndpointRequest) Reset() {
 	*x = PauseEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2751,7 @@ func (x *PauseEndpointRequest) String() string {
 func (*PauseEndpointRequest) ProtoMessage() {}
 
 func (x *PauseEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2764,7 @@ func (x *PauseEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseEndpointRequest.ProtoReflect.Descriptor instead.
 func (*PauseEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{41}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PauseEndpointRequest) GetProjectId() string {
@@ -2710,7 +2790,7 @@ type PauseEndpointResponse struct {
 
 func (x *PauseEndpointResponse) Reset() {
 	*x = PauseEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2802,7 @@ func (x *PauseEndpointResponse) String() string {
 func (*PauseEndpointResponse) ProtoMessage() {}
 
 func (x *PauseEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2815,7 @@ func (x *PauseEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseEndpointResponse.ProtoReflect.Descriptor instead.
 func (*PauseEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{42}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PauseEndpointResponse) GetEndpoint() *Endpoint {
@@ -2755,7 +2835,7 @@ type ActivateEndpointRequest struct {
 
 func (x *ActivateEndpointRequest) Reset() {
 	*x = ActivateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2847,7 @@ func (x *ActivateEndpointRequest) String() string {
 func (*ActivateEndpointRequest) ProtoMessage() {}
 
 func (x *ActivateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +2860,7 @@ func (x *ActivateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*ActivateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{43}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ActivateEndpointRequest) GetProjectId() string {
@@ -2806,7 +2886,7 @@ type ActivateEndpointResponse struct {
 
 func (x *ActivateEndpointResponse) Reset() {
 	*x = ActivateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +2898,7 @@ func (x *ActivateEndpointResponse) String() string {
 func (*ActivateEndpointResponse) ProtoMessage() {}
 
 func (x *ActivateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2911,7 @@ func (x *ActivateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*ActivateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{44}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ActivateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2855,7 +2935,7 @@ type RotateEndpointSecretRequest struct {
 
 func (x *RotateEndpointSecretRequest) Reset() {
 	*x = RotateEndpointSecretRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +2947,7 @@ func (x *RotateEndpointSecretRequest) String() string {
 func (*RotateEndpointSecretRequest) ProtoMessage() {}
 
 func (x *RotateEndpointSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +2960,7 @@ func (x *RotateEndpointSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateEndpointSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateEndpointSecretRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{45}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RotateEndpointSecretRequest) GetProjectId() string {
@@ -2920,7 +3000,7 @@ type RotateEndpointSecretResponse struct {
 
 func (x *RotateEndpointSecretResponse) Reset() {
 	*x = RotateEndpointSecretResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3012,7 @@ func (x *RotateEndpointSecretResponse) String() string {
 func (*RotateEndpointSecretResponse) ProtoMessage() {}
 
 func (x *RotateEndpointSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3025,7 @@ func (x *RotateEndpointSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateEndpointSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateEndpointSecretResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{46}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RotateEndpointSecretResponse) GetEndpoint() *Endpoint {
@@ -2968,7 +3048,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2980,7 +3060,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +3073,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{47}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateSubscriptionRequest) GetProjectId() string {
@@ -3040,7 +3120,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3132,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3145,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{48}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -3085,7 +3165,7 @@ type GetSubscriptionRequest struct {
 
 func (x *GetSubscriptionRequest) Reset() {
 	*x = GetSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3177,7 @@ func (x *GetSubscriptionRequest) String() string {
 func (*GetSubscriptionRequest) ProtoMessage() {}
 
 func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3190,7 @@ func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{49}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetSubscriptionRequest) GetProjectId() string {
@@ -3136,7 +3216,7 @@ type GetSubscriptionResponse struct {
 
 func (x *GetSubscriptionResponse) Reset() {
 	*x = GetSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3148,7 +3228,7 @@ func (x *GetSubscriptionResponse) String() string {
 func (*GetSubscriptionResponse) ProtoMessage() {}
 
 func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3161,7 +3241,7 @@ func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{50}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
@@ -3183,7 +3263,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3195,7 +3275,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3288,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{51}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListSubscriptionsRequest) GetProjectId() string {
@@ -3249,7 +3329,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3341,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3274,7 +3354,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{52}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -3304,7 +3384,7 @@ type UpdateSubscriptionRequest struct {
 
 func (x *UpdateSubscriptionRequest) Reset() {
 	*x = UpdateSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +3396,7 @@ func (x *UpdateSubscriptionRequest) String() string {
 func (*UpdateSubscriptionRequest) ProtoMessage() {}
 
 func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3409,7 @@ func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{53}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UpdateSubscriptionRequest) GetProjectId() string {
@@ -3376,7 +3456,7 @@ type UpdateSubscriptionResponse struct {
 
 func (x *UpdateSubscriptionResponse) Reset() {
 	*x = UpdateSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3388,7 +3468,7 @@ func (x *UpdateSubscriptionResponse) String() string {
 func (*UpdateSubscriptionResponse) ProtoMessage() {}
 
 func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3401,7 +3481,7 @@ func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{54}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateSubscriptionResponse) GetSubscription() *Subscription {
@@ -3421,7 +3501,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3513,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3526,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{55}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DeleteSubscriptionRequest) GetProjectId() string {
@@ -3471,7 +3551,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3483,7 +3563,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3496,7 +3576,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{56}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{58}
 }
 
 var File_hookmesh_registry_v1_registry_proto protoreflect.FileDescriptor
@@ -3665,6 +3745,10 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x0eportal_link_id\x18\x02 \x01(\tR\fportalLinkId\"]\n" +
 	"\x18RevokePortalLinkResponse\x12A\n" +
 	"\vportal_link\x18\x01 \x01(\v2 .hookmesh.registry.v1.PortalLinkR\n" +
+	"portalLink\"\x1d\n" +
+	"\x1bGetCurrentPortalLinkRequest\"a\n" +
+	"\x1cGetCurrentPortalLinkResponse\x12A\n" +
+	"\vportal_link\x18\x01 \x01(\v2 .hookmesh.registry.v1.PortalLinkR\n" +
 	"portalLink\"\xc3\x03\n" +
 	"\x15CreateEndpointRequest\x12\x1d\n" +
 	"\n" +
@@ -3803,7 +3887,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x1bENDPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ENDPOINT_STATUS_ACTIVE\x10\x01\x12\x1a\n" +
 	"\x16ENDPOINT_STATUS_PAUSED\x10\x02\x12\x1c\n" +
-	"\x18ENDPOINT_STATUS_DISABLED\x10\x032\xa9\x15\n" +
+	"\x18ENDPOINT_STATUS_DISABLED\x10\x032\xae\x16\n" +
 	"\x0fRegistryService\x12j\n" +
 	"\rCreateProject\x12*.hookmesh.registry.v1.CreateProjectRequest\x1a+.hookmesh.registry.v1.CreateProjectResponse\"\x00\x12d\n" +
 	"\n" +
@@ -3816,7 +3900,8 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\fRevokeAPIKey\x12).hookmesh.registry.v1.RevokeAPIKeyRequest\x1a*.hookmesh.registry.v1.RevokeAPIKeyResponse\"\x00\x12s\n" +
 	"\x10CreatePortalLink\x12-.hookmesh.registry.v1.CreatePortalLinkRequest\x1a..hookmesh.registry.v1.CreatePortalLinkResponse\"\x00\x12s\n" +
 	"\x0fListPortalLinks\x12,.hookmesh.registry.v1.ListPortalLinksRequest\x1a-.hookmesh.registry.v1.ListPortalLinksResponse\"\x03\x90\x02\x01\x12s\n" +
-	"\x10RevokePortalLink\x12-.hookmesh.registry.v1.RevokePortalLinkRequest\x1a..hookmesh.registry.v1.RevokePortalLinkResponse\"\x00\x12m\n" +
+	"\x10RevokePortalLink\x12-.hookmesh.registry.v1.RevokePortalLinkRequest\x1a..hookmesh.registry.v1.RevokePortalLinkResponse\"\x00\x12\x82\x01\n" +
+	"\x14GetCurrentPortalLink\x121.hookmesh.registry.v1.GetCurrentPortalLinkRequest\x1a2.hookmesh.registry.v1.GetCurrentPortalLinkResponse\"\x03\x90\x02\x01\x12m\n" +
 	"\x0eCreateEndpoint\x12+.hookmesh.registry.v1.CreateEndpointRequest\x1a,.hookmesh.registry.v1.CreateEndpointResponse\"\x00\x12g\n" +
 	"\vGetEndpoint\x12(.hookmesh.registry.v1.GetEndpointRequest\x1a).hookmesh.registry.v1.GetEndpointResponse\"\x03\x90\x02\x01\x12m\n" +
 	"\rListEndpoints\x12*.hookmesh.registry.v1.ListEndpointsRequest\x1a+.hookmesh.registry.v1.ListEndpointsResponse\"\x03\x90\x02\x01\x12m\n" +
@@ -3844,7 +3929,7 @@ func file_hookmesh_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
 	(RetryStrategy)(0),                   // 0: hookmesh.registry.v1.RetryStrategy
 	(EndpointStatus)(0),                  // 1: hookmesh.registry.v1.EndpointStatus
@@ -3879,58 +3964,60 @@ var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
 	(*ListPortalLinksResponse)(nil),      // 30: hookmesh.registry.v1.ListPortalLinksResponse
 	(*RevokePortalLinkRequest)(nil),      // 31: hookmesh.registry.v1.RevokePortalLinkRequest
 	(*RevokePortalLinkResponse)(nil),     // 32: hookmesh.registry.v1.RevokePortalLinkResponse
-	(*CreateEndpointRequest)(nil),        // 33: hookmesh.registry.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),       // 34: hookmesh.registry.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),           // 35: hookmesh.registry.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),          // 36: hookmesh.registry.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),         // 37: hookmesh.registry.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),        // 38: hookmesh.registry.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),        // 39: hookmesh.registry.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),       // 40: hookmesh.registry.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),        // 41: hookmesh.registry.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),       // 42: hookmesh.registry.v1.DeleteEndpointResponse
-	(*PauseEndpointRequest)(nil),         // 43: hookmesh.registry.v1.PauseEndpointRequest
-	(*PauseEndpointResponse)(nil),        // 44: hookmesh.registry.v1.PauseEndpointResponse
-	(*ActivateEndpointRequest)(nil),      // 45: hookmesh.registry.v1.ActivateEndpointRequest
-	(*ActivateEndpointResponse)(nil),     // 46: hookmesh.registry.v1.ActivateEndpointResponse
-	(*RotateEndpointSecretRequest)(nil),  // 47: hookmesh.registry.v1.RotateEndpointSecretRequest
-	(*RotateEndpointSecretResponse)(nil), // 48: hookmesh.registry.v1.RotateEndpointSecretResponse
-	(*CreateSubscriptionRequest)(nil),    // 49: hookmesh.registry.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),   // 50: hookmesh.registry.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),       // 51: hookmesh.registry.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),      // 52: hookmesh.registry.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),     // 53: hookmesh.registry.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),    // 54: hookmesh.registry.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil),    // 55: hookmesh.registry.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil),   // 56: hookmesh.registry.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),    // 57: hookmesh.registry.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),   // 58: hookmesh.registry.v1.DeleteSubscriptionResponse
-	nil,                                  // 59: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	nil,                                  // 60: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	nil,                                  // 61: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 62: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 63: google.protobuf.Duration
+	(*GetCurrentPortalLinkRequest)(nil),  // 33: hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	(*GetCurrentPortalLinkResponse)(nil), // 34: hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	(*CreateEndpointRequest)(nil),        // 35: hookmesh.registry.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),       // 36: hookmesh.registry.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),           // 37: hookmesh.registry.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),          // 38: hookmesh.registry.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),         // 39: hookmesh.registry.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),        // 40: hookmesh.registry.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),        // 41: hookmesh.registry.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),       // 42: hookmesh.registry.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),        // 43: hookmesh.registry.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),       // 44: hookmesh.registry.v1.DeleteEndpointResponse
+	(*PauseEndpointRequest)(nil),         // 45: hookmesh.registry.v1.PauseEndpointRequest
+	(*PauseEndpointResponse)(nil),        // 46: hookmesh.registry.v1.PauseEndpointResponse
+	(*ActivateEndpointRequest)(nil),      // 47: hookmesh.registry.v1.ActivateEndpointRequest
+	(*ActivateEndpointResponse)(nil),     // 48: hookmesh.registry.v1.ActivateEndpointResponse
+	(*RotateEndpointSecretRequest)(nil),  // 49: hookmesh.registry.v1.RotateEndpointSecretRequest
+	(*RotateEndpointSecretResponse)(nil), // 50: hookmesh.registry.v1.RotateEndpointSecretResponse
+	(*CreateSubscriptionRequest)(nil),    // 51: hookmesh.registry.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),   // 52: hookmesh.registry.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),       // 53: hookmesh.registry.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),      // 54: hookmesh.registry.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),     // 55: hookmesh.registry.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),    // 56: hookmesh.registry.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil),    // 57: hookmesh.registry.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil),   // 58: hookmesh.registry.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),    // 59: hookmesh.registry.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),   // 60: hookmesh.registry.v1.DeleteSubscriptionResponse
+	nil,                                  // 61: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	nil,                                  // 62: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	nil,                                  // 63: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 65: google.protobuf.Duration
 }
 var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
 	0,  // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
 	2,  // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
 	3,  // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	62, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	62, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
-	62, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	62, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	62, // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
-	62, // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
-	62, // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
+	64, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	64, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
+	64, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	64, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	64, // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
+	64, // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
+	64, // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
 	7,  // 10: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	59, // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	61, // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
 	1,  // 12: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	62, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	62, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
+	64, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	64, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 15: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
 	2,  // 16: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	62, // 17: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	62, // 18: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	64, // 17: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	64, // 18: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 19: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
 	3,  // 20: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
 	4,  // 21: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
@@ -3943,82 +4030,85 @@ var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
 	5,  // 28: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
 	5,  // 29: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
 	5,  // 30: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	63, // 31: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
+	65, // 31: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
 	6,  // 32: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
 	6,  // 33: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
 	6,  // 34: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 35: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	60, // 36: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	8,  // 37: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 38: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 39: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
-	7,  // 40: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	61, // 41: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	8,  // 42: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 43: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 44: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 45: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 46: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 47: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	10, // 48: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	10, // 49: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	10, // 50: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	9,  // 51: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 52: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	10, // 53: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 54: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
-	13, // 55: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
-	15, // 56: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
-	17, // 57: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
-	19, // 58: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
-	21, // 59: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
-	23, // 60: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
-	25, // 61: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
-	27, // 62: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
-	29, // 63: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
-	31, // 64: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
-	33, // 65: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
-	35, // 66: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
-	37, // 67: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
-	39, // 68: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
-	41, // 69: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
-	43, // 70: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
-	45, // 71: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
-	47, // 72: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
-	49, // 73: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
-	51, // 74: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
-	53, // 75: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
-	55, // 76: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
-	57, // 77: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
-	12, // 78: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
-	14, // 79: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
-	16, // 80: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
-	18, // 81: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
-	20, // 82: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
-	22, // 83: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
-	24, // 84: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
-	26, // 85: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
-	28, // 86: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
-	30, // 87: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
-	32, // 88: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
-	34, // 89: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
-	36, // 90: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
-	38, // 91: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
-	40, // 92: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
-	42, // 93: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
-	44, // 94: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
-	46, // 95: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
-	48, // 96: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
-	50, // 97: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
-	52, // 98: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
-	54, // 99: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
-	56, // 100: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
-	58, // 101: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
-	78, // [78:102] is the sub-list for method output_type
-	54, // [54:78] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	6,  // 35: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 36: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	62, // 37: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	8,  // 38: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 39: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 40: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
+	7,  // 41: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	63, // 42: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	8,  // 43: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 44: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 45: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 46: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 47: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	2,  // 48: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	10, // 49: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	10, // 50: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	10, // 51: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	9,  // 52: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	2,  // 53: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	10, // 54: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	11, // 55: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
+	13, // 56: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
+	15, // 57: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
+	17, // 58: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
+	19, // 59: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
+	21, // 60: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
+	23, // 61: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
+	25, // 62: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
+	27, // 63: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
+	29, // 64: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
+	31, // 65: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
+	33, // 66: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	35, // 67: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
+	37, // 68: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
+	39, // 69: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
+	41, // 70: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
+	43, // 71: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
+	45, // 72: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
+	47, // 73: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
+	49, // 74: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
+	51, // 75: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
+	53, // 76: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
+	55, // 77: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
+	57, // 78: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
+	59, // 79: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
+	12, // 80: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
+	14, // 81: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
+	16, // 82: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
+	18, // 83: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
+	20, // 84: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
+	22, // 85: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
+	24, // 86: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
+	26, // 87: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
+	28, // 88: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
+	30, // 89: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
+	32, // 90: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
+	34, // 91: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	36, // 92: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
+	38, // 93: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
+	40, // 94: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
+	42, // 95: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
+	44, // 96: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
+	46, // 97: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
+	48, // 98: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
+	50, // 99: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
+	52, // 100: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
+	54, // 101: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
+	56, // 102: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
+	58, // 103: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
+	60, // 104: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
+	80, // [80:105] is the sub-list for method output_type
+	55, // [55:80] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_registry_proto_init() }
@@ -4027,14 +4117,14 @@ func file_hookmesh_registry_v1_registry_proto_init() {
 		return
 	}
 	file_hookmesh_registry_v1_registry_proto_msgTypes[15].OneofWrappers = []any{}
-	file_hookmesh_registry_v1_registry_proto_msgTypes[37].OneofWrappers = []any{}
+	file_hookmesh_registry_v1_registry_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_registry_proto_rawDesc), len(file_hookmesh_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   60,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	RegistryService_CreatePortalLink_FullMethodName     = "/hookmesh.registry.v1.RegistryService/CreatePortalLink"
 	RegistryService_ListPortalLinks_FullMethodName      = "/hookmesh.registry.v1.RegistryService/ListPortalLinks"
 	RegistryService_RevokePortalLink_FullMethodName     = "/hookmesh.registry.v1.RegistryService/RevokePortalLink"
+	RegistryService_GetCurrentPortalLink_FullMethodName = "/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink"
 	RegistryService_CreateEndpoint_FullMethodName       = "/hookmesh.registry.v1.RegistryService/CreateEndpoint"
 	RegistryService_GetEndpoint_FullMethodName          = "/hookmesh.registry.v1.RegistryService/GetEndpoint"
 	RegistryService_ListEndpoints_FullMethodName        = "/hookmesh.registry.v1.RegistryService/ListEndpoints"
@@ -79,6 +80,10 @@ type RegistryServiceClient interface {
 	ListPortalLinks(ctx context.Context, in *ListPortalLinksRequest, opts ...grpc.CallOption) (*ListPortalLinksResponse, error)
 	// RevokePortalLink revokes a portal link for good: its token stops working.
 	RevokePortalLink(ctx context.Context, in *RevokePortalLinkRequest, opts ...grpc.CallOption) (*RevokePortalLinkResponse, error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(ctx context.Context, in *GetCurrentPortalLinkRequest, opts ...grpc.CallOption) (*GetCurrentPortalLinkResponse, error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(ctx context.Context, in *CreateEndpointRequest, opts ...grpc.CallOption) (*CreateEndpointResponse, error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -220,6 +225,16 @@ func (c *registryServiceClient) RevokePortalLink(ctx context.Context, in *Revoke
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RevokePortalLinkResponse)
 	err := c.cc.Invoke(ctx, RegistryService_RevokePortalLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) GetCurrentPortalLink(ctx context.Context, in *GetCurrentPortalLinkRequest, opts ...grpc.CallOption) (*GetCurrentPortalLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCurrentPortalLinkResponse)
+	err := c.cc.Invoke(ctx, RegistryService_GetCurrentPortalLink_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -390,6 +405,10 @@ type RegistryServiceServer interface {
 	ListPortalLinks(context.Context, *ListPortalLinksRequest) (*ListPortalLinksResponse, error)
 	// RevokePortalLink revokes a portal link for good: its token stops working.
 	RevokePortalLink(context.Context, *RevokePortalLinkRequest) (*RevokePortalLinkResponse, error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(context.Context, *GetCurrentPortalLinkRequest) (*GetCurrentPortalLinkResponse, error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(context.Context, *CreateEndpointRequest) (*CreateEndpointResponse, error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -459,6 +478,9 @@ func (UnimplementedRegistryServiceServer) ListPortalLinks(context.Context, *List
 }
 func (UnimplementedRegistryServiceServer) RevokePortalLink(context.Context, *RevokePortalLinkRequest) (*RevokePortalLinkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokePortalLink not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetCurrentPortalLink(context.Context, *GetCurrentPortalLinkRequest) (*GetCurrentPortalLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCurrentPortalLink not implemented")
 }
 func (UnimplementedRegistryServiceServer) CreateEndpoint(context.Context, *CreateEndpointRequest) (*CreateEndpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateEndpoint not implemented")
@@ -714,6 +736,24 @@ func _RegistryService_RevokePortalLink_Handler(srv interface{}, ctx context.Cont
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RegistryServiceServer).RevokePortalLink(ctx, req.(*RevokePortalLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_GetCurrentPortalLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCurrentPortalLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetCurrentPortalLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetCurrentPortalLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetCurrentPortalLink(ctx, req.(*GetCurrentPortalLinkRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1002,6 +1042,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokePortalLink",
 			Handler:    _RegistryService_RevokePortalLink_Handler,
+		},
+		{
+			MethodName: "GetCurrentPortalLink",
+			Handler:    _RegistryService_GetCurrentPortalLink_Handler,
 		},
 		{
 			MethodName: "CreateEndpoint",

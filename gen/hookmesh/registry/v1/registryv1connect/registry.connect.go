@@ -66,6 +66,9 @@ const (
 	// RegistryServiceRevokePortalLinkProcedure is the fully-qualified name of the RegistryService's
 	// RevokePortalLink RPC.
 	RegistryServiceRevokePortalLinkProcedure = "/hookmesh.registry.v1.RegistryService/RevokePortalLink"
+	// RegistryServiceGetCurrentPortalLinkProcedure is the fully-qualified name of the RegistryService's
+	// GetCurrentPortalLink RPC.
+	RegistryServiceGetCurrentPortalLinkProcedure = "/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink"
 	// RegistryServiceCreateEndpointProcedure is the fully-qualified name of the RegistryService's
 	// CreateEndpoint RPC.
 	RegistryServiceCreateEndpointProcedure = "/hookmesh.registry.v1.RegistryService/CreateEndpoint"
@@ -133,6 +136,10 @@ type RegistryServiceClient interface {
 	ListPortalLinks(context.Context, *connect.Request[v1.ListPortalLinksRequest]) (*connect.Response[v1.ListPortalLinksResponse], error)
 	// RevokePortalLink revokes a portal link for good: its token stops working.
 	RevokePortalLink(context.Context, *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(context.Context, *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(context.Context, *connect.Request[v1.CreateEndpointRequest]) (*connect.Response[v1.CreateEndpointResponse], error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -243,6 +250,13 @@ func NewRegistryServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(registryServiceMethods.ByName("RevokePortalLink")),
 			connect.WithClientOptions(opts...),
 		),
+		getCurrentPortalLink: connect.NewClient[v1.GetCurrentPortalLinkRequest, v1.GetCurrentPortalLinkResponse](
+			httpClient,
+			baseURL+RegistryServiceGetCurrentPortalLinkProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("GetCurrentPortalLink")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		createEndpoint: connect.NewClient[v1.CreateEndpointRequest, v1.CreateEndpointResponse](
 			httpClient,
 			baseURL+RegistryServiceCreateEndpointProcedure,
@@ -341,6 +355,7 @@ type registryServiceClient struct {
 	createPortalLink     *connect.Client[v1.CreatePortalLinkRequest, v1.CreatePortalLinkResponse]
 	listPortalLinks      *connect.Client[v1.ListPortalLinksRequest, v1.ListPortalLinksResponse]
 	revokePortalLink     *connect.Client[v1.RevokePortalLinkRequest, v1.RevokePortalLinkResponse]
+	getCurrentPortalLink *connect.Client[v1.GetCurrentPortalLinkRequest, v1.GetCurrentPortalLinkResponse]
 	createEndpoint       *connect.Client[v1.CreateEndpointRequest, v1.CreateEndpointResponse]
 	getEndpoint          *connect.Client[v1.GetEndpointRequest, v1.GetEndpointResponse]
 	listEndpoints        *connect.Client[v1.ListEndpointsRequest, v1.ListEndpointsResponse]
@@ -409,6 +424,11 @@ func (c *registryServiceClient) ListPortalLinks(ctx context.Context, req *connec
 // RevokePortalLink calls hookmesh.registry.v1.RegistryService.RevokePortalLink.
 func (c *registryServiceClient) RevokePortalLink(ctx context.Context, req *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error) {
 	return c.revokePortalLink.CallUnary(ctx, req)
+}
+
+// GetCurrentPortalLink calls hookmesh.registry.v1.RegistryService.GetCurrentPortalLink.
+func (c *registryServiceClient) GetCurrentPortalLink(ctx context.Context, req *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error) {
+	return c.getCurrentPortalLink.CallUnary(ctx, req)
 }
 
 // CreateEndpoint calls hookmesh.registry.v1.RegistryService.CreateEndpoint.
@@ -502,6 +522,10 @@ type RegistryServiceHandler interface {
 	ListPortalLinks(context.Context, *connect.Request[v1.ListPortalLinksRequest]) (*connect.Response[v1.ListPortalLinksResponse], error)
 	// RevokePortalLink revokes a portal link for good: its token stops working.
 	RevokePortalLink(context.Context, *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(context.Context, *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(context.Context, *connect.Request[v1.CreateEndpointRequest]) (*connect.Response[v1.CreateEndpointResponse], error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -606,6 +630,13 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 		RegistryServiceRevokePortalLinkProcedure,
 		svc.RevokePortalLink,
 		connect.WithSchema(registryServiceMethods.ByName("RevokePortalLink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceGetCurrentPortalLinkHandler := connect.NewUnaryHandler(
+		RegistryServiceGetCurrentPortalLinkProcedure,
+		svc.GetCurrentPortalLink,
+		connect.WithSchema(registryServiceMethods.ByName("GetCurrentPortalLink")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	registryServiceCreateEndpointHandler := connect.NewUnaryHandler(
@@ -714,6 +745,8 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 			registryServiceListPortalLinksHandler.ServeHTTP(w, r)
 		case RegistryServiceRevokePortalLinkProcedure:
 			registryServiceRevokePortalLinkHandler.ServeHTTP(w, r)
+		case RegistryServiceGetCurrentPortalLinkProcedure:
+			registryServiceGetCurrentPortalLinkHandler.ServeHTTP(w, r)
 		case RegistryServiceCreateEndpointProcedure:
 			registryServiceCreateEndpointHandler.ServeHTTP(w, r)
 		case RegistryServiceGetEndpointProcedure:
@@ -791,6 +824,10 @@ func (UnimplementedRegistryServiceHandler) ListPortalLinks(context.Context, *con
 
 func (UnimplementedRegistryServiceHandler) RevokePortalLink(context.Context, *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.RevokePortalLink is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) GetCurrentPortalLink(context.Context, *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.GetCurrentPortalLink is not implemented"))
 }
 
 func (UnimplementedRegistryServiceHandler) CreateEndpoint(context.Context, *connect.Request[v1.CreateEndpointRequest]) (*connect.Response[v1.CreateEndpointResponse], error) {
