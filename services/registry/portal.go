@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/ids"
@@ -75,15 +76,15 @@ func newPortalToken() string {
 // portalProcedures are the RegistryService calls a portal token may make;
 // each of their handlers keeps to the token's owner (ownerScope).
 var portalProcedures = []string{
-	"/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink",
-	"/hookmesh.registry.v1.RegistryService/CreateEndpoint",
-	"/hookmesh.registry.v1.RegistryService/GetEndpoint",
-	"/hookmesh.registry.v1.RegistryService/ListEndpoints",
-	"/hookmesh.registry.v1.RegistryService/UpdateEndpoint",
-	"/hookmesh.registry.v1.RegistryService/DeleteEndpoint",
-	"/hookmesh.registry.v1.RegistryService/PauseEndpoint",
-	"/hookmesh.registry.v1.RegistryService/ActivateEndpoint",
-	"/hookmesh.registry.v1.RegistryService/RotateEndpointSecret",
+	registryv1connect.RegistryServiceGetCurrentPortalLinkProcedure,
+	registryv1connect.RegistryServiceCreateEndpointProcedure,
+	registryv1connect.RegistryServiceGetEndpointProcedure,
+	registryv1connect.RegistryServiceListEndpointsProcedure,
+	registryv1connect.RegistryServiceUpdateEndpointProcedure,
+	registryv1connect.RegistryServiceDeleteEndpointProcedure,
+	registryv1connect.RegistryServicePauseEndpointProcedure,
+	registryv1connect.RegistryServiceActivateEndpointProcedure,
+	registryv1connect.RegistryServiceRotateEndpointSecretProcedure,
 }
 
 // ownerScope returns the owner a portal token is restricted to ("" for
