@@ -192,7 +192,7 @@ func (a *App) assemble(ctx context.Context) error {
 			return err
 		}
 		regSvc, err = registry.New(registry.Config{AdminKey: cfg.AdminKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks,
-			RequireHTTPS: cfg.RequireHTTPS, Secrets: box}, a.db("registry"), logger)
+			RequireHTTPS: cfg.RequireHTTPS, Secrets: box, PublicURL: cfg.PublicURL}, a.db("registry"), logger)
 		if err != nil {
 			return err
 		}
@@ -318,6 +318,7 @@ func (a *App) assemble(ctx context.Context) error {
 				connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))}
 			svc.EnableRetries(events, reg, a.pub, a.bus.Topology())
 		}
+		svc.EnablePortal(reg)
 		a.server.AddServices(svc.Register(a.server.Mux(), handlerOpts()...)...)
 		a.server.AddServices(operations.Register(a.server.Mux(), a.bus, handlerOpts()...)...)
 		a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -77,6 +78,9 @@ type Config struct {
 	AllowedNetworks []netip.Prefix
 	// RequireHTTPS refuses endpoint URLs that are not https.
 	RequireHTTPS bool
+	// PublicURL is the base URL users reach hookmesh at, for portal links;
+	// empty uses the scheme and host of the request that creates one.
+	PublicURL string
 	// SecretKey encrypts endpoint secrets at rest: 32 bytes, hex or base64.
 	// Required by the registry.
 	SecretKey string
@@ -175,6 +179,12 @@ func (c *Config) Validate() error {
 	}
 	if !c.has(TargetRegistry) && c.RegistryURL == "" && (c.has(TargetIngest) || c.has(TargetRouter) || c.has(TargetDeliverer) || c.has(TargetStatus)) {
 		return errors.New("HOOKMESH_REGISTRY_URL (-registry-url) is not set: a process without the registry target must know where the registry is")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("HOOKMESH_PUBLIC_URL %q: want an http or https URL such as https://hooks.example.com, with no query or fragment", c.PublicURL)
+		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("set both HOOKMESH_TLS_CERT_FILE and HOOKMESH_TLS_KEY_FILE, or neither")

@@ -101,6 +101,8 @@ var settings = []setting{
 		Default: "none (`make run` keeps one in `.hookmesh/secret-key`)", field: func(o *options) any { return &o.cfg.SecretKey }},
 	{Flag: "old-secret-key", Env: "HOOKMESH_OLD_SECRET_KEY", Usage: "the key the endpoint secrets were sealed with, which `hookmesh reseal` replaces with -secret-key",
 		Scope: scopeReseal, field: func(o *options) any { return &o.oldSecretKey }},
+	{Flag: "public-url", Env: "HOOKMESH_PUBLIC_URL", Usage: "base URL users reach hookmesh at (`https://hooks.example.com`), for the customer portal links CreatePortalLink returns",
+		Default: "the scheme and host of the request", field: func(o *options) any { return &o.cfg.PublicURL }},
 	{Flag: "require-https", Env: "HOOKMESH_REQUIRE_HTTPS", Usage: "refuse endpoint URLs that are not https",
 		field: func(o *options) any { return &o.cfg.RequireHTTPS }},
 	{Flag: "allowed-networks", Env: "HOOKMESH_ALLOWED_NETWORKS", Usage: "comma-separated CIDR ranges endpoints may reach even when private networks are not allowed",

@@ -3,6 +3,11 @@
 // only its own project. A key of one project asking for another project's
 // data gets NotFound, never PermissionDenied, so that it learns nothing about
 // what exists.
+//
+// A portal token (see PortalTokenPrefix) reaches one owner's endpoints in
+// one project: its Principal has an OwnerID. Such a caller is refused by
+// AuthorizeProject everywhere, except in the calls a service lets portal
+// tokens make (PortalScope), which must then keep to the owner's data.
 package auth
 
 import (
@@ -11,6 +16,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -28,6 +34,31 @@ type Principal struct {
 	// ProjectID and KeyID are set for a project API key.
 	ProjectID string
 	KeyID     string
+	// OwnerID is set for a portal token, whose KeyID is the portal link's
+	// id: the caller is that owner of endpoints in ProjectID.
+	OwnerID string
+}
+
+// Portal reports whether the caller used a portal token.
+func (p Principal) Portal() bool { return p.OwnerID != "" }
+
+// PortalTokenPrefix starts every portal token, which tells it from an API
+// key (hm_...) without a lookup.
+const PortalTokenPrefix = "hmp_"
+
+// PortalGrant is what a portal token gives.
+type PortalGrant struct {
+	ProjectID  string
+	LinkID     string
+	OwnerID    string
+	ExpireTime time.Time
+}
+
+// PortalAuthenticator resolves portal tokens. An Authenticator that also
+// implements it lets Keys accept them; an unknown, revoked or expired
+// token returns ErrUnknownKey.
+type PortalAuthenticator interface {
+	AuthenticatePortalToken(ctx context.Context, token string) (PortalGrant, error)
 }
 
 // Authenticator resolves a project API key.
@@ -62,6 +93,8 @@ func RequireAdmin(ctx context.Context) error {
 
 // AuthorizeProject fails unless the caller may act inside projectID: the
 // admin key, or a key of that project. Other projects' keys get NotFound.
+// A portal token gets PermissionDenied unless the call is one its service
+// opened to portal tokens (PortalScope).
 func AuthorizeProject(ctx context.Context, projectID string) error {
 	if projectID == "" {
 		return apierr.Invalid("project_id", "must not be empty")
@@ -70,10 +103,61 @@ func AuthorizeProject(ctx context.Context, projectID string) error {
 	if !ok {
 		return apierr.Unauthenticated("missing API key: send Authorization: Bearer <key>")
 	}
+	if p.Portal() && !inPortalScope(ctx) {
+		return errPortalDenied()
+	}
 	if p.Admin || p.ProjectID == projectID {
 		return nil
 	}
 	return apierr.NotFound("project", projectID, "")
+}
+
+// PortalOwner returns the owner a portal token is restricted to, and false
+// for any other caller.
+func PortalOwner(ctx context.Context) (string, bool) {
+	p, ok := FromContext(ctx)
+	if !ok || !p.Portal() {
+		return "", false
+	}
+	return p.OwnerID, true
+}
+
+func errPortalDenied() error {
+	return apierr.PermissionDenied("a portal token reaches only its owner's endpoints, their deliveries and attempts, and retries of those")
+}
+
+type portalScopeKey struct{}
+
+func inPortalScope(ctx context.Context) bool {
+	v, _ := ctx.Value(portalScopeKey{}).(bool)
+	return v
+}
+
+// PortalScope lets portal tokens make the given calls (full procedure
+// names) of one service, and refuses every other call of that service to
+// them with PermissionDenied. The handlers of the calls it lets through
+// restrict what they answer to PortalOwner's data. It runs after Keys'
+// interceptor.
+func PortalScope(procedures ...string) connect.Interceptor {
+	allowed := make(map[string]bool, len(procedures))
+	for _, p := range procedures {
+		allowed[p] = true
+	}
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if req.Spec().IsClient {
+				return next(ctx, req)
+			}
+			p, _ := FromContext(ctx)
+			if !p.Portal() {
+				return next(ctx, req)
+			}
+			if !allowed[req.Spec().Procedure] {
+				return nil, errPortalDenied()
+			}
+			return next(context.WithValue(ctx, portalScopeKey{}, true), req)
+		}
+	})
 }
 
 // Keys checks bearer keys against the admin key and an Authenticator.
@@ -100,6 +184,9 @@ func (k *Keys) Authenticate(ctx context.Context, header string) (Principal, erro
 	if k.auth == nil {
 		return Principal{}, apierr.Unauthenticated("invalid API key")
 	}
+	if strings.HasPrefix(token, PortalTokenPrefix) {
+		return k.authenticatePortal(ctx, token)
+	}
 	projectID, keyID, err := k.auth.AuthenticateKey(ctx, token)
 	if errors.Is(err, ErrUnknownKey) {
 		return Principal{}, apierr.Unauthenticated("invalid or revoked API key")
@@ -108,6 +195,23 @@ func (k *Keys) Authenticate(ctx context.Context, header string) (Principal, erro
 		return Principal{}, err
 	}
 	return Principal{ProjectID: projectID, KeyID: keyID}, nil
+}
+
+// authenticatePortal resolves a portal token. Its expiry is checked here,
+// on every call, whatever the Authenticator keeps.
+func (k *Keys) authenticatePortal(ctx context.Context, token string) (Principal, error) {
+	pa, ok := k.auth.(PortalAuthenticator)
+	if !ok {
+		return Principal{}, apierr.Unauthenticated("invalid portal token")
+	}
+	g, err := pa.AuthenticatePortalToken(ctx, token)
+	if errors.Is(err, ErrUnknownKey) || (err == nil && !time.Now().Before(g.ExpireTime)) {
+		return Principal{}, apierr.Unauthenticated("invalid, expired or revoked portal token: ask for a new portal link")
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{ProjectID: g.ProjectID, KeyID: g.LinkID, OwnerID: g.OwnerID}, nil
 }
 
 // Interceptor authenticates every Connect call with Keys.

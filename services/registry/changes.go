@@ -19,9 +19,12 @@ type Notifier func(ctx context.Context, projectID, procedure string) error
 // caches that could hide it are already being dropped.
 func (s *Service) SetNotifier(n Notifier) { s.notify = n }
 
-// InvalidateProject drops the API keys this registry has cached for a
+// InvalidateProject drops the API keys and portal tokens this registry has cached for a
 // project, when another registry replica changed it.
-func (s *Service) InvalidateProject(projectID string) { s.keys.InvalidateTag(projectID) }
+func (s *Service) InvalidateProject(projectID string) {
+	s.keys.InvalidateTag(projectID)
+	s.portals.InvalidateTag(projectID)
+}
 
 // changing lists the verbs of RegistryService that change a project.
 var changing = []string{"Create", "Update", "Delete", "Pause", "Activate", "Rotate", "Revoke"}

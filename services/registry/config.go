@@ -29,6 +29,10 @@ type Config struct {
 	RequireHTTPS bool
 	// Secrets encrypts endpoint secrets at rest. Required.
 	Secrets *secretbox.Box
+	// PublicURL is the base URL users reach hookmesh at, for the portal
+	// links' URLs; empty uses the scheme and host of the request that
+	// creates the link.
+	PublicURL string
 }
 
 // DatabaseName returns the database name to open, with the default applied.

@@ -198,6 +198,7 @@ func (h *handler) DeleteProject(ctx context.Context, req *connect.Request[regist
 	err := h.s.store.deleteProject(ctx, id, h.s.clock())
 	// Even after a partial failure some keys may be revoked: forget them all.
 	h.s.keys.InvalidateTag(id)
+	h.s.portals.InvalidateTag(id)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -52,6 +53,14 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
 		return nil, err
 	}
+	ownerID := m.OwnerId
+	if owner := ownerScope(ctx); owner != "" {
+		// A portal token creates endpoints of its own owner only.
+		if ownerID != "" && ownerID != owner {
+			return nil, apierr.PermissionDenied(fmt.Sprintf("owner_id: a portal token creates endpoints of its own owner only; leave owner_id empty or set it to %q", owner))
+		}
+		ownerID = owner
+	}
 	if err := checkText("name", m.Name, maxNameLen, false); err != nil {
 		return nil, err
 	}
@@ -90,7 +99,7 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 		ID:             id,
 		ProjectID:      m.ProjectId,
 		URL:            m.Url,
-		OwnerID:        m.OwnerId,
+		OwnerID:        ownerID,
 		Name:           m.Name,
 		Description:    m.Description,
 		TimeoutSeconds: timeout,
@@ -120,6 +129,9 @@ func (h *handler) GetEndpoint(ctx context.Context, req *connect.Request[registry
 		return nil, err
 	}
 	d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
+	if err == nil {
+		err = checkOwned(ctx, d)
+	}
 	if err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
@@ -139,11 +151,18 @@ func (h *handler) ListEndpoints(ctx context.Context, req *connect.Request[regist
 	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
 		return nil, err
 	}
+	ownerID := m.OwnerId
+	if owner := ownerScope(ctx); owner != "" {
+		if ownerID != "" && ownerID != owner {
+			return nil, apierr.PermissionDenied(fmt.Sprintf("owner_id: a portal token lists the endpoints of its own owner only; leave owner_id empty or set it to %q", owner))
+		}
+		ownerID = owner
+	}
 	size, after, err := pageParams(m.PageSize, m.PageToken)
 	if err != nil {
 		return nil, err
 	}
-	docs, next, err := h.s.store.listEndpoints(ctx, m.ProjectId, m.OwnerId, after, size)
+	docs, next, err := h.s.store.listEndpoints(ctx, m.ProjectId, ownerID, after, size)
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +192,9 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 	if m.OwnerId != nil {
 		if err := checkText("owner_id", *m.OwnerId, maxNameLen, false); err != nil {
 			return nil, err
+		}
+		if owner := ownerScope(ctx); owner != "" && *m.OwnerId != owner {
+			return nil, apierr.PermissionDenied("owner_id: a portal token cannot give its endpoints to another owner")
 		}
 	}
 	if m.Name != nil {
@@ -213,6 +235,9 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 	}
 	now := h.s.clock()
 	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
+		if err := checkOwned(ctx, d); err != nil {
+			return err
+		}
 		if m.Url != nil {
 			d.URL = *m.Url
 		}
@@ -251,6 +276,15 @@ func (h *handler) DeleteEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := authorizeEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
 		return nil, err
 	}
+	if ownerScope(ctx) != "" {
+		d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
+		if err == nil {
+			err = checkOwned(ctx, d)
+		}
+		if err != nil {
+			return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+		}
+	}
 	if err := h.s.store.deleteEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
@@ -265,6 +299,9 @@ func (h *handler) setStatus(ctx context.Context, projectID, endpointID, status s
 	}
 	now := h.s.clock()
 	d, err := h.s.store.modifyEndpoint(ctx, projectID, endpointID, func(d *endpointDoc) error {
+		if err := checkOwned(ctx, d); err != nil {
+			return err
+		}
 		d.Status = status
 		dropExpiredSecrets(d, now)
 		d.UpdateTime = now
@@ -318,6 +355,9 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 	now := h.s.clock()
 	ttl := time.Duration(m.PreviousSecretTtlSeconds) * time.Second
 	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
+		if err := checkOwned(ctx, d); err != nil {
+			return err
+		}
 		secrets := []secretDoc{{Value: sealed}}
 		if ttl > 0 {
 			expire := now.Add(ttl)

@@ -181,3 +181,47 @@ func (h *internalHandler) DisableEndpoint(ctx context.Context, req *connect.Requ
 	}
 	return connect.NewResponse(&registryv1.DisableEndpointResponse{Endpoint: d.proto()}), nil
 }
+
+// AuthenticatePortalToken says which project, portal link and owner a
+// portal token belongs to.
+func (h *internalHandler) AuthenticatePortalToken(ctx context.Context, req *connect.Request[registryv1.AuthenticatePortalTokenRequest]) (*connect.Response[registryv1.AuthenticatePortalTokenResponse], error) {
+	if err := auth.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if req.Msg.Token == "" {
+		return nil, apierr.Invalid("token", "must not be empty")
+	}
+	g, err := h.s.AuthenticatePortalToken(ctx, req.Msg.Token)
+	if errors.Is(err, auth.ErrUnknownKey) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("portal token not found, expired or revoked"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&registryv1.AuthenticatePortalTokenResponse{
+		ProjectId: g.ProjectID, PortalLinkId: g.LinkID, OwnerId: g.OwnerID, ExpireTime: timestamp(g.ExpireTime),
+	}), nil
+}
+
+// ListOwnerEndpoints returns the ids of an owner's endpoints, oldest first.
+func (h *internalHandler) ListOwnerEndpoints(ctx context.Context, req *connect.Request[registryv1.ListOwnerEndpointsRequest]) (*connect.Response[registryv1.ListOwnerEndpointsResponse], error) {
+	if err := auth.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if err := checkID("project_id", m.ProjectId); err != nil {
+		return nil, err
+	}
+	if err := checkText("owner_id", m.OwnerId, maxNameLen, true); err != nil {
+		return nil, err
+	}
+	docs, err := h.s.store.endpointsOf(ctx, m.ProjectId, m.OwnerId, false)
+	if err != nil {
+		return nil, err
+	}
+	resp := &registryv1.ListOwnerEndpointsResponse{EndpointIds: make([]string, len(docs))}
+	for i := range docs {
+		resp.EndpointIds[i] = docs[i].ID
+	}
+	return connect.NewResponse(resp), nil
+}

@@ -224,3 +224,27 @@ func (c *apiClient) ResolveTargets(ctx context.Context, key string, req *registr
 func (c *apiClient) GetTarget(ctx context.Context, key string, req *registryv1.GetTargetRequest) (*registryv1.GetTargetResponse, error) {
 	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.GetTarget, registryv1.RegistryInternalServiceClient.GetTarget)
 }
+
+func (c *apiClient) CreatePortalLink(ctx context.Context, key string, req *registryv1.CreatePortalLinkRequest) (*registryv1.CreatePortalLinkResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.CreatePortalLink, registryv1.RegistryServiceClient.CreatePortalLink)
+}
+
+func (c *apiClient) ListPortalLinks(ctx context.Context, key string, req *registryv1.ListPortalLinksRequest) (*registryv1.ListPortalLinksResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.ListPortalLinks, registryv1.RegistryServiceClient.ListPortalLinks)
+}
+
+func (c *apiClient) RevokePortalLink(ctx context.Context, key string, req *registryv1.RevokePortalLinkRequest) (*registryv1.RevokePortalLinkResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.RevokePortalLink, registryv1.RegistryServiceClient.RevokePortalLink)
+}
+
+func (c *apiClient) AuthenticatePortalToken(ctx context.Context, key string, req *registryv1.AuthenticatePortalTokenRequest) (*registryv1.AuthenticatePortalTokenResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.AuthenticatePortalToken, registryv1.RegistryInternalServiceClient.AuthenticatePortalToken)
+}
+
+func (c *apiClient) ListOwnerEndpoints(ctx context.Context, key string, req *registryv1.ListOwnerEndpointsRequest) (*registryv1.ListOwnerEndpointsResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.ListOwnerEndpoints, registryv1.RegistryInternalServiceClient.ListOwnerEndpoints)
+}
+
+func (c *apiClient) GetCurrentPortalLink(ctx context.Context, key string, req *registryv1.GetCurrentPortalLinkRequest) (*registryv1.GetCurrentPortalLinkResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.GetCurrentPortalLink, registryv1.RegistryServiceClient.GetCurrentPortalLink)
+}

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
+	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/services/registry/internal/ttlcache"
@@ -21,6 +22,8 @@ type Service struct {
 	logger *slog.Logger
 	store  *mongoStore
 	keys   *ttlcache.Cache[keyAnswer]
+	// portals keeps AuthenticatePortalToken's answers.
+	portals *ttlcache.Cache[portalAnswer]
 	// now is the clock; tests move it.
 	now func() time.Time
 	// notify announces changes; nil announces nothing.
@@ -39,12 +42,13 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger) (*Service, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		box:    cfg.Secrets,
-		cfg:    cfg,
-		logger: logger.With("service", "registry"),
-		store:  newMongoStore(db),
-		keys:   ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
-		now:    time.Now,
+		box:     cfg.Secrets,
+		cfg:     cfg,
+		logger:  logger.With("service", "registry"),
+		store:   newMongoStore(db),
+		keys:    ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
+		portals: ttlcache.New[portalAnswer](ttlcache.DefaultMaxEntries),
+		now:     time.Now,
 	}, nil
 }
 
@@ -57,8 +61,10 @@ func (s *Service) Init(ctx context.Context) error {
 // opts (the caller's interceptors: telemetry, apierr, auth) and returns the
 // fully-qualified names of the services, for health checks and reflection.
 func (s *Service) Register(mux *http.ServeMux, opts ...connect.HandlerOption) []string {
-	public := append(append([]connect.HandlerOption(nil), opts...), connect.WithInterceptors(s.changeInterceptor()))
-	mux.Handle(registryv1connect.NewRegistryServiceHandler(&handler{s: s}, public...))
+	public := append(append([]connect.HandlerOption(nil), opts...),
+		connect.WithInterceptors(auth.PortalScope(portalProcedures...), s.changeInterceptor()))
+	path, h := registryv1connect.NewRegistryServiceHandler(&handler{s: s}, public...)
+	mux.Handle(path, withRequestBase(h))
 	mux.Handle(registryv1connect.NewRegistryInternalServiceHandler(&internalHandler{s: s}, opts...))
 	return []string{
 		registryv1connect.RegistryServiceName,

@@ -167,6 +167,7 @@ type mongoStore struct {
 	apiKeys       *mongo.Collection
 	endpoints     *mongo.Collection
 	subscriptions *mongo.Collection
+	portalLinks   *mongo.Collection
 }
 
 func newMongoStore(db *mongo.Database) *mongoStore {
@@ -175,6 +176,7 @@ func newMongoStore(db *mongo.Database) *mongoStore {
 		apiKeys:       db.Collection(collAPIKeys),
 		endpoints:     db.Collection(collEndpoints),
 		subscriptions: db.Collection(collSubscriptions),
+		portalLinks:   db.Collection(collPortalLinks),
 	}
 }
 
@@ -196,6 +198,8 @@ func indexes() []store.Index {
 			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "filter.event_types", Value: 1}}}},
 		{Collection: collSubscriptions, Model: mongo.IndexModel{
 			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "_id", Value: 1}}}},
+		{Collection: collPortalLinks, Model: mongo.IndexModel{
+			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "link_id", Value: 1}}}},
 	}
 }
 
@@ -309,6 +313,10 @@ func (s *mongoStore) modifyProject(ctx context.Context, id string, change func(*
 func (s *mongoStore) deleteProject(ctx context.Context, id string, now time.Time) error {
 	if err := s.revokeProjectKeys(ctx, id, now); err != nil {
 		return err
+	}
+	revoke := bson.D{{Key: "$set", Value: bson.D{{Key: "revoke_time", Value: now}}}}
+	if _, err := s.portalLinks.UpdateMany(ctx, bson.D{{Key: "project_id", Value: id}, {Key: "revoke_time", Value: nil}}, revoke); err != nil {
+		return fmt.Errorf("revoke portal links of project %s: %w", id, err)
 	}
 	byProject := bson.D{{Key: "project_id", Value: id}}
 	if _, err := s.subscriptions.DeleteMany(ctx, byProject); err != nil {

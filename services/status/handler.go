@@ -33,6 +33,8 @@ var allStatuses = []statusv1.DeliveryStatus{
 type handler struct {
 	store   historyStore
 	retrier *retrier
+	// owners restricts portal tokens to their owner's endpoints (portal.go).
+	owners Owners
 }
 
 var _ statusv1connect.StatusServiceHandler = (*handler)(nil)
@@ -96,6 +98,15 @@ func (h *handler) ListDeliveries(ctx context.Context, req *connect.Request[statu
 	if q.statuses, err = checkStatuses(m.GetStatuses()); err != nil {
 		return nil, err
 	}
+	sc, err := h.scope(ctx, q.projectID)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := sc.narrow(q); err != nil {
+		return nil, err
+	} else if !ok {
+		return connect.NewResponse(&statusv1.ListDeliveriesResponse{}), nil
+	}
 	if err := q.setTimeRange(m.GetStartTime(), m.GetEndTime()); err != nil {
 		return nil, err
 	}
@@ -131,11 +142,12 @@ func (h *handler) CountDeliveries(ctx context.Context, req *connect.Request[stat
 	if err := auth.AuthorizeProject(ctx, m.GetProjectId()); err != nil {
 		return nil, err
 	}
-	counts, err := h.store.countDeliveries(ctx, &deliveryQuery{
+	q := &deliveryQuery{
 		projectID:  m.GetProjectId(),
 		eventID:    m.GetEventId(),
 		endpointID: m.GetEndpointId(),
-	})
+	}
+	counts, err := h.count(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +159,37 @@ func (h *handler) CountDeliveries(ctx context.Context, req *connect.Request[stat
 	return connect.NewResponse(out), nil
 }
 
-// delivery loads a delivery of the project, or answers NotFound.
+// count counts q's deliveries per status within the caller's scope: for a
+// portal token without an endpoint filter, the sum of its owner's
+// endpoints' counts, each from the store's counters.
+func (h *handler) count(ctx context.Context, q *deliveryQuery) (map[statusv1.DeliveryStatus]uint64, error) {
+	sc, err := h.scope(ctx, q.projectID)
+	if err != nil {
+		return nil, err
+	}
+	if !sc.restricted || q.endpointID != "" {
+		if _, err := sc.narrow(q); err != nil {
+			return nil, err
+		}
+		return h.store.countDeliveries(ctx, q)
+	}
+	total := map[statusv1.DeliveryStatus]uint64{}
+	for _, ep := range sc.endpoints {
+		one := *q
+		one.endpointID = ep
+		counts, err := h.store.countDeliveries(ctx, &one)
+		if err != nil {
+			return nil, err
+		}
+		for st, n := range counts {
+			total[st] += n
+		}
+	}
+	return total, nil
+}
+
+// delivery loads a delivery of the project, or answers NotFound; a portal
+// token gets NotFound for a delivery of another owner's endpoint too.
 func (h *handler) delivery(ctx context.Context, projectID, id string) (*deliveryDoc, error) {
 	if id == "" {
 		return nil, apierr.Invalid("delivery_id", "must not be empty")
@@ -155,6 +197,15 @@ func (h *handler) delivery(ctx context.Context, projectID, id string) (*delivery
 	d, err := h.store.getDelivery(ctx, projectID, id)
 	if err != nil {
 		return nil, err
+	}
+	if d != nil {
+		sc, err := h.scope(ctx, projectID)
+		if err != nil {
+			return nil, err
+		}
+		if !sc.has(d.EndpointID) {
+			d = nil
+		}
 	}
 	if d == nil {
 		return nil, apierr.NotFound("delivery", id, projectID)

@@ -580,6 +580,9 @@ func deliveryWhere(q *deliveryQuery) (string, []any) {
 	if q.endpointID != "" {
 		add("endpoint_id = $%d", q.endpointID)
 	}
+	if len(q.endpointIDs) > 0 {
+		add("endpoint_id = ANY($%d::text[])", q.endpointIDs)
+	}
 	if q.eventType != "" {
 		add("event_type = $%d", q.eventType)
 	}
@@ -643,7 +646,7 @@ func (s *pgStore) listDeliveries(ctx context.Context, q *deliveryQuery) ([]deliv
 // event alone, else a count of the matching rows (by event and endpoint,
 // the few deliveries of one event).
 func countSQL(q *deliveryQuery) (string, []any) {
-	if q.eventType == "" && len(q.statuses) == 0 && q.start.IsZero() && q.end.IsZero() && q.after == nil {
+	if q.eventType == "" && len(q.statuses) == 0 && len(q.endpointIDs) == 0 && q.start.IsZero() && q.end.IsZero() && q.after == nil {
 		switch {
 		case q.eventID == "" && q.endpointID == "":
 			return sqlProjectCounts, []any{q.projectID}

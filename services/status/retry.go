@@ -196,6 +196,15 @@ func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request
 	if m.GetEndTime() != nil {
 		q.end = m.GetEndTime().AsTime()
 	}
+	sc, err := h.scope(ctx, q.projectID)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := sc.narrow(q); err != nil {
+		return nil, err
+	} else if !ok {
+		return connect.NewResponse(&statusv1.BatchRetryDeliveriesResponse{}), nil
+	}
 	ds, err := h.store.listDeliveries(ctx, q)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ type Service struct {
 	store   historyStore
 	logger  *slog.Logger
 	retrier *retrier
+	owners  Owners
 }
 
 // Option changes where New keeps the history.
@@ -79,7 +80,8 @@ func (s *Service) Init(ctx context.Context) error {
 // Register mounts StatusService on mux and returns its full name, for
 // health checking and reflection.
 func (s *Service) Register(mux *http.ServeMux, opts ...connect.HandlerOption) []string {
-	path, h := statusv1connect.NewStatusServiceHandler(&handler{store: s.store, retrier: s.retrier}, opts...)
+	opts = append(append([]connect.HandlerOption(nil), opts...), connect.WithInterceptors(s.portalInterceptor()))
+	path, h := statusv1connect.NewStatusServiceHandler(&handler{store: s.store, retrier: s.retrier, owners: s.owners}, opts...)
 	mux.Handle(path, h)
 	return []string{statusv1connect.StatusServiceName}
 }

@@ -447,11 +447,14 @@ type deliveryQuery struct {
 	projectID  string
 	eventID    string
 	endpointID string
-	eventType  string
-	statuses   []statusv1.DeliveryStatus
-	start, end time.Time // zero: unbounded
-	after      *pageCursor
-	limit      int64
+	// endpointIDs, when not empty, keeps the deliveries of these endpoints
+	// only (a portal token's owner's).
+	endpointIDs []string
+	eventType   string
+	statuses    []statusv1.DeliveryStatus
+	start, end  time.Time // zero: unbounded
+	after       *pageCursor
+	limit       int64
 }
 
 func (q *deliveryQuery) filter() bson.D {
@@ -461,6 +464,9 @@ func (q *deliveryQuery) filter() bson.D {
 	}
 	if q.endpointID != "" {
 		f = append(f, bson.E{Key: "endpoint_id", Value: q.endpointID})
+	}
+	if len(q.endpointIDs) > 0 {
+		f = append(f, bson.E{Key: "endpoint_id", Value: bson.D{{Key: "$in", Value: q.endpointIDs}}})
 	}
 	if q.eventType != "" {
 		f = append(f, bson.E{Key: "event_type", Value: q.eventType})

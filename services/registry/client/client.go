@@ -40,9 +40,14 @@ type Client struct {
 	keys    *ttlcache.Cache[keyAnswer]
 	targets *ttlcache.Cache[[]*registryv1.Target]
 	target  *ttlcache.Cache[*registryv1.Target]
+	portals *ttlcache.Cache[auth.PortalGrant]
+	owners  *ttlcache.Cache[[]string]
 }
 
-var _ auth.Authenticator = (*Client)(nil)
+var (
+	_ auth.Authenticator       = (*Client)(nil)
+	_ auth.PortalAuthenticator = (*Client)(nil)
+)
 
 // New returns a client of c, which the caller built with an interceptor that
 // sends the admin key, keeping answers for ttl.
@@ -53,6 +58,8 @@ func New(c registryv1connect.RegistryInternalServiceClient, ttl time.Duration) *
 		keys:    ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
 		targets: ttlcache.New[[]*registryv1.Target](ttlcache.DefaultMaxEntries),
 		target:  ttlcache.New[*registryv1.Target](ttlcache.DefaultMaxEntries),
+		portals: ttlcache.New[auth.PortalGrant](ttlcache.DefaultMaxEntries),
+		owners:  ttlcache.New[[]string](ttlcache.DefaultMaxEntries),
 	}
 }
 
@@ -87,6 +94,50 @@ func (c *Client) AuthenticateKey(ctx context.Context, key string) (projectID, ke
 		return "", "", err
 	}
 	return a.projectID, a.keyID, nil
+}
+
+// AuthenticatePortalToken resolves a portal token like AuthenticateKey
+// resolves an API key. An answer is kept for the client's ttl, never past
+// the token's expiry, and dropped with its project's other answers when the
+// registry announces a change (a revocation).
+func (c *Client) AuthenticatePortalToken(ctx context.Context, token string) (auth.PortalGrant, error) {
+	sum := sha256.Sum256([]byte(token))
+	g, err := c.portals.Load(ctx, "p"+hex.EncodeToString(sum[:]), func(ctx context.Context) (auth.PortalGrant, string, time.Duration, error) {
+		resp, err := c.rpc.AuthenticatePortalToken(ctx, connect.NewRequest(&registryv1.AuthenticatePortalTokenRequest{Token: token}))
+		if err != nil {
+			switch connect.CodeOf(err) {
+			case connect.CodeNotFound, connect.CodeUnauthenticated, connect.CodeInvalidArgument:
+				return auth.PortalGrant{}, "", NegativeTTL, auth.ErrUnknownKey
+			}
+			return auth.PortalGrant{}, "", 0, err
+		}
+		m := resp.Msg
+		g := auth.PortalGrant{ProjectID: m.ProjectId, LinkID: m.PortalLinkId, OwnerID: m.OwnerId, ExpireTime: m.ExpireTime.AsTime()}
+		ttl := min(c.ttl, time.Until(g.ExpireTime))
+		if ttl <= 0 {
+			return auth.PortalGrant{}, g.ProjectID, NegativeTTL, auth.ErrUnknownKey
+		}
+		return g, g.ProjectID, ttl, nil
+	})
+	if err != nil {
+		return auth.PortalGrant{}, err
+	}
+	if !time.Now().Before(g.ExpireTime) {
+		return auth.PortalGrant{}, auth.ErrUnknownKey
+	}
+	return g, nil
+}
+
+// OwnerEndpoints returns the ids of an owner's endpoints in a project,
+// cached by project and owner. Callers must not modify the slice.
+func (c *Client) OwnerEndpoints(ctx context.Context, projectID, ownerID string) ([]string, error) {
+	return c.owners.Load(ctx, cacheKey(projectID, ownerID), func(ctx context.Context) ([]string, string, time.Duration, error) {
+		resp, err := c.rpc.ListOwnerEndpoints(ctx, connect.NewRequest(&registryv1.ListOwnerEndpointsRequest{ProjectId: projectID, OwnerId: ownerID}))
+		if err != nil {
+			return nil, "", 0, err
+		}
+		return resp.Msg.EndpointIds, projectID, c.ttl, nil
+	})
 }
 
 // ResolveTargets returns the targets of an event, cached by project,
@@ -145,6 +196,8 @@ func (c *Client) Invalidate(projectID string) {
 	c.keys.InvalidateTag(projectID)
 	c.targets.InvalidateTag(projectID)
 	c.target.InvalidateTag(projectID)
+	c.portals.InvalidateTag(projectID)
+	c.owners.InvalidateTag(projectID)
 }
 
 // InvalidateAll drops every answer kept, after changes may have been missed
@@ -153,6 +206,8 @@ func (c *Client) InvalidateAll() {
 	c.keys.Clear()
 	c.targets.Clear()
 	c.target.Clear()
+	c.portals.Clear()
+	c.owners.Clear()
 }
 
 // cacheKey joins parts unambiguously: each is prefixed by its length.

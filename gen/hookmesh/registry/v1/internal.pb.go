@@ -325,6 +325,214 @@ func (x *AuthenticateKeyResponse) GetKeyId() string {
 	return ""
 }
 
+type AuthenticatePortalTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticatePortalTokenRequest) Reset() {
+	*x = AuthenticatePortalTokenRequest{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticatePortalTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticatePortalTokenRequest) ProtoMessage() {}
+
+func (x *AuthenticatePortalTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticatePortalTokenRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticatePortalTokenRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AuthenticatePortalTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type AuthenticatePortalTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	PortalLinkId  string                 `protobuf:"bytes,2,opt,name=portal_link_id,json=portalLinkId,proto3" json:"portal_link_id,omitempty"`
+	OwnerId       string                 `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticatePortalTokenResponse) Reset() {
+	*x = AuthenticatePortalTokenResponse{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticatePortalTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticatePortalTokenResponse) ProtoMessage() {}
+
+func (x *AuthenticatePortalTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticatePortalTokenResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticatePortalTokenResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AuthenticatePortalTokenResponse) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *AuthenticatePortalTokenResponse) GetPortalLinkId() string {
+	if x != nil {
+		return x.PortalLinkId
+	}
+	return ""
+}
+
+func (x *AuthenticatePortalTokenResponse) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *AuthenticatePortalTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+type ListOwnerEndpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	OwnerId       string                 `protobuf:"bytes,2,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOwnerEndpointsRequest) Reset() {
+	*x = ListOwnerEndpointsRequest{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOwnerEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOwnerEndpointsRequest) ProtoMessage() {}
+
+func (x *ListOwnerEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOwnerEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListOwnerEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListOwnerEndpointsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ListOwnerEndpointsRequest) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+type ListOwnerEndpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndpointIds   []string               `protobuf:"bytes,1,rep,name=endpoint_ids,json=endpointIds,proto3" json:"endpoint_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOwnerEndpointsResponse) Reset() {
+	*x = ListOwnerEndpointsResponse{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOwnerEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOwnerEndpointsResponse) ProtoMessage() {}
+
+func (x *ListOwnerEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOwnerEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListOwnerEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListOwnerEndpointsResponse) GetEndpointIds() []string {
+	if x != nil {
+		return x.EndpointIds
+	}
+	return nil
+}
+
 type ResolveTargetsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
@@ -339,7 +547,7 @@ type ResolveTargetsRequest struct {
 
 func (x *ResolveTargetsRequest) Reset() {
 	*x = ResolveTargetsRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +559,7 @@ func (x *ResolveTargetsRequest) String() string {
 func (*ResolveTargetsRequest) ProtoMessage() {}
 
 func (x *ResolveTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +572,7 @@ func (x *ResolveTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveTargetsRequest.ProtoReflect.Descriptor instead.
 func (*ResolveTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{4}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ResolveTargetsRequest) GetProjectId() string {
@@ -411,7 +619,7 @@ type ResolveTargetsResponse struct {
 
 func (x *ResolveTargetsResponse) Reset() {
 	*x = ResolveTargetsResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +631,7 @@ func (x *ResolveTargetsResponse) String() string {
 func (*ResolveTargetsResponse) ProtoMessage() {}
 
 func (x *ResolveTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +644,7 @@ func (x *ResolveTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveTargetsResponse.ProtoReflect.Descriptor instead.
 func (*ResolveTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{5}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ResolveTargetsResponse) GetTargets() []*Target {
@@ -456,7 +664,7 @@ type GetTargetRequest struct {
 
 func (x *GetTargetRequest) Reset() {
 	*x = GetTargetRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +676,7 @@ func (x *GetTargetRequest) String() string {
 func (*GetTargetRequest) ProtoMessage() {}
 
 func (x *GetTargetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +689,7 @@ func (x *GetTargetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTargetRequest.ProtoReflect.Descriptor instead.
 func (*GetTargetRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{6}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetTargetRequest) GetProjectId() string {
@@ -507,7 +715,7 @@ type GetTargetResponse struct {
 
 func (x *GetTargetResponse) Reset() {
 	*x = GetTargetResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +727,7 @@ func (x *GetTargetResponse) String() string {
 func (*GetTargetResponse) ProtoMessage() {}
 
 func (x *GetTargetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +740,7 @@ func (x *GetTargetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTargetResponse.ProtoReflect.Descriptor instead.
 func (*GetTargetResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{7}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTargetResponse) GetTarget() *Target {
@@ -554,7 +762,7 @@ type DisableEndpointRequest struct {
 
 func (x *DisableEndpointRequest) Reset() {
 	*x = DisableEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +774,7 @@ func (x *DisableEndpointRequest) String() string {
 func (*DisableEndpointRequest) ProtoMessage() {}
 
 func (x *DisableEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +787,7 @@ func (x *DisableEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DisableEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{8}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DisableEndpointRequest) GetProjectId() string {
@@ -612,7 +820,7 @@ type DisableEndpointResponse struct {
 
 func (x *DisableEndpointResponse) Reset() {
 	*x = DisableEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +832,7 @@ func (x *DisableEndpointResponse) String() string {
 func (*DisableEndpointResponse) ProtoMessage() {}
 
 func (x *DisableEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +845,7 @@ func (x *DisableEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DisableEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{9}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DisableEndpointResponse) GetEndpoint() *Endpoint {
@@ -682,7 +890,22 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\x17AuthenticateKeyResponse\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x15\n" +
-	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\xaf\x01\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"6\n" +
+	"\x1eAuthenticatePortalTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\xbe\x01\n" +
+	"\x1fAuthenticatePortalTokenResponse\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12$\n" +
+	"\x0eportal_link_id\x18\x02 \x01(\tR\fportalLinkId\x12\x19\n" +
+	"\bowner_id\x18\x03 \x01(\tR\aownerId\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"U\n" +
+	"\x19ListOwnerEndpointsRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x19\n" +
+	"\bowner_id\x18\x02 \x01(\tR\aownerId\"?\n" +
+	"\x1aListOwnerEndpointsResponse\x12!\n" +
+	"\fendpoint_ids\x18\x01 \x03(\tR\vendpointIds\"\xaf\x01\n" +
 	"\x15ResolveTargetsRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1d\n" +
@@ -708,9 +931,11 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"endpointId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
 	"\x17DisableEndpointResponse\x12:\n" +
-	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint2\xd5\x03\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint2\xe1\x05\n" +
 	"\x17RegistryInternalService\x12s\n" +
-	"\x0fAuthenticateKey\x12,.hookmesh.registry.v1.AuthenticateKeyRequest\x1a-.hookmesh.registry.v1.AuthenticateKeyResponse\"\x03\x90\x02\x01\x12p\n" +
+	"\x0fAuthenticateKey\x12,.hookmesh.registry.v1.AuthenticateKeyRequest\x1a-.hookmesh.registry.v1.AuthenticateKeyResponse\"\x03\x90\x02\x01\x12\x8b\x01\n" +
+	"\x17AuthenticatePortalToken\x124.hookmesh.registry.v1.AuthenticatePortalTokenRequest\x1a5.hookmesh.registry.v1.AuthenticatePortalTokenResponse\"\x03\x90\x02\x01\x12|\n" +
+	"\x12ListOwnerEndpoints\x12/.hookmesh.registry.v1.ListOwnerEndpointsRequest\x1a0.hookmesh.registry.v1.ListOwnerEndpointsResponse\"\x03\x90\x02\x01\x12p\n" +
 	"\x0eResolveTargets\x12+.hookmesh.registry.v1.ResolveTargetsRequest\x1a,.hookmesh.registry.v1.ResolveTargetsResponse\"\x03\x90\x02\x01\x12a\n" +
 	"\tGetTarget\x12&.hookmesh.registry.v1.GetTargetRequest\x1a'.hookmesh.registry.v1.GetTargetResponse\"\x03\x90\x02\x01\x12p\n" +
 	"\x0fDisableEndpoint\x12,.hookmesh.registry.v1.DisableEndpointRequest\x1a-.hookmesh.registry.v1.DisableEndpointResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
@@ -727,52 +952,61 @@ func file_hookmesh_registry_v1_internal_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_internal_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
-	(*Secret)(nil),                  // 0: hookmesh.registry.v1.Secret
-	(*Target)(nil),                  // 1: hookmesh.registry.v1.Target
-	(*AuthenticateKeyRequest)(nil),  // 2: hookmesh.registry.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil), // 3: hookmesh.registry.v1.AuthenticateKeyResponse
-	(*ResolveTargetsRequest)(nil),   // 4: hookmesh.registry.v1.ResolveTargetsRequest
-	(*ResolveTargetsResponse)(nil),  // 5: hookmesh.registry.v1.ResolveTargetsResponse
-	(*GetTargetRequest)(nil),        // 6: hookmesh.registry.v1.GetTargetRequest
-	(*GetTargetResponse)(nil),       // 7: hookmesh.registry.v1.GetTargetResponse
-	(*DisableEndpointRequest)(nil),  // 8: hookmesh.registry.v1.DisableEndpointRequest
-	(*DisableEndpointResponse)(nil), // 9: hookmesh.registry.v1.DisableEndpointResponse
-	nil,                             // 10: hookmesh.registry.v1.Target.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
-	(EndpointStatus)(0),             // 12: hookmesh.registry.v1.EndpointStatus
-	(*RateLimit)(nil),               // 13: hookmesh.registry.v1.RateLimit
-	(*SignatureSettings)(nil),       // 14: hookmesh.registry.v1.SignatureSettings
-	(*RetryPolicy)(nil),             // 15: hookmesh.registry.v1.RetryPolicy
-	(*Subscription)(nil),            // 16: hookmesh.registry.v1.Subscription
-	(*Endpoint)(nil),                // 17: hookmesh.registry.v1.Endpoint
+	(*Secret)(nil),                          // 0: hookmesh.registry.v1.Secret
+	(*Target)(nil),                          // 1: hookmesh.registry.v1.Target
+	(*AuthenticateKeyRequest)(nil),          // 2: hookmesh.registry.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),         // 3: hookmesh.registry.v1.AuthenticateKeyResponse
+	(*AuthenticatePortalTokenRequest)(nil),  // 4: hookmesh.registry.v1.AuthenticatePortalTokenRequest
+	(*AuthenticatePortalTokenResponse)(nil), // 5: hookmesh.registry.v1.AuthenticatePortalTokenResponse
+	(*ListOwnerEndpointsRequest)(nil),       // 6: hookmesh.registry.v1.ListOwnerEndpointsRequest
+	(*ListOwnerEndpointsResponse)(nil),      // 7: hookmesh.registry.v1.ListOwnerEndpointsResponse
+	(*ResolveTargetsRequest)(nil),           // 8: hookmesh.registry.v1.ResolveTargetsRequest
+	(*ResolveTargetsResponse)(nil),          // 9: hookmesh.registry.v1.ResolveTargetsResponse
+	(*GetTargetRequest)(nil),                // 10: hookmesh.registry.v1.GetTargetRequest
+	(*GetTargetResponse)(nil),               // 11: hookmesh.registry.v1.GetTargetResponse
+	(*DisableEndpointRequest)(nil),          // 12: hookmesh.registry.v1.DisableEndpointRequest
+	(*DisableEndpointResponse)(nil),         // 13: hookmesh.registry.v1.DisableEndpointResponse
+	nil,                                     // 14: hookmesh.registry.v1.Target.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),           // 15: google.protobuf.Timestamp
+	(EndpointStatus)(0),                     // 16: hookmesh.registry.v1.EndpointStatus
+	(*RateLimit)(nil),                       // 17: hookmesh.registry.v1.RateLimit
+	(*SignatureSettings)(nil),               // 18: hookmesh.registry.v1.SignatureSettings
+	(*RetryPolicy)(nil),                     // 19: hookmesh.registry.v1.RetryPolicy
+	(*Subscription)(nil),                    // 20: hookmesh.registry.v1.Subscription
+	(*Endpoint)(nil),                        // 21: hookmesh.registry.v1.Endpoint
 }
 var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
-	11, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	10, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
+	15, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	14, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
 	0,  // 3: hookmesh.registry.v1.Target.secrets:type_name -> hookmesh.registry.v1.Secret
-	13, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	14, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	15, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	16, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	1,  // 8: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
-	1,  // 9: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
-	17, // 10: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	2,  // 11: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
-	4,  // 12: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
-	6,  // 13: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
-	8,  // 14: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
-	3,  // 15: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
-	5,  // 16: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
-	7,  // 17: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
-	9,  // 18: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	17, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	18, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	19, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	20, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	15, // 8: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 9: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
+	1,  // 10: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
+	21, // 11: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	2,  // 12: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
+	4,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
+	6,  // 14: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
+	8,  // 15: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
+	10, // 16: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
+	12, // 17: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
+	3,  // 18: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
+	5,  // 19: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
+	7,  // 20: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
+	9,  // 21: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
+	11, // 22: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
+	13, // 23: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_internal_proto_init() }
@@ -787,7 +1021,7 @@ func file_hookmesh_registry_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_internal_proto_rawDesc), len(file_hookmesh_registry_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

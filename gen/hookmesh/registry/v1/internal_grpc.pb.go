@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RegistryInternalService_AuthenticateKey_FullMethodName = "/hookmesh.registry.v1.RegistryInternalService/AuthenticateKey"
-	RegistryInternalService_ResolveTargets_FullMethodName  = "/hookmesh.registry.v1.RegistryInternalService/ResolveTargets"
-	RegistryInternalService_GetTarget_FullMethodName       = "/hookmesh.registry.v1.RegistryInternalService/GetTarget"
-	RegistryInternalService_DisableEndpoint_FullMethodName = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
+	RegistryInternalService_AuthenticateKey_FullMethodName         = "/hookmesh.registry.v1.RegistryInternalService/AuthenticateKey"
+	RegistryInternalService_AuthenticatePortalToken_FullMethodName = "/hookmesh.registry.v1.RegistryInternalService/AuthenticatePortalToken"
+	RegistryInternalService_ListOwnerEndpoints_FullMethodName      = "/hookmesh.registry.v1.RegistryInternalService/ListOwnerEndpoints"
+	RegistryInternalService_ResolveTargets_FullMethodName          = "/hookmesh.registry.v1.RegistryInternalService/ResolveTargets"
+	RegistryInternalService_GetTarget_FullMethodName               = "/hookmesh.registry.v1.RegistryInternalService/GetTarget"
+	RegistryInternalService_DisableEndpoint_FullMethodName         = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
 )
 
 // RegistryInternalServiceClient is the client API for RegistryInternalService service.
@@ -34,6 +36,12 @@ const (
 type RegistryInternalServiceClient interface {
 	// AuthenticateKey says which project an API key belongs to.
 	AuthenticateKey(ctx context.Context, in *AuthenticateKeyRequest, opts ...grpc.CallOption) (*AuthenticateKeyResponse, error)
+	// AuthenticatePortalToken says which project, portal link and owner a
+	// portal token belongs to, and when it expires.
+	AuthenticatePortalToken(ctx context.Context, in *AuthenticatePortalTokenRequest, opts ...grpc.CallOption) (*AuthenticatePortalTokenResponse, error)
+	// ListOwnerEndpoints returns the ids of an owner's endpoints, for the
+	// services that answer portal tokens.
+	ListOwnerEndpoints(ctx context.Context, in *ListOwnerEndpointsRequest, opts ...grpc.CallOption) (*ListOwnerEndpointsResponse, error)
 	// ResolveTargets returns the endpoints an event goes to.
 	ResolveTargets(ctx context.Context, in *ResolveTargetsRequest, opts ...grpc.CallOption) (*ResolveTargetsResponse, error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
@@ -55,6 +63,26 @@ func (c *registryInternalServiceClient) AuthenticateKey(ctx context.Context, in 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AuthenticateKeyResponse)
 	err := c.cc.Invoke(ctx, RegistryInternalService_AuthenticateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryInternalServiceClient) AuthenticatePortalToken(ctx context.Context, in *AuthenticatePortalTokenRequest, opts ...grpc.CallOption) (*AuthenticatePortalTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticatePortalTokenResponse)
+	err := c.cc.Invoke(ctx, RegistryInternalService_AuthenticatePortalToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryInternalServiceClient) ListOwnerEndpoints(ctx context.Context, in *ListOwnerEndpointsRequest, opts ...grpc.CallOption) (*ListOwnerEndpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOwnerEndpointsResponse)
+	err := c.cc.Invoke(ctx, RegistryInternalService_ListOwnerEndpoints_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +128,12 @@ func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, in 
 type RegistryInternalServiceServer interface {
 	// AuthenticateKey says which project an API key belongs to.
 	AuthenticateKey(context.Context, *AuthenticateKeyRequest) (*AuthenticateKeyResponse, error)
+	// AuthenticatePortalToken says which project, portal link and owner a
+	// portal token belongs to, and when it expires.
+	AuthenticatePortalToken(context.Context, *AuthenticatePortalTokenRequest) (*AuthenticatePortalTokenResponse, error)
+	// ListOwnerEndpoints returns the ids of an owner's endpoints, for the
+	// services that answer portal tokens.
+	ListOwnerEndpoints(context.Context, *ListOwnerEndpointsRequest) (*ListOwnerEndpointsResponse, error)
 	// ResolveTargets returns the endpoints an event goes to.
 	ResolveTargets(context.Context, *ResolveTargetsRequest) (*ResolveTargetsResponse, error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
@@ -119,6 +153,12 @@ type UnimplementedRegistryInternalServiceServer struct{}
 
 func (UnimplementedRegistryInternalServiceServer) AuthenticateKey(context.Context, *AuthenticateKeyRequest) (*AuthenticateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthenticateKey not implemented")
+}
+func (UnimplementedRegistryInternalServiceServer) AuthenticatePortalToken(context.Context, *AuthenticatePortalTokenRequest) (*AuthenticatePortalTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthenticatePortalToken not implemented")
+}
+func (UnimplementedRegistryInternalServiceServer) ListOwnerEndpoints(context.Context, *ListOwnerEndpointsRequest) (*ListOwnerEndpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOwnerEndpoints not implemented")
 }
 func (UnimplementedRegistryInternalServiceServer) ResolveTargets(context.Context, *ResolveTargetsRequest) (*ResolveTargetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResolveTargets not implemented")
@@ -165,6 +205,42 @@ func _RegistryInternalService_AuthenticateKey_Handler(srv interface{}, ctx conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RegistryInternalServiceServer).AuthenticateKey(ctx, req.(*AuthenticateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryInternalService_AuthenticatePortalToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthenticatePortalTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryInternalServiceServer).AuthenticatePortalToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryInternalService_AuthenticatePortalToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryInternalServiceServer).AuthenticatePortalToken(ctx, req.(*AuthenticatePortalTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryInternalService_ListOwnerEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOwnerEndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryInternalServiceServer).ListOwnerEndpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryInternalService_ListOwnerEndpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryInternalServiceServer).ListOwnerEndpoints(ctx, req.(*ListOwnerEndpointsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -233,6 +309,14 @@ var RegistryInternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AuthenticateKey",
 			Handler:    _RegistryInternalService_AuthenticateKey_Handler,
+		},
+		{
+			MethodName: "AuthenticatePortalToken",
+			Handler:    _RegistryInternalService_AuthenticatePortalToken_Handler,
+		},
+		{
+			MethodName: "ListOwnerEndpoints",
+			Handler:    _RegistryInternalService_ListOwnerEndpoints_Handler,
 		},
 		{
 			MethodName: "ResolveTargets",

@@ -9,6 +9,7 @@ package registryv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -438,6 +439,103 @@ func (x *APIKey) GetRevokeTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// PortalLink lets one owner of endpoints (a customer of the project) see
+// and manage its own endpoints and deliveries in the dashboard's portal
+// mode. Its token is shown once, at creation.
+type PortalLink struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ProjectId string                 `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	OwnerId   string                 `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// url opens the dashboard in portal mode: <base>/ui/portal?token=<token>.
+	// It is set only in CreatePortalLink's response, as it holds the token.
+	Url           string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortalLink) Reset() {
+	*x = PortalLink{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortalLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortalLink) ProtoMessage() {}
+
+func (x *PortalLink) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortalLink.ProtoReflect.Descriptor instead.
+func (*PortalLink) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PortalLink) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PortalLink) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *PortalLink) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *PortalLink) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PortalLink) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *PortalLink) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *PortalLink) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
 // RateLimit caps requests to an endpoint: count per duration_seconds.
 // In UpdateEndpoint, an all-zero RateLimit removes the limit.
 type RateLimit struct {
@@ -450,7 +548,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +560,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +573,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RateLimit) GetCount() uint32 {
@@ -515,7 +613,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +625,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +638,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Endpoint) GetId() string {
@@ -655,7 +753,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +765,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +778,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Filter) GetEventTypes() []string {
@@ -722,7 +820,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +832,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +845,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Subscription) GetId() string {
@@ -819,7 +917,7 @@ type CreateProjectRequest struct {
 
 func (x *CreateProjectRequest) Reset() {
 	*x = CreateProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +929,7 @@ func (x *CreateProjectRequest) String() string {
 func (*CreateProjectRequest) ProtoMessage() {}
 
 func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +942,7 @@ func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateProjectRequest) GetName() string {
@@ -894,7 +992,7 @@ type CreateProjectResponse struct {
 
 func (x *CreateProjectResponse) Reset() {
 	*x = CreateProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1004,7 @@ func (x *CreateProjectResponse) String() string {
 func (*CreateProjectResponse) ProtoMessage() {}
 
 func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1017,7 @@ func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectResponse.ProtoReflect.Descriptor instead.
 func (*CreateProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateProjectResponse) GetProject() *Project {
@@ -952,7 +1050,7 @@ type GetProjectRequest struct {
 
 func (x *GetProjectRequest) Reset() {
 	*x = GetProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1062,7 @@ func (x *GetProjectRequest) String() string {
 func (*GetProjectRequest) ProtoMessage() {}
 
 func (x *GetProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1075,7 @@ func (x *GetProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProjectRequest.ProtoReflect.Descriptor instead.
 func (*GetProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetProjectRequest) GetProjectId() string {
@@ -996,7 +1094,7 @@ type GetProjectResponse struct {
 
 func (x *GetProjectResponse) Reset() {
 	*x = GetProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1106,7 @@ func (x *GetProjectResponse) String() string {
 func (*GetProjectResponse) ProtoMessage() {}
 
 func (x *GetProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1119,7 @@ func (x *GetProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProjectResponse.ProtoReflect.Descriptor instead.
 func (*GetProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetProjectResponse) GetProject() *Project {
@@ -1041,7 +1139,7 @@ type ListProjectsRequest struct {
 
 func (x *ListProjectsRequest) Reset() {
 	*x = ListProjectsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1151,7 @@ func (x *ListProjectsRequest) String() string {
 func (*ListProjectsRequest) ProtoMessage() {}
 
 func (x *ListProjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1164,7 @@ func (x *ListProjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListProjectsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListProjectsRequest) GetPageSize() uint32 {
@@ -1093,7 +1191,7 @@ type ListProjectsResponse struct {
 
 func (x *ListProjectsResponse) Reset() {
 	*x = ListProjectsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1203,7 @@ func (x *ListProjectsResponse) String() string {
 func (*ListProjectsResponse) ProtoMessage() {}
 
 func (x *ListProjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1216,7 @@ func (x *ListProjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListProjectsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListProjectsResponse) GetProjects() []*Project {
@@ -1149,7 +1247,7 @@ type UpdateProjectRequest struct {
 
 func (x *UpdateProjectRequest) Reset() {
 	*x = UpdateProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1259,7 @@ func (x *UpdateProjectRequest) String() string {
 func (*UpdateProjectRequest) ProtoMessage() {}
 
 func (x *UpdateProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1272,7 @@ func (x *UpdateProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProjectRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateProjectRequest) GetProjectId() string {
@@ -1228,7 +1326,7 @@ type UpdateProjectResponse struct {
 
 func (x *UpdateProjectResponse) Reset() {
 	*x = UpdateProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1338,7 @@ func (x *UpdateProjectResponse) String() string {
 func (*UpdateProjectResponse) ProtoMessage() {}
 
 func (x *UpdateProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1351,7 @@ func (x *UpdateProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProjectResponse.ProtoReflect.Descriptor instead.
 func (*UpdateProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateProjectResponse) GetProject() *Project {
@@ -1272,7 +1370,7 @@ type DeleteProjectRequest struct {
 
 func (x *DeleteProjectRequest) Reset() {
 	*x = DeleteProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1382,7 @@ func (x *DeleteProjectRequest) String() string {
 func (*DeleteProjectRequest) ProtoMessage() {}
 
 func (x *DeleteProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1395,7 @@ func (x *DeleteProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteProjectRequest) GetProjectId() string {
@@ -1315,7 +1413,7 @@ type DeleteProjectResponse struct {
 
 func (x *DeleteProjectResponse) Reset() {
 	*x = DeleteProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1425,7 @@ func (x *DeleteProjectResponse) String() string {
 func (*DeleteProjectResponse) ProtoMessage() {}
 
 func (x *DeleteProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1438,7 @@ func (x *DeleteProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 type CreateAPIKeyRequest struct {
@@ -1353,7 +1451,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1463,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1476,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateAPIKeyRequest) GetProjectId() string {
@@ -1406,7 +1504,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1516,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1529,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -1457,7 +1555,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1567,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1580,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAPIKeysRequest) GetProjectId() string {
@@ -1501,7 +1599,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1611,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1624,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -1546,7 +1644,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1656,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1669,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeAPIKeyRequest) GetProjectId() string {
@@ -1597,7 +1695,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1707,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,12 +1720,392 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
 	if x != nil {
 		return x.ApiKey
+	}
+	return nil
+}
+
+type CreatePortalLinkRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// owner_id is the owner of endpoints (Endpoint.owner_id) the link reaches.
+	OwnerId string `protobuf:"bytes,2,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// ttl is how long the link works: 1 hour when unset, at most 30 days.
+	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePortalLinkRequest) Reset() {
+	*x = CreatePortalLinkRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePortalLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePortalLinkRequest) ProtoMessage() {}
+
+func (x *CreatePortalLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePortalLinkRequest.ProtoReflect.Descriptor instead.
+func (*CreatePortalLinkRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreatePortalLinkRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *CreatePortalLinkRequest) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *CreatePortalLinkRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreatePortalLinkResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PortalLink *PortalLink            `protobuf:"bytes,1,opt,name=portal_link,json=portalLink,proto3" json:"portal_link,omitempty"`
+	// token is the bearer token of the link (also in portal_link.url). It is
+	// shown only here.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePortalLinkResponse) Reset() {
+	*x = CreatePortalLinkResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePortalLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePortalLinkResponse) ProtoMessage() {}
+
+func (x *CreatePortalLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePortalLinkResponse.ProtoReflect.Descriptor instead.
+func (*CreatePortalLinkResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CreatePortalLinkResponse) GetPortalLink() *PortalLink {
+	if x != nil {
+		return x.PortalLink
+	}
+	return nil
+}
+
+func (x *CreatePortalLinkResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type ListPortalLinksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPortalLinksRequest) Reset() {
+	*x = ListPortalLinksRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPortalLinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPortalLinksRequest) ProtoMessage() {}
+
+func (x *ListPortalLinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPortalLinksRequest.ProtoReflect.Descriptor instead.
+func (*ListPortalLinksRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListPortalLinksRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+type ListPortalLinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PortalLinks   []*PortalLink          `protobuf:"bytes,1,rep,name=portal_links,json=portalLinks,proto3" json:"portal_links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPortalLinksResponse) Reset() {
+	*x = ListPortalLinksResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPortalLinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPortalLinksResponse) ProtoMessage() {}
+
+func (x *ListPortalLinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPortalLinksResponse.ProtoReflect.Descriptor instead.
+func (*ListPortalLinksResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListPortalLinksResponse) GetPortalLinks() []*PortalLink {
+	if x != nil {
+		return x.PortalLinks
+	}
+	return nil
+}
+
+type RevokePortalLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	PortalLinkId  string                 `protobuf:"bytes,2,opt,name=portal_link_id,json=portalLinkId,proto3" json:"portal_link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePortalLinkRequest) Reset() {
+	*x = RevokePortalLinkRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePortalLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePortalLinkRequest) ProtoMessage() {}
+
+func (x *RevokePortalLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePortalLinkRequest.ProtoReflect.Descriptor instead.
+func (*RevokePortalLinkRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RevokePortalLinkRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *RevokePortalLinkRequest) GetPortalLinkId() string {
+	if x != nil {
+		return x.PortalLinkId
+	}
+	return ""
+}
+
+type RevokePortalLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PortalLink    *PortalLink            `protobuf:"bytes,1,opt,name=portal_link,json=portalLink,proto3" json:"portal_link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePortalLinkResponse) Reset() {
+	*x = RevokePortalLinkResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePortalLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePortalLinkResponse) ProtoMessage() {}
+
+func (x *RevokePortalLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePortalLinkResponse.ProtoReflect.Descriptor instead.
+func (*RevokePortalLinkResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RevokePortalLinkResponse) GetPortalLink() *PortalLink {
+	if x != nil {
+		return x.PortalLink
+	}
+	return nil
+}
+
+type GetCurrentPortalLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCurrentPortalLinkRequest) Reset() {
+	*x = GetCurrentPortalLinkRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCurrentPortalLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCurrentPortalLinkRequest) ProtoMessage() {}
+
+func (x *GetCurrentPortalLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCurrentPortalLinkRequest.ProtoReflect.Descriptor instead.
+func (*GetCurrentPortalLinkRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+}
+
+type GetCurrentPortalLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PortalLink    *PortalLink            `protobuf:"bytes,1,opt,name=portal_link,json=portalLink,proto3" json:"portal_link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCurrentPortalLinkResponse) Reset() {
+	*x = GetCurrentPortalLinkResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCurrentPortalLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCurrentPortalLinkResponse) ProtoMessage() {}
+
+func (x *GetCurrentPortalLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCurrentPortalLinkResponse.ProtoReflect.Descriptor instead.
+func (*GetCurrentPortalLinkResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetCurrentPortalLinkResponse) GetPortalLink() *PortalLink {
+	if x != nil {
+		return x.PortalLink
 	}
 	return nil
 }
@@ -1651,7 +2129,7 @@ type CreateEndpointRequest struct {
 
 func (x *CreateEndpointRequest) Reset() {
 	*x = CreateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +2141,7 @@ func (x *CreateEndpointRequest) String() string {
 func (*CreateEndpointRequest) ProtoMessage() {}
 
 func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +2154,7 @@ func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateEndpointRequest) GetProjectId() string {
@@ -1751,7 +2229,7 @@ type CreateEndpointResponse struct {
 
 func (x *CreateEndpointResponse) Reset() {
 	*x = CreateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +2241,7 @@ func (x *CreateEndpointResponse) String() string {
 func (*CreateEndpointResponse) ProtoMessage() {}
 
 func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +2254,7 @@ func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateEndpointResponse) GetEndpoint() *Endpoint {
@@ -1796,7 +2274,7 @@ type GetEndpointRequest struct {
 
 func (x *GetEndpointRequest) Reset() {
 	*x = GetEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +2286,7 @@ func (x *GetEndpointRequest) String() string {
 func (*GetEndpointRequest) ProtoMessage() {}
 
 func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +2299,7 @@ func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointRequest.ProtoReflect.Descriptor instead.
 func (*GetEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetEndpointRequest) GetProjectId() string {
@@ -1847,7 +2325,7 @@ type GetEndpointResponse struct {
 
 func (x *GetEndpointResponse) Reset() {
 	*x = GetEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +2337,7 @@ func (x *GetEndpointResponse) String() string {
 func (*GetEndpointResponse) ProtoMessage() {}
 
 func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +2350,7 @@ func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointResponse.ProtoReflect.Descriptor instead.
 func (*GetEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetEndpointResponse) GetEndpoint() *Endpoint {
@@ -1894,7 +2372,7 @@ type ListEndpointsRequest struct {
 
 func (x *ListEndpointsRequest) Reset() {
 	*x = ListEndpointsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2384,7 @@ func (x *ListEndpointsRequest) String() string {
 func (*ListEndpointsRequest) ProtoMessage() {}
 
 func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2397,7 @@ func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEndpointsRequest) GetProjectId() string {
@@ -1960,7 +2438,7 @@ type ListEndpointsResponse struct {
 
 func (x *ListEndpointsResponse) Reset() {
 	*x = ListEndpointsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2450,7 @@ func (x *ListEndpointsResponse) String() string {
 func (*ListEndpointsResponse) ProtoMessage() {}
 
 func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2463,7 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
@@ -2021,7 +2499,7 @@ type UpdateEndpointRequest struct {
 
 func (x *UpdateEndpointRequest) Reset() {
 	*x = UpdateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2511,7 @@ func (x *UpdateEndpointRequest) String() string {
 func (*UpdateEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2524,7 @@ func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateEndpointRequest) GetProjectId() string {
@@ -2128,7 +2606,7 @@ type UpdateEndpointResponse struct {
 
 func (x *UpdateEndpointResponse) Reset() {
 	*x = UpdateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2618,7 @@ func (x *UpdateEndpointResponse) String() string {
 func (*UpdateEndpointResponse) ProtoMessage() {}
 
 func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2631,7 @@ func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2173,7 +2651,7 @@ type DeleteEndpointRequest struct {
 
 func (x *DeleteEndpointRequest) Reset() {
 	*x = DeleteEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2663,7 @@ func (x *DeleteEndpointRequest) String() string {
 func (*DeleteEndpointRequest) ProtoMessage() {}
 
 func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2676,7 @@ func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteEndpointRequest) GetProjectId() string {
@@ -2223,7 +2701,7 @@ type DeleteEndpointResponse struct {
 
 func (x *DeleteEndpointResponse) Reset() {
 	*x = DeleteEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2713,7 @@ func (x *DeleteEndpointResponse) String() string {
 func (*DeleteEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2726,7 @@ func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{42}
 }
 
 type PauseEndpointRequest struct {
@@ -2261,7 +2739,7 @@ type PauseEndpointRequest struct {
 
 func (x *PauseEndpointRequest) Reset() {
 	*x = PauseEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2751,7 @@ func (x *PauseEndpointRequest) String() string {
 func (*PauseEndpointRequest) ProtoMessage() {}
 
 func (x *PauseEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2764,7 @@ func (x *PauseEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseEndpointRequest.ProtoReflect.Descriptor instead.
 func (*PauseEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PauseEndpointRequest) GetProjectId() string {
@@ -2312,7 +2790,7 @@ type PauseEndpointResponse struct {
 
 func (x *PauseEndpointResponse) Reset() {
 	*x = PauseEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2802,7 @@ func (x *PauseEndpointResponse) String() string {
 func (*PauseEndpointResponse) ProtoMessage() {}
 
 func (x *PauseEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2815,7 @@ func (x *PauseEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseEndpointResponse.ProtoReflect.Descriptor instead.
 func (*PauseEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PauseEndpointResponse) GetEndpoint() *Endpoint {
@@ -2357,7 +2835,7 @@ type ActivateEndpointRequest struct {
 
 func (x *ActivateEndpointRequest) Reset() {
 	*x = ActivateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2847,7 @@ func (x *ActivateEndpointRequest) String() string {
 func (*ActivateEndpointRequest) ProtoMessage() {}
 
 func (x *ActivateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2860,7 @@ func (x *ActivateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*ActivateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ActivateEndpointRequest) GetProjectId() string {
@@ -2408,7 +2886,7 @@ type ActivateEndpointResponse struct {
 
 func (x *ActivateEndpointResponse) Reset() {
 	*x = ActivateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2898,7 @@ func (x *ActivateEndpointResponse) String() string {
 func (*ActivateEndpointResponse) ProtoMessage() {}
 
 func (x *ActivateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2911,7 @@ func (x *ActivateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*ActivateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{37}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ActivateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2457,7 +2935,7 @@ type RotateEndpointSecretRequest struct {
 
 func (x *RotateEndpointSecretRequest) Reset() {
 	*x = RotateEndpointSecretRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2947,7 @@ func (x *RotateEndpointSecretRequest) String() string {
 func (*RotateEndpointSecretRequest) ProtoMessage() {}
 
 func (x *RotateEndpointSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2960,7 @@ func (x *RotateEndpointSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateEndpointSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateEndpointSecretRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{38}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RotateEndpointSecretRequest) GetProjectId() string {
@@ -2522,7 +3000,7 @@ type RotateEndpointSecretResponse struct {
 
 func (x *RotateEndpointSecretResponse) Reset() {
 	*x = RotateEndpointSecretResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +3012,7 @@ func (x *RotateEndpointSecretResponse) String() string {
 func (*RotateEndpointSecretResponse) ProtoMessage() {}
 
 func (x *RotateEndpointSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +3025,7 @@ func (x *RotateEndpointSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateEndpointSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateEndpointSecretResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{39}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RotateEndpointSecretResponse) GetEndpoint() *Endpoint {
@@ -2570,7 +3048,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +3060,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +3073,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{40}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateSubscriptionRequest) GetProjectId() string {
@@ -2642,7 +3120,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +3132,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +3145,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{41}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -2687,7 +3165,7 @@ type GetSubscriptionRequest struct {
 
 func (x *GetSubscriptionRequest) Reset() {
 	*x = GetSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +3177,7 @@ func (x *GetSubscriptionRequest) String() string {
 func (*GetSubscriptionRequest) ProtoMessage() {}
 
 func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +3190,7 @@ func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{42}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetSubscriptionRequest) GetProjectId() string {
@@ -2738,7 +3216,7 @@ type GetSubscriptionResponse struct {
 
 func (x *GetSubscriptionResponse) Reset() {
 	*x = GetSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +3228,7 @@ func (x *GetSubscriptionResponse) String() string {
 func (*GetSubscriptionResponse) ProtoMessage() {}
 
 func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +3241,7 @@ func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{43}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
@@ -2785,7 +3263,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +3275,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +3288,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{44}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListSubscriptionsRequest) GetProjectId() string {
@@ -2851,7 +3329,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3341,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3354,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{45}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -2906,7 +3384,7 @@ type UpdateSubscriptionRequest struct {
 
 func (x *UpdateSubscriptionRequest) Reset() {
 	*x = UpdateSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2918,7 +3396,7 @@ func (x *UpdateSubscriptionRequest) String() string {
 func (*UpdateSubscriptionRequest) ProtoMessage() {}
 
 func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2931,7 +3409,7 @@ func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{46}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UpdateSubscriptionRequest) GetProjectId() string {
@@ -2978,7 +3456,7 @@ type UpdateSubscriptionResponse struct {
 
 func (x *UpdateSubscriptionResponse) Reset() {
 	*x = UpdateSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3468,7 @@ func (x *UpdateSubscriptionResponse) String() string {
 func (*UpdateSubscriptionResponse) ProtoMessage() {}
 
 func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3481,7 @@ func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{47}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateSubscriptionResponse) GetSubscription() *Subscription {
@@ -3023,7 +3501,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3513,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3526,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{48}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DeleteSubscriptionRequest) GetProjectId() string {
@@ -3073,7 +3551,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3085,7 +3563,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3098,14 +3576,14 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{49}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{58}
 }
 
 var File_hookmesh_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"#hookmesh/registry/v1/registry.proto\x12\x14hookmesh.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n" +
+	"#hookmesh/registry/v1/registry.proto\x12\x14hookmesh.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n" +
 	"\vRetryPolicy\x12?\n" +
 	"\bstrategy\x18\x01 \x01(\x0e2#.hookmesh.registry.v1.RetryStrategyR\bstrategy\x12)\n" +
 	"\x10interval_seconds\x18\x02 \x01(\rR\x0fintervalSeconds\x12!\n" +
@@ -3133,6 +3611,19 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vrevoke_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"\x9f\x02\n" +
+	"\n" +
+	"PortalLink\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12\x19\n" +
+	"\bowner_id\x18\x03 \x01(\tR\aownerId\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\"L\n" +
 	"\tRateLimit\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\x12)\n" +
@@ -3233,7 +3724,32 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"M\n" +
 	"\x14RevokeAPIKeyResponse\x125\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.APIKeyR\x06apiKey\"\xc3\x03\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.APIKeyR\x06apiKey\"\x80\x01\n" +
+	"\x17CreatePortalLinkRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x19\n" +
+	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"s\n" +
+	"\x18CreatePortalLinkResponse\x12A\n" +
+	"\vportal_link\x18\x01 \x01(\v2 .hookmesh.registry.v1.PortalLinkR\n" +
+	"portalLink\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"7\n" +
+	"\x16ListPortalLinksRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\"^\n" +
+	"\x17ListPortalLinksResponse\x12C\n" +
+	"\fportal_links\x18\x01 \x03(\v2 .hookmesh.registry.v1.PortalLinkR\vportalLinks\"^\n" +
+	"\x17RevokePortalLinkRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12$\n" +
+	"\x0eportal_link_id\x18\x02 \x01(\tR\fportalLinkId\"]\n" +
+	"\x18RevokePortalLinkResponse\x12A\n" +
+	"\vportal_link\x18\x01 \x01(\v2 .hookmesh.registry.v1.PortalLinkR\n" +
+	"portalLink\"\x1d\n" +
+	"\x1bGetCurrentPortalLinkRequest\"a\n" +
+	"\x1cGetCurrentPortalLinkResponse\x12A\n" +
+	"\vportal_link\x18\x01 \x01(\v2 .hookmesh.registry.v1.PortalLinkR\n" +
+	"portalLink\"\xc3\x03\n" +
 	"\x15CreateEndpointRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x10\n" +
@@ -3371,7 +3887,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x1bENDPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ENDPOINT_STATUS_ACTIVE\x10\x01\x12\x1a\n" +
 	"\x16ENDPOINT_STATUS_PAUSED\x10\x02\x12\x1c\n" +
-	"\x18ENDPOINT_STATUS_DISABLED\x10\x032\xca\x12\n" +
+	"\x18ENDPOINT_STATUS_DISABLED\x10\x032\xae\x16\n" +
 	"\x0fRegistryService\x12j\n" +
 	"\rCreateProject\x12*.hookmesh.registry.v1.CreateProjectRequest\x1a+.hookmesh.registry.v1.CreateProjectResponse\"\x00\x12d\n" +
 	"\n" +
@@ -3381,7 +3897,11 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\rDeleteProject\x12*.hookmesh.registry.v1.DeleteProjectRequest\x1a+.hookmesh.registry.v1.DeleteProjectResponse\"\x00\x12g\n" +
 	"\fCreateAPIKey\x12).hookmesh.registry.v1.CreateAPIKeyRequest\x1a*.hookmesh.registry.v1.CreateAPIKeyResponse\"\x00\x12g\n" +
 	"\vListAPIKeys\x12(.hookmesh.registry.v1.ListAPIKeysRequest\x1a).hookmesh.registry.v1.ListAPIKeysResponse\"\x03\x90\x02\x01\x12g\n" +
-	"\fRevokeAPIKey\x12).hookmesh.registry.v1.RevokeAPIKeyRequest\x1a*.hookmesh.registry.v1.RevokeAPIKeyResponse\"\x00\x12m\n" +
+	"\fRevokeAPIKey\x12).hookmesh.registry.v1.RevokeAPIKeyRequest\x1a*.hookmesh.registry.v1.RevokeAPIKeyResponse\"\x00\x12s\n" +
+	"\x10CreatePortalLink\x12-.hookmesh.registry.v1.CreatePortalLinkRequest\x1a..hookmesh.registry.v1.CreatePortalLinkResponse\"\x00\x12s\n" +
+	"\x0fListPortalLinks\x12,.hookmesh.registry.v1.ListPortalLinksRequest\x1a-.hookmesh.registry.v1.ListPortalLinksResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x10RevokePortalLink\x12-.hookmesh.registry.v1.RevokePortalLinkRequest\x1a..hookmesh.registry.v1.RevokePortalLinkResponse\"\x00\x12\x82\x01\n" +
+	"\x14GetCurrentPortalLink\x121.hookmesh.registry.v1.GetCurrentPortalLinkRequest\x1a2.hookmesh.registry.v1.GetCurrentPortalLinkResponse\"\x03\x90\x02\x01\x12m\n" +
 	"\x0eCreateEndpoint\x12+.hookmesh.registry.v1.CreateEndpointRequest\x1a,.hookmesh.registry.v1.CreateEndpointResponse\"\x00\x12g\n" +
 	"\vGetEndpoint\x12(.hookmesh.registry.v1.GetEndpointRequest\x1a).hookmesh.registry.v1.GetEndpointResponse\"\x03\x90\x02\x01\x12m\n" +
 	"\rListEndpoints\x12*.hookmesh.registry.v1.ListEndpointsRequest\x1a+.hookmesh.registry.v1.ListEndpointsResponse\"\x03\x90\x02\x01\x12m\n" +
@@ -3409,7 +3929,7 @@ func file_hookmesh_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
 	(RetryStrategy)(0),                   // 0: hookmesh.registry.v1.RetryStrategy
 	(EndpointStatus)(0),                  // 1: hookmesh.registry.v1.EndpointStatus
@@ -3417,152 +3937,178 @@ var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
 	(*SignatureSettings)(nil),            // 3: hookmesh.registry.v1.SignatureSettings
 	(*Project)(nil),                      // 4: hookmesh.registry.v1.Project
 	(*APIKey)(nil),                       // 5: hookmesh.registry.v1.APIKey
-	(*RateLimit)(nil),                    // 6: hookmesh.registry.v1.RateLimit
-	(*Endpoint)(nil),                     // 7: hookmesh.registry.v1.Endpoint
-	(*Filter)(nil),                       // 8: hookmesh.registry.v1.Filter
-	(*Subscription)(nil),                 // 9: hookmesh.registry.v1.Subscription
-	(*CreateProjectRequest)(nil),         // 10: hookmesh.registry.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),        // 11: hookmesh.registry.v1.CreateProjectResponse
-	(*GetProjectRequest)(nil),            // 12: hookmesh.registry.v1.GetProjectRequest
-	(*GetProjectResponse)(nil),           // 13: hookmesh.registry.v1.GetProjectResponse
-	(*ListProjectsRequest)(nil),          // 14: hookmesh.registry.v1.ListProjectsRequest
-	(*ListProjectsResponse)(nil),         // 15: hookmesh.registry.v1.ListProjectsResponse
-	(*UpdateProjectRequest)(nil),         // 16: hookmesh.registry.v1.UpdateProjectRequest
-	(*UpdateProjectResponse)(nil),        // 17: hookmesh.registry.v1.UpdateProjectResponse
-	(*DeleteProjectRequest)(nil),         // 18: hookmesh.registry.v1.DeleteProjectRequest
-	(*DeleteProjectResponse)(nil),        // 19: hookmesh.registry.v1.DeleteProjectResponse
-	(*CreateAPIKeyRequest)(nil),          // 20: hookmesh.registry.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),         // 21: hookmesh.registry.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),           // 22: hookmesh.registry.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),          // 23: hookmesh.registry.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),          // 24: hookmesh.registry.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),         // 25: hookmesh.registry.v1.RevokeAPIKeyResponse
-	(*CreateEndpointRequest)(nil),        // 26: hookmesh.registry.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),       // 27: hookmesh.registry.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),           // 28: hookmesh.registry.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),          // 29: hookmesh.registry.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),         // 30: hookmesh.registry.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),        // 31: hookmesh.registry.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),        // 32: hookmesh.registry.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),       // 33: hookmesh.registry.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),        // 34: hookmesh.registry.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),       // 35: hookmesh.registry.v1.DeleteEndpointResponse
-	(*PauseEndpointRequest)(nil),         // 36: hookmesh.registry.v1.PauseEndpointRequest
-	(*PauseEndpointResponse)(nil),        // 37: hookmesh.registry.v1.PauseEndpointResponse
-	(*ActivateEndpointRequest)(nil),      // 38: hookmesh.registry.v1.ActivateEndpointRequest
-	(*ActivateEndpointResponse)(nil),     // 39: hookmesh.registry.v1.ActivateEndpointResponse
-	(*RotateEndpointSecretRequest)(nil),  // 40: hookmesh.registry.v1.RotateEndpointSecretRequest
-	(*RotateEndpointSecretResponse)(nil), // 41: hookmesh.registry.v1.RotateEndpointSecretResponse
-	(*CreateSubscriptionRequest)(nil),    // 42: hookmesh.registry.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),   // 43: hookmesh.registry.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),       // 44: hookmesh.registry.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),      // 45: hookmesh.registry.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),     // 46: hookmesh.registry.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),    // 47: hookmesh.registry.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil),    // 48: hookmesh.registry.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil),   // 49: hookmesh.registry.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),    // 50: hookmesh.registry.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),   // 51: hookmesh.registry.v1.DeleteSubscriptionResponse
-	nil,                                  // 52: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	nil,                                  // 53: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	nil,                                  // 54: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 55: google.protobuf.Timestamp
+	(*PortalLink)(nil),                   // 6: hookmesh.registry.v1.PortalLink
+	(*RateLimit)(nil),                    // 7: hookmesh.registry.v1.RateLimit
+	(*Endpoint)(nil),                     // 8: hookmesh.registry.v1.Endpoint
+	(*Filter)(nil),                       // 9: hookmesh.registry.v1.Filter
+	(*Subscription)(nil),                 // 10: hookmesh.registry.v1.Subscription
+	(*CreateProjectRequest)(nil),         // 11: hookmesh.registry.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),        // 12: hookmesh.registry.v1.CreateProjectResponse
+	(*GetProjectRequest)(nil),            // 13: hookmesh.registry.v1.GetProjectRequest
+	(*GetProjectResponse)(nil),           // 14: hookmesh.registry.v1.GetProjectResponse
+	(*ListProjectsRequest)(nil),          // 15: hookmesh.registry.v1.ListProjectsRequest
+	(*ListProjectsResponse)(nil),         // 16: hookmesh.registry.v1.ListProjectsResponse
+	(*UpdateProjectRequest)(nil),         // 17: hookmesh.registry.v1.UpdateProjectRequest
+	(*UpdateProjectResponse)(nil),        // 18: hookmesh.registry.v1.UpdateProjectResponse
+	(*DeleteProjectRequest)(nil),         // 19: hookmesh.registry.v1.DeleteProjectRequest
+	(*DeleteProjectResponse)(nil),        // 20: hookmesh.registry.v1.DeleteProjectResponse
+	(*CreateAPIKeyRequest)(nil),          // 21: hookmesh.registry.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),         // 22: hookmesh.registry.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),           // 23: hookmesh.registry.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),          // 24: hookmesh.registry.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),          // 25: hookmesh.registry.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),         // 26: hookmesh.registry.v1.RevokeAPIKeyResponse
+	(*CreatePortalLinkRequest)(nil),      // 27: hookmesh.registry.v1.CreatePortalLinkRequest
+	(*CreatePortalLinkResponse)(nil),     // 28: hookmesh.registry.v1.CreatePortalLinkResponse
+	(*ListPortalLinksRequest)(nil),       // 29: hookmesh.registry.v1.ListPortalLinksRequest
+	(*ListPortalLinksResponse)(nil),      // 30: hookmesh.registry.v1.ListPortalLinksResponse
+	(*RevokePortalLinkRequest)(nil),      // 31: hookmesh.registry.v1.RevokePortalLinkRequest
+	(*RevokePortalLinkResponse)(nil),     // 32: hookmesh.registry.v1.RevokePortalLinkResponse
+	(*GetCurrentPortalLinkRequest)(nil),  // 33: hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	(*GetCurrentPortalLinkResponse)(nil), // 34: hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	(*CreateEndpointRequest)(nil),        // 35: hookmesh.registry.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),       // 36: hookmesh.registry.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),           // 37: hookmesh.registry.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),          // 38: hookmesh.registry.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),         // 39: hookmesh.registry.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),        // 40: hookmesh.registry.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),        // 41: hookmesh.registry.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),       // 42: hookmesh.registry.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),        // 43: hookmesh.registry.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),       // 44: hookmesh.registry.v1.DeleteEndpointResponse
+	(*PauseEndpointRequest)(nil),         // 45: hookmesh.registry.v1.PauseEndpointRequest
+	(*PauseEndpointResponse)(nil),        // 46: hookmesh.registry.v1.PauseEndpointResponse
+	(*ActivateEndpointRequest)(nil),      // 47: hookmesh.registry.v1.ActivateEndpointRequest
+	(*ActivateEndpointResponse)(nil),     // 48: hookmesh.registry.v1.ActivateEndpointResponse
+	(*RotateEndpointSecretRequest)(nil),  // 49: hookmesh.registry.v1.RotateEndpointSecretRequest
+	(*RotateEndpointSecretResponse)(nil), // 50: hookmesh.registry.v1.RotateEndpointSecretResponse
+	(*CreateSubscriptionRequest)(nil),    // 51: hookmesh.registry.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),   // 52: hookmesh.registry.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),       // 53: hookmesh.registry.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),      // 54: hookmesh.registry.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),     // 55: hookmesh.registry.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),    // 56: hookmesh.registry.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil),    // 57: hookmesh.registry.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil),   // 58: hookmesh.registry.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),    // 59: hookmesh.registry.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),   // 60: hookmesh.registry.v1.DeleteSubscriptionResponse
+	nil,                                  // 61: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	nil,                                  // 62: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	nil,                                  // 63: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 65: google.protobuf.Duration
 }
 var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
 	0,  // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
 	2,  // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
 	3,  // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	55, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	55, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
-	55, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	55, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	6,  // 7: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	52, // 8: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	1,  // 9: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	55, // 10: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	55, // 11: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 12: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 13: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	55, // 14: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	55, // 15: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 16: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	3,  // 17: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	4,  // 18: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 19: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	4,  // 20: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	4,  // 21: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
-	2,  // 22: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	3,  // 23: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	4,  // 24: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 25: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 26: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 27: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	6,  // 28: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	53, // 29: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	7,  // 30: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	7,  // 31: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	7,  // 32: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
-	6,  // 33: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	54, // 34: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	7,  // 35: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	7,  // 36: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	7,  // 37: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	7,  // 38: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 39: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 40: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	9,  // 41: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	9,  // 42: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	9,  // 43: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	8,  // 44: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 45: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	9,  // 46: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	10, // 47: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
-	12, // 48: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
-	14, // 49: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
-	16, // 50: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
-	18, // 51: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
-	20, // 52: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
-	22, // 53: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
-	24, // 54: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
-	26, // 55: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
-	28, // 56: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
-	30, // 57: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
-	32, // 58: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
-	34, // 59: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
-	36, // 60: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
-	38, // 61: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
-	40, // 62: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
-	42, // 63: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
-	44, // 64: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
-	46, // 65: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
-	48, // 66: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
-	50, // 67: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
-	11, // 68: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
-	13, // 69: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
-	15, // 70: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
-	17, // 71: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
-	19, // 72: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
-	21, // 73: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
-	23, // 74: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
-	25, // 75: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
-	27, // 76: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
-	29, // 77: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
-	31, // 78: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
-	33, // 79: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
-	35, // 80: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
-	37, // 81: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
-	39, // 82: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
-	41, // 83: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
-	43, // 84: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
-	45, // 85: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
-	47, // 86: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
-	49, // 87: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
-	51, // 88: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
-	68, // [68:89] is the sub-list for method output_type
-	47, // [47:68] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	64, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	64, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
+	64, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	64, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	64, // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
+	64, // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
+	64, // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
+	7,  // 10: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	61, // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	1,  // 12: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	64, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	64, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
+	9,  // 15: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
+	2,  // 16: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	64, // 17: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	64, // 18: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 19: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	3,  // 20: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	4,  // 21: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	5,  // 22: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	4,  // 23: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	4,  // 24: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
+	2,  // 25: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	3,  // 26: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	4,  // 27: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	5,  // 28: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	5,  // 29: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
+	5,  // 30: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	65, // 31: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
+	6,  // 32: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	6,  // 33: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
+	6,  // 34: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	6,  // 35: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 36: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	62, // 37: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	8,  // 38: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 39: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 40: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
+	7,  // 41: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	63, // 42: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	8,  // 43: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 44: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 45: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 46: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 47: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	2,  // 48: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	10, // 49: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	10, // 50: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	10, // 51: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	9,  // 52: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	2,  // 53: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	10, // 54: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	11, // 55: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
+	13, // 56: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
+	15, // 57: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
+	17, // 58: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
+	19, // 59: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
+	21, // 60: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
+	23, // 61: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
+	25, // 62: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
+	27, // 63: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
+	29, // 64: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
+	31, // 65: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
+	33, // 66: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	35, // 67: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
+	37, // 68: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
+	39, // 69: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
+	41, // 70: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
+	43, // 71: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
+	45, // 72: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
+	47, // 73: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
+	49, // 74: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
+	51, // 75: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
+	53, // 76: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
+	55, // 77: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
+	57, // 78: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
+	59, // 79: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
+	12, // 80: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
+	14, // 81: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
+	16, // 82: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
+	18, // 83: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
+	20, // 84: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
+	22, // 85: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
+	24, // 86: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
+	26, // 87: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
+	28, // 88: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
+	30, // 89: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
+	32, // 90: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
+	34, // 91: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	36, // 92: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
+	38, // 93: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
+	40, // 94: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
+	42, // 95: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
+	44, // 96: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
+	46, // 97: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
+	48, // 98: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
+	50, // 99: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
+	52, // 100: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
+	54, // 101: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
+	56, // 102: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
+	58, // 103: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
+	60, // 104: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
+	80, // [80:105] is the sub-list for method output_type
+	55, // [55:80] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_registry_proto_init() }
@@ -3570,15 +4116,15 @@ func file_hookmesh_registry_v1_registry_proto_init() {
 	if File_hookmesh_registry_v1_registry_proto != nil {
 		return
 	}
-	file_hookmesh_registry_v1_registry_proto_msgTypes[14].OneofWrappers = []any{}
-	file_hookmesh_registry_v1_registry_proto_msgTypes[30].OneofWrappers = []any{}
+	file_hookmesh_registry_v1_registry_proto_msgTypes[15].OneofWrappers = []any{}
+	file_hookmesh_registry_v1_registry_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_registry_proto_rawDesc), len(file_hookmesh_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   53,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

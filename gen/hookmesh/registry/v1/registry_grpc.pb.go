@@ -27,6 +27,10 @@ const (
 	RegistryService_CreateAPIKey_FullMethodName         = "/hookmesh.registry.v1.RegistryService/CreateAPIKey"
 	RegistryService_ListAPIKeys_FullMethodName          = "/hookmesh.registry.v1.RegistryService/ListAPIKeys"
 	RegistryService_RevokeAPIKey_FullMethodName         = "/hookmesh.registry.v1.RegistryService/RevokeAPIKey"
+	RegistryService_CreatePortalLink_FullMethodName     = "/hookmesh.registry.v1.RegistryService/CreatePortalLink"
+	RegistryService_ListPortalLinks_FullMethodName      = "/hookmesh.registry.v1.RegistryService/ListPortalLinks"
+	RegistryService_RevokePortalLink_FullMethodName     = "/hookmesh.registry.v1.RegistryService/RevokePortalLink"
+	RegistryService_GetCurrentPortalLink_FullMethodName = "/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink"
 	RegistryService_CreateEndpoint_FullMethodName       = "/hookmesh.registry.v1.RegistryService/CreateEndpoint"
 	RegistryService_GetEndpoint_FullMethodName          = "/hookmesh.registry.v1.RegistryService/GetEndpoint"
 	RegistryService_ListEndpoints_FullMethodName        = "/hookmesh.registry.v1.RegistryService/ListEndpoints"
@@ -68,6 +72,18 @@ type RegistryServiceClient interface {
 	ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error)
 	// RevokeAPIKey revokes a key for good.
 	RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*RevokeAPIKeyResponse, error)
+	// CreatePortalLink creates a link to the customer portal for one owner:
+	// its token, shown only in the response, reaches only that owner's
+	// endpoints, their deliveries and attempts, and retries of those.
+	CreatePortalLink(ctx context.Context, in *CreatePortalLinkRequest, opts ...grpc.CallOption) (*CreatePortalLinkResponse, error)
+	// ListPortalLinks lists a project's portal links (never their token).
+	ListPortalLinks(ctx context.Context, in *ListPortalLinksRequest, opts ...grpc.CallOption) (*ListPortalLinksResponse, error)
+	// RevokePortalLink revokes a portal link for good: its token stops working.
+	RevokePortalLink(ctx context.Context, in *RevokePortalLinkRequest, opts ...grpc.CallOption) (*RevokePortalLinkResponse, error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(ctx context.Context, in *GetCurrentPortalLinkRequest, opts ...grpc.CallOption) (*GetCurrentPortalLinkResponse, error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(ctx context.Context, in *CreateEndpointRequest, opts ...grpc.CallOption) (*CreateEndpointResponse, error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -179,6 +195,46 @@ func (c *registryServiceClient) RevokeAPIKey(ctx context.Context, in *RevokeAPIK
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RevokeAPIKeyResponse)
 	err := c.cc.Invoke(ctx, RegistryService_RevokeAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) CreatePortalLink(ctx context.Context, in *CreatePortalLinkRequest, opts ...grpc.CallOption) (*CreatePortalLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePortalLinkResponse)
+	err := c.cc.Invoke(ctx, RegistryService_CreatePortalLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ListPortalLinks(ctx context.Context, in *ListPortalLinksRequest, opts ...grpc.CallOption) (*ListPortalLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPortalLinksResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListPortalLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RevokePortalLink(ctx context.Context, in *RevokePortalLinkRequest, opts ...grpc.CallOption) (*RevokePortalLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokePortalLinkResponse)
+	err := c.cc.Invoke(ctx, RegistryService_RevokePortalLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) GetCurrentPortalLink(ctx context.Context, in *GetCurrentPortalLinkRequest, opts ...grpc.CallOption) (*GetCurrentPortalLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCurrentPortalLinkResponse)
+	err := c.cc.Invoke(ctx, RegistryService_GetCurrentPortalLink_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -341,6 +397,18 @@ type RegistryServiceServer interface {
 	ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error)
 	// RevokeAPIKey revokes a key for good.
 	RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error)
+	// CreatePortalLink creates a link to the customer portal for one owner:
+	// its token, shown only in the response, reaches only that owner's
+	// endpoints, their deliveries and attempts, and retries of those.
+	CreatePortalLink(context.Context, *CreatePortalLinkRequest) (*CreatePortalLinkResponse, error)
+	// ListPortalLinks lists a project's portal links (never their token).
+	ListPortalLinks(context.Context, *ListPortalLinksRequest) (*ListPortalLinksResponse, error)
+	// RevokePortalLink revokes a portal link for good: its token stops working.
+	RevokePortalLink(context.Context, *RevokePortalLinkRequest) (*RevokePortalLinkResponse, error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(context.Context, *GetCurrentPortalLinkRequest) (*GetCurrentPortalLinkResponse, error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(context.Context, *CreateEndpointRequest) (*CreateEndpointResponse, error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -401,6 +469,18 @@ func (UnimplementedRegistryServiceServer) ListAPIKeys(context.Context, *ListAPIK
 }
 func (UnimplementedRegistryServiceServer) RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeAPIKey not implemented")
+}
+func (UnimplementedRegistryServiceServer) CreatePortalLink(context.Context, *CreatePortalLinkRequest) (*CreatePortalLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePortalLink not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListPortalLinks(context.Context, *ListPortalLinksRequest) (*ListPortalLinksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPortalLinks not implemented")
+}
+func (UnimplementedRegistryServiceServer) RevokePortalLink(context.Context, *RevokePortalLinkRequest) (*RevokePortalLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokePortalLink not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetCurrentPortalLink(context.Context, *GetCurrentPortalLinkRequest) (*GetCurrentPortalLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCurrentPortalLink not implemented")
 }
 func (UnimplementedRegistryServiceServer) CreateEndpoint(context.Context, *CreateEndpointRequest) (*CreateEndpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateEndpoint not implemented")
@@ -602,6 +682,78 @@ func _RegistryService_RevokeAPIKey_Handler(srv interface{}, ctx context.Context,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RegistryServiceServer).RevokeAPIKey(ctx, req.(*RevokeAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_CreatePortalLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePortalLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).CreatePortalLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_CreatePortalLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).CreatePortalLink(ctx, req.(*CreatePortalLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ListPortalLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPortalLinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListPortalLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListPortalLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListPortalLinks(ctx, req.(*ListPortalLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RevokePortalLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokePortalLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RevokePortalLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RevokePortalLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RevokePortalLink(ctx, req.(*RevokePortalLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_GetCurrentPortalLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCurrentPortalLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetCurrentPortalLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetCurrentPortalLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetCurrentPortalLink(ctx, req.(*GetCurrentPortalLinkRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -878,6 +1030,22 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeAPIKey",
 			Handler:    _RegistryService_RevokeAPIKey_Handler,
+		},
+		{
+			MethodName: "CreatePortalLink",
+			Handler:    _RegistryService_CreatePortalLink_Handler,
+		},
+		{
+			MethodName: "ListPortalLinks",
+			Handler:    _RegistryService_ListPortalLinks_Handler,
+		},
+		{
+			MethodName: "RevokePortalLink",
+			Handler:    _RegistryService_RevokePortalLink_Handler,
+		},
+		{
+			MethodName: "GetCurrentPortalLink",
+			Handler:    _RegistryService_GetCurrentPortalLink_Handler,
 		},
 		{
 			MethodName: "CreateEndpoint",

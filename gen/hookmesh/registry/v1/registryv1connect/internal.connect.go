@@ -36,6 +36,12 @@ const (
 	// RegistryInternalServiceAuthenticateKeyProcedure is the fully-qualified name of the
 	// RegistryInternalService's AuthenticateKey RPC.
 	RegistryInternalServiceAuthenticateKeyProcedure = "/hookmesh.registry.v1.RegistryInternalService/AuthenticateKey"
+	// RegistryInternalServiceAuthenticatePortalTokenProcedure is the fully-qualified name of the
+	// RegistryInternalService's AuthenticatePortalToken RPC.
+	RegistryInternalServiceAuthenticatePortalTokenProcedure = "/hookmesh.registry.v1.RegistryInternalService/AuthenticatePortalToken"
+	// RegistryInternalServiceListOwnerEndpointsProcedure is the fully-qualified name of the
+	// RegistryInternalService's ListOwnerEndpoints RPC.
+	RegistryInternalServiceListOwnerEndpointsProcedure = "/hookmesh.registry.v1.RegistryInternalService/ListOwnerEndpoints"
 	// RegistryInternalServiceResolveTargetsProcedure is the fully-qualified name of the
 	// RegistryInternalService's ResolveTargets RPC.
 	RegistryInternalServiceResolveTargetsProcedure = "/hookmesh.registry.v1.RegistryInternalService/ResolveTargets"
@@ -52,6 +58,12 @@ const (
 type RegistryInternalServiceClient interface {
 	// AuthenticateKey says which project an API key belongs to.
 	AuthenticateKey(context.Context, *connect.Request[v1.AuthenticateKeyRequest]) (*connect.Response[v1.AuthenticateKeyResponse], error)
+	// AuthenticatePortalToken says which project, portal link and owner a
+	// portal token belongs to, and when it expires.
+	AuthenticatePortalToken(context.Context, *connect.Request[v1.AuthenticatePortalTokenRequest]) (*connect.Response[v1.AuthenticatePortalTokenResponse], error)
+	// ListOwnerEndpoints returns the ids of an owner's endpoints, for the
+	// services that answer portal tokens.
+	ListOwnerEndpoints(context.Context, *connect.Request[v1.ListOwnerEndpointsRequest]) (*connect.Response[v1.ListOwnerEndpointsResponse], error)
 	// ResolveTargets returns the endpoints an event goes to.
 	ResolveTargets(context.Context, *connect.Request[v1.ResolveTargetsRequest]) (*connect.Response[v1.ResolveTargetsResponse], error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
@@ -80,6 +92,20 @@ func NewRegistryInternalServiceClient(httpClient connect.HTTPClient, baseURL str
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		authenticatePortalToken: connect.NewClient[v1.AuthenticatePortalTokenRequest, v1.AuthenticatePortalTokenResponse](
+			httpClient,
+			baseURL+RegistryInternalServiceAuthenticatePortalTokenProcedure,
+			connect.WithSchema(registryInternalServiceMethods.ByName("AuthenticatePortalToken")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listOwnerEndpoints: connect.NewClient[v1.ListOwnerEndpointsRequest, v1.ListOwnerEndpointsResponse](
+			httpClient,
+			baseURL+RegistryInternalServiceListOwnerEndpointsProcedure,
+			connect.WithSchema(registryInternalServiceMethods.ByName("ListOwnerEndpoints")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		resolveTargets: connect.NewClient[v1.ResolveTargetsRequest, v1.ResolveTargetsResponse](
 			httpClient,
 			baseURL+RegistryInternalServiceResolveTargetsProcedure,
@@ -105,15 +131,28 @@ func NewRegistryInternalServiceClient(httpClient connect.HTTPClient, baseURL str
 
 // registryInternalServiceClient implements RegistryInternalServiceClient.
 type registryInternalServiceClient struct {
-	authenticateKey *connect.Client[v1.AuthenticateKeyRequest, v1.AuthenticateKeyResponse]
-	resolveTargets  *connect.Client[v1.ResolveTargetsRequest, v1.ResolveTargetsResponse]
-	getTarget       *connect.Client[v1.GetTargetRequest, v1.GetTargetResponse]
-	disableEndpoint *connect.Client[v1.DisableEndpointRequest, v1.DisableEndpointResponse]
+	authenticateKey         *connect.Client[v1.AuthenticateKeyRequest, v1.AuthenticateKeyResponse]
+	authenticatePortalToken *connect.Client[v1.AuthenticatePortalTokenRequest, v1.AuthenticatePortalTokenResponse]
+	listOwnerEndpoints      *connect.Client[v1.ListOwnerEndpointsRequest, v1.ListOwnerEndpointsResponse]
+	resolveTargets          *connect.Client[v1.ResolveTargetsRequest, v1.ResolveTargetsResponse]
+	getTarget               *connect.Client[v1.GetTargetRequest, v1.GetTargetResponse]
+	disableEndpoint         *connect.Client[v1.DisableEndpointRequest, v1.DisableEndpointResponse]
 }
 
 // AuthenticateKey calls hookmesh.registry.v1.RegistryInternalService.AuthenticateKey.
 func (c *registryInternalServiceClient) AuthenticateKey(ctx context.Context, req *connect.Request[v1.AuthenticateKeyRequest]) (*connect.Response[v1.AuthenticateKeyResponse], error) {
 	return c.authenticateKey.CallUnary(ctx, req)
+}
+
+// AuthenticatePortalToken calls
+// hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken.
+func (c *registryInternalServiceClient) AuthenticatePortalToken(ctx context.Context, req *connect.Request[v1.AuthenticatePortalTokenRequest]) (*connect.Response[v1.AuthenticatePortalTokenResponse], error) {
+	return c.authenticatePortalToken.CallUnary(ctx, req)
+}
+
+// ListOwnerEndpoints calls hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints.
+func (c *registryInternalServiceClient) ListOwnerEndpoints(ctx context.Context, req *connect.Request[v1.ListOwnerEndpointsRequest]) (*connect.Response[v1.ListOwnerEndpointsResponse], error) {
+	return c.listOwnerEndpoints.CallUnary(ctx, req)
 }
 
 // ResolveTargets calls hookmesh.registry.v1.RegistryInternalService.ResolveTargets.
@@ -136,6 +175,12 @@ func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, req
 type RegistryInternalServiceHandler interface {
 	// AuthenticateKey says which project an API key belongs to.
 	AuthenticateKey(context.Context, *connect.Request[v1.AuthenticateKeyRequest]) (*connect.Response[v1.AuthenticateKeyResponse], error)
+	// AuthenticatePortalToken says which project, portal link and owner a
+	// portal token belongs to, and when it expires.
+	AuthenticatePortalToken(context.Context, *connect.Request[v1.AuthenticatePortalTokenRequest]) (*connect.Response[v1.AuthenticatePortalTokenResponse], error)
+	// ListOwnerEndpoints returns the ids of an owner's endpoints, for the
+	// services that answer portal tokens.
+	ListOwnerEndpoints(context.Context, *connect.Request[v1.ListOwnerEndpointsRequest]) (*connect.Response[v1.ListOwnerEndpointsResponse], error)
 	// ResolveTargets returns the endpoints an event goes to.
 	ResolveTargets(context.Context, *connect.Request[v1.ResolveTargetsRequest]) (*connect.Response[v1.ResolveTargetsResponse], error)
 	// GetTarget returns what a deliverer needs to send to one endpoint.
@@ -156,6 +201,20 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 		RegistryInternalServiceAuthenticateKeyProcedure,
 		svc.AuthenticateKey,
 		connect.WithSchema(registryInternalServiceMethods.ByName("AuthenticateKey")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryInternalServiceAuthenticatePortalTokenHandler := connect.NewUnaryHandler(
+		RegistryInternalServiceAuthenticatePortalTokenProcedure,
+		svc.AuthenticatePortalToken,
+		connect.WithSchema(registryInternalServiceMethods.ByName("AuthenticatePortalToken")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryInternalServiceListOwnerEndpointsHandler := connect.NewUnaryHandler(
+		RegistryInternalServiceListOwnerEndpointsProcedure,
+		svc.ListOwnerEndpoints,
+		connect.WithSchema(registryInternalServiceMethods.ByName("ListOwnerEndpoints")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
@@ -183,6 +242,10 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 		switch r.URL.Path {
 		case RegistryInternalServiceAuthenticateKeyProcedure:
 			registryInternalServiceAuthenticateKeyHandler.ServeHTTP(w, r)
+		case RegistryInternalServiceAuthenticatePortalTokenProcedure:
+			registryInternalServiceAuthenticatePortalTokenHandler.ServeHTTP(w, r)
+		case RegistryInternalServiceListOwnerEndpointsProcedure:
+			registryInternalServiceListOwnerEndpointsHandler.ServeHTTP(w, r)
 		case RegistryInternalServiceResolveTargetsProcedure:
 			registryInternalServiceResolveTargetsHandler.ServeHTTP(w, r)
 		case RegistryInternalServiceGetTargetProcedure:
@@ -200,6 +263,14 @@ type UnimplementedRegistryInternalServiceHandler struct{}
 
 func (UnimplementedRegistryInternalServiceHandler) AuthenticateKey(context.Context, *connect.Request[v1.AuthenticateKeyRequest]) (*connect.Response[v1.AuthenticateKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.AuthenticateKey is not implemented"))
+}
+
+func (UnimplementedRegistryInternalServiceHandler) AuthenticatePortalToken(context.Context, *connect.Request[v1.AuthenticatePortalTokenRequest]) (*connect.Response[v1.AuthenticatePortalTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken is not implemented"))
+}
+
+func (UnimplementedRegistryInternalServiceHandler) ListOwnerEndpoints(context.Context, *connect.Request[v1.ListOwnerEndpointsRequest]) (*connect.Response[v1.ListOwnerEndpointsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints is not implemented"))
 }
 
 func (UnimplementedRegistryInternalServiceHandler) ResolveTargets(context.Context, *connect.Request[v1.ResolveTargetsRequest]) (*connect.Response[v1.ResolveTargetsResponse], error) {

@@ -57,6 +57,18 @@ const (
 	// RegistryServiceRevokeAPIKeyProcedure is the fully-qualified name of the RegistryService's
 	// RevokeAPIKey RPC.
 	RegistryServiceRevokeAPIKeyProcedure = "/hookmesh.registry.v1.RegistryService/RevokeAPIKey"
+	// RegistryServiceCreatePortalLinkProcedure is the fully-qualified name of the RegistryService's
+	// CreatePortalLink RPC.
+	RegistryServiceCreatePortalLinkProcedure = "/hookmesh.registry.v1.RegistryService/CreatePortalLink"
+	// RegistryServiceListPortalLinksProcedure is the fully-qualified name of the RegistryService's
+	// ListPortalLinks RPC.
+	RegistryServiceListPortalLinksProcedure = "/hookmesh.registry.v1.RegistryService/ListPortalLinks"
+	// RegistryServiceRevokePortalLinkProcedure is the fully-qualified name of the RegistryService's
+	// RevokePortalLink RPC.
+	RegistryServiceRevokePortalLinkProcedure = "/hookmesh.registry.v1.RegistryService/RevokePortalLink"
+	// RegistryServiceGetCurrentPortalLinkProcedure is the fully-qualified name of the RegistryService's
+	// GetCurrentPortalLink RPC.
+	RegistryServiceGetCurrentPortalLinkProcedure = "/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink"
 	// RegistryServiceCreateEndpointProcedure is the fully-qualified name of the RegistryService's
 	// CreateEndpoint RPC.
 	RegistryServiceCreateEndpointProcedure = "/hookmesh.registry.v1.RegistryService/CreateEndpoint"
@@ -116,6 +128,18 @@ type RegistryServiceClient interface {
 	ListAPIKeys(context.Context, *connect.Request[v1.ListAPIKeysRequest]) (*connect.Response[v1.ListAPIKeysResponse], error)
 	// RevokeAPIKey revokes a key for good.
 	RevokeAPIKey(context.Context, *connect.Request[v1.RevokeAPIKeyRequest]) (*connect.Response[v1.RevokeAPIKeyResponse], error)
+	// CreatePortalLink creates a link to the customer portal for one owner:
+	// its token, shown only in the response, reaches only that owner's
+	// endpoints, their deliveries and attempts, and retries of those.
+	CreatePortalLink(context.Context, *connect.Request[v1.CreatePortalLinkRequest]) (*connect.Response[v1.CreatePortalLinkResponse], error)
+	// ListPortalLinks lists a project's portal links (never their token).
+	ListPortalLinks(context.Context, *connect.Request[v1.ListPortalLinksRequest]) (*connect.Response[v1.ListPortalLinksResponse], error)
+	// RevokePortalLink revokes a portal link for good: its token stops working.
+	RevokePortalLink(context.Context, *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(context.Context, *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(context.Context, *connect.Request[v1.CreateEndpointRequest]) (*connect.Response[v1.CreateEndpointResponse], error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -205,6 +229,32 @@ func NewRegistryServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			httpClient,
 			baseURL+RegistryServiceRevokeAPIKeyProcedure,
 			connect.WithSchema(registryServiceMethods.ByName("RevokeAPIKey")),
+			connect.WithClientOptions(opts...),
+		),
+		createPortalLink: connect.NewClient[v1.CreatePortalLinkRequest, v1.CreatePortalLinkResponse](
+			httpClient,
+			baseURL+RegistryServiceCreatePortalLinkProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("CreatePortalLink")),
+			connect.WithClientOptions(opts...),
+		),
+		listPortalLinks: connect.NewClient[v1.ListPortalLinksRequest, v1.ListPortalLinksResponse](
+			httpClient,
+			baseURL+RegistryServiceListPortalLinksProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("ListPortalLinks")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		revokePortalLink: connect.NewClient[v1.RevokePortalLinkRequest, v1.RevokePortalLinkResponse](
+			httpClient,
+			baseURL+RegistryServiceRevokePortalLinkProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("RevokePortalLink")),
+			connect.WithClientOptions(opts...),
+		),
+		getCurrentPortalLink: connect.NewClient[v1.GetCurrentPortalLinkRequest, v1.GetCurrentPortalLinkResponse](
+			httpClient,
+			baseURL+RegistryServiceGetCurrentPortalLinkProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("GetCurrentPortalLink")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		createEndpoint: connect.NewClient[v1.CreateEndpointRequest, v1.CreateEndpointResponse](
@@ -302,6 +352,10 @@ type registryServiceClient struct {
 	createAPIKey         *connect.Client[v1.CreateAPIKeyRequest, v1.CreateAPIKeyResponse]
 	listAPIKeys          *connect.Client[v1.ListAPIKeysRequest, v1.ListAPIKeysResponse]
 	revokeAPIKey         *connect.Client[v1.RevokeAPIKeyRequest, v1.RevokeAPIKeyResponse]
+	createPortalLink     *connect.Client[v1.CreatePortalLinkRequest, v1.CreatePortalLinkResponse]
+	listPortalLinks      *connect.Client[v1.ListPortalLinksRequest, v1.ListPortalLinksResponse]
+	revokePortalLink     *connect.Client[v1.RevokePortalLinkRequest, v1.RevokePortalLinkResponse]
+	getCurrentPortalLink *connect.Client[v1.GetCurrentPortalLinkRequest, v1.GetCurrentPortalLinkResponse]
 	createEndpoint       *connect.Client[v1.CreateEndpointRequest, v1.CreateEndpointResponse]
 	getEndpoint          *connect.Client[v1.GetEndpointRequest, v1.GetEndpointResponse]
 	listEndpoints        *connect.Client[v1.ListEndpointsRequest, v1.ListEndpointsResponse]
@@ -355,6 +409,26 @@ func (c *registryServiceClient) ListAPIKeys(ctx context.Context, req *connect.Re
 // RevokeAPIKey calls hookmesh.registry.v1.RegistryService.RevokeAPIKey.
 func (c *registryServiceClient) RevokeAPIKey(ctx context.Context, req *connect.Request[v1.RevokeAPIKeyRequest]) (*connect.Response[v1.RevokeAPIKeyResponse], error) {
 	return c.revokeAPIKey.CallUnary(ctx, req)
+}
+
+// CreatePortalLink calls hookmesh.registry.v1.RegistryService.CreatePortalLink.
+func (c *registryServiceClient) CreatePortalLink(ctx context.Context, req *connect.Request[v1.CreatePortalLinkRequest]) (*connect.Response[v1.CreatePortalLinkResponse], error) {
+	return c.createPortalLink.CallUnary(ctx, req)
+}
+
+// ListPortalLinks calls hookmesh.registry.v1.RegistryService.ListPortalLinks.
+func (c *registryServiceClient) ListPortalLinks(ctx context.Context, req *connect.Request[v1.ListPortalLinksRequest]) (*connect.Response[v1.ListPortalLinksResponse], error) {
+	return c.listPortalLinks.CallUnary(ctx, req)
+}
+
+// RevokePortalLink calls hookmesh.registry.v1.RegistryService.RevokePortalLink.
+func (c *registryServiceClient) RevokePortalLink(ctx context.Context, req *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error) {
+	return c.revokePortalLink.CallUnary(ctx, req)
+}
+
+// GetCurrentPortalLink calls hookmesh.registry.v1.RegistryService.GetCurrentPortalLink.
+func (c *registryServiceClient) GetCurrentPortalLink(ctx context.Context, req *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error) {
+	return c.getCurrentPortalLink.CallUnary(ctx, req)
 }
 
 // CreateEndpoint calls hookmesh.registry.v1.RegistryService.CreateEndpoint.
@@ -440,6 +514,18 @@ type RegistryServiceHandler interface {
 	ListAPIKeys(context.Context, *connect.Request[v1.ListAPIKeysRequest]) (*connect.Response[v1.ListAPIKeysResponse], error)
 	// RevokeAPIKey revokes a key for good.
 	RevokeAPIKey(context.Context, *connect.Request[v1.RevokeAPIKeyRequest]) (*connect.Response[v1.RevokeAPIKeyResponse], error)
+	// CreatePortalLink creates a link to the customer portal for one owner:
+	// its token, shown only in the response, reaches only that owner's
+	// endpoints, their deliveries and attempts, and retries of those.
+	CreatePortalLink(context.Context, *connect.Request[v1.CreatePortalLinkRequest]) (*connect.Response[v1.CreatePortalLinkResponse], error)
+	// ListPortalLinks lists a project's portal links (never their token).
+	ListPortalLinks(context.Context, *connect.Request[v1.ListPortalLinksRequest]) (*connect.Response[v1.ListPortalLinksResponse], error)
+	// RevokePortalLink revokes a portal link for good: its token stops working.
+	RevokePortalLink(context.Context, *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error)
+	// GetCurrentPortalLink returns the portal link of the calling portal
+	// token: its project, owner and expiry, which the portal needs to make
+	// its other calls. Only portal tokens may call it.
+	GetCurrentPortalLink(context.Context, *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error)
 	// CreateEndpoint registers a URL that receives deliveries.
 	CreateEndpoint(context.Context, *connect.Request[v1.CreateEndpointRequest]) (*connect.Response[v1.CreateEndpointResponse], error)
 	// GetEndpoint returns one endpoint, without its secret.
@@ -525,6 +611,32 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 		RegistryServiceRevokeAPIKeyProcedure,
 		svc.RevokeAPIKey,
 		connect.WithSchema(registryServiceMethods.ByName("RevokeAPIKey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceCreatePortalLinkHandler := connect.NewUnaryHandler(
+		RegistryServiceCreatePortalLinkProcedure,
+		svc.CreatePortalLink,
+		connect.WithSchema(registryServiceMethods.ByName("CreatePortalLink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceListPortalLinksHandler := connect.NewUnaryHandler(
+		RegistryServiceListPortalLinksProcedure,
+		svc.ListPortalLinks,
+		connect.WithSchema(registryServiceMethods.ByName("ListPortalLinks")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceRevokePortalLinkHandler := connect.NewUnaryHandler(
+		RegistryServiceRevokePortalLinkProcedure,
+		svc.RevokePortalLink,
+		connect.WithSchema(registryServiceMethods.ByName("RevokePortalLink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceGetCurrentPortalLinkHandler := connect.NewUnaryHandler(
+		RegistryServiceGetCurrentPortalLinkProcedure,
+		svc.GetCurrentPortalLink,
+		connect.WithSchema(registryServiceMethods.ByName("GetCurrentPortalLink")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	registryServiceCreateEndpointHandler := connect.NewUnaryHandler(
@@ -627,6 +739,14 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 			registryServiceListAPIKeysHandler.ServeHTTP(w, r)
 		case RegistryServiceRevokeAPIKeyProcedure:
 			registryServiceRevokeAPIKeyHandler.ServeHTTP(w, r)
+		case RegistryServiceCreatePortalLinkProcedure:
+			registryServiceCreatePortalLinkHandler.ServeHTTP(w, r)
+		case RegistryServiceListPortalLinksProcedure:
+			registryServiceListPortalLinksHandler.ServeHTTP(w, r)
+		case RegistryServiceRevokePortalLinkProcedure:
+			registryServiceRevokePortalLinkHandler.ServeHTTP(w, r)
+		case RegistryServiceGetCurrentPortalLinkProcedure:
+			registryServiceGetCurrentPortalLinkHandler.ServeHTTP(w, r)
 		case RegistryServiceCreateEndpointProcedure:
 			registryServiceCreateEndpointHandler.ServeHTTP(w, r)
 		case RegistryServiceGetEndpointProcedure:
@@ -692,6 +812,22 @@ func (UnimplementedRegistryServiceHandler) ListAPIKeys(context.Context, *connect
 
 func (UnimplementedRegistryServiceHandler) RevokeAPIKey(context.Context, *connect.Request[v1.RevokeAPIKeyRequest]) (*connect.Response[v1.RevokeAPIKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.RevokeAPIKey is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) CreatePortalLink(context.Context, *connect.Request[v1.CreatePortalLinkRequest]) (*connect.Response[v1.CreatePortalLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.CreatePortalLink is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) ListPortalLinks(context.Context, *connect.Request[v1.ListPortalLinksRequest]) (*connect.Response[v1.ListPortalLinksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.ListPortalLinks is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) RevokePortalLink(context.Context, *connect.Request[v1.RevokePortalLinkRequest]) (*connect.Response[v1.RevokePortalLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.RevokePortalLink is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) GetCurrentPortalLink(context.Context, *connect.Request[v1.GetCurrentPortalLinkRequest]) (*connect.Response[v1.GetCurrentPortalLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.GetCurrentPortalLink is not implemented"))
 }
 
 func (UnimplementedRegistryServiceHandler) CreateEndpoint(context.Context, *connect.Request[v1.CreateEndpointRequest]) (*connect.Response[v1.CreateEndpointResponse], error) {
