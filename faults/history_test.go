@@ -28,15 +28,20 @@ func (h *historyDB) count(ctx context.Context, schema, table string) (int, error
 	return n, err
 }
 
-// admin runs sql in the server's maintenance database, "postgres", as the
-// history's role: a database cannot refuse connections to itself.
-func (h *historyDB) admin(ctx context.Context, sql string) error {
+// adminConn connects to the server's maintenance database, "postgres", as
+// the history's role: a database cannot refuse connections to itself.
+func (h *historyDB) adminConn(ctx context.Context) (*pgx.Conn, error) {
 	u, err := url.Parse(h.url)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	u.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, u.String())
+	return pgx.Connect(ctx, u.String())
+}
+
+// admin runs sql in the maintenance database.
+func (h *historyDB) admin(ctx context.Context, sql string) error {
+	conn, err := h.adminConn(ctx)
 	if err != nil {
 		return err
 	}
@@ -78,12 +83,7 @@ func (h *historyDB) restore(ctx context.Context) error {
 }
 
 func (h *historyDB) adminRow(ctx context.Context, sql string, dst any, args ...any) error {
-	u, err := url.Parse(h.url)
-	if err != nil {
-		return err
-	}
-	u.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, u.String())
+	conn, err := h.adminConn(ctx)
 	if err != nil {
 		return err
 	}
