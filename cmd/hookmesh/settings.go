@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookmesh/hookmesh/app"
+	"github.com/hookmesh/hookmesh/internal/bus"
 )
 
 // options is what the settings fill: the process's configuration and the
@@ -274,19 +275,7 @@ func showDefault(p any) string {
 	case *float64:
 		return "`" + strconv.FormatFloat(*p, 'g', -1, 64) + "`"
 	case *time.Duration:
-		return "`" + compactDuration(*p) + "`"
+		return "`" + bus.TierName(*p) + "`"
 	}
 	return ""
-}
-
-// compactDuration writes 2m rather than 2m0s.
-func compactDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

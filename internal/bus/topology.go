@@ -78,7 +78,8 @@ func NewTopology(prefix string, statusPartitions int, delays ...time.Duration) T
 	return t
 }
 
-// TierName writes a delay as the README and the queue names do: 1s, 5s,
+// TierName writes a duration as the README, the settings table and the
+// queue names do: 1s, 5s,
 // 30s, 2m, 10m, 1h, 1h30m (time.Duration's String without its zero
 // minutes and seconds: never 2m0s).
 func TierName(d time.Duration) string {
