@@ -1,6 +1,6 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { clearSession, clientsWithKey, errorText, loadSession, saveSession, type Session } from "./api";
+import { clearPortalToken, clearSession, clientsWithKey, errorText, fmtTime, loadSession, PORTAL, registry, saveSession, takePortalToken, type Session } from "./api";
 import { Link, NavContext, SessionContext, useRouter, ErrorBox } from "./lib";
 import { ProjectsPage } from "./pages/projects";
 import { EndpointPage, EndpointsPage } from "./pages/endpoints";
@@ -12,6 +12,10 @@ import { ParkingPage } from "./pages/parking";
 import { MetricsPage } from "./pages/metrics";
 
 export function App() {
+  return PORTAL ? <PortalApp /> : <ConsoleApp />;
+}
+
+function ConsoleApp() {
   const [session, setSession] = useState<Session | null>(loadSession());
   const nav = useRouter();
   if (!session) {
@@ -51,6 +55,19 @@ export function App() {
 function Route(props: { path: string; session: Session }) {
   const parts = props.path.split("/").filter(Boolean);
   const [page, id] = parts;
+  if (props.session.portal) {
+    // The portal reaches its owner's endpoints and their deliveries only.
+    switch (page) {
+      case "endpoints":
+        return id ? <EndpointPage id={decodeURIComponent(id)} /> : <EndpointsPage />;
+      case "deliveries":
+        return <DeliveriesPage />;
+      case "metrics":
+        return <MetricsPage />;
+      default:
+        return <EndpointsPage />;
+    }
+  }
   switch (page) {
     case "projects":
       return <ProjectsPage />;
@@ -106,6 +123,109 @@ function Sidebar(props: { session: Session; path: string; onSignOut: () => void 
       </button>
       </div>
     </nav>
+  );
+}
+
+// PortalApp is the customer portal: the dashboard reduced to one owner's
+// endpoints and deliveries, signed in by the portal link's token.
+function PortalApp() {
+  const nav = useRouter();
+  const [token] = useState(takePortalToken);
+  const [session, setSession] = useState<Session | null>(null);
+  const [expired, setExpired] = useState(!token);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    if (!token) return;
+    let stopped = false;
+    // Learn the project and owner now, and check the link again now and
+    // then, so that an expired or revoked link says so.
+    const check = async () => {
+      try {
+        const resp = await registry.getCurrentPortalLink({});
+        const link = resp.portalLink;
+        if (stopped || !link) return;
+        setError("");
+        setSession((s) =>
+          s && s.projectId === link.projectId && s.portal?.ownerId === link.ownerId
+            ? s
+            : { key: token, admin: false, projectId: link.projectId, portal: { ownerId: link.ownerId, expireTime: link.expireTime } },
+        );
+      } catch (err) {
+        if (stopped) return;
+        if (err instanceof ConnectError && (err.code === Code.Unauthenticated || err.code === Code.PermissionDenied)) {
+          clearPortalToken();
+          setExpired(true);
+        } else {
+          setError(errorText(err));
+        }
+      }
+    };
+    check();
+    const timer = setInterval(check, 15000);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [token]);
+  if (expired) {
+    return (
+      <div className="signin">
+        <div className="card" data-testid="portal-expired">
+          <h1>hookmesh</h1>
+          <p>{token ? "This portal link has expired or was revoked." : "This portal link is missing its token."}</p>
+          <p className="muted">Ask for a new link.</p>
+        </div>
+      </div>
+    );
+  }
+  if (!session) {
+    return (
+      <div className="signin">
+        <div className="card" data-testid="portal-loading">
+          <h1>hookmesh</h1>
+          {error ? <ErrorBox error={error} testid="portal-error" /> : <p className="muted">Opening the portal…</p>}
+        </div>
+      </div>
+    );
+  }
+  const item = (to: string, label: string) => (
+    <li>
+      <Link to={to} testid={`nav-${to.slice(1)}`} className={nav.path.startsWith(to) ? "active" : ""}>
+        {label}
+      </Link>
+    </li>
+  );
+  return (
+    <NavContext.Provider value={nav}>
+      <SessionContext.Provider value={{ session, setProject: () => {} }}>
+        <div className="layout">
+          <nav className="sidebar">
+            <div className="sidebar-inner">
+              <div className="brand">hookmesh</div>
+              <div className="who">
+                customer portal
+                <div className="project">{session.portal?.ownerId}</div>
+              </div>
+              <ul>
+                {item("/endpoints", "Endpoints")}
+                {item("/deliveries", "Deliveries")}
+                {item("/metrics", "Metrics")}
+              </ul>
+            </div>
+          </nav>
+          <main className="main">
+            <header className="portal-header" data-testid="portal-header">
+              <strong data-testid="portal-owner">Portal for {session.portal?.ownerId}</strong>
+              <span className="muted" data-testid="portal-expires">
+                This link expires {fmtTime(session.portal?.expireTime)}
+              </span>
+            </header>
+            <ErrorBox error={error} testid="portal-error" />
+            <Route path={nav.path} session={session} />
+          </main>
+        </div>
+      </SessionContext.Provider>
+    </NavContext.Provider>
   );
 }
 

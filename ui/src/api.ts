@@ -11,11 +11,37 @@ import { OperationsService } from "./gen/hookmesh/operations/v1/operations_pb";
 const KEY = "hookmesh.key";
 const PROJECT = "hookmesh.project";
 const ADMIN = "hookmesh.admin";
+const PORTAL_TOKEN = "hookmesh.portal.token";
+
+// PORTAL says the page is the customer portal (/ui/portal…): it calls the
+// APIs with the portal token, kept apart from a signed-in key.
+export const PORTAL = /^\/ui\/portal(\/|$)/.test(window.location.pathname);
 
 export interface Session {
   key: string;
   admin: boolean;
   projectId: string;
+  // portal is set in portal mode: whose endpoints the token reaches, and
+  // until when.
+  portal?: { ownerId: string; expireTime?: Timestamp };
+}
+
+// takePortalToken moves the portal link's token from the address bar to
+// the tab's session storage, so that it is not left in the history or
+// shown on screen, and returns the token kept (or "").
+export function takePortalToken(): string {
+  const url = new URL(window.location.href);
+  const token = url.searchParams.get("token");
+  if (token) {
+    sessionStorage.setItem(PORTAL_TOKEN, token);
+    url.searchParams.delete("token");
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
+  return sessionStorage.getItem(PORTAL_TOKEN) ?? "";
+}
+
+export function clearPortalToken() {
+  sessionStorage.removeItem(PORTAL_TOKEN);
 }
 
 export function loadSession(): Session | null {
@@ -41,7 +67,7 @@ export function clearSession() {
 }
 
 const auth: Interceptor = (next) => async (req) => {
-  const key = sessionStorage.getItem(KEY);
+  const key = sessionStorage.getItem(PORTAL ? PORTAL_TOKEN : KEY);
   if (key) req.header.set("Authorization", `Bearer ${key}`);
   return next(req);
 };

@@ -3,9 +3,11 @@ import { createContext, useCallback, useContext, useEffect, useRef, useState, ty
 import { DeliveryStatus } from "./gen/hookmesh/status/v1/status_pb";
 import { EndpointStatus } from "./gen/hookmesh/registry/v1/registry_pb";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { errorText, type Session } from "./api";
+import { errorText, PORTAL, type Session } from "./api";
 
-export const BASE = "/ui";
+// BASE is where the application's routes live: the portal's under
+// /ui/portal, so that a reload stays in portal mode.
+export const BASE = PORTAL ? "/ui/portal" : "/ui";
 
 // ---------------------------------------------------------------- routing
 

@@ -44,6 +44,8 @@ export function DeliveriesTable(props: { projectId: string; filter: DeliveryFilt
   );
   const [open, setOpen] = useState<Record<string, boolean>>({});
   const [error, setError] = useState("");
+  // The portal has no event pages.
+  const portal = !!useSession().session.portal;
   const retry = async (d: Delivery, force: boolean) => {
     setError("");
     try {
@@ -77,9 +79,7 @@ export function DeliveriesTable(props: { projectId: string; filter: DeliveryFilt
                 <td>
                   <DeliveryBadge status={d.status} testid={`delivery-status-${d.id}`} />
                 </td>
-                <td>
-                  <Link to={`/events/${d.eventId}`}>{d.eventType}</Link>
-                </td>
+                <td>{portal ? d.eventType : <Link to={`/events/${d.eventId}`}>{d.eventType}</Link>}</td>
                 <td className="mono">
                   <Link to={`/endpoints/${d.endpointId}`}>{d.endpointId}</Link>
                 </td>

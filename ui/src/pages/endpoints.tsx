@@ -8,6 +8,9 @@ import { DeliveriesTable } from "./deliveries";
 export function EndpointsPage() {
   const { session } = useSession();
   const projectId = session.projectId;
+  // A portal token sees its owner's endpoints only, and creates them as
+  // the owner's.
+  const portal = !!session.portal;
   const [owner, setOwner] = useState("");
   const cursor = useCursor([owner, projectId]);
   const list = usePoll(
@@ -32,6 +35,7 @@ export function EndpointsPage() {
       {showCreate && (
         <CreateEndpoint
           projectId={projectId}
+          ownerId={session.portal?.ownerId}
           onCreated={(ep) => {
             setShowCreate(false);
             setSecret({ id: ep.id, secret: ep.secret });
@@ -39,12 +43,14 @@ export function EndpointsPage() {
           }}
         />
       )}
-      <div className="filters">
-        <label>
-          Owner ID
-          <input value={owner} onChange={(e) => setOwner(e.target.value)} placeholder="all owners" />
-        </label>
-      </div>
+      {!portal && (
+        <div className="filters">
+          <label>
+            Owner ID
+            <input value={owner} onChange={(e) => setOwner(e.target.value)} placeholder="all owners" />
+          </label>
+        </div>
+      )}
       <ErrorBox error={list.error} />
       <table data-testid="endpoints-table">
         <thead>
@@ -100,11 +106,13 @@ function headersText(h: Record<string, string>): string {
     .join("\n");
 }
 
-function CreateEndpoint(props: { projectId: string; onCreated: (ep: Endpoint) => void }) {
+// CreateEndpoint creates an endpoint; with ownerId (the portal) its owner
+// is that one, not asked.
+function CreateEndpoint(props: { projectId: string; ownerId?: string; onCreated: (ep: Endpoint) => void }) {
   const [url, setUrl] = useState("");
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
-  const [owner, setOwner] = useState("");
+  const [owner, setOwner] = useState(props.ownerId ?? "");
   const [timeout, setTimeoutS] = useState("");
   const [headers, setHeaders] = useState("");
   const [error, setError] = useState("");
@@ -140,10 +148,12 @@ function CreateEndpoint(props: { projectId: string; onCreated: (ep: Endpoint) =>
         Description
         <input value={description} onChange={(e) => setDescription(e.target.value)} />
       </label>
-      <label>
-        Owner ID
-        <input value={owner} onChange={(e) => setOwner(e.target.value)} data-testid="endpoint-owner" />
-      </label>
+      {props.ownerId === undefined && (
+        <label>
+          Owner ID
+          <input value={owner} onChange={(e) => setOwner(e.target.value)} data-testid="endpoint-owner" />
+        </label>
+      )}
       <label>
         Timeout (s)
         <input type="number" min="0" value={timeout} onChange={(e) => setTimeoutS(e.target.value)} placeholder="30" />
@@ -240,6 +250,7 @@ export function EndpointPage(props: { id: string }) {
           {editing && (
             <EditEndpoint
               endpoint={e}
+              portal={!!session.portal}
               onSaved={() => {
                 setEditing(false);
                 ep.reload();
@@ -301,7 +312,9 @@ export function EndpointPage(props: { id: string }) {
   );
 }
 
-function EditEndpoint(props: { endpoint: Endpoint; onSaved: () => void }) {
+// EditEndpoint edits an endpoint; in the portal (portal set) its owner
+// cannot change, so it is not offered.
+function EditEndpoint(props: { endpoint: Endpoint; portal?: boolean; onSaved: () => void }) {
   const e = props.endpoint;
   const [url, setUrl] = useState(e.url);
   const [name, setName] = useState(e.name);
@@ -347,10 +360,12 @@ function EditEndpoint(props: { endpoint: Endpoint; onSaved: () => void }) {
         Description
         <input value={description} onChange={(ev) => setDescription(ev.target.value)} />
       </label>
-      <label>
-        Owner ID
-        <input value={owner} onChange={(ev) => setOwner(ev.target.value)} />
-      </label>
+      {!props.portal && (
+        <label>
+          Owner ID
+          <input value={owner} onChange={(ev) => setOwner(ev.target.value)} />
+        </label>
+      )}
       <label>
         Timeout (s)
         <input type="number" min="0" value={timeout} onChange={(ev) => setTimeoutS(ev.target.value)} />
