@@ -79,9 +79,8 @@ func NewTopology(prefix string, statusPartitions int, delays ...time.Duration) T
 }
 
 // TierName writes a duration as the README, the settings table and the
-// queue names do: 1s, 5s,
-// 30s, 2m, 10m, 1h, 1h30m (time.Duration's String without its zero
-// minutes and seconds: never 2m0s).
+// queue names do: 1s, 5s, 30s, 2m, 10m, 1h, 1h30m (time.Duration's String
+// without its zero minutes and seconds: never 2m0s).
 func TierName(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
