@@ -148,6 +148,10 @@ func (s *Service) plan(changes []*busv1.StateChange, now time.Time) ([]*delivery
 				p.record, p.recordSeq = rec, seq
 			}
 			a := newAttemptDoc(c, rec)
+			a.changeTime = now
+			if c.GetTime() != nil {
+				a.changeTime = c.GetTime().AsTime()
+			}
 			if !seenAttempt[a.ID] {
 				seenAttempt[a.ID] = true
 				attempts = append(attempts, a)
@@ -181,6 +185,7 @@ func newAttemptDoc(c *busv1.StateChange, rec *statusv1.Attempt) attemptDoc {
 		ID:              attemptID(c.GetDeliveryId(), n),
 		DeliveryID:      c.GetDeliveryId(),
 		ProjectID:       c.GetProjectId(),
+		EndpointID:      c.GetEndpointId(),
 		Attempt:         int64(n),
 		StatusCode:      rec.GetStatusCode(),
 		LatencyMS:       int64(rec.GetLatencyMs()),
