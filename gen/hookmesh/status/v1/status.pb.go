@@ -1382,9 +1382,9 @@ type GetDeliveryStatsRequest struct {
 	// to one hour before end_time. Both are rounded down to the minute.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	EndTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	// bucket is the width of a bucket: 1m, 5m, 1h or 1d (default 1m, or the
-	// smallest of them that keeps the window within 500 buckets when
-	// unset). Buckets start at start_time.
+	// bucket is the width of a bucket: 1m, 5m, 1h or 1d, making at most 500
+	// buckets of the window; unset, the narrowest of them that does.
+	// Buckets start at start_time.
 	Bucket        *durationpb.Duration `protobuf:"bytes,5,opt,name=bucket,proto3" json:"bucket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -658,9 +658,9 @@ export type GetDeliveryStatsRequest = Message<"hookmesh.status.v1.GetDeliverySta
   endTime?: Timestamp | undefined;
 
   /**
-   * bucket is the width of a bucket: 1m, 5m, 1h or 1d (default 1m, or the
-   * smallest of them that keeps the window within 500 buckets when
-   * unset). Buckets start at start_time.
+   * bucket is the width of a bucket: 1m, 5m, 1h or 1d, making at most 500
+   * buckets of the window; unset, the narrowest of them that does.
+   * Buckets start at start_time.
    *
    * @generated from field: google.protobuf.Duration bucket = 5;
    */
