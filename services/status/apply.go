@@ -1,9 +1,11 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -272,7 +274,29 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 			bson.E{Key: "last_status_code", Value: doc.LastStatusCode},
 			bson.E{Key: "last_error", Value: doc.LastError})
 	}
-	return &deliveryWrite{doc: doc, set: set, unset: unset, hasRecord: p.record != nil}
+	return &deliveryWrite{doc: doc, set: set, unset: unset, hasRecord: p.record != nil, outcomes: p.outcomes(now)}
+}
+
+// outcomes returns the attempt outcomes among the changes, one per seq, in
+// seq order.
+func (p *pending) outcomes(now time.Time) []outcomeMark {
+	var out []outcomeMark
+	for _, c := range p.changes {
+		if !isOutcome(int32(c.GetStatus())) {
+			continue
+		}
+		seq := seqOf(c)
+		if slices.ContainsFunc(out, func(o outcomeMark) bool { return o.seq == seq }) {
+			continue
+		}
+		t := now
+		if c.GetTime() != nil {
+			t = c.GetTime().AsTime()
+		}
+		out = append(out, outcomeMark{seq: seq, status: int32(c.GetStatus()), time: storeTime(t)})
+	}
+	slices.SortFunc(out, func(a, b outcomeMark) int { return cmp.Compare(a.seq, b.seq) })
+	return out
 }
 
 // createTime is the event's creation time when any change carries it (all

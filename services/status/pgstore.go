@@ -508,7 +508,9 @@ func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, stat
 	for _, w := range ws {
 		if fresh[w.doc.ID] {
 			deltas.add(w.doc.ProjectID, w.doc.EndpointID, w.doc.EventID, int16(w.doc.Status), 1)
-			stats.outcome(w.doc.ProjectID, w.doc.EndpointID, w.doc.Status, w.doc.UpdateTime)
+			for _, o := range w.outcomes {
+				stats.outcome(w.doc.ProjectID, w.doc.EndpointID, o.status, o.time)
+			}
 		} else {
 			existing = append(existing, w.doc.ID)
 		}
@@ -539,9 +541,13 @@ func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, stat
 			}
 			forward = append(forward, w)
 			endpoint, event := cmp.Or(d.EndpointID, old.endpointID), cmp.Or(d.EventID, old.eventID)
-			// Moving forward into an outcome is always a new one: an
-			// attempt's outcome has one seq.
-			stats.outcome(d.ProjectID, endpoint, d.Status, d.UpdateTime)
+			// The outcomes the delivery passes on its way forward are new:
+			// an attempt's outcome has one seq.
+			for _, o := range w.outcomes {
+				if o.seq > old.seq {
+					stats.outcome(d.ProjectID, endpoint, o.status, o.time)
+				}
+			}
 			if old.status != int16(d.Status) || old.projectID != d.ProjectID || old.endpointID != endpoint || old.eventID != event {
 				deltas.add(old.projectID, old.endpointID, old.eventID, old.status, -1)
 				deltas.add(d.ProjectID, endpoint, event, int16(d.Status), 1)

@@ -205,14 +205,19 @@ func insertedOf(n int, err error) ([]bool, error) {
 	return ok, nil
 }
 
-// markOutcomes counts the outcomes that ws reach, each (delivery, seq) once.
+// markOutcomes counts the attempt outcomes of ws, each (delivery, seq)
+// once: a mark that was there already is a replay.
 func (s *deliveryStore) markOutcomes(ctx context.Context, ws []*deliveryWrite, stats *statDeltas) error {
-	var marked []*deliveryWrite
+	type marked struct {
+		w *deliveryWrite
+		o outcomeMark
+	}
+	var list []marked
 	var marks []any
 	for _, w := range ws {
-		if isOutcome(w.doc.Status) {
-			marked = append(marked, w)
-			marks = append(marks, bson.D{{Key: "_id", Value: fmt.Sprintf("%s:%d", w.doc.ID, w.doc.Seq)}})
+		for _, o := range w.outcomes {
+			list = append(list, marked{w, o})
+			marks = append(marks, bson.D{{Key: "_id", Value: fmt.Sprintf("%s:%d", w.doc.ID, o.seq)}})
 		}
 	}
 	if len(marks) == 0 {
@@ -223,9 +228,9 @@ func (s *deliveryStore) markOutcomes(ctx context.Context, ws []*deliveryWrite, s
 	if err != nil {
 		return fmt.Errorf("mark %d outcomes: %w", len(marks), err)
 	}
-	for i, w := range marked {
+	for i, m := range list {
 		if fresh[i] {
-			stats.outcome(w.doc.ProjectID, w.doc.EndpointID, w.doc.Status, w.doc.UpdateTime)
+			stats.outcome(m.w.doc.ProjectID, m.w.doc.EndpointID, m.o.status, m.o.time)
 		}
 	}
 	return nil

@@ -55,6 +55,15 @@ func TestDeliveryStats(t *testing.T) {
 			}
 			all = append(all, c)
 		}
+		// A batch that holds a retry and the next attempt's success counts
+		// both outcomes, though only the success is stored.
+		coalesced := mk("ep_3")
+		batch := []*busv1.StateChange{coalesced.change(retry, 1), coalesced.change(scheduled, 2),
+			coalesced.change(processing, 2), coalesced.change(success, 2)}
+		if err := s.Apply(ctx, batch); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		all = append(all, batch...)
 		// A replay counts nothing again.
 		if err := s.Apply(ctx, all); err != nil {
 			t.Fatalf("replay: %v", err)
@@ -98,10 +107,11 @@ func TestDeliveryStats(t *testing.T) {
 			}
 		}
 		check("project", keyA, "", time.Minute, map[int]string{
-			1: "SUCCESS=2,RETRY=1,DISCARDED=1 attempts=3",
-			2: "FAILED=1 attempts=1",
+			1: "SUCCESS=2,RETRY=2,DISCARDED=1 attempts=4",
+			2: "SUCCESS=1,FAILED=1 attempts=2",
 		})
-		check("project in 5 minutes", keyA, "", 5*time.Minute, map[int]string{0: "SUCCESS=2,RETRY=1,FAILED=1,DISCARDED=1 attempts=4"})
+		check("project in 5 minutes", keyA, "", 5*time.Minute, map[int]string{0: "SUCCESS=3,RETRY=2,FAILED=1,DISCARDED=1 attempts=6"})
+		check("ep_3", keyA, "ep_3", time.Minute, map[int]string{1: "RETRY=1 attempts=1", 2: "SUCCESS=1 attempts=1"})
 		check("ep_0", keyA, "ep_0", time.Minute, map[int]string{1: "SUCCESS=1,DISCARDED=1 attempts=1"})
 		check("ep_1", adminKey, "ep_1", time.Minute, map[int]string{1: "SUCCESS=1,RETRY=1 attempts=2", 2: "FAILED=1 attempts=1"})
 		// A portal token sees its owner's endpoints (ep_0) only.

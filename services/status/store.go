@@ -334,6 +334,18 @@ type deliveryWrite struct {
 	// hasRecord says that doc's last_status_code and last_error describe a
 	// result; without one, an update keeps the stored ones.
 	hasRecord bool
+	// outcomes are the attempt outcomes among the coalesced changes, in seq
+	// order: the statistics count those above the stored seq, even when a
+	// later change of the batch wins.
+	outcomes []outcomeMark
+}
+
+// outcomeMark is an attempt's outcome: the status a delivery reached with
+// seq, at time.
+type outcomeMark struct {
+	seq    int64
+	status int32
+	time   time.Time
 }
 
 // writeDeliveries applies one write per delivery in two round trips.
