@@ -392,6 +392,8 @@ func TestDashboard(t *testing.T) {
 		click(tid("endpoint-link-"+badEP.GetId())),
 		visible(tid("delivery-status-"+fd.GetId())+`[data-status="FAILED"]`),
 		waitText(tid("endpoint-failures"), "1 (FAILED or RETRY)"),
+		waitText(tid("endpoint-recent"), "0 succeeded, 1 failed attempts"),
+		waitText(tid("endpoint-last-failure"), "HTTP 500"),
 	)
 	b.shot("endpoint")
 
@@ -421,6 +423,32 @@ func TestDashboard(t *testing.T) {
 	if got := bad.byEvent(failedEvent); len(got) != 2 {
 		t.Fatalf("the failing endpoint got %d requests for the event, want 2", len(got))
 	}
+	// The Metrics page charts what happened: bars of SUCCESS and FAILED
+	// for the project and for the flaky endpoint, attempt latencies, and
+	// no FAILED for the good endpoint.
+	bars := func(status string) string {
+		return tid("chart-statuses") + fmt.Sprintf(` svg rect.bar[data-status=%q]`, status)
+	}
+	b.run("see the project's charts",
+		click(tid("nav-metrics")),
+		visible(bars("SUCCESS")),
+		visible(bars("FAILED")),
+		visible(tid("chart-latency")+` svg circle.point`),
+	)
+	b.run("see the flaky endpoint's charts",
+		chromedp.WaitReady(chromedp.CSS(tid("metrics-endpoint")+fmt.Sprintf(` option[value=%q]`, badEP.GetId()))),
+		selectOption(tid("metrics-endpoint"), badEP.GetId()),
+		waitText(tid("chart-statuses"), "SUCCESS 1"),
+		waitText(tid("chart-statuses"), "FAILED 1"),
+		visible(bars("FAILED")),
+	)
+	b.shot("metrics")
+	b.run("see the good endpoint's charts",
+		selectOption(tid("metrics-endpoint"), ep.GetId()),
+		waitText(tid("chart-statuses"), "FAILED 0"),
+		visible(bars("SUCCESS")),
+	)
+
 	b.run("see both events listed", click(tid("nav-events")),
 		visible(tid("event-row-"+eventID)),
 		visible(tid("event-row-"+failedEvent)))

@@ -1,9 +1,11 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,6 +150,10 @@ func (s *Service) plan(changes []*busv1.StateChange, now time.Time) ([]*delivery
 				p.record, p.recordSeq = rec, seq
 			}
 			a := newAttemptDoc(c, rec)
+			a.changeTime = now
+			if c.GetTime() != nil {
+				a.changeTime = c.GetTime().AsTime()
+			}
 			if !seenAttempt[a.ID] {
 				seenAttempt[a.ID] = true
 				attempts = append(attempts, a)
@@ -181,6 +187,7 @@ func newAttemptDoc(c *busv1.StateChange, rec *statusv1.Attempt) attemptDoc {
 		ID:              attemptID(c.GetDeliveryId(), n),
 		DeliveryID:      c.GetDeliveryId(),
 		ProjectID:       c.GetProjectId(),
+		EndpointID:      c.GetEndpointId(),
 		Attempt:         int64(n),
 		StatusCode:      rec.GetStatusCode(),
 		LatencyMS:       int64(rec.GetLatencyMs()),
@@ -267,7 +274,29 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 			bson.E{Key: "last_status_code", Value: doc.LastStatusCode},
 			bson.E{Key: "last_error", Value: doc.LastError})
 	}
-	return &deliveryWrite{doc: doc, set: set, unset: unset, hasRecord: p.record != nil}
+	return &deliveryWrite{doc: doc, set: set, unset: unset, hasRecord: p.record != nil, outcomes: p.outcomes(now)}
+}
+
+// outcomes returns the attempt outcomes among the changes, one per seq, in
+// seq order.
+func (p *pending) outcomes(now time.Time) []outcomeMark {
+	var out []outcomeMark
+	for _, c := range p.changes {
+		if !isOutcome(int32(c.GetStatus())) {
+			continue
+		}
+		seq := seqOf(c)
+		if slices.ContainsFunc(out, func(o outcomeMark) bool { return o.seq == seq }) {
+			continue
+		}
+		t := now
+		if c.GetTime() != nil {
+			t = c.GetTime().AsTime()
+		}
+		out = append(out, outcomeMark{seq: seq, status: int32(c.GetStatus()), time: storeTime(t)})
+	}
+	slices.SortFunc(out, func(a, b outcomeMark) int { return cmp.Compare(a.seq, b.seq) })
+	return out
 }
 
 // createTime is the event's creation time when any change carries it (all

@@ -100,6 +100,7 @@ func FillHistory(ctx context.Context, pool *pgxpool.Pool, spec HistorySpec) (*Hi
 	run := ids.Random(6)
 
 	deltas := newCounterDeltas()
+	stats := newStatDeltas()
 	var deliveries, attempts [][]any
 	reqHeaders := `{"Content-Type":"application/json","User-Agent":"hookmesh","webhook-id":"x","webhook-signature":"v1,abc","webhook-timestamp":"1700000000"}`
 	resHeaders := `{"Content-Length":"11","Content-Type":"application/json","Date":"Mon, 07 Dec 2026 20:00:00 GMT","Server":"receiver"}`
@@ -170,10 +171,13 @@ func FillHistory(ctx context.Context, pool *pgxpool.Pool, spec HistorySpec) (*Hi
 				if success && a == tries {
 					ac, ae = 200, ""
 				}
-				attempts = append(attempts, []any{id, int64(a), prj.ID, ac, int64(20 + rng.IntN(200)), reqHeaders, resHeaders,
-					`{"ok":true}`, ae, "10.0.0.7", created.Add(time.Duration(a) * time.Second), "https://receiver.example/hooks/" + ep})
+				latency, start := int64(20+rng.IntN(200)), created.Add(time.Duration(a)*time.Second)
+				attempts = append(attempts, []any{id, int64(a), prj.ID, ac, latency, reqHeaders, resHeaders,
+					`{"ok":true}`, ae, "10.0.0.7", start, "https://receiver.example/hooks/" + ep})
+				stats.attempt(&attemptDoc{ProjectID: prj.ID, EndpointID: ep, LatencyMS: latency, StartTime: &start})
 			}
 			deltas.add(prj.ID, ep, evID, int16(st), 1)
+			stats.outcome(prj.ID, ep, int32(st), updated)
 			if made%97 == 0 {
 				h.Sample = append(h.Sample, SampledDelivery{ID: id, ProjectID: prj.ID, EventID: evID, EndpointID: ep, EventType: evType,
 					Status: st, CreateTime: created})
@@ -210,7 +214,19 @@ func FillHistory(ctx context.Context, pool *pgxpool.Pool, spec HistorySpec) (*Hi
 			}
 		}
 	}
-	if _, err := pool.Exec(ctx, "ANALYZE deliveries, attempts, project_counts, endpoint_counts, event_counts"); err != nil {
+	for _, c := range []struct {
+		sql  string
+		m    map[statKey]statValue
+		args func(map[statKey]statValue, []statKey) []any
+	}{{sqlAddDeliveryStats, stats.deliveries, deliveryStatsArgs}, {sqlAddAttemptStats, stats.attempts, attemptStatsArgs}} {
+		ks := sortedStats(c.m)
+		for i := 0; i < len(ks); i += chunk {
+			if _, err := pool.Exec(ctx, c.sql, c.args(c.m, ks[i:min(i+chunk, len(ks))])...); err != nil {
+				return nil, fmt.Errorf("fill history: statistics: %w", err)
+			}
+		}
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE deliveries, attempts, project_counts, endpoint_counts, event_counts, delivery_stats, attempt_stats"); err != nil {
 		return nil, fmt.Errorf("fill history: analyze: %w", err)
 	}
 	return h, nil

@@ -98,6 +98,28 @@ var pgSchema = []string{
 	n bigint NOT NULL,
 	PRIMARY KEY (project_id, event_id, status)
 )`,
+	// The statistics (stats.go): counters per endpoint and minute, read by
+	// the primary key for an endpoint and by the _by_minute index for a
+	// project.
+	`CREATE TABLE IF NOT EXISTS delivery_stats (
+	project_id text NOT NULL,
+	endpoint_id text NOT NULL,
+	minute timestamptz NOT NULL,
+	status smallint NOT NULL,
+	n bigint NOT NULL,
+	PRIMARY KEY (project_id, endpoint_id, minute, status)
+)`,
+	`CREATE INDEX IF NOT EXISTS delivery_stats_by_minute ON delivery_stats (project_id, minute)`,
+	`CREATE TABLE IF NOT EXISTS attempt_stats (
+	project_id text NOT NULL,
+	endpoint_id text NOT NULL,
+	minute timestamptz NOT NULL,
+	latency_bucket smallint NOT NULL,
+	n bigint NOT NULL,
+	sum_ms bigint NOT NULL,
+	PRIMARY KEY (project_id, endpoint_id, minute, latency_bucket)
+)`,
+	`CREATE INDEX IF NOT EXISTS attempt_stats_by_minute ON attempt_stats (project_id, minute)`,
 }
 
 func (s *pgStore) init(ctx context.Context) error {
@@ -124,7 +146,8 @@ FROM unnest($1::text[], $2::bigint[], $3::text[], $4::integer[], $5::bigint[], $
 	$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
 	AS u(delivery_id, attempt, project_id, status_code, latency_ms, request_headers,
 	response_headers, response_body, error, remote_ip, start_time, url)
-ON CONFLICT (delivery_id, attempt) DO NOTHING`
+ON CONFLICT (delivery_id, attempt) DO NOTHING
+RETURNING delivery_id, attempt`
 
 	// sqlLockDeliveries reads, and locks until the transaction ends, the
 	// stored state of deliveries about to be updated.
@@ -174,6 +197,30 @@ ON CONFLICT (project_id, endpoint_id, status) DO UPDATE SET n = c.n + excluded.n
 	sqlAddEventCounts = `INSERT INTO event_counts AS c (project_id, event_id, status, n)
 SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[])
 ON CONFLICT (project_id, event_id, status) DO UPDATE SET n = c.n + excluded.n`
+
+	sqlAddDeliveryStats = `INSERT INTO delivery_stats AS c (project_id, endpoint_id, minute, status, n)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::smallint[], $5::bigint[])
+ON CONFLICT (project_id, endpoint_id, minute, status) DO UPDATE SET n = c.n + excluded.n`
+
+	sqlAddAttemptStats = `INSERT INTO attempt_stats AS c (project_id, endpoint_id, minute, latency_bucket, n, sum_ms)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::smallint[], $5::bigint[], $6::bigint[])
+ON CONFLICT (project_id, endpoint_id, minute, latency_bucket) DO UPDATE SET n = c.n + excluded.n, sum_ms = c.sum_ms + excluded.sum_ms`
+
+	// The statistics of a window ($2 to $3) in buckets of $4 seconds, of a
+	// project, of one endpoint ($5) or of some (ANY $5).
+	statsBucketExpr  = `floor(extract(epoch FROM minute - $2::timestamptz) / $4::bigint)::bigint`
+	sqlDeliveryStats = `SELECT ` + statsBucketExpr + ` AS b, status, sum(n)::bigint FROM delivery_stats
+WHERE project_id = $1 AND minute >= $2 AND minute < $3 GROUP BY b, status`
+	sqlEndpointDeliveryStats = `SELECT ` + statsBucketExpr + ` AS b, status, sum(n)::bigint FROM delivery_stats
+WHERE project_id = $1 AND endpoint_id = $5 AND minute >= $2 AND minute < $3 GROUP BY b, status`
+	sqlEndpointsDeliveryStats = `SELECT ` + statsBucketExpr + ` AS b, status, sum(n)::bigint FROM delivery_stats
+WHERE project_id = $1 AND endpoint_id = ANY($5::text[]) AND minute >= $2 AND minute < $3 GROUP BY b, status`
+	sqlAttemptStats = `SELECT ` + statsBucketExpr + ` AS b, latency_bucket, sum(n)::bigint, sum(sum_ms)::bigint FROM attempt_stats
+WHERE project_id = $1 AND minute >= $2 AND minute < $3 GROUP BY b, latency_bucket`
+	sqlEndpointAttemptStats = `SELECT ` + statsBucketExpr + ` AS b, latency_bucket, sum(n)::bigint, sum(sum_ms)::bigint FROM attempt_stats
+WHERE project_id = $1 AND endpoint_id = $5 AND minute >= $2 AND minute < $3 GROUP BY b, latency_bucket`
+	sqlEndpointsAttemptStats = `SELECT ` + statsBucketExpr + ` AS b, latency_bucket, sum(n)::bigint, sum(sum_ms)::bigint FROM attempt_stats
+WHERE project_id = $1 AND endpoint_id = ANY($5::text[]) AND minute >= $2 AND minute < $3 GROUP BY b, latency_bucket`
 
 	sqlProjectCounts  = `SELECT status, n FROM project_counts WHERE project_id = $1`
 	sqlEndpointCounts = `SELECT status, n FROM endpoint_counts WHERE project_id = $1 AND endpoint_id = $2`
@@ -279,15 +326,18 @@ func (s *pgStore) write(ctx context.Context, all []*deliveryWrite, attempts []at
 	var err error
 	for try := 0; try < 5; try++ {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			stats := newStatDeltas()
 			if len(attempts) > 0 {
-				if _, err := tx.Exec(ctx, sqlInsertAttempts, insertAttemptsArgs(attempts)...); err != nil {
+				if err := insertAttemptsTx(ctx, tx, attempts, stats); err != nil {
 					return fmt.Errorf("insert %d attempts: %w", len(attempts), err)
 				}
 			}
-			if len(ws) == 0 {
-				return nil
+			if len(ws) > 0 {
+				if err := writeDeliveriesTx(ctx, tx, ws, stats); err != nil {
+					return err
+				}
 			}
-			return writeDeliveriesTx(ctx, tx, ws)
+			return addStatsTx(ctx, tx, stats)
 		})
 		if err == nil {
 			return nil
@@ -367,7 +417,73 @@ func sortedDeltas(m map[counterKey]int64) (projects, keys []string, statuses []i
 	return projects, keys, statuses, ns
 }
 
-func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite) error {
+// insertAttemptsTx inserts attempts and counts in stats those that were
+// not stored yet.
+func insertAttemptsTx(ctx context.Context, tx pgx.Tx, attempts []attemptDoc, stats *statDeltas) error {
+	rows, err := tx.Query(ctx, sqlInsertAttempts, insertAttemptsArgs(attempts)...)
+	if err != nil {
+		return err
+	}
+	type key struct {
+		id string
+		n  int64
+	}
+	inserted := map[key]bool{}
+	var k key
+	if _, err := pgx.ForEachRow(rows, []any{&k.id, &k.n}, func() error {
+		inserted[k] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i := range attempts {
+		if inserted[key{attempts[i].DeliveryID, attempts[i].Attempt}] {
+			stats.attempt(&attempts[i])
+		}
+	}
+	return nil
+}
+
+// addStatsTx adds the statistics of a write, in key order, last in the
+// transaction.
+func addStatsTx(ctx context.Context, tx pgx.Tx, stats *statDeltas) error {
+	if ks := sortedStats(stats.deliveries); len(ks) > 0 {
+		if _, err := tx.Exec(ctx, sqlAddDeliveryStats, deliveryStatsArgs(stats.deliveries, ks)...); err != nil {
+			return fmt.Errorf("add delivery statistics: %w", err)
+		}
+	}
+	if ks := sortedStats(stats.attempts); len(ks) > 0 {
+		if _, err := tx.Exec(ctx, sqlAddAttemptStats, attemptStatsArgs(stats.attempts, ks)...); err != nil {
+			return fmt.Errorf("add attempt statistics: %w", err)
+		}
+	}
+	return nil
+}
+
+// deliveryStatsArgs returns sqlAddDeliveryStats' arguments for the rows ks
+// of m.
+func deliveryStatsArgs(m map[statKey]statValue, ks []statKey) []any {
+	n := len(ks)
+	projects, endpoints, minutes, statuses, ns := make([]string, n), make([]string, n), make([]time.Time, n), make([]int16, n), make([]int64, n)
+	for i, k := range ks {
+		projects[i], endpoints[i], minutes[i], statuses[i], ns[i] = k.project, k.endpoint, k.minute, k.key, m[k].n
+	}
+	return []any{projects, endpoints, minutes, statuses, ns}
+}
+
+// attemptStatsArgs returns sqlAddAttemptStats' arguments for the rows ks
+// of m.
+func attemptStatsArgs(m map[statKey]statValue, ks []statKey) []any {
+	n := len(ks)
+	projects, endpoints, minutes, buckets, ns, sums := make([]string, n), make([]string, n), make([]time.Time, n), make([]int16, n), make([]int64, n), make([]int64, n)
+	for i, k := range ks {
+		v := m[k]
+		projects[i], endpoints[i], minutes[i], buckets[i], ns[i], sums[i] = k.project, k.endpoint, k.minute, k.key, v.n, v.sumMS
+	}
+	return []any{projects, endpoints, minutes, buckets, ns, sums}
+}
+
+func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, stats *statDeltas) error {
 	ws = slices.Clone(ws)
 	slices.SortFunc(ws, func(a, b *deliveryWrite) int { return cmp.Compare(a.doc.ID, b.doc.ID) })
 	deltas := newCounterDeltas()
@@ -392,6 +508,9 @@ func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite) erro
 	for _, w := range ws {
 		if fresh[w.doc.ID] {
 			deltas.add(w.doc.ProjectID, w.doc.EndpointID, w.doc.EventID, int16(w.doc.Status), 1)
+			for _, o := range w.outcomes {
+				stats.outcome(w.doc.ProjectID, w.doc.EndpointID, o.status, o.time)
+			}
 		} else {
 			existing = append(existing, w.doc.ID)
 		}
@@ -422,6 +541,13 @@ func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite) erro
 			}
 			forward = append(forward, w)
 			endpoint, event := cmp.Or(d.EndpointID, old.endpointID), cmp.Or(d.EventID, old.eventID)
+			// The outcomes the delivery passes on its way forward are new:
+			// an attempt's outcome has one seq.
+			for _, o := range w.outcomes {
+				if o.seq > old.seq {
+					stats.outcome(d.ProjectID, endpoint, o.status, o.time)
+				}
+			}
 			if old.status != int16(d.Status) || old.projectID != d.ProjectID || old.endpointID != endpoint || old.eventID != event {
 				deltas.add(old.projectID, old.endpointID, old.eventID, old.status, -1)
 				deltas.add(d.ProjectID, endpoint, event, int16(d.Status), 1)
@@ -715,6 +841,46 @@ func (s *pgStore) countByEvent(ctx context.Context, projectID string, eventIDs [
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("count deliveries by event: %w", err)
+	}
+	return out, nil
+}
+
+// stats reads the statistics of q, summed per bucket.
+func (s *pgStore) stats(ctx context.Context, q *statsQuery) (*statsRows, error) {
+	ctx, cancel := pgCtx(ctx)
+	defer cancel()
+	deliverySQL, attemptSQL := sqlDeliveryStats, sqlAttemptStats
+	args := []any{q.projectID, q.start, q.end, int64(q.bucket / time.Second)}
+	switch {
+	case q.endpointID != "":
+		deliverySQL, attemptSQL = sqlEndpointDeliveryStats, sqlEndpointAttemptStats
+		args = append(args, q.endpointID)
+	case len(q.endpointIDs) > 0:
+		deliverySQL, attemptSQL = sqlEndpointsDeliveryStats, sqlEndpointsAttemptStats
+		args = append(args, q.endpointIDs)
+	}
+	out := &statsRows{}
+	rows, err := s.pool.Query(ctx, deliverySQL, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read delivery statistics: %w", err)
+	}
+	var sr statusRow
+	if _, err := pgx.ForEachRow(rows, []any{&sr.bucket, &sr.status, &sr.n}, func() error {
+		out.statuses = append(out.statuses, sr)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read delivery statistics: %w", err)
+	}
+	rows, err = s.pool.Query(ctx, attemptSQL, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read attempt statistics: %w", err)
+	}
+	var lr latencyRow
+	if _, err := pgx.ForEachRow(rows, []any{&lr.bucket, &lr.latency, &lr.n, &lr.sumMS}, func() error {
+		out.latencies = append(out.latencies, lr)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read attempt statistics: %w", err)
 	}
 	return out, nil
 }

@@ -133,6 +133,37 @@ func pgStatements(h *history) []namedStatement {
 		namedStatement{name: "add endpoint counts", sql: sqlAddEndpointCounts, args: []any{epp, epk, epst, epn}},
 		namedStatement{name: "add event counts", sql: sqlAddEventCounts, args: []any{evp, evk, evst, evn}},
 	)
+	stats := newStatDeltas()
+	for _, w := range writes {
+		stats.outcome(w.doc.ProjectID, w.doc.EndpointID, w.doc.Status, w.doc.UpdateTime)
+	}
+	for i := range attempts {
+		stats.attempt(&attempts[i])
+	}
+	out = append(out,
+		namedStatement{name: "add delivery statistics", sql: sqlAddDeliveryStats, args: deliveryStatsArgs(stats.deliveries, sortedStats(stats.deliveries))},
+		namedStatement{name: "add attempt statistics", sql: sqlAddAttemptStats, args: attemptStatsArgs(stats.attempts, sortedStats(stats.attempts))},
+	)
+	// The statistics of a day in hours, and of an hour in minutes, of the
+	// project, of an endpoint and of a portal owner's endpoints: a row per
+	// minute, endpoint and status or latency bucket of the window, whatever
+	// the deliveries.
+	for _, w := range []struct {
+		name   string
+		span   time.Duration
+		bucket time.Duration
+	}{{"a day", 24 * time.Hour, time.Hour}, {"an hour", time.Hour, time.Minute}} {
+		start := statMinute(h.end.Add(-w.span))
+		args := []any{prj, start, start.Add(w.span), int64(w.bucket / time.Second)}
+		out = append(out,
+			namedStatement{name: "delivery statistics of " + w.name, sql: sqlDeliveryStats, args: args, read: true},
+			namedStatement{name: "attempt statistics of " + w.name, sql: sqlAttemptStats, args: args, read: true},
+			namedStatement{name: "endpoint delivery statistics of " + w.name, sql: sqlEndpointDeliveryStats, args: append(slices.Clone(args), ep), read: true},
+			namedStatement{name: "endpoint attempt statistics of " + w.name, sql: sqlEndpointAttemptStats, args: append(slices.Clone(args), ep), read: true},
+			namedStatement{name: "endpoints delivery statistics of " + w.name, sql: sqlEndpointsDeliveryStats, args: append(slices.Clone(args), h.endpoints[prj][:2]), read: true},
+			namedStatement{name: "endpoints attempt statistics of " + w.name, sql: sqlEndpointsAttemptStats, args: append(slices.Clone(args), h.endpoints[prj][:2]), read: true},
+		)
+	}
 	return out
 }
 
@@ -218,7 +249,7 @@ func seqScans(n planNode) []string {
 	var out []string
 	if n.NodeType == "Seq Scan" {
 		switch n.RelationName {
-		case "deliveries", "attempts", "event_counts", "endpoint_counts":
+		case "deliveries", "attempts", "event_counts", "endpoint_counts", "delivery_stats", "attempt_stats":
 			out = append(out, n.RelationName)
 		}
 	}
@@ -266,7 +297,9 @@ func TestPGStatementsUseIndexes(t *testing.T) {
 		listed[st.sql] = true
 	}
 	for _, sql := range []string{sqlGetDelivery, sqlListAttempts, sqlInsertAttempts, sqlLockDeliveries, sqlInsertDeliveries,
-		sqlUpdateDeliveries, sqlAddProjectCounts, sqlAddEndpointCounts, sqlAddEventCounts, sqlProjectCounts, sqlEndpointCounts, sqlEventCounts} {
+		sqlUpdateDeliveries, sqlAddProjectCounts, sqlAddEndpointCounts, sqlAddEventCounts, sqlProjectCounts, sqlEndpointCounts, sqlEventCounts,
+		sqlAddDeliveryStats, sqlAddAttemptStats, sqlDeliveryStats, sqlEndpointDeliveryStats, sqlEndpointsDeliveryStats,
+		sqlAttemptStats, sqlEndpointAttemptStats, sqlEndpointsAttemptStats} {
 		if !listed[sql] {
 			t.Errorf("statement not explained: %s", sql)
 		}

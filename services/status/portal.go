@@ -32,6 +32,8 @@ var portalProcedures = []string{
 	statusv1connect.StatusServiceRetryDeliveryProcedure,
 	statusv1connect.StatusServiceForceRetryDeliveryProcedure,
 	statusv1connect.StatusServiceBatchRetryDeliveriesProcedure,
+	statusv1connect.StatusServiceGetDeliveryStatsProcedure,
+	statusv1connect.StatusServiceGetEndpointHealthProcedure,
 }
 
 // portalInterceptor refuses portal tokens every call not in

@@ -58,6 +58,19 @@ type attemptDoc struct {
 	RemoteIP        string      `bson:"remote_ip,omitempty"`
 	StartTime       *time.Time  `bson:"start_time,omitempty"`
 	URL             string      `bson:"url,omitempty"`
+	// EndpointID is the delivery's endpoint, for the statistics.
+	EndpointID string `bson:"endpoint_id,omitempty"`
+	// changeTime is when the change that carried the attempt happened: the
+	// attempt is counted then when it has no start time.
+	changeTime time.Time
+}
+
+// statTime is the time an attempt is counted at in the statistics.
+func (a *attemptDoc) statTime() time.Time {
+	if a.StartTime != nil {
+		return *a.StartTime
+	}
+	return a.changeTime
 }
 
 // headerDoc is one header. Headers are stored as a list of name/value pairs,
@@ -176,6 +189,8 @@ type historyStore interface {
 	countDeliveries(ctx context.Context, q *deliveryQuery) (map[statusv1.DeliveryStatus]uint64, error)
 	// countByEvent counts the deliveries of each event per status.
 	countByEvent(ctx context.Context, projectID string, eventIDs []string) (map[string]map[statusv1.DeliveryStatus]uint64, error)
+	// stats reads the statistics (stats.go) that q selects, per bucket.
+	stats(ctx context.Context, q *statsQuery) (*statsRows, error)
 }
 
 var (
@@ -185,8 +200,11 @@ var (
 
 // deliveryStore reads and writes the status database in MongoDB.
 type deliveryStore struct {
-	deliveries *mongo.Collection
-	attempts   *mongo.Collection
+	deliveries    *mongo.Collection
+	attempts      *mongo.Collection
+	deliveryStats *mongo.Collection
+	attemptStats  *mongo.Collection
+	marks         *mongo.Collection
 
 	// stored remembers deliveries this process has written, so that their
 	// later changes go straight to an update instead of first failing an
@@ -201,9 +219,12 @@ const maxRemembered = 200_000
 
 func newDeliveryStore(db *mongo.Database) *deliveryStore {
 	return &deliveryStore{
-		deliveries: db.Collection(deliveriesCollection),
-		attempts:   db.Collection(attemptsCollection),
-		stored:     map[string]struct{}{},
+		deliveries:    db.Collection(deliveriesCollection),
+		attempts:      db.Collection(attemptsCollection),
+		deliveryStats: db.Collection(deliveryStatsCollection),
+		attemptStats:  db.Collection(attemptStatsCollection),
+		marks:         db.Collection(statMarksCollection),
+		stored:        map[string]struct{}{},
 	}
 }
 
@@ -256,20 +277,33 @@ func indexes() []store.Index {
 }
 
 func (s *deliveryStore) init(ctx context.Context) error {
-	return store.EnsureIndexes(ctx, s.deliveries.Database(), indexes())
+	return store.EnsureIndexes(ctx, s.deliveries.Database(), append(indexes(), statsIndexes()...))
 }
 
-// write inserts the attempts first, then writes the deliveries.
+// write inserts the attempts first, then writes the deliveries; after
+// each, it adds the statistics of what it stored. (Without a transaction,
+// a crash between the two leaves a change uncounted, never counted twice.)
 func (s *deliveryStore) write(ctx context.Context, ws []*deliveryWrite, attempts []attemptDoc) error {
-	if err := s.insertAttempts(ctx, attempts); err != nil {
+	stats := newStatDeltas()
+	if err := s.insertAttempts(ctx, attempts, stats); err != nil {
 		return err
 	}
-	return s.writeDeliveries(ctx, ws)
+	if err := s.addStats(ctx, stats); err != nil {
+		return err
+	}
+	if err := s.writeDeliveries(ctx, ws); err != nil {
+		return err
+	}
+	stats = newStatDeltas()
+	if err := s.markOutcomes(ctx, ws, stats); err != nil {
+		return err
+	}
+	return s.addStats(ctx, stats)
 }
 
 // insertAttempts stores attempts; those already stored (a replay) are left
-// as they are.
-func (s *deliveryStore) insertAttempts(ctx context.Context, docs []attemptDoc) error {
+// as they are. The new ones are counted in stats.
+func (s *deliveryStore) insertAttempts(ctx context.Context, docs []attemptDoc, stats *statDeltas) error {
 	if len(docs) == 0 {
 		return nil
 	}
@@ -278,8 +312,14 @@ func (s *deliveryStore) insertAttempts(ctx context.Context, docs []attemptDoc) e
 		batch[i] = &docs[i]
 	}
 	_, err := s.attempts.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
-	if err != nil && !store.IsDuplicateKey(err) {
+	fresh, err := insertedOf(len(docs), err)
+	if err != nil {
 		return fmt.Errorf("insert %d attempts: %w", len(docs), err)
+	}
+	for i := range docs {
+		if fresh[i] {
+			stats.attempt(&docs[i])
+		}
 	}
 	return nil
 }
@@ -294,6 +334,18 @@ type deliveryWrite struct {
 	// hasRecord says that doc's last_status_code and last_error describe a
 	// result; without one, an update keeps the stored ones.
 	hasRecord bool
+	// outcomes are the attempt outcomes among the coalesced changes, in seq
+	// order: the statistics count those above the stored seq, even when a
+	// later change of the batch wins.
+	outcomes []outcomeMark
+}
+
+// outcomeMark is an attempt's outcome: the status a delivery reached with
+// seq, at time.
+type outcomeMark struct {
+	seq    int64
+	status int32
+	time   time.Time
 }
 
 // writeDeliveries applies one write per delivery in two round trips.

@@ -178,6 +178,7 @@ export function EndpointPage(props: { id: string }) {
   const projectId = session.projectId;
   const ep = usePoll(() => registry.getEndpoint({ projectId, endpointId: props.id }), [projectId, props.id], !!projectId);
   const counts = usePoll(() => status.countDeliveries({ projectId, endpointId: props.id }), [projectId, props.id], !!projectId);
+  const health = usePoll(() => status.getEndpointHealth({ projectId, endpointId: props.id }), [projectId, props.id], !!projectId);
   const [error, setError] = useState("");
   const [secret, setSecret] = useState("");
   const [editing, setEditing] = useState(false);
@@ -290,6 +291,26 @@ export function EndpointPage(props: { id: string }) {
                     <dd data-testid="endpoint-disabled-reason">{disabledReason}</dd>
                   </>
                 )}
+                <dt>Last 24 hours</dt>
+                <dd data-testid="endpoint-recent">
+                  {health.data
+                    ? `${health.data.recentSuccesses} succeeded, ${health.data.recentFailures} failed attempts`
+                    : health.error || "…"}
+                </dd>
+                <dt>Last success</dt>
+                <dd data-testid="endpoint-last-success">
+                  {health.data ? (health.data.lastSuccessTime ? fmtTime(health.data.lastSuccessTime) : "never") : "…"}
+                </dd>
+                <dt>Last failure</dt>
+                <dd data-testid="endpoint-last-failure">
+                  {health.data
+                    ? health.data.lastFailureTime
+                      ? `${fmtTime(health.data.lastFailureTime)}: ${
+                          health.data.lastFailureStatusCode ? `HTTP ${health.data.lastFailureStatusCode}` : "no response"
+                        }${health.data.lastError ? ` (${health.data.lastError})` : ""}`
+                      : "never"
+                    : "…"}
+                </dd>
                 <dt>Failing deliveries</dt>
                 <dd data-testid="endpoint-failures">{failures === undefined ? "…" : String(failures)} (FAILED or RETRY)</dd>
                 <dt>Deliveries</dt>

@@ -9,6 +9,7 @@ package statusv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1372,11 +1373,409 @@ func (x *SummarizeEventsResponse) GetSummaries() []*EventSummary {
 	return nil
 }
 
+type GetDeliveryStatsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// endpoint_id, when set, keeps to one endpoint's deliveries.
+	EndpointId string `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// The window [start_time, end_time): end_time defaults to now, start_time
+	// to one hour before end_time. Both are rounded down to the minute.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// bucket is the width of a bucket: 1m, 5m, 1h or 1d, making at most 500
+	// buckets of the window; unset, the narrowest of them that does.
+	// Buckets start at start_time.
+	Bucket        *durationpb.Duration `protobuf:"bytes,5,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryStatsRequest) Reset() {
+	*x = GetDeliveryStatsRequest{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryStatsRequest) ProtoMessage() {}
+
+func (x *GetDeliveryStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetDeliveryStatsRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetDeliveryStatsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetDeliveryStatsRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *GetDeliveryStatsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetDeliveryStatsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *GetDeliveryStatsRequest) GetBucket() *durationpb.Duration {
+	if x != nil {
+		return x.Bucket
+	}
+	return nil
+}
+
+// StatsBucket is what happened in [start_time, start_time + bucket).
+type StatsBucket struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// statuses counts the deliveries that reached each status in the bucket
+	// (only statuses with some).
+	Statuses []*StatusCount `protobuf:"bytes,2,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	// attempts is how many HTTP attempts started in the bucket.
+	Attempts uint64 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Attempt latency in milliseconds: mean, and percentiles estimated from
+	// a fixed histogram (0 when there was no attempt).
+	LatencyMeanMs uint32 `protobuf:"varint,4,opt,name=latency_mean_ms,json=latencyMeanMs,proto3" json:"latency_mean_ms,omitempty"`
+	LatencyP50Ms  uint32 `protobuf:"varint,5,opt,name=latency_p50_ms,json=latencyP50Ms,proto3" json:"latency_p50_ms,omitempty"`
+	LatencyP95Ms  uint32 `protobuf:"varint,6,opt,name=latency_p95_ms,json=latencyP95Ms,proto3" json:"latency_p95_ms,omitempty"`
+	LatencyP99Ms  uint32 `protobuf:"varint,7,opt,name=latency_p99_ms,json=latencyP99Ms,proto3" json:"latency_p99_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsBucket) Reset() {
+	*x = StatsBucket{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsBucket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsBucket) ProtoMessage() {}
+
+func (x *StatsBucket) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsBucket.ProtoReflect.Descriptor instead.
+func (*StatsBucket) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *StatsBucket) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *StatsBucket) GetStatuses() []*StatusCount {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *StatsBucket) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *StatsBucket) GetLatencyMeanMs() uint32 {
+	if x != nil {
+		return x.LatencyMeanMs
+	}
+	return 0
+}
+
+func (x *StatsBucket) GetLatencyP50Ms() uint32 {
+	if x != nil {
+		return x.LatencyP50Ms
+	}
+	return 0
+}
+
+func (x *StatsBucket) GetLatencyP95Ms() uint32 {
+	if x != nil {
+		return x.LatencyP95Ms
+	}
+	return 0
+}
+
+func (x *StatsBucket) GetLatencyP99Ms() uint32 {
+	if x != nil {
+		return x.LatencyP99Ms
+	}
+	return 0
+}
+
+type GetDeliveryStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// buckets covers the whole window, in time order, empty ones included.
+	Buckets       []*StatsBucket         `protobuf:"bytes,1,rep,name=buckets,proto3" json:"buckets,omitempty"`
+	Bucket        *durationpb.Duration   `protobuf:"bytes,2,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryStatsResponse) Reset() {
+	*x = GetDeliveryStatsResponse{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryStatsResponse) ProtoMessage() {}
+
+func (x *GetDeliveryStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetDeliveryStatsResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetDeliveryStatsResponse) GetBuckets() []*StatsBucket {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+func (x *GetDeliveryStatsResponse) GetBucket() *durationpb.Duration {
+	if x != nil {
+		return x.Bucket
+	}
+	return nil
+}
+
+func (x *GetDeliveryStatsResponse) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetDeliveryStatsResponse) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+type GetEndpointHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	EndpointId    string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEndpointHealthRequest) Reset() {
+	*x = GetEndpointHealthRequest{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEndpointHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEndpointHealthRequest) ProtoMessage() {}
+
+func (x *GetEndpointHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEndpointHealthRequest.ProtoReflect.Descriptor instead.
+func (*GetEndpointHealthRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetEndpointHealthRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetEndpointHealthRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+type GetEndpointHealthResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deliveries that reached each outcome status in the last 24 hours.
+	Recent          []*StatusCount `protobuf:"bytes,1,rep,name=recent,proto3" json:"recent,omitempty"`
+	RecentSuccesses uint64         `protobuf:"varint,2,opt,name=recent_successes,json=recentSuccesses,proto3" json:"recent_successes,omitempty"`
+	// recent_failures counts failed attempts: RETRY and FAILED outcomes.
+	RecentFailures uint64 `protobuf:"varint,3,opt,name=recent_failures,json=recentFailures,proto3" json:"recent_failures,omitempty"`
+	// When the most recently created delivery that succeeded, and the most
+	// recently created one that failed (RETRY or FAILED), last changed, with
+	// that failure's error and HTTP status; unset when there is none.
+	LastSuccessTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_success_time,json=lastSuccessTime,proto3" json:"last_success_time,omitempty"`
+	LastFailureTime       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_failure_time,json=lastFailureTime,proto3" json:"last_failure_time,omitempty"`
+	LastError             string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastFailureStatusCode int32                  `protobuf:"varint,7,opt,name=last_failure_status_code,json=lastFailureStatusCode,proto3" json:"last_failure_status_code,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *GetEndpointHealthResponse) Reset() {
+	*x = GetEndpointHealthResponse{}
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEndpointHealthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEndpointHealthResponse) ProtoMessage() {}
+
+func (x *GetEndpointHealthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_status_v1_status_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEndpointHealthResponse.ProtoReflect.Descriptor instead.
+func (*GetEndpointHealthResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_status_v1_status_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetEndpointHealthResponse) GetRecent() []*StatusCount {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
+func (x *GetEndpointHealthResponse) GetRecentSuccesses() uint64 {
+	if x != nil {
+		return x.RecentSuccesses
+	}
+	return 0
+}
+
+func (x *GetEndpointHealthResponse) GetRecentFailures() uint64 {
+	if x != nil {
+		return x.RecentFailures
+	}
+	return 0
+}
+
+func (x *GetEndpointHealthResponse) GetLastSuccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessTime
+	}
+	return nil
+}
+
+func (x *GetEndpointHealthResponse) GetLastFailureTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailureTime
+	}
+	return nil
+}
+
+func (x *GetEndpointHealthResponse) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *GetEndpointHealthResponse) GetLastFailureStatusCode() int32 {
+	if x != nil {
+		return x.LastFailureStatusCode
+	}
+	return 0
+}
+
 var File_hookmesh_status_v1_status_proto protoreflect.FileDescriptor
 
 const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\n" +
-	"\x1fhookmesh/status/v1/status.proto\x12\x12hookmesh.status.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n" +
+	"\x1fhookmesh/status/v1/status.proto\x12\x12hookmesh.status.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1504,7 +1903,45 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\x05total\x18\x02 \x01(\x04R\x05total\x127\n" +
 	"\x06counts\x18\x03 \x03(\v2\x1f.hookmesh.status.v1.StatusCountR\x06counts\"Y\n" +
 	"\x17SummarizeEventsResponse\x12>\n" +
-	"\tsummaries\x18\x01 \x03(\v2 .hookmesh.status.v1.EventSummaryR\tsummaries*\xe3\x01\n" +
+	"\tsummaries\x18\x01 \x03(\v2 .hookmesh.status.v1.EventSummaryR\tsummaries\"\xfe\x01\n" +
+	"\x17GetDeliveryStatsRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x121\n" +
+	"\x06bucket\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x06bucket\"\xbb\x02\n" +
+	"\vStatsBucket\x129\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12;\n" +
+	"\bstatuses\x18\x02 \x03(\v2\x1f.hookmesh.status.v1.StatusCountR\bstatuses\x12\x1a\n" +
+	"\battempts\x18\x03 \x01(\x04R\battempts\x12&\n" +
+	"\x0flatency_mean_ms\x18\x04 \x01(\rR\rlatencyMeanMs\x12$\n" +
+	"\x0elatency_p50_ms\x18\x05 \x01(\rR\flatencyP50Ms\x12$\n" +
+	"\x0elatency_p95_ms\x18\x06 \x01(\rR\flatencyP95Ms\x12$\n" +
+	"\x0elatency_p99_ms\x18\a \x01(\rR\flatencyP99Ms\"\xfa\x01\n" +
+	"\x18GetDeliveryStatsResponse\x129\n" +
+	"\abuckets\x18\x01 \x03(\v2\x1f.hookmesh.status.v1.StatsBucketR\abuckets\x121\n" +
+	"\x06bucket\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06bucket\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"Z\n" +
+	"\x18GetEndpointHealthRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\"\x90\x03\n" +
+	"\x19GetEndpointHealthResponse\x127\n" +
+	"\x06recent\x18\x01 \x03(\v2\x1f.hookmesh.status.v1.StatusCountR\x06recent\x12)\n" +
+	"\x10recent_successes\x18\x02 \x01(\x04R\x0frecentSuccesses\x12'\n" +
+	"\x0frecent_failures\x18\x03 \x01(\x04R\x0erecentFailures\x12F\n" +
+	"\x11last_success_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12F\n" +
+	"\x11last_failure_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x127\n" +
+	"\x18last_failure_status_code\x18\a \x01(\x05R\x15lastFailureStatusCode*\xe3\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SCHEDULED\x10\x01\x12\x1e\n" +
@@ -1512,7 +1949,7 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\x17DELIVERY_STATUS_SUCCESS\x10\x03\x12\x19\n" +
 	"\x15DELIVERY_STATUS_RETRY\x10\x04\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x05\x12\x1d\n" +
-	"\x19DELIVERY_STATUS_DISCARDED\x10\x062\x88\a\n" +
+	"\x19DELIVERY_STATUS_DISCARDED\x10\x062\xf3\b\n" +
 	"\rStatusService\x12c\n" +
 	"\vGetDelivery\x12&.hookmesh.status.v1.GetDeliveryRequest\x1a'.hookmesh.status.v1.GetDeliveryResponse\"\x03\x90\x02\x01\x12l\n" +
 	"\x0eListDeliveries\x12).hookmesh.status.v1.ListDeliveriesRequest\x1a*.hookmesh.status.v1.ListDeliveriesResponse\"\x03\x90\x02\x01\x12o\n" +
@@ -1521,7 +1958,9 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\rRetryDelivery\x12(.hookmesh.status.v1.RetryDeliveryRequest\x1a).hookmesh.status.v1.RetryDeliveryResponse\"\x00\x12u\n" +
 	"\x12ForceRetryDelivery\x12-.hookmesh.status.v1.ForceRetryDeliveryRequest\x1a..hookmesh.status.v1.ForceRetryDeliveryResponse\"\x00\x12{\n" +
 	"\x14BatchRetryDeliveries\x12/.hookmesh.status.v1.BatchRetryDeliveriesRequest\x1a0.hookmesh.status.v1.BatchRetryDeliveriesResponse\"\x00\x12o\n" +
-	"\x0fSummarizeEvents\x12*.hookmesh.status.v1.SummarizeEventsRequest\x1a+.hookmesh.status.v1.SummarizeEventsResponse\"\x03\x90\x02\x01B>Z<github.com/hookmesh/hookmesh/gen/hookmesh/status/v1;statusv1b\x06proto3"
+	"\x0fSummarizeEvents\x12*.hookmesh.status.v1.SummarizeEventsRequest\x1a+.hookmesh.status.v1.SummarizeEventsResponse\"\x03\x90\x02\x01\x12r\n" +
+	"\x10GetDeliveryStats\x12+.hookmesh.status.v1.GetDeliveryStatsRequest\x1a,.hookmesh.status.v1.GetDeliveryStatsResponse\"\x03\x90\x02\x01\x12u\n" +
+	"\x11GetEndpointHealth\x12,.hookmesh.status.v1.GetEndpointHealthRequest\x1a-.hookmesh.status.v1.GetEndpointHealthResponse\"\x03\x90\x02\x01B>Z<github.com/hookmesh/hookmesh/gen/hookmesh/status/v1;statusv1b\x06proto3"
 
 var (
 	file_hookmesh_status_v1_status_proto_rawDescOnce sync.Once
@@ -1536,7 +1975,7 @@ func file_hookmesh_status_v1_status_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmesh_status_v1_status_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookmesh_status_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_hookmesh_status_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_hookmesh_status_v1_status_proto_goTypes = []any{
 	(DeliveryStatus)(0),                  // 0: hookmesh.status.v1.DeliveryStatus
 	(*Delivery)(nil),                     // 1: hookmesh.status.v1.Delivery
@@ -1559,22 +1998,28 @@ var file_hookmesh_status_v1_status_proto_goTypes = []any{
 	(*SummarizeEventsRequest)(nil),       // 18: hookmesh.status.v1.SummarizeEventsRequest
 	(*EventSummary)(nil),                 // 19: hookmesh.status.v1.EventSummary
 	(*SummarizeEventsResponse)(nil),      // 20: hookmesh.status.v1.SummarizeEventsResponse
-	nil,                                  // 21: hookmesh.status.v1.Attempt.RequestHeadersEntry
-	nil,                                  // 22: hookmesh.status.v1.Attempt.ResponseHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 23: google.protobuf.Timestamp
+	(*GetDeliveryStatsRequest)(nil),      // 21: hookmesh.status.v1.GetDeliveryStatsRequest
+	(*StatsBucket)(nil),                  // 22: hookmesh.status.v1.StatsBucket
+	(*GetDeliveryStatsResponse)(nil),     // 23: hookmesh.status.v1.GetDeliveryStatsResponse
+	(*GetEndpointHealthRequest)(nil),     // 24: hookmesh.status.v1.GetEndpointHealthRequest
+	(*GetEndpointHealthResponse)(nil),    // 25: hookmesh.status.v1.GetEndpointHealthResponse
+	nil,                                  // 26: hookmesh.status.v1.Attempt.RequestHeadersEntry
+	nil,                                  // 27: hookmesh.status.v1.Attempt.ResponseHeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 29: google.protobuf.Duration
 }
 var file_hookmesh_status_v1_status_proto_depIdxs = []int32{
 	0,  // 0: hookmesh.status.v1.Delivery.status:type_name -> hookmesh.status.v1.DeliveryStatus
-	23, // 1: hookmesh.status.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	23, // 2: hookmesh.status.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	23, // 3: hookmesh.status.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	21, // 4: hookmesh.status.v1.Attempt.request_headers:type_name -> hookmesh.status.v1.Attempt.RequestHeadersEntry
-	22, // 5: hookmesh.status.v1.Attempt.response_headers:type_name -> hookmesh.status.v1.Attempt.ResponseHeadersEntry
-	23, // 6: hookmesh.status.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	28, // 1: hookmesh.status.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	28, // 2: hookmesh.status.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	28, // 3: hookmesh.status.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	26, // 4: hookmesh.status.v1.Attempt.request_headers:type_name -> hookmesh.status.v1.Attempt.RequestHeadersEntry
+	27, // 5: hookmesh.status.v1.Attempt.response_headers:type_name -> hookmesh.status.v1.Attempt.ResponseHeadersEntry
+	28, // 6: hookmesh.status.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: hookmesh.status.v1.GetDeliveryResponse.delivery:type_name -> hookmesh.status.v1.Delivery
 	0,  // 8: hookmesh.status.v1.ListDeliveriesRequest.statuses:type_name -> hookmesh.status.v1.DeliveryStatus
-	23, // 9: hookmesh.status.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	23, // 10: hookmesh.status.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	28, // 9: hookmesh.status.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	28, // 10: hookmesh.status.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 11: hookmesh.status.v1.ListDeliveriesResponse.deliveries:type_name -> hookmesh.status.v1.Delivery
 	0,  // 12: hookmesh.status.v1.StatusCount.status:type_name -> hookmesh.status.v1.DeliveryStatus
 	8,  // 13: hookmesh.status.v1.CountDeliveriesResponse.counts:type_name -> hookmesh.status.v1.StatusCount
@@ -1582,31 +2027,47 @@ var file_hookmesh_status_v1_status_proto_depIdxs = []int32{
 	1,  // 15: hookmesh.status.v1.RetryDeliveryResponse.delivery:type_name -> hookmesh.status.v1.Delivery
 	1,  // 16: hookmesh.status.v1.ForceRetryDeliveryResponse.delivery:type_name -> hookmesh.status.v1.Delivery
 	0,  // 17: hookmesh.status.v1.BatchRetryDeliveriesRequest.statuses:type_name -> hookmesh.status.v1.DeliveryStatus
-	23, // 18: hookmesh.status.v1.BatchRetryDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	23, // 19: hookmesh.status.v1.BatchRetryDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	28, // 18: hookmesh.status.v1.BatchRetryDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	28, // 19: hookmesh.status.v1.BatchRetryDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
 	8,  // 20: hookmesh.status.v1.EventSummary.counts:type_name -> hookmesh.status.v1.StatusCount
 	19, // 21: hookmesh.status.v1.SummarizeEventsResponse.summaries:type_name -> hookmesh.status.v1.EventSummary
-	3,  // 22: hookmesh.status.v1.StatusService.GetDelivery:input_type -> hookmesh.status.v1.GetDeliveryRequest
-	5,  // 23: hookmesh.status.v1.StatusService.ListDeliveries:input_type -> hookmesh.status.v1.ListDeliveriesRequest
-	7,  // 24: hookmesh.status.v1.StatusService.CountDeliveries:input_type -> hookmesh.status.v1.CountDeliveriesRequest
-	10, // 25: hookmesh.status.v1.StatusService.ListAttempts:input_type -> hookmesh.status.v1.ListAttemptsRequest
-	12, // 26: hookmesh.status.v1.StatusService.RetryDelivery:input_type -> hookmesh.status.v1.RetryDeliveryRequest
-	14, // 27: hookmesh.status.v1.StatusService.ForceRetryDelivery:input_type -> hookmesh.status.v1.ForceRetryDeliveryRequest
-	16, // 28: hookmesh.status.v1.StatusService.BatchRetryDeliveries:input_type -> hookmesh.status.v1.BatchRetryDeliveriesRequest
-	18, // 29: hookmesh.status.v1.StatusService.SummarizeEvents:input_type -> hookmesh.status.v1.SummarizeEventsRequest
-	4,  // 30: hookmesh.status.v1.StatusService.GetDelivery:output_type -> hookmesh.status.v1.GetDeliveryResponse
-	6,  // 31: hookmesh.status.v1.StatusService.ListDeliveries:output_type -> hookmesh.status.v1.ListDeliveriesResponse
-	9,  // 32: hookmesh.status.v1.StatusService.CountDeliveries:output_type -> hookmesh.status.v1.CountDeliveriesResponse
-	11, // 33: hookmesh.status.v1.StatusService.ListAttempts:output_type -> hookmesh.status.v1.ListAttemptsResponse
-	13, // 34: hookmesh.status.v1.StatusService.RetryDelivery:output_type -> hookmesh.status.v1.RetryDeliveryResponse
-	15, // 35: hookmesh.status.v1.StatusService.ForceRetryDelivery:output_type -> hookmesh.status.v1.ForceRetryDeliveryResponse
-	17, // 36: hookmesh.status.v1.StatusService.BatchRetryDeliveries:output_type -> hookmesh.status.v1.BatchRetryDeliveriesResponse
-	20, // 37: hookmesh.status.v1.StatusService.SummarizeEvents:output_type -> hookmesh.status.v1.SummarizeEventsResponse
-	30, // [30:38] is the sub-list for method output_type
-	22, // [22:30] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	28, // 22: hookmesh.status.v1.GetDeliveryStatsRequest.start_time:type_name -> google.protobuf.Timestamp
+	28, // 23: hookmesh.status.v1.GetDeliveryStatsRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 24: hookmesh.status.v1.GetDeliveryStatsRequest.bucket:type_name -> google.protobuf.Duration
+	28, // 25: hookmesh.status.v1.StatsBucket.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 26: hookmesh.status.v1.StatsBucket.statuses:type_name -> hookmesh.status.v1.StatusCount
+	22, // 27: hookmesh.status.v1.GetDeliveryStatsResponse.buckets:type_name -> hookmesh.status.v1.StatsBucket
+	29, // 28: hookmesh.status.v1.GetDeliveryStatsResponse.bucket:type_name -> google.protobuf.Duration
+	28, // 29: hookmesh.status.v1.GetDeliveryStatsResponse.start_time:type_name -> google.protobuf.Timestamp
+	28, // 30: hookmesh.status.v1.GetDeliveryStatsResponse.end_time:type_name -> google.protobuf.Timestamp
+	8,  // 31: hookmesh.status.v1.GetEndpointHealthResponse.recent:type_name -> hookmesh.status.v1.StatusCount
+	28, // 32: hookmesh.status.v1.GetEndpointHealthResponse.last_success_time:type_name -> google.protobuf.Timestamp
+	28, // 33: hookmesh.status.v1.GetEndpointHealthResponse.last_failure_time:type_name -> google.protobuf.Timestamp
+	3,  // 34: hookmesh.status.v1.StatusService.GetDelivery:input_type -> hookmesh.status.v1.GetDeliveryRequest
+	5,  // 35: hookmesh.status.v1.StatusService.ListDeliveries:input_type -> hookmesh.status.v1.ListDeliveriesRequest
+	7,  // 36: hookmesh.status.v1.StatusService.CountDeliveries:input_type -> hookmesh.status.v1.CountDeliveriesRequest
+	10, // 37: hookmesh.status.v1.StatusService.ListAttempts:input_type -> hookmesh.status.v1.ListAttemptsRequest
+	12, // 38: hookmesh.status.v1.StatusService.RetryDelivery:input_type -> hookmesh.status.v1.RetryDeliveryRequest
+	14, // 39: hookmesh.status.v1.StatusService.ForceRetryDelivery:input_type -> hookmesh.status.v1.ForceRetryDeliveryRequest
+	16, // 40: hookmesh.status.v1.StatusService.BatchRetryDeliveries:input_type -> hookmesh.status.v1.BatchRetryDeliveriesRequest
+	18, // 41: hookmesh.status.v1.StatusService.SummarizeEvents:input_type -> hookmesh.status.v1.SummarizeEventsRequest
+	21, // 42: hookmesh.status.v1.StatusService.GetDeliveryStats:input_type -> hookmesh.status.v1.GetDeliveryStatsRequest
+	24, // 43: hookmesh.status.v1.StatusService.GetEndpointHealth:input_type -> hookmesh.status.v1.GetEndpointHealthRequest
+	4,  // 44: hookmesh.status.v1.StatusService.GetDelivery:output_type -> hookmesh.status.v1.GetDeliveryResponse
+	6,  // 45: hookmesh.status.v1.StatusService.ListDeliveries:output_type -> hookmesh.status.v1.ListDeliveriesResponse
+	9,  // 46: hookmesh.status.v1.StatusService.CountDeliveries:output_type -> hookmesh.status.v1.CountDeliveriesResponse
+	11, // 47: hookmesh.status.v1.StatusService.ListAttempts:output_type -> hookmesh.status.v1.ListAttemptsResponse
+	13, // 48: hookmesh.status.v1.StatusService.RetryDelivery:output_type -> hookmesh.status.v1.RetryDeliveryResponse
+	15, // 49: hookmesh.status.v1.StatusService.ForceRetryDelivery:output_type -> hookmesh.status.v1.ForceRetryDeliveryResponse
+	17, // 50: hookmesh.status.v1.StatusService.BatchRetryDeliveries:output_type -> hookmesh.status.v1.BatchRetryDeliveriesResponse
+	20, // 51: hookmesh.status.v1.StatusService.SummarizeEvents:output_type -> hookmesh.status.v1.SummarizeEventsResponse
+	23, // 52: hookmesh.status.v1.StatusService.GetDeliveryStats:output_type -> hookmesh.status.v1.GetDeliveryStatsResponse
+	25, // 53: hookmesh.status.v1.StatusService.GetEndpointHealth:output_type -> hookmesh.status.v1.GetEndpointHealthResponse
+	44, // [44:54] is the sub-list for method output_type
+	34, // [34:44] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_status_v1_status_proto_init() }
@@ -1620,7 +2081,7 @@ func file_hookmesh_status_v1_status_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_status_v1_status_proto_rawDesc), len(file_hookmesh_status_v1_status_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

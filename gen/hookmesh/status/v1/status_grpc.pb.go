@@ -27,6 +27,8 @@ const (
 	StatusService_ForceRetryDelivery_FullMethodName   = "/hookmesh.status.v1.StatusService/ForceRetryDelivery"
 	StatusService_BatchRetryDeliveries_FullMethodName = "/hookmesh.status.v1.StatusService/BatchRetryDeliveries"
 	StatusService_SummarizeEvents_FullMethodName      = "/hookmesh.status.v1.StatusService/SummarizeEvents"
+	StatusService_GetDeliveryStats_FullMethodName     = "/hookmesh.status.v1.StatusService/GetDeliveryStats"
+	StatusService_GetEndpointHealth_FullMethodName    = "/hookmesh.status.v1.StatusService/GetEndpointHealth"
 )
 
 // StatusServiceClient is the client API for StatusService service.
@@ -53,6 +55,14 @@ type StatusServiceClient interface {
 	BatchRetryDeliveries(ctx context.Context, in *BatchRetryDeliveriesRequest, opts ...grpc.CallOption) (*BatchRetryDeliveriesResponse, error)
 	// SummarizeEvents counts the deliveries of several events per status.
 	SummarizeEvents(ctx context.Context, in *SummarizeEventsRequest, opts ...grpc.CallOption) (*SummarizeEventsResponse, error)
+	// GetDeliveryStats returns, per time bucket, how many deliveries reached
+	// each status and the latency of the attempts made, for a project or one
+	// of its endpoints. It reads counters kept per minute as deliveries
+	// change, never the deliveries themselves.
+	GetDeliveryStats(ctx context.Context, in *GetDeliveryStatsRequest, opts ...grpc.CallOption) (*GetDeliveryStatsResponse, error)
+	// GetEndpointHealth summarizes an endpoint's recent deliveries: outcomes
+	// of the last 24 hours and its latest success and failure.
+	GetEndpointHealth(ctx context.Context, in *GetEndpointHealthRequest, opts ...grpc.CallOption) (*GetEndpointHealthResponse, error)
 }
 
 type statusServiceClient struct {
@@ -143,6 +153,26 @@ func (c *statusServiceClient) SummarizeEvents(ctx context.Context, in *Summarize
 	return out, nil
 }
 
+func (c *statusServiceClient) GetDeliveryStats(ctx context.Context, in *GetDeliveryStatsRequest, opts ...grpc.CallOption) (*GetDeliveryStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeliveryStatsResponse)
+	err := c.cc.Invoke(ctx, StatusService_GetDeliveryStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *statusServiceClient) GetEndpointHealth(ctx context.Context, in *GetEndpointHealthRequest, opts ...grpc.CallOption) (*GetEndpointHealthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEndpointHealthResponse)
+	err := c.cc.Invoke(ctx, StatusService_GetEndpointHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StatusServiceServer is the server API for StatusService service.
 // All implementations must embed UnimplementedStatusServiceServer
 // for forward compatibility.
@@ -167,6 +197,14 @@ type StatusServiceServer interface {
 	BatchRetryDeliveries(context.Context, *BatchRetryDeliveriesRequest) (*BatchRetryDeliveriesResponse, error)
 	// SummarizeEvents counts the deliveries of several events per status.
 	SummarizeEvents(context.Context, *SummarizeEventsRequest) (*SummarizeEventsResponse, error)
+	// GetDeliveryStats returns, per time bucket, how many deliveries reached
+	// each status and the latency of the attempts made, for a project or one
+	// of its endpoints. It reads counters kept per minute as deliveries
+	// change, never the deliveries themselves.
+	GetDeliveryStats(context.Context, *GetDeliveryStatsRequest) (*GetDeliveryStatsResponse, error)
+	// GetEndpointHealth summarizes an endpoint's recent deliveries: outcomes
+	// of the last 24 hours and its latest success and failure.
+	GetEndpointHealth(context.Context, *GetEndpointHealthRequest) (*GetEndpointHealthResponse, error)
 	mustEmbedUnimplementedStatusServiceServer()
 }
 
@@ -200,6 +238,12 @@ func (UnimplementedStatusServiceServer) BatchRetryDeliveries(context.Context, *B
 }
 func (UnimplementedStatusServiceServer) SummarizeEvents(context.Context, *SummarizeEventsRequest) (*SummarizeEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SummarizeEvents not implemented")
+}
+func (UnimplementedStatusServiceServer) GetDeliveryStats(context.Context, *GetDeliveryStatsRequest) (*GetDeliveryStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeliveryStats not implemented")
+}
+func (UnimplementedStatusServiceServer) GetEndpointHealth(context.Context, *GetEndpointHealthRequest) (*GetEndpointHealthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEndpointHealth not implemented")
 }
 func (UnimplementedStatusServiceServer) mustEmbedUnimplementedStatusServiceServer() {}
 func (UnimplementedStatusServiceServer) testEmbeddedByValue()                       {}
@@ -366,6 +410,42 @@ func _StatusService_SummarizeEvents_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StatusService_GetDeliveryStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeliveryStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StatusServiceServer).GetDeliveryStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StatusService_GetDeliveryStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StatusServiceServer).GetDeliveryStats(ctx, req.(*GetDeliveryStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StatusService_GetEndpointHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEndpointHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StatusServiceServer).GetEndpointHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StatusService_GetEndpointHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StatusServiceServer).GetEndpointHealth(ctx, req.(*GetEndpointHealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StatusService_ServiceDesc is the grpc.ServiceDesc for StatusService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -404,6 +484,14 @@ var StatusService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SummarizeEvents",
 			Handler:    _StatusService_SummarizeEvents_Handler,
+		},
+		{
+			MethodName: "GetDeliveryStats",
+			Handler:    _StatusService_GetDeliveryStats_Handler,
+		},
+		{
+			MethodName: "GetEndpointHealth",
+			Handler:    _StatusService_GetEndpointHealth_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -57,6 +57,12 @@ const (
 	// StatusServiceSummarizeEventsProcedure is the fully-qualified name of the StatusService's
 	// SummarizeEvents RPC.
 	StatusServiceSummarizeEventsProcedure = "/hookmesh.status.v1.StatusService/SummarizeEvents"
+	// StatusServiceGetDeliveryStatsProcedure is the fully-qualified name of the StatusService's
+	// GetDeliveryStats RPC.
+	StatusServiceGetDeliveryStatsProcedure = "/hookmesh.status.v1.StatusService/GetDeliveryStats"
+	// StatusServiceGetEndpointHealthProcedure is the fully-qualified name of the StatusService's
+	// GetEndpointHealth RPC.
+	StatusServiceGetEndpointHealthProcedure = "/hookmesh.status.v1.StatusService/GetEndpointHealth"
 )
 
 // StatusServiceClient is a client for the hookmesh.status.v1.StatusService service.
@@ -77,6 +83,14 @@ type StatusServiceClient interface {
 	BatchRetryDeliveries(context.Context, *connect.Request[v1.BatchRetryDeliveriesRequest]) (*connect.Response[v1.BatchRetryDeliveriesResponse], error)
 	// SummarizeEvents counts the deliveries of several events per status.
 	SummarizeEvents(context.Context, *connect.Request[v1.SummarizeEventsRequest]) (*connect.Response[v1.SummarizeEventsResponse], error)
+	// GetDeliveryStats returns, per time bucket, how many deliveries reached
+	// each status and the latency of the attempts made, for a project or one
+	// of its endpoints. It reads counters kept per minute as deliveries
+	// change, never the deliveries themselves.
+	GetDeliveryStats(context.Context, *connect.Request[v1.GetDeliveryStatsRequest]) (*connect.Response[v1.GetDeliveryStatsResponse], error)
+	// GetEndpointHealth summarizes an endpoint's recent deliveries: outcomes
+	// of the last 24 hours and its latest success and failure.
+	GetEndpointHealth(context.Context, *connect.Request[v1.GetEndpointHealthRequest]) (*connect.Response[v1.GetEndpointHealthResponse], error)
 }
 
 // NewStatusServiceClient constructs a client for the hookmesh.status.v1.StatusService service. By
@@ -143,6 +157,20 @@ func NewStatusServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getDeliveryStats: connect.NewClient[v1.GetDeliveryStatsRequest, v1.GetDeliveryStatsResponse](
+			httpClient,
+			baseURL+StatusServiceGetDeliveryStatsProcedure,
+			connect.WithSchema(statusServiceMethods.ByName("GetDeliveryStats")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getEndpointHealth: connect.NewClient[v1.GetEndpointHealthRequest, v1.GetEndpointHealthResponse](
+			httpClient,
+			baseURL+StatusServiceGetEndpointHealthProcedure,
+			connect.WithSchema(statusServiceMethods.ByName("GetEndpointHealth")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -156,6 +184,8 @@ type statusServiceClient struct {
 	forceRetryDelivery   *connect.Client[v1.ForceRetryDeliveryRequest, v1.ForceRetryDeliveryResponse]
 	batchRetryDeliveries *connect.Client[v1.BatchRetryDeliveriesRequest, v1.BatchRetryDeliveriesResponse]
 	summarizeEvents      *connect.Client[v1.SummarizeEventsRequest, v1.SummarizeEventsResponse]
+	getDeliveryStats     *connect.Client[v1.GetDeliveryStatsRequest, v1.GetDeliveryStatsResponse]
+	getEndpointHealth    *connect.Client[v1.GetEndpointHealthRequest, v1.GetEndpointHealthResponse]
 }
 
 // GetDelivery calls hookmesh.status.v1.StatusService.GetDelivery.
@@ -198,6 +228,16 @@ func (c *statusServiceClient) SummarizeEvents(ctx context.Context, req *connect.
 	return c.summarizeEvents.CallUnary(ctx, req)
 }
 
+// GetDeliveryStats calls hookmesh.status.v1.StatusService.GetDeliveryStats.
+func (c *statusServiceClient) GetDeliveryStats(ctx context.Context, req *connect.Request[v1.GetDeliveryStatsRequest]) (*connect.Response[v1.GetDeliveryStatsResponse], error) {
+	return c.getDeliveryStats.CallUnary(ctx, req)
+}
+
+// GetEndpointHealth calls hookmesh.status.v1.StatusService.GetEndpointHealth.
+func (c *statusServiceClient) GetEndpointHealth(ctx context.Context, req *connect.Request[v1.GetEndpointHealthRequest]) (*connect.Response[v1.GetEndpointHealthResponse], error) {
+	return c.getEndpointHealth.CallUnary(ctx, req)
+}
+
 // StatusServiceHandler is an implementation of the hookmesh.status.v1.StatusService service.
 type StatusServiceHandler interface {
 	// GetDelivery returns one delivery.
@@ -216,6 +256,14 @@ type StatusServiceHandler interface {
 	BatchRetryDeliveries(context.Context, *connect.Request[v1.BatchRetryDeliveriesRequest]) (*connect.Response[v1.BatchRetryDeliveriesResponse], error)
 	// SummarizeEvents counts the deliveries of several events per status.
 	SummarizeEvents(context.Context, *connect.Request[v1.SummarizeEventsRequest]) (*connect.Response[v1.SummarizeEventsResponse], error)
+	// GetDeliveryStats returns, per time bucket, how many deliveries reached
+	// each status and the latency of the attempts made, for a project or one
+	// of its endpoints. It reads counters kept per minute as deliveries
+	// change, never the deliveries themselves.
+	GetDeliveryStats(context.Context, *connect.Request[v1.GetDeliveryStatsRequest]) (*connect.Response[v1.GetDeliveryStatsResponse], error)
+	// GetEndpointHealth summarizes an endpoint's recent deliveries: outcomes
+	// of the last 24 hours and its latest success and failure.
+	GetEndpointHealth(context.Context, *connect.Request[v1.GetEndpointHealthRequest]) (*connect.Response[v1.GetEndpointHealthResponse], error)
 }
 
 // NewStatusServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -278,6 +326,20 @@ func NewStatusServiceHandler(svc StatusServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	statusServiceGetDeliveryStatsHandler := connect.NewUnaryHandler(
+		StatusServiceGetDeliveryStatsProcedure,
+		svc.GetDeliveryStats,
+		connect.WithSchema(statusServiceMethods.ByName("GetDeliveryStats")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	statusServiceGetEndpointHealthHandler := connect.NewUnaryHandler(
+		StatusServiceGetEndpointHealthProcedure,
+		svc.GetEndpointHealth,
+		connect.WithSchema(statusServiceMethods.ByName("GetEndpointHealth")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.status.v1.StatusService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case StatusServiceGetDeliveryProcedure:
@@ -296,6 +358,10 @@ func NewStatusServiceHandler(svc StatusServiceHandler, opts ...connect.HandlerOp
 			statusServiceBatchRetryDeliveriesHandler.ServeHTTP(w, r)
 		case StatusServiceSummarizeEventsProcedure:
 			statusServiceSummarizeEventsHandler.ServeHTTP(w, r)
+		case StatusServiceGetDeliveryStatsProcedure:
+			statusServiceGetDeliveryStatsHandler.ServeHTTP(w, r)
+		case StatusServiceGetEndpointHealthProcedure:
+			statusServiceGetEndpointHealthHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -335,4 +401,12 @@ func (UnimplementedStatusServiceHandler) BatchRetryDeliveries(context.Context, *
 
 func (UnimplementedStatusServiceHandler) SummarizeEvents(context.Context, *connect.Request[v1.SummarizeEventsRequest]) (*connect.Response[v1.SummarizeEventsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.status.v1.StatusService.SummarizeEvents is not implemented"))
+}
+
+func (UnimplementedStatusServiceHandler) GetDeliveryStats(context.Context, *connect.Request[v1.GetDeliveryStatsRequest]) (*connect.Response[v1.GetDeliveryStatsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.status.v1.StatusService.GetDeliveryStats is not implemented"))
+}
+
+func (UnimplementedStatusServiceHandler) GetEndpointHealth(context.Context, *connect.Request[v1.GetEndpointHealthRequest]) (*connect.Response[v1.GetEndpointHealthResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.status.v1.StatusService.GetEndpointHealth is not implemented"))
 }

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hookmesh/status/v1/status.proto.
  */
 export const file_hookmesh_status_v1_status: GenFile = /*@__PURE__*/
-  fileDesc("Ch9ob29rbWVzaC9zdGF0dXMvdjEvc3RhdHVzLnByb3RvEhJob29rbWVzaC5zdGF0dXMudjEi8gIKCERlbGl2ZXJ5EgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIZXZlbnRfaWQYAyABKAkSEwoLZW5kcG9pbnRfaWQYBCABKAkSEgoKZXZlbnRfdHlwZRgFIAEoCRIyCgZzdGF0dXMYBiABKA4yIi5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYByABKA0SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFuZXh0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQbGFzdF9zdGF0dXNfY29kZRgLIAEoBRISCgpsYXN0X2Vycm9yGAwgASgJItMDCgdBdHRlbXB0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLc3RhdHVzX2NvZGUYAyABKAUSEgoKbGF0ZW5jeV9tcxgEIAEoDRJICg9yZXF1ZXN0X2hlYWRlcnMYBSADKAsyLy5ob29rbWVzaC5zdGF0dXMudjEuQXR0ZW1wdC5SZXF1ZXN0SGVhZGVyc0VudHJ5EkoKEHJlc3BvbnNlX2hlYWRlcnMYBiADKAsyMC5ob29rbWVzaC5zdGF0dXMudjEuQXR0ZW1wdC5SZXNwb25zZUhlYWRlcnNFbnRyeRIVCg1yZXNwb25zZV9ib2R5GAcgASgJEg0KBWVycm9yGAggASgJEhEKCXJlbW90ZV9pcBgJIAEoCRIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN1cmwYCyABKAkaNQoTUmVxdWVzdEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjYKFFJlc3BvbnNlSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoSR2V0RGVsaXZlcnlSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkiRQoTR2V0RGVsaXZlcnlSZXNwb25zZRIuCghkZWxpdmVyeRgBIAEoCzIcLmhvb2ttZXNoLnN0YXR1cy52MS5EZWxpdmVyeSKhAgoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkSNAoIc3RhdHVzZXMYBCADKA4yIi5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnlTdGF0dXMSEgoKZXZlbnRfdHlwZRgFIAEoCRIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAggASgNEhIKCnBhZ2VfdG9rZW4YCSABKAkiYwoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRIwCgpkZWxpdmVyaWVzGAEgAygLMhwuaG9va21lc2guc3RhdHVzLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJTChZDb3VudERlbGl2ZXJpZXNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkiUAoLU3RhdHVzQ291bnQSMgoGc3RhdHVzGAEgASgOMiIuaG9va21lc2guc3RhdHVzLnYxLkRlbGl2ZXJ5U3RhdHVzEg0KBWNvdW50GAIgASgEIlkKF0NvdW50RGVsaXZlcmllc1Jlc3BvbnNlEi8KBmNvdW50cxgBIAMoCzIfLmhvb2ttZXNoLnN0YXR1cy52MS5TdGF0dXNDb3VudBINCgV0b3RhbBgCIAEoBCI+ChNMaXN0QXR0ZW1wdHNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkiRQoUTGlzdEF0dGVtcHRzUmVzcG9uc2USLQoIYXR0ZW1wdHMYASADKAsyGy5ob29rbWVzaC5zdGF0dXMudjEuQXR0ZW1wdCI/ChRSZXRyeURlbGl2ZXJ5UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJIkcKFVJldHJ5RGVsaXZlcnlSZXNwb25zZRIuCghkZWxpdmVyeRgBIAEoCzIcLmhvb2ttZXNoLnN0YXR1cy52MS5EZWxpdmVyeSJEChlGb3JjZVJldHJ5RGVsaXZlcnlSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkiTAoaRm9yY2VSZXRyeURlbGl2ZXJ5UmVzcG9uc2USLgoIZGVsaXZlcnkYASABKAsyHC5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnki/wEKG0JhdGNoUmV0cnlEZWxpdmVyaWVzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhMKC2VuZHBvaW50X2lkGAIgASgJEhIKCmV2ZW50X3R5cGUYAyABKAkSNAoIc3RhdHVzZXMYBCADKA4yIi5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnlTdGF0dXMSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2RyeV9ydW4YByABKAgiPwocQmF0Y2hSZXRyeURlbGl2ZXJpZXNSZXNwb25zZRIOCgZxdWV1ZWQYASABKAQSDwoHbWF0Y2hlZBgCIAEoBCI/ChZTdW1tYXJpemVFdmVudHNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEQoJZXZlbnRfaWRzGAIgAygJImAKDEV2ZW50U3VtbWFyeRIQCghldmVudF9pZBgBIAEoCRINCgV0b3RhbBgCIAEoBBIvCgZjb3VudHMYAyADKAsyHy5ob29rbWVzaC5zdGF0dXMudjEuU3RhdHVzQ291bnQiTgoXU3VtbWFyaXplRXZlbnRzUmVzcG9uc2USMwoJc3VtbWFyaWVzGAEgAygLMiAuaG9va21lc2guc3RhdHVzLnYxLkV2ZW50U3VtbWFyeSrjAQoORGVsaXZlcnlTdGF0dXMSHwobREVMSVZFUllfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZREVMSVZFUllfU1RBVFVTX1NDSEVEVUxFRBABEh4KGkRFTElWRVJZX1NUQVRVU19QUk9DRVNTSU5HEAISGwoXREVMSVZFUllfU1RBVFVTX1NVQ0NFU1MQAxIZChVERUxJVkVSWV9TVEFUVVNfUkVUUlkQBBIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAUSHQoZREVMSVZFUllfU1RBVFVTX0RJU0NBUkRFRBAGMogHCg1TdGF0dXNTZXJ2aWNlEmMKC0dldERlbGl2ZXJ5EiYuaG9va21lc2guc3RhdHVzLnYxLkdldERlbGl2ZXJ5UmVxdWVzdBonLmhvb2ttZXNoLnN0YXR1cy52MS5HZXREZWxpdmVyeVJlc3BvbnNlIgOQAgESbAoOTGlzdERlbGl2ZXJpZXMSKS5ob29rbWVzaC5zdGF0dXMudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiouaG9va21lc2guc3RhdHVzLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiA5ACARJvCg9Db3VudERlbGl2ZXJpZXMSKi5ob29rbWVzaC5zdGF0dXMudjEuQ291bnREZWxpdmVyaWVzUmVxdWVzdBorLmhvb2ttZXNoLnN0YXR1cy52MS5Db3VudERlbGl2ZXJpZXNSZXNwb25zZSIDkAIBEmYKDExpc3RBdHRlbXB0cxInLmhvb2ttZXNoLnN0YXR1cy52MS5MaXN0QXR0ZW1wdHNSZXF1ZXN0GiguaG9va21lc2guc3RhdHVzLnYxLkxpc3RBdHRlbXB0c1Jlc3BvbnNlIgOQAgESZgoNUmV0cnlEZWxpdmVyeRIoLmhvb2ttZXNoLnN0YXR1cy52MS5SZXRyeURlbGl2ZXJ5UmVxdWVzdBopLmhvb2ttZXNoLnN0YXR1cy52MS5SZXRyeURlbGl2ZXJ5UmVzcG9uc2UiABJ1ChJGb3JjZVJldHJ5RGVsaXZlcnkSLS5ob29rbWVzaC5zdGF0dXMudjEuRm9yY2VSZXRyeURlbGl2ZXJ5UmVxdWVzdBouLmhvb2ttZXNoLnN0YXR1cy52MS5Gb3JjZVJldHJ5RGVsaXZlcnlSZXNwb25zZSIAEnsKFEJhdGNoUmV0cnlEZWxpdmVyaWVzEi8uaG9va21lc2guc3RhdHVzLnYxLkJhdGNoUmV0cnlEZWxpdmVyaWVzUmVxdWVzdBowLmhvb2ttZXNoLnN0YXR1cy52MS5CYXRjaFJldHJ5RGVsaXZlcmllc1Jlc3BvbnNlIgASbwoPU3VtbWFyaXplRXZlbnRzEiouaG9va21lc2guc3RhdHVzLnYxLlN1bW1hcml6ZUV2ZW50c1JlcXVlc3QaKy5ob29rbWVzaC5zdGF0dXMudjEuU3VtbWFyaXplRXZlbnRzUmVzcG9uc2UiA5ACAUI+WjxnaXRodWIuY29tL2hvb2ttZXNoL2hvb2ttZXNoL2dlbi9ob29rbWVzaC9zdGF0dXMvdjE7c3RhdHVzdjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9ob29rbWVzaC9zdGF0dXMvdjEvc3RhdHVzLnByb3RvEhJob29rbWVzaC5zdGF0dXMudjEi8gIKCERlbGl2ZXJ5EgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIZXZlbnRfaWQYAyABKAkSEwoLZW5kcG9pbnRfaWQYBCABKAkSEgoKZXZlbnRfdHlwZRgFIAEoCRIyCgZzdGF0dXMYBiABKA4yIi5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYByABKA0SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFuZXh0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQbGFzdF9zdGF0dXNfY29kZRgLIAEoBRISCgpsYXN0X2Vycm9yGAwgASgJItMDCgdBdHRlbXB0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLc3RhdHVzX2NvZGUYAyABKAUSEgoKbGF0ZW5jeV9tcxgEIAEoDRJICg9yZXF1ZXN0X2hlYWRlcnMYBSADKAsyLy5ob29rbWVzaC5zdGF0dXMudjEuQXR0ZW1wdC5SZXF1ZXN0SGVhZGVyc0VudHJ5EkoKEHJlc3BvbnNlX2hlYWRlcnMYBiADKAsyMC5ob29rbWVzaC5zdGF0dXMudjEuQXR0ZW1wdC5SZXNwb25zZUhlYWRlcnNFbnRyeRIVCg1yZXNwb25zZV9ib2R5GAcgASgJEg0KBWVycm9yGAggASgJEhEKCXJlbW90ZV9pcBgJIAEoCRIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN1cmwYCyABKAkaNQoTUmVxdWVzdEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjYKFFJlc3BvbnNlSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoSR2V0RGVsaXZlcnlSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkiRQoTR2V0RGVsaXZlcnlSZXNwb25zZRIuCghkZWxpdmVyeRgBIAEoCzIcLmhvb2ttZXNoLnN0YXR1cy52MS5EZWxpdmVyeSKhAgoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkSNAoIc3RhdHVzZXMYBCADKA4yIi5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnlTdGF0dXMSEgoKZXZlbnRfdHlwZRgFIAEoCRIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAggASgNEhIKCnBhZ2VfdG9rZW4YCSABKAkiYwoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRIwCgpkZWxpdmVyaWVzGAEgAygLMhwuaG9va21lc2guc3RhdHVzLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJTChZDb3VudERlbGl2ZXJpZXNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSEwoLZW5kcG9pbnRfaWQYAyABKAkiUAoLU3RhdHVzQ291bnQSMgoGc3RhdHVzGAEgASgOMiIuaG9va21lc2guc3RhdHVzLnYxLkRlbGl2ZXJ5U3RhdHVzEg0KBWNvdW50GAIgASgEIlkKF0NvdW50RGVsaXZlcmllc1Jlc3BvbnNlEi8KBmNvdW50cxgBIAMoCzIfLmhvb2ttZXNoLnN0YXR1cy52MS5TdGF0dXNDb3VudBINCgV0b3RhbBgCIAEoBCI+ChNMaXN0QXR0ZW1wdHNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkiRQoUTGlzdEF0dGVtcHRzUmVzcG9uc2USLQoIYXR0ZW1wdHMYASADKAsyGy5ob29rbWVzaC5zdGF0dXMudjEuQXR0ZW1wdCI/ChRSZXRyeURlbGl2ZXJ5UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJIkcKFVJldHJ5RGVsaXZlcnlSZXNwb25zZRIuCghkZWxpdmVyeRgBIAEoCzIcLmhvb2ttZXNoLnN0YXR1cy52MS5EZWxpdmVyeSJEChlGb3JjZVJldHJ5RGVsaXZlcnlSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEwoLZGVsaXZlcnlfaWQYAiABKAkiTAoaRm9yY2VSZXRyeURlbGl2ZXJ5UmVzcG9uc2USLgoIZGVsaXZlcnkYASABKAsyHC5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnki/wEKG0JhdGNoUmV0cnlEZWxpdmVyaWVzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhMKC2VuZHBvaW50X2lkGAIgASgJEhIKCmV2ZW50X3R5cGUYAyABKAkSNAoIc3RhdHVzZXMYBCADKA4yIi5ob29rbWVzaC5zdGF0dXMudjEuRGVsaXZlcnlTdGF0dXMSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2RyeV9ydW4YByABKAgiPwocQmF0Y2hSZXRyeURlbGl2ZXJpZXNSZXNwb25zZRIOCgZxdWV1ZWQYASABKAQSDwoHbWF0Y2hlZBgCIAEoBCI/ChZTdW1tYXJpemVFdmVudHNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEQoJZXZlbnRfaWRzGAIgAygJImAKDEV2ZW50U3VtbWFyeRIQCghldmVudF9pZBgBIAEoCRINCgV0b3RhbBgCIAEoBBIvCgZjb3VudHMYAyADKAsyHy5ob29rbWVzaC5zdGF0dXMudjEuU3RhdHVzQ291bnQiTgoXU3VtbWFyaXplRXZlbnRzUmVzcG9uc2USMwoJc3VtbWFyaWVzGAEgAygLMiAuaG9va21lc2guc3RhdHVzLnYxLkV2ZW50U3VtbWFyeSLLAQoXR2V0RGVsaXZlcnlTdGF0c1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRITCgtlbmRwb2ludF9pZBgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGYnVja2V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIuMBCgtTdGF0c0J1Y2tldBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCghzdGF0dXNlcxgCIAMoCzIfLmhvb2ttZXNoLnN0YXR1cy52MS5TdGF0dXNDb3VudBIQCghhdHRlbXB0cxgDIAEoBBIXCg9sYXRlbmN5X21lYW5fbXMYBCABKA0SFgoObGF0ZW5jeV9wNTBfbXMYBSABKA0SFgoObGF0ZW5jeV9wOTVfbXMYBiABKA0SFgoObGF0ZW5jeV9wOTlfbXMYByABKA0i1QEKGEdldERlbGl2ZXJ5U3RhdHNSZXNwb25zZRIwCgdidWNrZXRzGAEgAygLMh8uaG9va21lc2guc3RhdHVzLnYxLlN0YXRzQnVja2V0EikKBmJ1Y2tldBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQwoYR2V0RW5kcG9pbnRIZWFsdGhSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEwoLZW5kcG9pbnRfaWQYAiABKAkiowIKGUdldEVuZHBvaW50SGVhbHRoUmVzcG9uc2USLwoGcmVjZW50GAEgAygLMh8uaG9va21lc2guc3RhdHVzLnYxLlN0YXR1c0NvdW50EhgKEHJlY2VudF9zdWNjZXNzZXMYAiABKAQSFwoPcmVjZW50X2ZhaWx1cmVzGAMgASgEEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2ZhaWx1cmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgGIAEoCRIgChhsYXN0X2ZhaWx1cmVfc3RhdHVzX2NvZGUYByABKAUq4wEKDkRlbGl2ZXJ5U3RhdHVzEh8KG0RFTElWRVJZX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFTElWRVJZX1NUQVRVU19TQ0hFRFVMRUQQARIeChpERUxJVkVSWV9TVEFUVVNfUFJPQ0VTU0lORxACEhsKF0RFTElWRVJZX1NUQVRVU19TVUNDRVNTEAMSGQoVREVMSVZFUllfU1RBVFVTX1JFVFJZEAQSGgoWREVMSVZFUllfU1RBVFVTX0ZBSUxFRBAFEh0KGURFTElWRVJZX1NUQVRVU19ESVNDQVJERUQQBjLzCAoNU3RhdHVzU2VydmljZRJjCgtHZXREZWxpdmVyeRImLmhvb2ttZXNoLnN0YXR1cy52MS5HZXREZWxpdmVyeVJlcXVlc3QaJy5ob29rbWVzaC5zdGF0dXMudjEuR2V0RGVsaXZlcnlSZXNwb25zZSIDkAIBEmwKDkxpc3REZWxpdmVyaWVzEikuaG9va21lc2guc3RhdHVzLnYxLkxpc3REZWxpdmVyaWVzUmVxdWVzdBoqLmhvb2ttZXNoLnN0YXR1cy52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlIgOQAgESbwoPQ291bnREZWxpdmVyaWVzEiouaG9va21lc2guc3RhdHVzLnYxLkNvdW50RGVsaXZlcmllc1JlcXVlc3QaKy5ob29rbWVzaC5zdGF0dXMudjEuQ291bnREZWxpdmVyaWVzUmVzcG9uc2UiA5ACARJmCgxMaXN0QXR0ZW1wdHMSJy5ob29rbWVzaC5zdGF0dXMudjEuTGlzdEF0dGVtcHRzUmVxdWVzdBooLmhvb2ttZXNoLnN0YXR1cy52MS5MaXN0QXR0ZW1wdHNSZXNwb25zZSIDkAIBEmYKDVJldHJ5RGVsaXZlcnkSKC5ob29rbWVzaC5zdGF0dXMudjEuUmV0cnlEZWxpdmVyeVJlcXVlc3QaKS5ob29rbWVzaC5zdGF0dXMudjEuUmV0cnlEZWxpdmVyeVJlc3BvbnNlIgASdQoSRm9yY2VSZXRyeURlbGl2ZXJ5Ei0uaG9va21lc2guc3RhdHVzLnYxLkZvcmNlUmV0cnlEZWxpdmVyeVJlcXVlc3QaLi5ob29rbWVzaC5zdGF0dXMudjEuRm9yY2VSZXRyeURlbGl2ZXJ5UmVzcG9uc2UiABJ7ChRCYXRjaFJldHJ5RGVsaXZlcmllcxIvLmhvb2ttZXNoLnN0YXR1cy52MS5CYXRjaFJldHJ5RGVsaXZlcmllc1JlcXVlc3QaMC5ob29rbWVzaC5zdGF0dXMudjEuQmF0Y2hSZXRyeURlbGl2ZXJpZXNSZXNwb25zZSIAEm8KD1N1bW1hcml6ZUV2ZW50cxIqLmhvb2ttZXNoLnN0YXR1cy52MS5TdW1tYXJpemVFdmVudHNSZXF1ZXN0GisuaG9va21lc2guc3RhdHVzLnYxLlN1bW1hcml6ZUV2ZW50c1Jlc3BvbnNlIgOQAgEScgoQR2V0RGVsaXZlcnlTdGF0cxIrLmhvb2ttZXNoLnN0YXR1cy52MS5HZXREZWxpdmVyeVN0YXRzUmVxdWVzdBosLmhvb2ttZXNoLnN0YXR1cy52MS5HZXREZWxpdmVyeVN0YXRzUmVzcG9uc2UiA5ACARJ1ChFHZXRFbmRwb2ludEhlYWx0aBIsLmhvb2ttZXNoLnN0YXR1cy52MS5HZXRFbmRwb2ludEhlYWx0aFJlcXVlc3QaLS5ob29rbWVzaC5zdGF0dXMudjEuR2V0RW5kcG9pbnRIZWFsdGhSZXNwb25zZSIDkAIBQj5aPGdpdGh1Yi5jb20vaG9va21lc2gvaG9va21lc2gvZ2VuL2hvb2ttZXNoL3N0YXR1cy92MTtzdGF0dXN2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Delivery is one event on its way to one endpoint.
@@ -629,6 +629,220 @@ export const SummarizeEventsResponseSchema: GenMessage<SummarizeEventsResponse> 
   messageDesc(file_hookmesh_status_v1_status, 19);
 
 /**
+ * @generated from message hookmesh.status.v1.GetDeliveryStatsRequest
+ */
+export type GetDeliveryStatsRequest = Message<"hookmesh.status.v1.GetDeliveryStatsRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * endpoint_id, when set, keeps to one endpoint's deliveries.
+   *
+   * @generated from field: string endpoint_id = 2;
+   */
+  endpointId: string;
+
+  /**
+   * The window [start_time, end_time): end_time defaults to now, start_time
+   * to one hour before end_time. Both are rounded down to the minute.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * bucket is the width of a bucket: 1m, 5m, 1h or 1d, making at most 500
+   * buckets of the window; unset, the narrowest of them that does.
+   * Buckets start at start_time.
+   *
+   * @generated from field: google.protobuf.Duration bucket = 5;
+   */
+  bucket?: Duration | undefined;
+};
+
+/**
+ * Describes the message hookmesh.status.v1.GetDeliveryStatsRequest.
+ * Use `create(GetDeliveryStatsRequestSchema)` to create a new message.
+ */
+export const GetDeliveryStatsRequestSchema: GenMessage<GetDeliveryStatsRequest> = /*@__PURE__*/
+  messageDesc(file_hookmesh_status_v1_status, 20);
+
+/**
+ * StatsBucket is what happened in [start_time, start_time + bucket).
+ *
+ * @generated from message hookmesh.status.v1.StatsBucket
+ */
+export type StatsBucket = Message<"hookmesh.status.v1.StatsBucket"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * statuses counts the deliveries that reached each status in the bucket
+   * (only statuses with some).
+   *
+   * @generated from field: repeated hookmesh.status.v1.StatusCount statuses = 2;
+   */
+  statuses: StatusCount[];
+
+  /**
+   * attempts is how many HTTP attempts started in the bucket.
+   *
+   * @generated from field: uint64 attempts = 3;
+   */
+  attempts: bigint;
+
+  /**
+   * Attempt latency in milliseconds: mean, and percentiles estimated from
+   * a fixed histogram (0 when there was no attempt).
+   *
+   * @generated from field: uint32 latency_mean_ms = 4;
+   */
+  latencyMeanMs: number;
+
+  /**
+   * @generated from field: uint32 latency_p50_ms = 5;
+   */
+  latencyP50Ms: number;
+
+  /**
+   * @generated from field: uint32 latency_p95_ms = 6;
+   */
+  latencyP95Ms: number;
+
+  /**
+   * @generated from field: uint32 latency_p99_ms = 7;
+   */
+  latencyP99Ms: number;
+};
+
+/**
+ * Describes the message hookmesh.status.v1.StatsBucket.
+ * Use `create(StatsBucketSchema)` to create a new message.
+ */
+export const StatsBucketSchema: GenMessage<StatsBucket> = /*@__PURE__*/
+  messageDesc(file_hookmesh_status_v1_status, 21);
+
+/**
+ * @generated from message hookmesh.status.v1.GetDeliveryStatsResponse
+ */
+export type GetDeliveryStatsResponse = Message<"hookmesh.status.v1.GetDeliveryStatsResponse"> & {
+  /**
+   * buckets covers the whole window, in time order, empty ones included.
+   *
+   * @generated from field: repeated hookmesh.status.v1.StatsBucket buckets = 1;
+   */
+  buckets: StatsBucket[];
+
+  /**
+   * @generated from field: google.protobuf.Duration bucket = 2;
+   */
+  bucket?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message hookmesh.status.v1.GetDeliveryStatsResponse.
+ * Use `create(GetDeliveryStatsResponseSchema)` to create a new message.
+ */
+export const GetDeliveryStatsResponseSchema: GenMessage<GetDeliveryStatsResponse> = /*@__PURE__*/
+  messageDesc(file_hookmesh_status_v1_status, 22);
+
+/**
+ * @generated from message hookmesh.status.v1.GetEndpointHealthRequest
+ */
+export type GetEndpointHealthRequest = Message<"hookmesh.status.v1.GetEndpointHealthRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string endpoint_id = 2;
+   */
+  endpointId: string;
+};
+
+/**
+ * Describes the message hookmesh.status.v1.GetEndpointHealthRequest.
+ * Use `create(GetEndpointHealthRequestSchema)` to create a new message.
+ */
+export const GetEndpointHealthRequestSchema: GenMessage<GetEndpointHealthRequest> = /*@__PURE__*/
+  messageDesc(file_hookmesh_status_v1_status, 23);
+
+/**
+ * @generated from message hookmesh.status.v1.GetEndpointHealthResponse
+ */
+export type GetEndpointHealthResponse = Message<"hookmesh.status.v1.GetEndpointHealthResponse"> & {
+  /**
+   * Deliveries that reached each outcome status in the last 24 hours.
+   *
+   * @generated from field: repeated hookmesh.status.v1.StatusCount recent = 1;
+   */
+  recent: StatusCount[];
+
+  /**
+   * @generated from field: uint64 recent_successes = 2;
+   */
+  recentSuccesses: bigint;
+
+  /**
+   * recent_failures counts failed attempts: RETRY and FAILED outcomes.
+   *
+   * @generated from field: uint64 recent_failures = 3;
+   */
+  recentFailures: bigint;
+
+  /**
+   * When the most recently created delivery that succeeded, and the most
+   * recently created one that failed (RETRY or FAILED), last changed, with
+   * that failure's error and HTTP status; unset when there is none.
+   *
+   * @generated from field: google.protobuf.Timestamp last_success_time = 4;
+   */
+  lastSuccessTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_failure_time = 5;
+   */
+  lastFailureTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string last_error = 6;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: int32 last_failure_status_code = 7;
+   */
+  lastFailureStatusCode: number;
+};
+
+/**
+ * Describes the message hookmesh.status.v1.GetEndpointHealthResponse.
+ * Use `create(GetEndpointHealthResponseSchema)` to create a new message.
+ */
+export const GetEndpointHealthResponseSchema: GenMessage<GetEndpointHealthResponse> = /*@__PURE__*/
+  messageDesc(file_hookmesh_status_v1_status, 24);
+
+/**
  * DeliveryStatus is where a delivery is in its lifecycle.
  *
  * @generated from enum hookmesh.status.v1.DeliveryStatus
@@ -775,6 +989,30 @@ export const StatusService: GenService<{
     methodKind: "unary";
     input: typeof SummarizeEventsRequestSchema;
     output: typeof SummarizeEventsResponseSchema;
+  },
+  /**
+   * GetDeliveryStats returns, per time bucket, how many deliveries reached
+   * each status and the latency of the attempts made, for a project or one
+   * of its endpoints. It reads counters kept per minute as deliveries
+   * change, never the deliveries themselves.
+   *
+   * @generated from rpc hookmesh.status.v1.StatusService.GetDeliveryStats
+   */
+  getDeliveryStats: {
+    methodKind: "unary";
+    input: typeof GetDeliveryStatsRequestSchema;
+    output: typeof GetDeliveryStatsResponseSchema;
+  },
+  /**
+   * GetEndpointHealth summarizes an endpoint's recent deliveries: outcomes
+   * of the last 24 hours and its latest success and failure.
+   *
+   * @generated from rpc hookmesh.status.v1.StatusService.GetEndpointHealth
+   */
+  getEndpointHealth: {
+    methodKind: "unary";
+    input: typeof GetEndpointHealthRequestSchema;
+    output: typeof GetEndpointHealthResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hookmesh_status_v1_status, 0);
