@@ -61,6 +61,12 @@ func (s Secret) Validate() error {
 	if s == "" {
 		return errors.New("secret is empty")
 	}
+	if s.IsEd25519() {
+		if _, err := ParsePrivateKey(string(s)); err != nil {
+			return fmt.Errorf("Ed25519 private key: %w", err)
+		}
+		return nil
+	}
 	if rest, ok := strings.CutPrefix(string(s), standardPrefix); ok {
 		if _, err := base64.StdEncoding.DecodeString(rest); err != nil {
 			return fmt.Errorf("secret has the %q prefix but the rest is not standard base64: %w", standardPrefix, err)
@@ -103,8 +109,9 @@ func (o Options) header() string {
 }
 
 // Sign sets the headers of one request on h: webhook-id, webhook-timestamp,
-// webhook-signature (Standard Webhooks v1, "v1,<base64>" for each secret,
-// space-separated, current first) and the Convoy-style header (simple: the
+// webhook-signature (Standard Webhooks v1, "v1,<base64>" for each HMAC
+// secret, "v1a,<base64>" Ed25519 for each "whsk_" private key,
+// space-separated, current first) and, for the HMAC secrets, the Convoy-style header (simple: the
 // lowercase hex HMAC-SHA256 of the body for each secret, comma-separated;
 // advanced: "t=<unix>,v1=<hex>[,v1=<hex>...]" over "<unix>,<body>"). With no
 // secrets only webhook-id and webhook-timestamp are set.
@@ -119,11 +126,27 @@ func Sign(h http.Header, opts Options, msgID string, ts time.Time, body []byte, 
 	}
 
 	var std, convoy strings.Builder
-	for i, s := range secrets {
-		if i > 0 {
+	hmacs := 0
+	for _, s := range secrets {
+		if s.IsEd25519() {
+			sig := ed25519Signature(s, msgID, unix, body)
+			if sig == nil {
+				continue
+			}
+			if std.Len() > 0 {
+				std.WriteByte(' ')
+			}
+			std.WriteString("v1a,")
+			std.WriteString(base64.StdEncoding.EncodeToString(sig))
+			continue
+		}
+		if std.Len() > 0 {
 			std.WriteByte(' ')
+		}
+		if hmacs > 0 {
 			convoy.WriteByte(',')
 		}
+		hmacs++
 		std.WriteString("v1,")
 		std.WriteString(base64.StdEncoding.EncodeToString(standardMAC(s.standardKey(), msgID, unix, body)))
 		if opts.Advanced {
@@ -133,7 +156,17 @@ func Sign(h http.Header, opts Options, msgID string, ts time.Time, body []byte, 
 			convoy.WriteString(hex.EncodeToString(convoySimpleMAC(s.convoyKey(), body)))
 		}
 	}
-	h.Set(HeaderSignature, std.String())
+	if std.Len() > 0 {
+		h.Set(HeaderSignature, std.String())
+	} else {
+		h.Del(HeaderSignature)
+	}
+	if hmacs == 0 {
+		// Ed25519 keys only: the Convoy-style header is HMAC, it has no
+		// asymmetric form.
+		h.Del(opts.header())
+		return
+	}
 	if opts.Advanced {
 		h.Set(opts.header(), "t="+unix+","+convoy.String())
 	} else {
