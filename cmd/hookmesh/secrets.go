@@ -57,7 +57,7 @@ func resetSecrets(ctx context.Context, args []string, getenv func(string) string
 	n, err := registry.ResetSecrets(ctx, db, box, func(s registry.NewSecret) error { return enc.Encode(s) })
 	fmt.Fprintf(stderr, "hookmesh: gave %d endpoints of %s a new secret sealed with the current key.\n", n, db.Name())
 	if n > 0 {
-		fmt.Fprintln(stderr, "hookmesh: their previous secrets no longer sign: give each endpoint's owner the new secret written above (one JSON line per endpoint), or let them choose one with RotateEndpointSecret.")
+		fmt.Fprintln(stderr, "hookmesh: their previous secrets no longer sign: give each endpoint's owner the new secret written above (one JSON line per endpoint; an Ed25519 endpoint's line has its new public_key for the receiver), or let them choose one with RotateEndpointSecret.")
 	}
 	return err
 }

@@ -143,7 +143,26 @@ func (d *endpointDoc) proto() *registryv1.Endpoint {
 		Status:         statusFromName(d.Status),
 		CreateTime:     timestamp(d.CreateTime),
 		UpdateTime:     timestamp(d.UpdateTime),
+
+		SignatureAlgorithm: d.algorithm(),
+		PublicKey:          d.publicKey(),
 	}
+}
+
+// algorithm is the signature algorithm of the endpoint's current secret.
+func (d *endpointDoc) algorithm() registryv1.SignatureAlgorithm {
+	if d.publicKey() != "" {
+		return registryv1.SignatureAlgorithm_SIGNATURE_ALGORITHM_ED25519
+	}
+	return registryv1.SignatureAlgorithm_SIGNATURE_ALGORITHM_HMAC_SHA256
+}
+
+// publicKey is the current secret's Ed25519 public key, "" for HMAC.
+func (d *endpointDoc) publicKey() string {
+	if len(d.Secrets) == 0 {
+		return ""
+	}
+	return d.Secrets[0].PublicKey
 }
 
 // protoWithSecret returns the endpoint with its current secret, for the

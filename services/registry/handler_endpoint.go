@@ -75,10 +75,8 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err != nil {
 		return nil, err
 	}
-	secret := m.Secret
-	if secret == "" {
-		secret = generateSecret()
-	} else if err := checkSecret("secret", secret); err != nil {
+	secret, publicKey, err := newSecret("secret", m.SignatureAlgorithm, m.Secret)
+	if err != nil {
 		return nil, err
 	}
 	p, err := h.s.store.project(ctx, m.ProjectId)
@@ -106,7 +104,7 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 		RateLimit:      rateLimit,
 		CustomHeaders:  headers,
 		Status:         statusActive,
-		Secrets:        []secretDoc{{Value: sealed}},
+		Secrets:        []secretDoc{{Value: sealed, PublicKey: publicKey}},
 		CreateTime:     now,
 		UpdateTime:     now,
 		Version:        1,
@@ -342,15 +340,8 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 	if m.PreviousSecretTtlSeconds > maxPreviousSecretTTL {
 		return nil, apierr.Invalid("previous_secret_ttl_seconds", "must be at most %d (7 days), got %d", maxPreviousSecretTTL, m.PreviousSecretTtlSeconds)
 	}
-	secret := m.Secret
-	if secret == "" {
-		secret = generateSecret()
-	} else if err := checkSecret("secret", secret); err != nil {
-		return nil, err
-	}
-	sealed, err := sealSecret(h.s.box, m.EndpointId, secret)
-	if err != nil {
-		return nil, err
+	if _, ok := registryv1.SignatureAlgorithm_name[int32(m.SignatureAlgorithm)]; !ok {
+		return nil, apierr.Invalid("signature_algorithm", "unknown value %d: use SIGNATURE_ALGORITHM_HMAC_SHA256 or SIGNATURE_ALGORITHM_ED25519", int32(m.SignatureAlgorithm))
 	}
 	now := h.s.clock()
 	ttl := time.Duration(m.PreviousSecretTtlSeconds) * time.Second
@@ -358,7 +349,21 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 		if err := checkOwned(ctx, d); err != nil {
 			return err
 		}
-		secrets := []secretDoc{{Value: sealed}}
+		// The new secret keeps the endpoint's algorithm unless the request
+		// names another.
+		alg := m.SignatureAlgorithm
+		if alg == registryv1.SignatureAlgorithm_SIGNATURE_ALGORITHM_UNSPECIFIED {
+			alg = d.algorithm()
+		}
+		s, publicKey, err := newSecret("secret", alg, m.Secret)
+		if err != nil {
+			return err
+		}
+		sealed, err := sealSecret(h.s.box, m.EndpointId, s)
+		if err != nil {
+			return err
+		}
+		secrets := []secretDoc{{Value: sealed, PublicKey: publicKey}}
 		if ttl > 0 {
 			expire := now.Add(ttl)
 			for _, old := range d.Secrets {
@@ -370,7 +375,7 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 				if old.ExpireTime != nil && old.ExpireTime.Before(e) {
 					e = *old.ExpireTime
 				}
-				secrets = append(secrets, secretDoc{Value: old.Value, ExpireTime: &e})
+				secrets = append(secrets, secretDoc{Value: old.Value, ExpireTime: &e, PublicKey: old.PublicKey})
 			}
 		}
 		if len(secrets) > maxSecrets {

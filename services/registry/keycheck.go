@@ -70,12 +70,17 @@ type NewSecret struct {
 	EndpointID string `json:"endpoint_id"`
 	OwnerID    string `json:"owner_id,omitempty"`
 	URL        string `json:"url"`
-	Secret     string `json:"secret"`
+	// Secret is the HMAC secret, or the Ed25519 private key ("whsk_...").
+	Secret string `json:"secret"`
+	// PublicKey is the new Ed25519 public key ("whpk_..."), for the
+	// endpoint's receiver; empty for HMAC.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // ResetSecrets gives every endpoint of the registry database db a new
-// signing secret sealed with box, dropping its previous ones (which may not
-// open), and calls each with every new secret, for the endpoints' owners.
+// signing secret sealed with box, of the algorithm of its current one (a new
+// Ed25519 key pair for an Ed25519 endpoint), dropping its previous ones
+// (which may not open), and calls each with every new secret, for the endpoints' owners.
 // It returns how many endpoints it changed.
 func ResetSecrets(ctx context.Context, db *mongo.Database, box *secretbox.Box, each func(NewSecret) error) (int, error) {
 	st := newMongoStore(db)
@@ -85,14 +90,17 @@ func ResetSecrets(ctx context.Context, db *mongo.Database, box *secretbox.Box, e
 	}
 	n := 0
 	for _, d := range docs {
-		secret := generateSecret()
+		secret, publicKey, err := newSecret("secret", d.algorithm(), "")
+		if err != nil {
+			return n, err
+		}
 		sealed, err := sealSecret(box, d.ID, secret)
 		if err != nil {
 			return n, err
 		}
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		e, err := st.modifyEndpoint(ctx, d.ProjectID, d.ID, func(d *endpointDoc) error {
-			d.Secrets = []secretDoc{{Value: sealed}}
+			d.Secrets = []secretDoc{{Value: sealed, PublicKey: publicKey}}
 			d.UpdateTime = now
 			return nil
 		})
@@ -103,7 +111,7 @@ func ResetSecrets(ctx context.Context, db *mongo.Database, box *secretbox.Box, e
 			return n, fmt.Errorf("reset the secret of endpoint %s: %w", d.ID, err)
 		}
 		n++
-		if err := each(NewSecret{ProjectID: e.ProjectID, EndpointID: e.ID, OwnerID: e.OwnerID, URL: e.URL, Secret: secret}); err != nil {
+		if err := each(NewSecret{ProjectID: e.ProjectID, EndpointID: e.ID, OwnerID: e.OwnerID, URL: e.URL, Secret: secret, PublicKey: publicKey}); err != nil {
 			return n, err
 		}
 	}

@@ -104,6 +104,9 @@ type headerDoc struct {
 type secretDoc struct {
 	Value      string     `bson:"value"`
 	ExpireTime *time.Time `bson:"expire_time"`
+	// PublicKey is set ("whpk_...") when Value is an Ed25519 private key;
+	// it is public, so it is stored as it is.
+	PublicKey string `bson:"public_key,omitempty"`
 }
 
 type subscriptionDoc struct {

@@ -130,6 +130,63 @@ func (EndpointStatus) EnumDescriptor() ([]byte, []int) {
 	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{1}
 }
 
+// SignatureAlgorithm is how an endpoint's deliveries are signed in the
+// Standard Webhooks webhook-signature header.
+type SignatureAlgorithm int32
+
+const (
+	// SIGNATURE_ALGORITHM_UNSPECIFIED means HMAC_SHA256 on create, and the
+	// endpoint's current algorithm on rotation.
+	SignatureAlgorithm_SIGNATURE_ALGORITHM_UNSPECIFIED SignatureAlgorithm = 0
+	// SIGNATURE_ALGORITHM_HMAC_SHA256 signs "v1,<base64>" with a shared
+	// secret ("whsec_..."), and sets the Convoy-style header too.
+	SignatureAlgorithm_SIGNATURE_ALGORITHM_HMAC_SHA256 SignatureAlgorithm = 1
+	// SIGNATURE_ALGORITHM_ED25519 signs "v1a,<base64>" with a private key
+	// ("whsk_..."); receivers verify with Endpoint.public_key ("whpk_...").
+	SignatureAlgorithm_SIGNATURE_ALGORITHM_ED25519 SignatureAlgorithm = 2
+)
+
+// Enum value maps for SignatureAlgorithm.
+var (
+	SignatureAlgorithm_name = map[int32]string{
+		0: "SIGNATURE_ALGORITHM_UNSPECIFIED",
+		1: "SIGNATURE_ALGORITHM_HMAC_SHA256",
+		2: "SIGNATURE_ALGORITHM_ED25519",
+	}
+	SignatureAlgorithm_value = map[string]int32{
+		"SIGNATURE_ALGORITHM_UNSPECIFIED": 0,
+		"SIGNATURE_ALGORITHM_HMAC_SHA256": 1,
+		"SIGNATURE_ALGORITHM_ED25519":     2,
+	}
+)
+
+func (x SignatureAlgorithm) Enum() *SignatureAlgorithm {
+	p := new(SignatureAlgorithm)
+	*p = x
+	return p
+}
+
+func (x SignatureAlgorithm) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SignatureAlgorithm) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmesh_registry_v1_registry_proto_enumTypes[2].Descriptor()
+}
+
+func (SignatureAlgorithm) Type() protoreflect.EnumType {
+	return &file_hookmesh_registry_v1_registry_proto_enumTypes[2]
+}
+
+func (x SignatureAlgorithm) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SignatureAlgorithm.Descriptor instead.
+func (SignatureAlgorithm) EnumDescriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
 // RetryPolicy says how often and how far apart a failed delivery is retried.
 type RetryPolicy struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -604,9 +661,15 @@ type Endpoint struct {
 	CustomHeaders  map[string]string      `protobuf:"bytes,9,rep,name=custom_headers,json=customHeaders,proto3" json:"custom_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Status         EndpointStatus         `protobuf:"varint,10,opt,name=status,proto3,enum=hookmesh.registry.v1.EndpointStatus" json:"status,omitempty"`
 	// secret is set only in the responses of CreateEndpoint and RotateEndpointSecret.
-	Secret        string                 `protobuf:"bytes,11,opt,name=secret,proto3" json:"secret,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// For Ed25519 it is the private key, "whsk_<base64>".
+	Secret     string                 `protobuf:"bytes,11,opt,name=secret,proto3" json:"secret,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// signature_algorithm is the algorithm of the current secret.
+	SignatureAlgorithm SignatureAlgorithm `protobuf:"varint,14,opt,name=signature_algorithm,json=signatureAlgorithm,proto3,enum=hookmesh.registry.v1.SignatureAlgorithm" json:"signature_algorithm,omitempty"`
+	// public_key is "whpk_<base64 of the 32-byte Ed25519 public key>" of the
+	// current private key, for Ed25519 endpoints; always shown.
+	PublicKey     string `protobuf:"bytes,15,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -730,6 +793,20 @@ func (x *Endpoint) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Endpoint) GetSignatureAlgorithm() SignatureAlgorithm {
+	if x != nil {
+		return x.SignatureAlgorithm
+	}
+	return SignatureAlgorithm_SIGNATURE_ALGORITHM_UNSPECIFIED
+}
+
+func (x *Endpoint) GetPublicKey() string {
+	if x != nil {
+		return x.PublicKey
+	}
+	return ""
 }
 
 // Filter selects the events a subscription accepts.
@@ -2117,14 +2194,19 @@ type CreateEndpointRequest struct {
 	OwnerId     string                 `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
 	Name        string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	Description string                 `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
-	// secret signs deliveries; generated when empty.
+	// secret signs deliveries; generated when empty. For Ed25519 it is the
+	// private key: "whsk_" and the standard base64 of the 64-byte private key
+	// or of its 32-byte seed.
 	Secret string `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
 	// timeout_seconds bounds each request; 30 when zero.
 	TimeoutSeconds uint32            `protobuf:"varint,7,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
 	RateLimit      *RateLimit        `protobuf:"bytes,8,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	CustomHeaders  map[string]string `protobuf:"bytes,9,rep,name=custom_headers,json=customHeaders,proto3" json:"custom_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// signature_algorithm is HMAC_SHA256 when unspecified. It changes only
+	// through RotateEndpointSecret.
+	SignatureAlgorithm SignatureAlgorithm `protobuf:"varint,10,opt,name=signature_algorithm,json=signatureAlgorithm,proto3,enum=hookmesh.registry.v1.SignatureAlgorithm" json:"signature_algorithm,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CreateEndpointRequest) Reset() {
@@ -2218,6 +2300,13 @@ func (x *CreateEndpointRequest) GetCustomHeaders() map[string]string {
 		return x.CustomHeaders
 	}
 	return nil
+}
+
+func (x *CreateEndpointRequest) GetSignatureAlgorithm() SignatureAlgorithm {
+	if x != nil {
+		return x.SignatureAlgorithm
+	}
+	return SignatureAlgorithm_SIGNATURE_ALGORITHM_UNSPECIFIED
 }
 
 type CreateEndpointResponse struct {
@@ -2925,12 +3014,17 @@ type RotateEndpointSecretRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ProjectId  string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	EndpointId string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
-	// secret is the new secret; generated when empty.
+	// secret is the new secret (a "whsk_" private key for Ed25519);
+	// generated when empty.
 	Secret string `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
 	// previous_secret_ttl_seconds keeps the old secret signing this long.
 	PreviousSecretTtlSeconds uint32 `protobuf:"varint,4,opt,name=previous_secret_ttl_seconds,json=previousSecretTtlSeconds,proto3" json:"previous_secret_ttl_seconds,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// signature_algorithm of the new secret; the endpoint's current one when
+	// unspecified. During the overlap the old secret keeps signing with its
+	// own algorithm, so a switch sends both a v1 and a v1a signature.
+	SignatureAlgorithm SignatureAlgorithm `protobuf:"varint,5,opt,name=signature_algorithm,json=signatureAlgorithm,proto3,enum=hookmesh.registry.v1.SignatureAlgorithm" json:"signature_algorithm,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RotateEndpointSecretRequest) Reset() {
@@ -2989,6 +3083,13 @@ func (x *RotateEndpointSecretRequest) GetPreviousSecretTtlSeconds() uint32 {
 		return x.PreviousSecretTtlSeconds
 	}
 	return 0
+}
+
+func (x *RotateEndpointSecretRequest) GetSignatureAlgorithm() SignatureAlgorithm {
+	if x != nil {
+		return x.SignatureAlgorithm
+	}
+	return SignatureAlgorithm_SIGNATURE_ALGORITHM_UNSPECIFIED
 }
 
 type RotateEndpointSecretResponse struct {
@@ -3627,7 +3728,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"revokeTime\"L\n" +
 	"\tRateLimit\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\x12)\n" +
-	"\x10duration_seconds\x18\x02 \x01(\rR\x0fdurationSeconds\"\xf1\x04\n" +
+	"\x10duration_seconds\x18\x02 \x01(\rR\x0fdurationSeconds\"\xeb\x05\n" +
 	"\bEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3646,7 +3747,10 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a@\n" +
+	"updateTime\x12Y\n" +
+	"\x13signature_algorithm\x18\x0e \x01(\x0e2(.hookmesh.registry.v1.SignatureAlgorithmR\x12signatureAlgorithm\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x0f \x01(\tR\tpublicKey\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"W\n" +
@@ -3749,7 +3853,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x1bGetCurrentPortalLinkRequest\"a\n" +
 	"\x1cGetCurrentPortalLinkResponse\x12A\n" +
 	"\vportal_link\x18\x01 \x01(\v2 .hookmesh.registry.v1.PortalLinkR\n" +
-	"portalLink\"\xc3\x03\n" +
+	"portalLink\"\x9e\x04\n" +
 	"\x15CreateEndpointRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x10\n" +
@@ -3761,7 +3865,9 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x0ftimeout_seconds\x18\a \x01(\rR\x0etimeoutSeconds\x12>\n" +
 	"\n" +
 	"rate_limit\x18\b \x01(\v2\x1f.hookmesh.registry.v1.RateLimitR\trateLimit\x12e\n" +
-	"\x0ecustom_headers\x18\t \x03(\v2>.hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntryR\rcustomHeaders\x1a@\n" +
+	"\x0ecustom_headers\x18\t \x03(\v2>.hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntryR\rcustomHeaders\x12Y\n" +
+	"\x13signature_algorithm\x18\n" +
+	" \x01(\x0e2(.hookmesh.registry.v1.SignatureAlgorithmR\x12signatureAlgorithm\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"T\n" +
@@ -3828,14 +3934,15 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
 	"endpointId\"V\n" +
 	"\x18ActivateEndpointResponse\x12:\n" +
-	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint\"\xb4\x01\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint\"\x8f\x02\n" +
 	"\x1bRotateEndpointSecretRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
 	"endpointId\x12\x16\n" +
 	"\x06secret\x18\x03 \x01(\tR\x06secret\x12=\n" +
-	"\x1bprevious_secret_ttl_seconds\x18\x04 \x01(\rR\x18previousSecretTtlSeconds\"Z\n" +
+	"\x1bprevious_secret_ttl_seconds\x18\x04 \x01(\rR\x18previousSecretTtlSeconds\x12Y\n" +
+	"\x13signature_algorithm\x18\x05 \x01(\x0e2(.hookmesh.registry.v1.SignatureAlgorithmR\x12signatureAlgorithm\"Z\n" +
 	"\x1cRotateEndpointSecretResponse\x12:\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint\"\xeb\x01\n" +
 	"\x19CreateSubscriptionRequest\x12\x1d\n" +
@@ -3887,7 +3994,11 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x1bENDPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ENDPOINT_STATUS_ACTIVE\x10\x01\x12\x1a\n" +
 	"\x16ENDPOINT_STATUS_PAUSED\x10\x02\x12\x1c\n" +
-	"\x18ENDPOINT_STATUS_DISABLED\x10\x032\xae\x16\n" +
+	"\x18ENDPOINT_STATUS_DISABLED\x10\x03*\x7f\n" +
+	"\x12SignatureAlgorithm\x12#\n" +
+	"\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fSIGNATURE_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1f\n" +
+	"\x1bSIGNATURE_ALGORITHM_ED25519\x10\x022\xae\x16\n" +
 	"\x0fRegistryService\x12j\n" +
 	"\rCreateProject\x12*.hookmesh.registry.v1.CreateProjectRequest\x1a+.hookmesh.registry.v1.CreateProjectResponse\"\x00\x12d\n" +
 	"\n" +
@@ -3928,187 +4039,191 @@ func file_hookmesh_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_registry_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
 	(RetryStrategy)(0),                   // 0: hookmesh.registry.v1.RetryStrategy
 	(EndpointStatus)(0),                  // 1: hookmesh.registry.v1.EndpointStatus
-	(*RetryPolicy)(nil),                  // 2: hookmesh.registry.v1.RetryPolicy
-	(*SignatureSettings)(nil),            // 3: hookmesh.registry.v1.SignatureSettings
-	(*Project)(nil),                      // 4: hookmesh.registry.v1.Project
-	(*APIKey)(nil),                       // 5: hookmesh.registry.v1.APIKey
-	(*PortalLink)(nil),                   // 6: hookmesh.registry.v1.PortalLink
-	(*RateLimit)(nil),                    // 7: hookmesh.registry.v1.RateLimit
-	(*Endpoint)(nil),                     // 8: hookmesh.registry.v1.Endpoint
-	(*Filter)(nil),                       // 9: hookmesh.registry.v1.Filter
-	(*Subscription)(nil),                 // 10: hookmesh.registry.v1.Subscription
-	(*CreateProjectRequest)(nil),         // 11: hookmesh.registry.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),        // 12: hookmesh.registry.v1.CreateProjectResponse
-	(*GetProjectRequest)(nil),            // 13: hookmesh.registry.v1.GetProjectRequest
-	(*GetProjectResponse)(nil),           // 14: hookmesh.registry.v1.GetProjectResponse
-	(*ListProjectsRequest)(nil),          // 15: hookmesh.registry.v1.ListProjectsRequest
-	(*ListProjectsResponse)(nil),         // 16: hookmesh.registry.v1.ListProjectsResponse
-	(*UpdateProjectRequest)(nil),         // 17: hookmesh.registry.v1.UpdateProjectRequest
-	(*UpdateProjectResponse)(nil),        // 18: hookmesh.registry.v1.UpdateProjectResponse
-	(*DeleteProjectRequest)(nil),         // 19: hookmesh.registry.v1.DeleteProjectRequest
-	(*DeleteProjectResponse)(nil),        // 20: hookmesh.registry.v1.DeleteProjectResponse
-	(*CreateAPIKeyRequest)(nil),          // 21: hookmesh.registry.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),         // 22: hookmesh.registry.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),           // 23: hookmesh.registry.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),          // 24: hookmesh.registry.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),          // 25: hookmesh.registry.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),         // 26: hookmesh.registry.v1.RevokeAPIKeyResponse
-	(*CreatePortalLinkRequest)(nil),      // 27: hookmesh.registry.v1.CreatePortalLinkRequest
-	(*CreatePortalLinkResponse)(nil),     // 28: hookmesh.registry.v1.CreatePortalLinkResponse
-	(*ListPortalLinksRequest)(nil),       // 29: hookmesh.registry.v1.ListPortalLinksRequest
-	(*ListPortalLinksResponse)(nil),      // 30: hookmesh.registry.v1.ListPortalLinksResponse
-	(*RevokePortalLinkRequest)(nil),      // 31: hookmesh.registry.v1.RevokePortalLinkRequest
-	(*RevokePortalLinkResponse)(nil),     // 32: hookmesh.registry.v1.RevokePortalLinkResponse
-	(*GetCurrentPortalLinkRequest)(nil),  // 33: hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	(*GetCurrentPortalLinkResponse)(nil), // 34: hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	(*CreateEndpointRequest)(nil),        // 35: hookmesh.registry.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),       // 36: hookmesh.registry.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),           // 37: hookmesh.registry.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),          // 38: hookmesh.registry.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),         // 39: hookmesh.registry.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),        // 40: hookmesh.registry.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),        // 41: hookmesh.registry.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),       // 42: hookmesh.registry.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),        // 43: hookmesh.registry.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),       // 44: hookmesh.registry.v1.DeleteEndpointResponse
-	(*PauseEndpointRequest)(nil),         // 45: hookmesh.registry.v1.PauseEndpointRequest
-	(*PauseEndpointResponse)(nil),        // 46: hookmesh.registry.v1.PauseEndpointResponse
-	(*ActivateEndpointRequest)(nil),      // 47: hookmesh.registry.v1.ActivateEndpointRequest
-	(*ActivateEndpointResponse)(nil),     // 48: hookmesh.registry.v1.ActivateEndpointResponse
-	(*RotateEndpointSecretRequest)(nil),  // 49: hookmesh.registry.v1.RotateEndpointSecretRequest
-	(*RotateEndpointSecretResponse)(nil), // 50: hookmesh.registry.v1.RotateEndpointSecretResponse
-	(*CreateSubscriptionRequest)(nil),    // 51: hookmesh.registry.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),   // 52: hookmesh.registry.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),       // 53: hookmesh.registry.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),      // 54: hookmesh.registry.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),     // 55: hookmesh.registry.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),    // 56: hookmesh.registry.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil),    // 57: hookmesh.registry.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil),   // 58: hookmesh.registry.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),    // 59: hookmesh.registry.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),   // 60: hookmesh.registry.v1.DeleteSubscriptionResponse
-	nil,                                  // 61: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	nil,                                  // 62: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	nil,                                  // 63: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 64: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 65: google.protobuf.Duration
+	(SignatureAlgorithm)(0),              // 2: hookmesh.registry.v1.SignatureAlgorithm
+	(*RetryPolicy)(nil),                  // 3: hookmesh.registry.v1.RetryPolicy
+	(*SignatureSettings)(nil),            // 4: hookmesh.registry.v1.SignatureSettings
+	(*Project)(nil),                      // 5: hookmesh.registry.v1.Project
+	(*APIKey)(nil),                       // 6: hookmesh.registry.v1.APIKey
+	(*PortalLink)(nil),                   // 7: hookmesh.registry.v1.PortalLink
+	(*RateLimit)(nil),                    // 8: hookmesh.registry.v1.RateLimit
+	(*Endpoint)(nil),                     // 9: hookmesh.registry.v1.Endpoint
+	(*Filter)(nil),                       // 10: hookmesh.registry.v1.Filter
+	(*Subscription)(nil),                 // 11: hookmesh.registry.v1.Subscription
+	(*CreateProjectRequest)(nil),         // 12: hookmesh.registry.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),        // 13: hookmesh.registry.v1.CreateProjectResponse
+	(*GetProjectRequest)(nil),            // 14: hookmesh.registry.v1.GetProjectRequest
+	(*GetProjectResponse)(nil),           // 15: hookmesh.registry.v1.GetProjectResponse
+	(*ListProjectsRequest)(nil),          // 16: hookmesh.registry.v1.ListProjectsRequest
+	(*ListProjectsResponse)(nil),         // 17: hookmesh.registry.v1.ListProjectsResponse
+	(*UpdateProjectRequest)(nil),         // 18: hookmesh.registry.v1.UpdateProjectRequest
+	(*UpdateProjectResponse)(nil),        // 19: hookmesh.registry.v1.UpdateProjectResponse
+	(*DeleteProjectRequest)(nil),         // 20: hookmesh.registry.v1.DeleteProjectRequest
+	(*DeleteProjectResponse)(nil),        // 21: hookmesh.registry.v1.DeleteProjectResponse
+	(*CreateAPIKeyRequest)(nil),          // 22: hookmesh.registry.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),         // 23: hookmesh.registry.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),           // 24: hookmesh.registry.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),          // 25: hookmesh.registry.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),          // 26: hookmesh.registry.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),         // 27: hookmesh.registry.v1.RevokeAPIKeyResponse
+	(*CreatePortalLinkRequest)(nil),      // 28: hookmesh.registry.v1.CreatePortalLinkRequest
+	(*CreatePortalLinkResponse)(nil),     // 29: hookmesh.registry.v1.CreatePortalLinkResponse
+	(*ListPortalLinksRequest)(nil),       // 30: hookmesh.registry.v1.ListPortalLinksRequest
+	(*ListPortalLinksResponse)(nil),      // 31: hookmesh.registry.v1.ListPortalLinksResponse
+	(*RevokePortalLinkRequest)(nil),      // 32: hookmesh.registry.v1.RevokePortalLinkRequest
+	(*RevokePortalLinkResponse)(nil),     // 33: hookmesh.registry.v1.RevokePortalLinkResponse
+	(*GetCurrentPortalLinkRequest)(nil),  // 34: hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	(*GetCurrentPortalLinkResponse)(nil), // 35: hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	(*CreateEndpointRequest)(nil),        // 36: hookmesh.registry.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),       // 37: hookmesh.registry.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),           // 38: hookmesh.registry.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),          // 39: hookmesh.registry.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),         // 40: hookmesh.registry.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),        // 41: hookmesh.registry.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),        // 42: hookmesh.registry.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),       // 43: hookmesh.registry.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),        // 44: hookmesh.registry.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),       // 45: hookmesh.registry.v1.DeleteEndpointResponse
+	(*PauseEndpointRequest)(nil),         // 46: hookmesh.registry.v1.PauseEndpointRequest
+	(*PauseEndpointResponse)(nil),        // 47: hookmesh.registry.v1.PauseEndpointResponse
+	(*ActivateEndpointRequest)(nil),      // 48: hookmesh.registry.v1.ActivateEndpointRequest
+	(*ActivateEndpointResponse)(nil),     // 49: hookmesh.registry.v1.ActivateEndpointResponse
+	(*RotateEndpointSecretRequest)(nil),  // 50: hookmesh.registry.v1.RotateEndpointSecretRequest
+	(*RotateEndpointSecretResponse)(nil), // 51: hookmesh.registry.v1.RotateEndpointSecretResponse
+	(*CreateSubscriptionRequest)(nil),    // 52: hookmesh.registry.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),   // 53: hookmesh.registry.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),       // 54: hookmesh.registry.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),      // 55: hookmesh.registry.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),     // 56: hookmesh.registry.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),    // 57: hookmesh.registry.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil),    // 58: hookmesh.registry.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil),   // 59: hookmesh.registry.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),    // 60: hookmesh.registry.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),   // 61: hookmesh.registry.v1.DeleteSubscriptionResponse
+	nil,                                  // 62: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	nil,                                  // 63: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	nil,                                  // 64: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 65: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 66: google.protobuf.Duration
 }
 var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
 	0,  // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
-	2,  // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	3,  // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	64, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	64, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
-	64, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	64, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	64, // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
-	64, // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
-	64, // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
-	7,  // 10: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	61, // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	3,  // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	4,  // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	65, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	65, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
+	65, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	65, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	65, // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
+	65, // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
+	65, // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
+	8,  // 10: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	62, // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
 	1,  // 12: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	64, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	64, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 15: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 16: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	64, // 17: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	64, // 18: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 19: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	3,  // 20: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	4,  // 21: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 22: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	4,  // 23: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	4,  // 24: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
-	2,  // 25: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	3,  // 26: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	4,  // 27: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 28: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 29: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 30: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	65, // 31: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
-	6,  // 32: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	6,  // 33: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
-	6,  // 34: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	6,  // 35: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 36: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	62, // 37: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	8,  // 38: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 39: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 40: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
-	7,  // 41: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	63, // 42: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	8,  // 43: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 44: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 45: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 46: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 47: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 48: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	10, // 49: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	10, // 50: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	10, // 51: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	9,  // 52: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	2,  // 53: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	10, // 54: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 55: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
-	13, // 56: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
-	15, // 57: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
-	17, // 58: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
-	19, // 59: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
-	21, // 60: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
-	23, // 61: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
-	25, // 62: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
-	27, // 63: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
-	29, // 64: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
-	31, // 65: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
-	33, // 66: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	35, // 67: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
-	37, // 68: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
-	39, // 69: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
-	41, // 70: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
-	43, // 71: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
-	45, // 72: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
-	47, // 73: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
-	49, // 74: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
-	51, // 75: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
-	53, // 76: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
-	55, // 77: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
-	57, // 78: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
-	59, // 79: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
-	12, // 80: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
-	14, // 81: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
-	16, // 82: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
-	18, // 83: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
-	20, // 84: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
-	22, // 85: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
-	24, // 86: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
-	26, // 87: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
-	28, // 88: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
-	30, // 89: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
-	32, // 90: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
-	34, // 91: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	36, // 92: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
-	38, // 93: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
-	40, // 94: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
-	42, // 95: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
-	44, // 96: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
-	46, // 97: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
-	48, // 98: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
-	50, // 99: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
-	52, // 100: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
-	54, // 101: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
-	56, // 102: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
-	58, // 103: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
-	60, // 104: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
-	80, // [80:105] is the sub-list for method output_type
-	55, // [55:80] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	65, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	65, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 15: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	10, // 16: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 17: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	65, // 18: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	65, // 19: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 20: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	4,  // 21: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	5,  // 22: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	6,  // 23: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	5,  // 24: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	5,  // 25: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
+	3,  // 26: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	4,  // 27: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	5,  // 28: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	6,  // 29: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	6,  // 30: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
+	6,  // 31: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	66, // 32: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
+	7,  // 33: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 34: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 35: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 36: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	8,  // 37: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	63, // 38: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	2,  // 39: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	9,  // 40: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 41: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 42: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 43: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	64, // 44: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	9,  // 45: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 46: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 47: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	2,  // 48: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	9,  // 49: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10, // 50: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 51: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	11, // 52: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	11, // 53: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	11, // 54: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	10, // 55: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 56: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	11, // 57: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	12, // 58: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
+	14, // 59: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
+	16, // 60: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
+	18, // 61: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
+	20, // 62: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
+	22, // 63: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
+	24, // 64: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
+	26, // 65: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
+	28, // 66: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
+	30, // 67: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
+	32, // 68: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
+	34, // 69: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	36, // 70: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
+	38, // 71: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
+	40, // 72: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
+	42, // 73: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
+	44, // 74: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
+	46, // 75: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
+	48, // 76: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
+	50, // 77: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
+	52, // 78: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
+	54, // 79: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
+	56, // 80: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
+	58, // 81: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
+	60, // 82: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
+	13, // 83: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
+	15, // 84: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
+	17, // 85: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
+	19, // 86: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
+	21, // 87: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
+	23, // 88: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
+	25, // 89: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
+	27, // 90: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
+	29, // 91: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
+	31, // 92: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
+	33, // 93: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
+	35, // 94: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	37, // 95: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
+	39, // 96: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
+	41, // 97: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
+	43, // 98: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
+	45, // 99: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
+	47, // 100: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
+	49, // 101: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
+	51, // 102: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
+	53, // 103: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
+	55, // 104: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
+	57, // 105: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
+	59, // 106: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
+	61, // 107: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
+	83, // [83:108] is the sub-list for method output_type
+	58, // [58:83] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_registry_proto_init() }
@@ -4123,7 +4238,7 @@ func file_hookmesh_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_registry_proto_rawDesc), len(file_hookmesh_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
