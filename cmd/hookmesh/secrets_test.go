@@ -22,6 +22,7 @@ import (
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/signature"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 	"github.com/hookmesh/hookmesh/services/registry"
 )
@@ -115,6 +116,14 @@ func TestSecretKeyCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	endpointID, secret := e.Msg.GetEndpoint().GetId(), e.Msg.GetEndpoint().GetSecret()
+	// An Ed25519 endpoint: its private key is sealed like a secret.
+	ed, err := registryv1connect.NewRegistryServiceClient(http.DefaultClient, url, projectKey).CreateEndpoint(ctx,
+		connect.NewRequest(&registryv1.CreateEndpointRequest{ProjectId: projectID, Url: "http://127.0.0.1:9/ed",
+			SignatureAlgorithm: registryv1.SignatureAlgorithm_SIGNATURE_ALGORITHM_ED25519}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edID, edKey := ed.Msg.GetEndpoint().GetId(), ed.Msg.GetEndpoint().GetSecret()
 	stop()
 
 	// Another key: refused, saying what to do.
@@ -127,7 +136,7 @@ func TestSecretKeyCommands(t *testing.T) {
 	if err := reseal(ctx, []string{"-old-secret-key", keyA}, env(keyB), &out, &errOut); err != nil {
 		t.Fatalf("reseal: %v (%s)", err, errOut.String())
 	}
-	if !strings.Contains(out.String(), "re-sealed the secrets of 1 endpoints") {
+	if !strings.Contains(out.String(), "re-sealed the secrets of 2 endpoints") {
 		t.Fatalf("reseal said %q", out.String())
 	}
 	url, stop, err = start(keyB)
@@ -136,6 +145,9 @@ func TestSecretKeyCommands(t *testing.T) {
 	}
 	if got := secretOf(url, projectID, endpointID); len(got) != 1 || got[0] != secret {
 		t.Fatalf("after reseal the endpoint signs with %q, want its secret %q", got, secret)
+	}
+	if got := secretOf(url, projectID, edID); len(got) != 1 || got[0] != edKey {
+		t.Fatalf("after reseal the Ed25519 endpoint signs with %q, want its private key %q", got, edKey)
 	}
 	stop()
 	// reseal without the old key says which setting is missing.
@@ -149,12 +161,28 @@ func TestSecretKeyCommands(t *testing.T) {
 	if err := resetSecrets(ctx, nil, env(keyC), &out, &errOut); err != nil {
 		t.Fatalf("reset-secrets: %v (%s)", err, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "gave 1 endpoints") || !strings.Contains(errOut.String(), "owner") {
+	if !strings.Contains(errOut.String(), "gave 2 endpoints") || !strings.Contains(errOut.String(), "owner") {
 		t.Fatalf("reset-secrets said %q", errOut.String())
 	}
-	var ns registry.NewSecret
-	if err := json.Unmarshal(out.Bytes(), &ns); err != nil || ns.EndpointID != endpointID || ns.ProjectID != projectID || !strings.HasPrefix(ns.Secret, "whsec_") || ns.Secret == secret {
-		t.Fatalf("reset-secrets wrote %q (%v)", out.String(), err)
+	var ns, edNew registry.NewSecret
+	dec := json.NewDecoder(&out)
+	for range 2 {
+		var x registry.NewSecret
+		if err := dec.Decode(&x); err != nil {
+			t.Fatalf("reset-secrets wrote %q (%v)", out.String(), err)
+		}
+		if x.EndpointID == edID {
+			edNew = x
+		} else {
+			ns = x
+		}
+	}
+	if ns.EndpointID != endpointID || ns.ProjectID != projectID || !strings.HasPrefix(ns.Secret, "whsec_") || ns.Secret == secret || ns.PublicKey != "" {
+		t.Fatalf("reset-secrets wrote %+v for the HMAC endpoint", ns)
+	}
+	// The Ed25519 endpoint gets a new key pair, its public key written out.
+	if pub, err := signature.PublicKeyOf(edNew.Secret); err != nil || edNew.Secret == edKey || pub != edNew.PublicKey {
+		t.Fatalf("reset-secrets wrote %+v for the Ed25519 endpoint (%v)", edNew, err)
 	}
 	url, stop, err = start(keyC)
 	if err != nil {
@@ -163,5 +191,13 @@ func TestSecretKeyCommands(t *testing.T) {
 	defer stop()
 	if got := secretOf(url, projectID, endpointID); len(got) != 1 || got[0] != ns.Secret {
 		t.Fatalf("after reset-secrets the endpoint signs with %q, want the new secret %q", got, ns.Secret)
+	}
+	if got := secretOf(url, projectID, edID); len(got) != 1 || got[0] != edNew.Secret {
+		t.Fatalf("after reset-secrets the Ed25519 endpoint signs with %q, want the new key %q", got, edNew.Secret)
+	}
+	g, err := registryv1connect.NewRegistryServiceClient(http.DefaultClient, url, admin).GetEndpoint(ctx,
+		connect.NewRequest(&registryv1.GetEndpointRequest{ProjectId: projectID, EndpointId: edID}))
+	if err != nil || g.Msg.GetEndpoint().GetPublicKey() != edNew.PublicKey {
+		t.Fatalf("after reset-secrets the Ed25519 endpoint shows public key %v (%v), want %q", g, err, edNew.PublicKey)
 	}
 }
