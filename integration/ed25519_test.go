@@ -180,4 +180,25 @@ func TestEd25519Signatures(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "secret") {
 		t.Errorf("rotation with a bad key: %v, want InvalidArgument naming secret", err)
 	}
+
+	// A portal token creates and rotates Ed25519 endpoints of its owner only.
+	link, err := c.registry.CreatePortalLink(ctx, connect.NewRequest(&registryv1.CreatePortalLinkRequest{ProjectId: projectID, OwnerId: "acme"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.clients(link.Msg.GetToken())
+	pe, err := p.registry.CreateEndpoint(ctx, connect.NewRequest(&registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL, SignatureAlgorithm: ed}))
+	if err != nil || pe.Msg.GetEndpoint().GetOwnerId() != "acme" || !strings.HasPrefix(pe.Msg.GetEndpoint().GetSecret(), "whsk_") || !strings.HasPrefix(pe.Msg.GetEndpoint().GetPublicKey(), "whpk_") {
+		t.Fatalf("portal CreateEndpoint: %v %v", pe, err)
+	}
+	if _, err := p.registry.CreateEndpoint(ctx, connect.NewRequest(&registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL, SignatureAlgorithm: ed, OwnerId: "globex"})); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("portal CreateEndpoint for globex: %v", err)
+	}
+	if r, err := p.registry.RotateEndpointSecret(ctx, connect.NewRequest(&registryv1.RotateEndpointSecretRequest{ProjectId: projectID, EndpointId: pe.Msg.GetEndpoint().GetId()})); err != nil || r.Msg.GetEndpoint().GetPublicKey() == pe.Msg.GetEndpoint().GetPublicKey() || !strings.HasPrefix(r.Msg.GetEndpoint().GetSecret(), "whsk_") {
+		t.Fatalf("portal rotation of its own: %v %v", r, err)
+	}
+	// own has no owner: not the portal's.
+	if _, err := p.registry.RotateEndpointSecret(ctx, connect.NewRequest(&registryv1.RotateEndpointSecretRequest{ProjectId: projectID, EndpointId: own.GetId(), SignatureAlgorithm: ed})); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("portal rotation of another owner's endpoint: %v", err)
+	}
 }
