@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { registry, status, errorText, fmtTime } from "../api";
-import { EndpointStatus, type Endpoint } from "../gen/hookmesh/registry/v1/registry_pb";
+import { EndpointStatus, SignatureAlgorithm, type Endpoint } from "../gen/hookmesh/registry/v1/registry_pb";
 import { DeliveryStatus } from "../gen/hookmesh/status/v1/status_pb";
 import { DeliveryBadge, EndpointBadge, ErrorBox, Link, NeedProject, Pager, Secret, useCursor, useNav, usePoll, useSession } from "../lib";
 import { DeliveriesTable } from "./deliveries";
@@ -19,7 +19,7 @@ export function EndpointsPage() {
     !!projectId,
   );
   const [showCreate, setShowCreate] = useState(false);
-  const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
+  const [secret, setSecret] = useState<{ id: string; secret: string; ed25519: boolean } | null>(null);
   if (!projectId) return <NeedProject />;
   return (
     <div>
@@ -30,7 +30,12 @@ export function EndpointsPage() {
         </button>
       </div>
       {secret && (
-        <Secret label={`Signing secret of ${secret.id}`} value={secret.secret} testid="endpoint-secret" onClose={() => setSecret(null)} />
+        <Secret
+          label={secret.ed25519 ? `Ed25519 private key of ${secret.id} (its public key is on the endpoint's page)` : `Signing secret of ${secret.id}`}
+          value={secret.secret}
+          testid="endpoint-secret"
+          onClose={() => setSecret(null)}
+        />
       )}
       {showCreate && (
         <CreateEndpoint
@@ -38,7 +43,7 @@ export function EndpointsPage() {
           ownerId={session.portal?.ownerId}
           onCreated={(ep) => {
             setShowCreate(false);
-            setSecret({ id: ep.id, secret: ep.secret });
+            setSecret({ id: ep.id, secret: ep.secret, ed25519: ep.signatureAlgorithm === SignatureAlgorithm.ED25519 });
             list.reload();
           }}
         />
@@ -115,6 +120,7 @@ function CreateEndpoint(props: { projectId: string; ownerId?: string; onCreated:
   const [owner, setOwner] = useState(props.ownerId ?? "");
   const [timeout, setTimeoutS] = useState("");
   const [headers, setHeaders] = useState("");
+  const [algorithm, setAlgorithm] = useState(SignatureAlgorithm.HMAC_SHA256);
   const [error, setError] = useState("");
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -128,6 +134,7 @@ function CreateEndpoint(props: { projectId: string; ownerId?: string; onCreated:
         ownerId: owner,
         timeoutSeconds: Number(timeout) || 0,
         customHeaders: parseHeaders(headers),
+        signatureAlgorithm: algorithm,
       });
       if (resp.endpoint) props.onCreated(resp.endpoint);
     } catch (err) {
@@ -159,6 +166,13 @@ function CreateEndpoint(props: { projectId: string; ownerId?: string; onCreated:
         <input type="number" min="0" value={timeout} onChange={(e) => setTimeoutS(e.target.value)} placeholder="30" />
       </label>
       <label>
+        Signature
+        <select value={algorithm} onChange={(e) => setAlgorithm(Number(e.target.value) as SignatureAlgorithm)} data-testid="endpoint-algorithm">
+          <option value={SignatureAlgorithm.HMAC_SHA256}>HMAC-SHA256 (shared secret, v1)</option>
+          <option value={SignatureAlgorithm.ED25519}>Ed25519 (public key, v1a)</option>
+        </select>
+      </label>
+      <label>
         Custom headers <span className="muted">(Name: value, one a line)</span>
         <textarea rows={2} value={headers} onChange={(e) => setHeaders(e.target.value)} />
       </label>
@@ -180,7 +194,7 @@ export function EndpointPage(props: { id: string }) {
   const counts = usePoll(() => status.countDeliveries({ projectId, endpointId: props.id }), [projectId, props.id], !!projectId);
   const health = usePoll(() => status.getEndpointHealth({ projectId, endpointId: props.id }), [projectId, props.id], !!projectId);
   const [error, setError] = useState("");
-  const [secret, setSecret] = useState("");
+  const [secret, setSecret] = useState({ value: "", ed25519: false });
   const [editing, setEditing] = useState(false);
   if (!projectId) return <NeedProject />;
   const e = ep.data?.endpoint;
@@ -198,7 +212,7 @@ export function EndpointPage(props: { id: string }) {
       const ttl = window.prompt("Keep the previous secret valid for how many seconds?", "3600");
       if (ttl === null) return;
       const resp = await registry.rotateEndpointSecret({ projectId, endpointId: props.id, previousSecretTtlSeconds: Number(ttl) || 0 });
-      setSecret(resp.endpoint?.secret ?? "");
+      setSecret({ value: resp.endpoint?.secret ?? "", ed25519: resp.endpoint?.signatureAlgorithm === SignatureAlgorithm.ED25519 });
     });
   // The registry may say why hookmesh disabled an endpoint.
   const disabledReason = (e as unknown as { disabledReason?: string } | undefined)?.disabledReason;
@@ -211,7 +225,14 @@ export function EndpointPage(props: { id: string }) {
         <Link to="/endpoints">Endpoints</Link> / <span className="mono">{props.id}</span>
       </div>
       <ErrorBox error={error || ep.error} testid="endpoint-page-error" />
-      {secret && <Secret label="New signing secret" value={secret} testid="endpoint-rotated-secret" onClose={() => setSecret("")} />}
+      {secret.value && (
+        <Secret
+          label={secret.ed25519 ? "New Ed25519 private key" : "New signing secret"}
+          value={secret.value}
+          testid="endpoint-rotated-secret"
+          onClose={() => setSecret({ value: "", ed25519: false })}
+        />
+      )}
       {e && (
         <>
           <div className="title-row">
@@ -274,6 +295,16 @@ export function EndpointPage(props: { id: string }) {
                 <dd>{e.rateLimit && e.rateLimit.count ? `${e.rateLimit.count} per ${e.rateLimit.durationSeconds} s` : "none"}</dd>
                 <dt>Custom headers</dt>
                 <dd className="mono">{headersText(e.customHeaders) || "none"}</dd>
+                <dt>Signature</dt>
+                <dd data-testid="endpoint-algorithm">{e.signatureAlgorithm === SignatureAlgorithm.ED25519 ? "Ed25519 (v1a)" : "HMAC-SHA256 (v1)"}</dd>
+                {e.publicKey && (
+                  <>
+                    <dt>Public key</dt>
+                    <dd className="mono" data-testid="endpoint-public-key">
+                      {e.publicKey}
+                    </dd>
+                  </>
+                )}
                 <dt>Updated</dt>
                 <dd>{fmtTime(e.updateTime)}</dd>
               </dl>
