@@ -301,14 +301,20 @@ func (d *Deliverer) send(ctx context.Context, task *busv1.DeliveryTask, t *regis
 const cannotSign = "cannot sign the webhook: the registry cannot open the endpoint's secret with its secret key (HOOKMESH_SECRET_KEY); " +
 	"nothing was sent. Restore the key, or give the endpoint a new secret (RotateEndpointSecret, or `hookmesh reset-secrets`), then retry the delivery"
 
-// liveSecrets are the target's secrets that have not expired at now.
+// liveSecrets are the target's secrets that have not expired at now. An
+// Ed25519 private key that does not parse (the registry refuses those) is
+// left out, as it could not sign: with nothing else, nothing is sent.
 func liveSecrets(t *registryv1.Target, now time.Time) []signature.Secret {
 	secrets := make([]signature.Secret, 0, len(t.GetSecrets()))
 	for _, s := range t.GetSecrets() {
 		if s.GetExpireTime() != nil && s.GetExpireTime().AsTime().Before(now) {
 			continue
 		}
-		secrets = append(secrets, signature.Secret(s.GetValue()))
+		v := signature.Secret(s.GetValue())
+		if v.IsEd25519() && v.Validate() != nil {
+			continue
+		}
+		secrets = append(secrets, v)
 	}
 	return secrets
 }
