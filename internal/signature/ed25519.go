@@ -125,13 +125,8 @@ func VerifyEd25519(publicKey string, h http.Header, body []byte, tolerance time.
 	if err != nil {
 		return fmt.Errorf("public key: %v: %w", err, ErrMalformed)
 	}
-	id, unix, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
-	for _, hv := range [...]struct{ name, value string }{{HeaderID, id}, {HeaderTimestamp, unix}, {HeaderSignature, sigs}} {
-		if hv.value == "" {
-			return fmt.Errorf("%s: %w", hv.name, ErrMissingHeader)
-		}
-	}
-	if err := checkTimestamp(HeaderTimestamp, unix, tolerance); err != nil {
+	id, unix, sigs, err := standardHeaders(h, tolerance)
+	if err != nil {
 		return err
 	}
 	msg := signedContent(id, unix, body)

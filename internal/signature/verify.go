@@ -11,6 +11,21 @@ import (
 	"time"
 )
 
+// standardHeaders reads the Standard Webhooks headers of h, all of which
+// must be there, and checks the timestamp against tolerance.
+func standardHeaders(h http.Header, tolerance time.Duration) (id, unix, sigs string, err error) {
+	id, unix, sigs = h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
+	for _, hv := range [...]struct{ name, value string }{{HeaderID, id}, {HeaderTimestamp, unix}, {HeaderSignature, sigs}} {
+		if hv.value == "" {
+			return "", "", "", fmt.Errorf("%s: %w", hv.name, ErrMissingHeader)
+		}
+	}
+	if err := checkTimestamp(HeaderTimestamp, unix, tolerance); err != nil {
+		return "", "", "", err
+	}
+	return id, unix, sigs, nil
+}
+
 // VerifyStandard checks the Standard Webhooks headers in h against body: one
 // "v1,<base64>" entry of webhook-signature must match secret, and, when
 // tolerance is positive, webhook-timestamp must be within tolerance of the
@@ -18,13 +33,8 @@ import (
 // check, for replaying a stored request). The error wraps ErrMissingHeader,
 // ErrMalformed, ErrTimestamp or ErrNoMatch.
 func VerifyStandard(secret Secret, h http.Header, body []byte, tolerance time.Duration) error {
-	id, unix, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
-	for _, hv := range [...]struct{ name, value string }{{HeaderID, id}, {HeaderTimestamp, unix}, {HeaderSignature, sigs}} {
-		if hv.value == "" {
-			return fmt.Errorf("%s: %w", hv.name, ErrMissingHeader)
-		}
-	}
-	if err := checkTimestamp(HeaderTimestamp, unix, tolerance); err != nil {
+	id, unix, sigs, err := standardHeaders(h, tolerance)
+	if err != nil {
 		return err
 	}
 	want := standardMAC(secret.standardKey(), id, unix, body)
