@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,10 +145,17 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 	if err != nil || got.Msg.GetEndpoint().GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_DISABLED {
 		t.Fatalf("endpoint after 410: %v %v", got, err)
 	}
+	if r := got.Msg.GetEndpoint().GetDisabledReason(); !strings.Contains(r, "410 Gone") || got.Msg.GetEndpoint().GetDisableTime() == nil {
+		t.Fatalf("disabled endpoint says why %q, when %v; want the 410 and a time", r, got.Msg.GetEndpoint().GetDisableTime())
+	}
 	waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED)
 	gone.Store(false)
-	if _, err := c.registry.ActivateEndpoint(ctx, connect.NewRequest(&registryv1.ActivateEndpointRequest{ProjectId: projectID, EndpointId: ep.GetId()})); err != nil {
+	act, err := c.registry.ActivateEndpoint(ctx, connect.NewRequest(&registryv1.ActivateEndpointRequest{ProjectId: projectID, EndpointId: ep.GetId()}))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if r := act.Msg.GetEndpoint().GetDisabledReason(); r != "" || act.Msg.GetEndpoint().GetDisableTime() != nil {
+		t.Fatalf("an activated endpoint still says it was disabled: %q", r)
 	}
 	waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
 	if n := len(recv.requests()); n != 2 {
@@ -224,6 +232,9 @@ func TestAutoDisableAfterARunOfFailures(t *testing.T) {
 	got, err := c.registry.GetEndpoint(ctx, connect.NewRequest(&registryv1.GetEndpointRequest{ProjectId: projectID, EndpointId: ep.GetId()}))
 	if err != nil || got.Msg.GetEndpoint().GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_DISABLED {
 		t.Fatalf("endpoint after 3 failures: %v %v", got, err)
+	}
+	if r := got.Msg.GetEndpoint().GetDisabledReason(); r != "3 failed attempts in a row" {
+		t.Fatalf("disabled endpoint says why %q, want the run of failures", r)
 	}
 	discarded := waitDelivery(t, c, projectID, send(), statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED)
 	up.Store(true)

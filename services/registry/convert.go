@@ -146,7 +146,16 @@ func (d *endpointDoc) proto() *registryv1.Endpoint {
 
 		SignatureAlgorithm: d.algorithm(),
 		PublicKey:          d.publicKey(),
+		DisabledReason:     d.DisabledReason,
+		DisableTime:        optionalTimestamp(d.DisableTime),
 	}
+}
+
+func optionalTimestamp(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamp(*t)
 }
 
 // algorithm is the signature algorithm of the endpoint's current secret.

@@ -301,6 +301,9 @@ func (h *handler) setStatus(ctx context.Context, projectID, endpointID, status s
 			return err
 		}
 		d.Status = status
+		if status != statusDisabled {
+			d.DisabledReason, d.DisableTime = "", nil
+		}
 		dropExpiredSecrets(d, now)
 		d.UpdateTime = now
 		return nil

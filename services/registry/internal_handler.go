@@ -166,6 +166,11 @@ func (h *internalHandler) DisableEndpoint(ctx context.Context, req *connect.Requ
 	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
 		if d.Status == statusActive {
 			d.Status = statusDisabled
+			d.DisabledReason = m.Reason
+			if d.DisabledReason == "" {
+				d.DisabledReason = "disabled by hookmesh"
+			}
+			d.DisableTime = &now
 			d.UpdateTime = now
 		}
 		return nil

@@ -84,6 +84,10 @@ type endpointDoc struct {
 	// contain '.' and '$', which FerretDB refuses in keys.
 	CustomHeaders []headerDoc `bson:"custom_headers"`
 	Status        string      `bson:"status"`
+	// DisabledReason and DisableTime say why and when hookmesh disabled
+	// the endpoint, while its status is disabled.
+	DisabledReason string     `bson:"disabled_reason,omitempty"`
+	DisableTime    *time.Time `bson:"disable_time,omitempty"`
 	// Secrets are sealed by sealSecret, the current one first.
 	Secrets    []secretDoc `bson:"secrets"`
 	CreateTime time.Time   `bson:"create_time"`

@@ -214,8 +214,8 @@ export function EndpointPage(props: { id: string }) {
       const resp = await registry.rotateEndpointSecret({ projectId, endpointId: props.id, previousSecretTtlSeconds: Number(ttl) || 0 });
       setSecret({ value: resp.endpoint?.secret ?? "", ed25519: resp.endpoint?.signatureAlgorithm === SignatureAlgorithm.ED25519 });
     });
-  // The registry may say why hookmesh disabled an endpoint.
-  const disabledReason = (e as unknown as { disabledReason?: string } | undefined)?.disabledReason;
+  // Why hookmesh disabled the endpoint (a 410, a run of failures), if it did.
+  const disabledReason = e?.disabledReason;
   const failures = counts.data?.counts
     .filter((c) => c.status === DeliveryStatus.FAILED || c.status === DeliveryStatus.RETRY)
     .reduce((n, c) => n + c.count, 0n);

@@ -669,7 +669,13 @@ type Endpoint struct {
 	SignatureAlgorithm SignatureAlgorithm `protobuf:"varint,14,opt,name=signature_algorithm,json=signatureAlgorithm,proto3,enum=hookmesh.registry.v1.SignatureAlgorithm" json:"signature_algorithm,omitempty"`
 	// public_key is "whpk_<base64 of the 32-byte Ed25519 public key>" of the
 	// current private key, for Ed25519 endpoints; always shown.
-	PublicKey     string `protobuf:"bytes,15,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	PublicKey string `protobuf:"bytes,15,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// disabled_reason says why hookmesh disabled the endpoint (a 410 Gone
+	// answer, or the project's run of failed attempts), while its status is
+	// DISABLED; activating it clears the reason.
+	DisabledReason string `protobuf:"bytes,16,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// disable_time is when hookmesh disabled it.
+	DisableTime   *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=disable_time,json=disableTime,proto3" json:"disable_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -807,6 +813,20 @@ func (x *Endpoint) GetPublicKey() string {
 		return x.PublicKey
 	}
 	return ""
+}
+
+func (x *Endpoint) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *Endpoint) GetDisableTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisableTime
+	}
+	return nil
 }
 
 // Filter selects the events a subscription accepts.
@@ -3728,7 +3748,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"revokeTime\"L\n" +
 	"\tRateLimit\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\x12)\n" +
-	"\x10duration_seconds\x18\x02 \x01(\rR\x0fdurationSeconds\"\xeb\x05\n" +
+	"\x10duration_seconds\x18\x02 \x01(\rR\x0fdurationSeconds\"\xd3\x06\n" +
 	"\bEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3750,7 +3770,9 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"updateTime\x12Y\n" +
 	"\x13signature_algorithm\x18\x0e \x01(\x0e2(.hookmesh.registry.v1.SignatureAlgorithmR\x12signatureAlgorithm\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x0f \x01(\tR\tpublicKey\x1a@\n" +
+	"public_key\x18\x0f \x01(\tR\tpublicKey\x12'\n" +
+	"\x0fdisabled_reason\x18\x10 \x01(\tR\x0edisabledReason\x12=\n" +
+	"\fdisable_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\vdisableTime\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"W\n" +
@@ -4127,103 +4149,104 @@ var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
 	65, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
 	65, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 15: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	10, // 16: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 17: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	65, // 18: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	65, // 19: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 20: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 21: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 22: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	6,  // 23: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 24: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 25: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
-	3,  // 26: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 27: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 28: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	6,  // 29: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	6,  // 30: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
-	6,  // 31: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	66, // 32: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
-	7,  // 33: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 34: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 35: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 36: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	8,  // 37: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	63, // 38: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	2,  // 39: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	9,  // 40: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 41: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 42: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 43: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	64, // 44: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	9,  // 45: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 46: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 47: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	2,  // 48: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	9,  // 49: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	10, // 50: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 51: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	11, // 52: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 53: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 54: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	10, // 55: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 56: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	11, // 57: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	12, // 58: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
-	14, // 59: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
-	16, // 60: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
-	18, // 61: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
-	20, // 62: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
-	22, // 63: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
-	24, // 64: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
-	26, // 65: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
-	28, // 66: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
-	30, // 67: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
-	32, // 68: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
-	34, // 69: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	36, // 70: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
-	38, // 71: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
-	40, // 72: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
-	42, // 73: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
-	44, // 74: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
-	46, // 75: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
-	48, // 76: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
-	50, // 77: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
-	52, // 78: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
-	54, // 79: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
-	56, // 80: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
-	58, // 81: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
-	60, // 82: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
-	13, // 83: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
-	15, // 84: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
-	17, // 85: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
-	19, // 86: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
-	21, // 87: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
-	23, // 88: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
-	25, // 89: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
-	27, // 90: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
-	29, // 91: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
-	31, // 92: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
-	33, // 93: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
-	35, // 94: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	37, // 95: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
-	39, // 96: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
-	41, // 97: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
-	43, // 98: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
-	45, // 99: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
-	47, // 100: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
-	49, // 101: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
-	51, // 102: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
-	53, // 103: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
-	55, // 104: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
-	57, // 105: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
-	59, // 106: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
-	61, // 107: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
-	83, // [83:108] is the sub-list for method output_type
-	58, // [58:83] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	65, // 16: hookmesh.registry.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
+	10, // 17: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 18: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	65, // 19: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	65, // 20: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 21: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	4,  // 22: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	5,  // 23: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	6,  // 24: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	5,  // 25: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	5,  // 26: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
+	3,  // 27: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	4,  // 28: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	5,  // 29: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	6,  // 30: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	6,  // 31: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
+	6,  // 32: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	66, // 33: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
+	7,  // 34: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 35: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 36: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	7,  // 37: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	8,  // 38: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	63, // 39: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	2,  // 40: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	9,  // 41: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 42: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 43: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
+	8,  // 44: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	64, // 45: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	9,  // 46: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 47: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 48: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	2,  // 49: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	9,  // 50: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10, // 51: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 52: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	11, // 53: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	11, // 54: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	11, // 55: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	10, // 56: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 57: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	11, // 58: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	12, // 59: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
+	14, // 60: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
+	16, // 61: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
+	18, // 62: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
+	20, // 63: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
+	22, // 64: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
+	24, // 65: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
+	26, // 66: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
+	28, // 67: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
+	30, // 68: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
+	32, // 69: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
+	34, // 70: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	36, // 71: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
+	38, // 72: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
+	40, // 73: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
+	42, // 74: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
+	44, // 75: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
+	46, // 76: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
+	48, // 77: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
+	50, // 78: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
+	52, // 79: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
+	54, // 80: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
+	56, // 81: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
+	58, // 82: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
+	60, // 83: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
+	13, // 84: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
+	15, // 85: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
+	17, // 86: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
+	19, // 87: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
+	21, // 88: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
+	23, // 89: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
+	25, // 90: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
+	27, // 91: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
+	29, // 92: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
+	31, // 93: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
+	33, // 94: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
+	35, // 95: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	37, // 96: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
+	39, // 97: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
+	41, // 98: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
+	43, // 99: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
+	45, // 100: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
+	47, // 101: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
+	49, // 102: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
+	51, // 103: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
+	53, // 104: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
+	55, // 105: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
+	57, // 106: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
+	59, // 107: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
+	61, // 108: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
+	84, // [84:109] is the sub-list for method output_type
+	59, // [59:84] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_registry_proto_init() }
