@@ -104,20 +104,22 @@ func (s *Service) applyOrRefuse(ctx context.Context, changes []*busv1.StateChang
 const refusedAttempts = 3
 
 // refusedForGood reports whether err is the store refusing what a change
-// holds, which trying again cannot fix, rather than the store being away.
-// PostgreSQL says so with the error's class; for MongoDB, a harmless probe
-// write that succeeds shows the store takes writes.
-// Either way the store must answer a probe: a refusal from a store that is
-// away is never taken for final.
+// holds rather than the store being away (see historyStore.refused).
 func (s *Service) refusedForGood(ctx context.Context, err error) bool {
-	switch st := s.store.(type) {
-	case *pgStore:
-		var pe *pgconn.PgError
-		return errors.As(err, &pe) && !pgdb.Retryable(err) && st.probe(ctx) == nil
-	case *deliveryStore:
-		return st.storeWrites(ctx) == nil
-	}
-	return false
+	return s.store.refused(ctx, err)
+}
+
+// refused: PostgreSQL tells a refusal by the error's class, and must still
+// answer a statement.
+func (s *pgStore) refused(ctx context.Context, err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && !pgdb.Retryable(err) && s.probe(ctx) == nil
+}
+
+// refused: MongoDB's errors do not tell a refusal from an outage; a
+// harmless write that succeeds shows the store takes writes.
+func (s *deliveryStore) refused(ctx context.Context, _ error) bool {
+	return s.storeWrites(ctx) == nil
 }
 
 // probe checks that PostgreSQL takes a statement on the store's pool.

@@ -191,6 +191,10 @@ type historyStore interface {
 	countByEvent(ctx context.Context, projectID string, eventIDs []string) (map[string]map[statusv1.DeliveryStatus]uint64, error)
 	// stats reads the statistics (stats.go) that q selects, per bucket.
 	stats(ctx context.Context, q *statsQuery) (*statsRows, error)
+	// refused reports whether err, from write, is the store refusing what
+	// was written, which trying again cannot fix, rather than the store
+	// being away: only while the store answers a probe.
+	refused(ctx context.Context, err error) bool
 }
 
 var (
