@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/services/registry"
@@ -47,12 +49,11 @@ func resetSecrets(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	client, err := store.Connect(ctx, o.cfg.MongoURI)
+	db, closeDB, err := registryDB(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
-	db := client.Database(o.cfg.DatabasePrefix + "_registry")
+	defer closeDB()
 	enc := json.NewEncoder(stdout)
 	n, err := registry.ResetSecrets(ctx, db, box, func(s registry.NewSecret) error { return enc.Encode(s) })
 	fmt.Fprintf(stderr, "hookmesh: gave %d endpoints of %s a new secret sealed with the current key.\n", n, db.Name())
@@ -83,13 +84,21 @@ func reseal(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	client, err := store.Connect(ctx, o.cfg.MongoURI)
+	db, closeDB, err := registryDB(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
-	db := client.Database(o.cfg.DatabasePrefix + "_registry")
+	defer closeDB()
 	n, err := registry.Reseal(ctx, db, oldBox, newBox)
 	fmt.Fprintf(stdout, "hookmesh: re-sealed the secrets of %d endpoints of %s with the current key.\n", n, db.Name())
 	return err
+}
+
+// registryDB connects to the registry's database of o; close disconnects.
+func registryDB(ctx context.Context, o *options) (db *mongo.Database, close func(), err error) {
+	client, err := store.Connect(ctx, o.cfg.MongoURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	return client.Database(o.cfg.DatabasePrefix + "_registry"), func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }, nil
 }
