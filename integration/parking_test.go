@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,12 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	amqp "github.com/rabbitmq/amqp091-go"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	operationsv1 "github.com/hookmesh/hookmesh/gen/hookmesh/operations/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/operations/v1/operationsv1connect"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
@@ -35,30 +28,9 @@ func TestParkedMessageListedAndReplayed(t *testing.T) {
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: rcv.URL, Description: "parking"})
 
 	ctx := context.Background()
-	conn, err := bus.Dial(ctx, bus.Config{URL: s.cfg.AMQPURL, Prefix: s.cfg.AMQPPrefix, StatusPartitions: s.cfg.StatusPartitions},
-		sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	topo := conn.Topology()
-
-	eventID := ids.New("evt")
-	task := &busv1.DeliveryTask{
-		DeliveryId: ids.Deterministic("dlv", eventID, ep.GetId()), EventId: eventID, ProjectId: projectID,
-		EndpointId: ep.GetId(), EventType: "parking.test", Data: []byte(`{"parked":true}`), Attempt: 1,
-		EventCreateTime: timestamppb.Now(),
-	}
-	msg := topo.TaskMessage(task)
-	msg.Exchange, msg.Key = topo.ParkingExchange, ""
-	msg.Headers = amqp.Table{
-		bus.HeaderParkedFrom:   topo.DeliverQueue,
-		bus.HeaderParkedReason: "parked by the test",
-		bus.HeaderParkedID:     "pk_test_one",
-	}
-	if err := conn.NewPublisher(1).Publish(ctx, []bus.Message{msg}); err != nil {
-		t.Fatal(err)
-	}
+	eventID := parkTask(t, s, projectID, ep.GetId(), "pk_test_one", "parked by the test")
+	deliveryID := ids.Deterministic("dlv", eventID, ep.GetId())
+	deliverQueue := bus.NewTopology(s.cfg.AMQPPrefix, s.cfg.StatusPartitions).DeliverQueue
 
 	ops := func(key string) operationsv1connect.OperationsServiceClient {
 		return operationsv1connect.NewOperationsServiceClient(http.DefaultClient, s.statusURL,
@@ -75,8 +47,8 @@ func TestParkedMessageListedAndReplayed(t *testing.T) {
 		t.Fatalf("listed %d of %d parked messages, want 1 of 1", len(list.Msg.GetMessages()), list.Msg.GetTotal())
 	}
 	pm := list.Msg.GetMessages()[0]
-	if pm.GetId() != "pk_test_one" || pm.GetReason() != "parked by the test" || pm.GetParkedFrom() != topo.DeliverQueue ||
-		pm.GetType() != bus.TypeTask || !strings.Contains(pm.GetBodyJson(), task.GetDeliveryId()) {
+	if pm.GetId() != "pk_test_one" || pm.GetReason() != "parked by the test" || pm.GetParkedFrom() != deliverQueue ||
+		pm.GetType() != bus.TypeTask || !strings.Contains(pm.GetBodyJson(), deliveryID) {
 		t.Fatalf("parked message listed as %v", pm)
 	}
 	// Listing leaves it parked: nothing was delivered.
