@@ -112,7 +112,6 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := h.s.store.insertEndpoint(ctx, d); err != nil {
 		return nil, err
 	}
-	h.s.changed(ctx, d.ProjectID)
 	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {
 		return nil, err
@@ -264,7 +263,6 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
-	h.s.changed(ctx, d.ProjectID)
 	return connect.NewResponse(&registryv1.UpdateEndpointResponse{Endpoint: d.proto()}), nil
 }
 
@@ -286,7 +284,6 @@ func (h *handler) DeleteEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := h.s.store.deleteEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
-	h.s.changed(ctx, m.ProjectId)
 	return connect.NewResponse(&registryv1.DeleteEndpointResponse{}), nil
 }
 
@@ -311,7 +308,6 @@ func (h *handler) setStatus(ctx context.Context, projectID, endpointID, status s
 	if err != nil {
 		return nil, storeErr(err, "endpoint", endpointID, projectID)
 	}
-	h.s.changed(ctx, projectID)
 	return d.proto(), nil
 }
 
@@ -391,7 +387,6 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
-	h.s.changed(ctx, d.ProjectID)
 	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {
 		return nil, err

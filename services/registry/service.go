@@ -65,7 +65,8 @@ func (s *Service) Register(mux *http.ServeMux, opts ...connect.HandlerOption) []
 		connect.WithInterceptors(auth.PortalScope(portalProcedures...), s.changeInterceptor()))
 	path, h := registryv1connect.NewRegistryServiceHandler(&handler{s: s}, public...)
 	mux.Handle(path, withRequestBase(h))
-	mux.Handle(registryv1connect.NewRegistryInternalServiceHandler(&internalHandler{s: s}, opts...))
+	internal := append(append([]connect.HandlerOption(nil), opts...), connect.WithInterceptors(s.changeInterceptor()))
+	mux.Handle(registryv1connect.NewRegistryInternalServiceHandler(&internalHandler{s: s}, internal...))
 	return []string{
 		registryv1connect.RegistryServiceName,
 		registryv1connect.RegistryInternalServiceName,
