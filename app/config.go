@@ -177,7 +177,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
 		}
 	}
-	if !c.has(TargetRegistry) && c.RegistryURL == "" && (c.has(TargetIngest) || c.has(TargetRouter) || c.has(TargetDeliverer) || c.has(TargetStatus)) {
+	if !c.has(TargetRegistry) && c.RegistryURL == "" && needs(c.Targets, moduleRegistryClient) {
 		return errors.New("HOOKMESH_REGISTRY_URL (-registry-url) is not set: a process without the registry target must know where the registry is")
 	}
 	if c.PublicURL != "" {

@@ -14,11 +14,6 @@ import (
 // project's configuration changed (in hookmesh, a message on the bus).
 type Notifier func(ctx context.Context, projectID, procedure string) error
 
-// SetNotifier makes every successful change of a project notify n before
-// the call answers, so that when a client sees its change acknowledged, the
-// caches that could hide it are already being dropped.
-func (s *Service) SetNotifier(n Notifier) { s.notify = n }
-
 // InvalidateProject drops the API keys and portal tokens this registry has cached for a
 // project, when another registry replica changed it.
 func (s *Service) InvalidateProject(projectID string) {

@@ -21,10 +21,6 @@ type Config struct {
 	// AdminKey is the bearer key that manages projects and calls
 	// RegistryInternalService.
 	AdminKey string
-	// AllowPrivateNetworks lets endpoint URLs point at loopback and private
-	// addresses. Unused for now: destinations are checked at dial time by
-	// the deliverer.
-	AllowPrivateNetworks bool
 	// RequireHTTPS refuses endpoint URLs that are not https.
 	RequireHTTPS bool
 	// Secrets encrypts endpoint secrets at rest. Required.
@@ -33,6 +29,11 @@ type Config struct {
 	// links' URLs; empty uses the scheme and host of the request that
 	// creates the link.
 	PublicURL string
+	// Notify, when set, is called after every successful change of a
+	// project and before the call answers, so that when a client sees its
+	// change acknowledged, the caches that could hide it are already being
+	// dropped.
+	Notify Notifier
 }
 
 // DatabaseName returns the database name to open, with the default applied.

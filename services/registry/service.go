@@ -44,6 +44,7 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger) (*Service, error) 
 	return &Service{
 		box:     cfg.Secrets,
 		cfg:     cfg,
+		notify:  cfg.Notify,
 		logger:  logger.With("service", "registry"),
 		store:   newMongoStore(db),
 		keys:    ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),

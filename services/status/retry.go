@@ -44,10 +44,10 @@ type retrier struct {
 	topo    bus.Topology
 }
 
-// EnableRetries gives the service what manual retries need; without it the
+// WithRetries gives the service what manual retries need; without it the
 // retry RPCs answer Unimplemented.
-func (s *Service) EnableRetries(events Events, targets Targets, pub Publisher, topo bus.Topology) {
-	s.retrier = &retrier{events: events, targets: targets, pub: pub, topo: topo}
+func WithRetries(events Events, targets Targets, pub Publisher, topo bus.Topology) Option {
+	return func(o *serviceOptions) { o.retrier = &retrier{events: events, targets: targets, pub: pub, topo: topo} }
 }
 
 // maxBatchRetry bounds one BatchRetryDeliveries call.
