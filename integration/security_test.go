@@ -366,7 +366,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.TLS == nil {
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
 		t.Fatalf("healthz over TLS: %d %v", resp.StatusCode, resp.TLS)
 	}
 	if plain, err := http.Get("http://" + strings.TrimPrefix(s.registryURL, "https://") + "/healthz"); err == nil {

@@ -94,8 +94,8 @@ func reseal(ctx context.Context, args []string, getenv func(string) string, stdo
 	return err
 }
 
-// registryDB connects to the registry's database of o; close disconnects.
-func registryDB(ctx context.Context, o *options) (db *mongo.Database, close func(), err error) {
+// registryDB connects to the registry's database of o; closeDB disconnects.
+func registryDB(ctx context.Context, o *options) (db *mongo.Database, closeDB func(), err error) {
 	client, err := store.Connect(ctx, o.cfg.MongoURI)
 	if err != nil {
 		return nil, nil, err

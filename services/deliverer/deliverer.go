@@ -117,7 +117,7 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 			Error: "endpoint was deleted: nothing was sent", StartTime: timestamppb.New(d.now())})
 	case connect.CodeOf(err) == connect.CodeInvalidArgument:
 		// The registry refuses the task's ids: asking again cannot help.
-		return fmt.Errorf("%w: load endpoint %s: %v", bus.ErrMalformed, task.GetEndpointId(), err)
+		return fmt.Errorf("%w: load endpoint %s: %w", bus.ErrMalformed, task.GetEndpointId(), err)
 	case err != nil:
 		return fmt.Errorf("load endpoint %s: %w", task.GetEndpointId(), err)
 	case target.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE:

@@ -97,7 +97,7 @@ func (r *Router) handle(d *bus.Delivery) error {
 	}
 	if connect.CodeOf(err) == connect.CodeInvalidArgument {
 		// The registry refuses the event's fields: asking again cannot help.
-		return fmt.Errorf("%w: resolve targets of event %s: %v", bus.ErrMalformed, ev.GetEventId(), err)
+		return fmt.Errorf("%w: resolve targets of event %s: %w", bus.ErrMalformed, ev.GetEventId(), err)
 	}
 	if err != nil {
 		return fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)

@@ -348,7 +348,7 @@ func TestHandlers(t *testing.T) {
 					var nums []uint32
 					for _, at := range got.Attempts {
 						nums = append(nums, at.Attempt)
-						if at.DeliveryId != f.withTries || at.StatusCode != 503 || at.StartTime == nil || at.ResponseHeaders["X.Dotted"] == "" {
+						if at.DeliveryId != f.withTries || at.StatusCode != http.StatusServiceUnavailable || at.StartTime == nil || at.ResponseHeaders["X.Dotted"] == "" {
 							t.Errorf("attempt = %v", at)
 						}
 					}
