@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -86,9 +87,16 @@ func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender
 		circuit: newBreakers(cfg.Breaker), logger: logger, now: time.Now}, nil
 }
 
-// Run delivers tasks until ctx ends; the requests in flight finish first.
+// Run delivers tasks until ctx ends; the requests in flight finish first,
+// and Run returns once every goroutine it started has.
 func (d *Deliverer) Run(ctx context.Context) error {
-	go d.watchReplicas(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Deferred after the wait, so it runs first: the replica watch stops
+	// once consuming has ended, however it ended.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() { d.watchReplicas(ctx) })
 	return d.conn.Consume(ctx, d.conn.Topology().DeliverQueue, bus.ConsumeOptions{Workers: d.cfg.Concurrency}, d.handle)
 }
 
