@@ -25,7 +25,6 @@ import (
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/netguard"
-	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/internal/strictjson"
 	"github.com/hookmesh/hookmesh/internal/webhook"
@@ -237,21 +236,14 @@ func (a *App) initUI(context.Context) error {
 
 func (a *App) initRegistry(ctx context.Context) error {
 	cfg := a.cfg
-	key, err := secretbox.ParseKey(cfg.SecretKey)
-	if err != nil {
-		return fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
-	}
-	box, err := secretbox.New(key)
-	if err != nil {
-		return err
-	}
 	topo := a.bus.Topology()
-	notify := func(ctx context.Context, projectID, procedure string) error {
+	rcfg := cfg.Registry
+	rcfg.AdminKey = cfg.AdminKey
+	rcfg.Notify = func(ctx context.Context, projectID, procedure string) error {
 		return a.pub.Publish(ctx, []bus.Message{topo.ChangeMessage(&busv1.RegistryChange{
 			ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
 	}
-	svc, err := registry.New(registry.Config{AdminKey: cfg.AdminKey,
-		RequireHTTPS: cfg.RequireHTTPS, Secrets: box, PublicURL: cfg.PublicURL, Notify: notify}, a.db("registry"), a.logger)
+	svc, err := registry.New(rcfg, a.db("registry"), a.logger)
 	if err != nil {
 		return err
 	}
@@ -322,7 +314,7 @@ func (a *App) initIngest(ctx context.Context) error {
 		events = ingest.NewMongoStore(a.db("ingest"))
 	}
 	keys := a.publicKeys()
-	svc := ingest.New(ingest.Config{MaxPayloadBytes: cfg.MaxEventBytes, SweepInterval: cfg.OutboxSweepInterval, SweepGrace: cfg.OutboxGrace}, events, endpointChecker{a.regClient}, summaries, a.pub, a.bus.Topology(), keys, a.logger.With("service", "ingest"))
+	svc := ingest.New(cfg.Ingest, events, endpointChecker{a.regClient}, summaries, a.pub, a.bus.Topology(), keys, a.logger.With("service", "ingest"))
 	if err := svc.Init(ctx); err != nil {
 		return err
 	}
@@ -332,7 +324,7 @@ func (a *App) initIngest(ctx context.Context) error {
 		return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 	}
 	// The envelope of a request may add JSON escaping to the payload.
-	eventMax := connect.WithReadMaxBytes(2*cfg.MaxEventBytes + 64<<10)
+	eventMax := connect.WithReadMaxBytes(2*cfg.Ingest.MaxPayloadBytes + 64<<10)
 	a.server.AddServices(svc.Register(a.server.Mux(), rest, a.handlerOptions(keys, eventMax)...)...)
 	return nil
 }
@@ -350,7 +342,7 @@ func (a *App) initStatus(ctx context.Context) error {
 		events := ingestEvents{ingestv1connect.NewIngestServiceClient(a.rpc.internalHTTP, ingestURL, a.rpc.internalClient...)}
 		opts = append(opts, status.WithRetries(events, a.regClient, a.pub, a.bus.Topology()))
 	}
-	svc := status.New(status.Config{BatchWait: cfg.StatusBatchWait}, a.db("status"), a.logger, opts...)
+	svc := status.New(cfg.Status, a.db("status"), a.logger, opts...)
 	if err := svc.Init(ctx); err != nil {
 		return err
 	}
@@ -362,7 +354,7 @@ func (a *App) initStatus(ctx context.Context) error {
 }
 
 func (a *App) initRouter(context.Context) error {
-	r := router.New(router.Config{Workers: a.cfg.RouterWorkers}, a.bus, a.pub, a.regClient, a.logger.With("service", "router"))
+	r := router.New(a.cfg.Router, a.bus, a.pub, a.regClient, a.logger.With("service", "router"))
 	a.runners = append(a.runners, r.Run)
 	return nil
 }
@@ -370,10 +362,10 @@ func (a *App) initRouter(context.Context) error {
 func (a *App) initDeliverer(context.Context) error {
 	cfg := a.cfg
 	guard := netguard.New(cfg.AllowPrivateNetworks, cfg.AllowedNetworks)
-	a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.DeliveryConcurrency, DialControl: guard.DialControl},
+	a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.Deliverer.Concurrency, DialControl: guard.DialControl},
 		webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 	a.closers = append(a.closers, a.sender.Close)
-	d, err := deliverer.New(deliverer.Config{Concurrency: cfg.DeliveryConcurrency, Breaker: cfg.Breaker}, a.bus, a.pub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
+	d, err := deliverer.New(cfg.Deliverer, a.bus, a.pub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
 	if err != nil {
 		return err
 	}

@@ -399,7 +399,7 @@ func TestTLS(t *testing.T) {
 // asks for https only, and URLs with credentials always.
 func TestRequireHTTPS(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, modeAll, stackOptions{configure: func(c *app.Config) { c.RequireHTTPS = true }})
+	s := startStack(t, modeAll, stackOptions{configure: func(c *app.Config) { c.Registry.RequireHTTPS = true }})
 	projectID, key := s.project(t, nil)
 	c := s.clients(key)
 	for url, want := range map[string]string{

@@ -31,20 +31,6 @@ import (
 	"github.com/hookmesh/hookmesh/internal/webhook"
 )
 
-// Config configures the deliverer.
-type Config struct {
-	// Concurrency is how many requests are in flight at once; 64 when zero.
-	Concurrency int
-	// PublishTimeout bounds the wait for the broker's confirm of a state
-	// change; 60 s when zero.
-	PublishTimeout time.Duration
-	// Breaker sets the per-endpoint circuit breaker.
-	Breaker BreakerConfig
-	// ProcessingAfter is how long a request runs before its delivery is
-	// reported PROCESSING; 500 ms when zero.
-	ProcessingAfter time.Duration
-}
-
 // Targets returns what is needed to send to an endpoint (the registry's
 // cached client).
 type Targets interface {
@@ -70,15 +56,7 @@ type Deliverer struct {
 
 // New returns a deliverer; mp receives its metrics.
 func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
-	}
-	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = 60 * time.Second
-	}
-	if cfg.ProcessingAfter <= 0 {
-		cfg.ProcessingAfter = 500 * time.Millisecond
-	}
+	cfg.defaults()
 	m, err := newMetrics(mp)
 	if err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)

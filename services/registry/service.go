@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -37,6 +38,15 @@ type Service struct {
 func New(cfg Config, db *mongo.Database, logger *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Secrets == nil {
+		key, err := secretbox.ParseKey(cfg.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
+		}
+		if cfg.Secrets, err = secretbox.New(key); err != nil {
+			return nil, err
+		}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
