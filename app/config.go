@@ -52,7 +52,8 @@ type Config struct {
 	// (deliveries, attempts, counters, the event list). Empty keeps the
 	// history in MongoDB with everything else.
 	PostgresURL string
-	// AMQPURL is the RabbitMQ broker.
+	// AMQPURL is the RabbitMQ broker, or several nodes of one cluster,
+	// comma-separated (see bus.Config.URL).
 	AMQPURL string
 	// AMQPPrefix starts every exchange and queue name.
 	AMQPPrefix string

@@ -84,7 +84,7 @@ var settings = []setting{
 		Default: "none (`make run`: `hookmesh_history`)", field: func(o *options) any { return &o.cfg.PostgresURL }},
 	{Flag: "database-prefix", Env: "HOOKMESH_DATABASE_PREFIX", Usage: "prefix of the services' database names: `<prefix>_registry`, `_ingest`, `_status`",
 		field: func(o *options) any { return &o.cfg.DatabasePrefix }},
-	{Flag: "amqp-url", Env: "HOOKMESH_AMQP_URL", Usage: "RabbitMQ URL",
+	{Flag: "amqp-url", Env: "HOOKMESH_AMQP_URL", Usage: "RabbitMQ URL, or the URLs of several nodes of one cluster, comma-separated: a process connects to one (starting at a random one) and moves to the next when its connection goes away",
 		field: func(o *options) any { return &o.cfg.AMQPURL }},
 	{Flag: "amqp-prefix", Env: "HOOKMESH_AMQP_PREFIX", Usage: "prefix of exchange and queue names",
 		field: func(o *options) any { return &o.cfg.AMQPPrefix }},
