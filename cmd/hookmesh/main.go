@@ -64,7 +64,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 }
 
 const usageLine = "usage: hookmesh [flags] all|registry|ingest|router|deliverer|status[,...]\n" +
+	"       hookmesh -target=registry,ingest [flags]\n" +
 	"       hookmesh reset-secrets [flags] | hookmesh reseal -old-secret-key OLD_KEY [flags]\n" +
+	"       hookmesh healthcheck [flags] [/readyz|/healthz]\n" +
 	"Every flag has the environment variable named in its description."
 
 // parseOptions parses args with the flags of the settings in scopes.

@@ -142,7 +142,7 @@ var settings = []setting{
 		field: func(o *options) any { return &o.corsOrigins }},
 	{Flag: "log-level", Env: "HOOKMESH_LOG_LEVEL", Usage: "debug, info, warn or error",
 		field: func(o *options) any { return &o.logLevel }},
-	{Env: "HOOKMESH_TARGET", Usage: "services to run when the command line names none: `all`, or a comma-separated list of registry, ingest, router, deliverer, status",
+	{Flag: "target", Env: "HOOKMESH_TARGET", Usage: "services to run when the command line names none: `all`, or a comma-separated list of registry, ingest, router, deliverer, status",
 		Default: "`all`", field: func(o *options) any { return &o.target }},
 
 	{Env: "OTEL_TRACES_EXPORTER", Usage: "`otlp` or `console` exports spans; `none` or unset exports none (unless an endpoint below is set, which exports over OTLP)", Scope: scopeOTel},
