@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -185,7 +187,7 @@ func brokerName(u string) string {
 	if err != nil {
 		return "?"
 	}
-	return fmt.Sprintf("%s:%d%s", uri.Host, uri.Port, "/"+strings.TrimPrefix(uri.Vhost, "/"))
+	return net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)) + "/" + strings.TrimPrefix(uri.Vhost, "/")
 }
 
 // dial connects to the next broker of the list that answers, trying each
