@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 
 SHELL := /bin/bash
 
-.PHONY: run test faults generate check-generated lint bench ferretdb ui
+.PHONY: run test faults generate check-generated lint bench ferretdb ui image
 
 # The whole of hookmesh in one process, on a local stack started as needed.
 # exec: the script is make's own child, which it watches; SIGINT, SIGTERM or
@@ -58,3 +58,9 @@ bench:
 # Build deploy/ferretdb into .hookmesh/bin/ferretdb (when its sources changed).
 ferretdb:
 	bash -c 'source scripts/lib.sh && build_ferretdb'
+
+# The container image (deploy/Dockerfile): a static binary on distroless,
+# tagged hookmesh:latest, or IMAGE=registry.example.com/hookmesh:1.2.
+IMAGE ?= hookmesh:latest
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .

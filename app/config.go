@@ -57,7 +57,8 @@ type Config struct {
 	// (deliveries, attempts, counters, the event list). Empty keeps the
 	// history in MongoDB with everything else.
 	PostgresURL string
-	// AMQPURL is the RabbitMQ broker.
+	// AMQPURL is the RabbitMQ broker, or several nodes of one cluster,
+	// comma-separated (see bus.Config.URL).
 	AMQPURL string
 	// AMQPPrefix starts every exchange and queue name.
 	AMQPPrefix string
@@ -112,7 +113,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MongoURI, "mongodb-uri", "mongodb://127.0.0.1:27017", "MongoDB or FerretDB connection string (make run starts FerretDB when it is not set)")
 	fs.StringVar(&c.PostgresURL, "postgres-url", "", "PostgreSQL connection string for the delivery history (deliveries, attempts, counters, events); empty keeps it in MongoDB (make run sets up the database hookmesh_history unless it is none)")
 	fs.StringVar(&c.DatabasePrefix, "database-prefix", "hookmesh", "prefix of the services' database names: <prefix>_registry, _ingest, _status")
-	fs.StringVar(&c.AMQPURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL")
+	fs.StringVar(&c.AMQPURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL, or the URLs of several nodes of one cluster, comma-separated: a process connects to one (starting at a random one) and moves to the next when its connection goes away")
 	fs.StringVar(&c.AMQPPrefix, "amqp-prefix", "hookmesh", "prefix of exchange and queue names")
 	fs.IntVar(&c.StatusPartitions, "status-partitions", 4, "status queues state changes are spread over; the same in every process")
 	fs.StringVar(&c.AdminKey, "admin-key", "", "bearer key that manages projects; hookmesh refuses to start without one")

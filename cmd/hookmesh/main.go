@@ -61,7 +61,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (app.Con
 }
 
 const usageLine = "usage: hookmesh [flags] all|registry|ingest|router|deliverer|status[,...]\n" +
+	"       hookmesh -target=registry,ingest [flags]\n" +
 	"       hookmesh reset-secrets [flags] | hookmesh reseal -old-secret-key OLD_KEY [flags]\n" +
+	"       hookmesh healthcheck [flags] [/readyz|/healthz]\n" +
 	"Every flag has the environment variable named in its description."
 
 // parseOptions parses args with the flags of every hookmesh command and
@@ -77,7 +79,6 @@ func parseOptions(name string, args []string, getenv func(string) string, stderr
 	if err := applyEnv(fs, getenv); err != nil {
 		return &o, nil, err
 	}
-	o.target = getenv("HOOKMESH_TARGET")
 	if err := fs.Parse(args); err != nil {
 		return &o, nil, err
 	}

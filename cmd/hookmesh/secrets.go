@@ -17,6 +17,7 @@ import (
 var commands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error{
 	"reset-secrets": resetSecrets,
 	"reseal":        reseal,
+	"healthcheck":   healthcheck,
 }
 
 // openBox parses a secret key setting.

@@ -39,6 +39,7 @@ func newFlagSet(name string, o *options, scopes ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	o.cfg.RegisterFlags(fs)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.target, "target", "", "services to run when the command line names none: all, or a comma-separated list of registry, ingest, router, deliverer, status")
 	if slices.Contains(scopes, scopeReseal) {
 		fs.StringVar(&o.oldSecretKey, "old-secret-key", "", "the key the endpoint secrets were sealed with, which hookmesh reseal replaces with -secret-key")
 	}
@@ -102,6 +103,7 @@ var shownDefaults = map[string]string{
 	"secret-key":             "none (`make run` keeps one in `.hookmesh/secret-key`)",
 	"public-url":             "the scheme and host of the request",
 	"allow-private-networks": "`false` (`make run` and tests: `true`)",
+	"target":                 "`all`",
 }
 
 // variable documents an environment variable that is not a flag's.
@@ -112,7 +114,6 @@ type variable struct {
 // variables are the variables without a flag: hookmesh's own, OpenTelemetry's
 // and the scripts'. Flags document themselves.
 var variables = []variable{
-	{Env: "HOOKMESH_TARGET", Usage: "services to run when the command line names none: `all`, or a comma-separated list of registry, ingest, router, deliverer, status", Default: "`all`"},
 	{Env: "OTEL_TRACES_EXPORTER", Usage: "`otlp` or `console` exports spans; `none` or unset exports none (unless an endpoint below is set, which exports over OTLP)", Scope: scopeOTel},
 	{Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Usage: "where spans are exported over OTLP; setting it (or the next one) turns export on. The exporter honours the other standard `OTEL_EXPORTER_OTLP_*` variables (protocol, headers, timeout, ...)", Scope: scopeOTel},
 	{Env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Usage: "where spans are exported, for traces only", Scope: scopeOTel},

@@ -10,7 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +25,11 @@ import (
 
 // Config configures the connection.
 type Config struct {
-	// URL is the broker, e.g. amqp://guest:guest@127.0.0.1:5672/.
+	// URL is the broker, e.g. amqp://guest:guest@127.0.0.1:5672/, or
+	// several nodes of one cluster, comma-separated, each a whole URL. The
+	// connection starts at a random one (so that a fleet spreads over the
+	// nodes), tries the next when one cannot be reached, and moves on to
+	// the next when its connection goes away.
 	URL string
 	// Prefix starts every exchange and queue name; "hookmesh" when empty.
 	// Tests use a unique prefix each.
@@ -71,8 +79,13 @@ type Conn struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	topo       Topology
+	// urls are the brokers; next is the one dialled next, touched only by
+	// Dial and then by the supervising goroutine.
+	urls []string
+	next int
 
 	mu      sync.Mutex
+	broker  string // the node connected to, without credentials
 	conn    *amqp.Connection
 	ready   chan struct{} // closed while conn is usable
 	closed  bool
@@ -86,6 +99,10 @@ type Conn struct {
 // Dial connects, declares the topology and starts the reconnect loop.
 func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propagation.TextMapPropagator, logger *slog.Logger) (*Conn, error) {
 	cfg.defaults()
+	urls, err := splitURLs(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
 	c := &Conn{
 		cfg:        cfg,
 		name:       fmt.Sprintf("%s on %s pid %d", cfg.Name, hostname(), os.Getpid()),
@@ -96,12 +113,15 @@ func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propaga
 		ready:      make(chan struct{}),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
+		urls:       urls,
+		next:       startAt(len(urls)),
 	}
-	conn, err := c.dial()
+	conn, broker, err := c.dial()
 	if err != nil {
 		return nil, err
 	}
-	c.setConn(conn)
+	c.setConn(conn, broker)
+	logger.Info("amqp connected", "broker", broker, "connection", c.name)
 	go c.supervise(conn)
 	return c, nil
 }
@@ -112,6 +132,14 @@ func (c *Conn) Topology() Topology { return c.topo }
 // Name is the connection's name in the management console ("connection_name"
 // client property): what the process runs, its host and its pid.
 func (c *Conn) Name() string { return c.name }
+
+// Broker is the node the connection is on (host:port/vhost, without
+// credentials), or the last one it was on while it reconnects.
+func (c *Conn) Broker() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broker
+}
 
 func hostname() string {
 	h, err := os.Hostname()
@@ -128,8 +156,62 @@ func (c *Conn) amqpConfig() amqp.Config {
 	return amqp.Config{Heartbeat: 10 * time.Second, Properties: props, Dial: amqp.DefaultDial(10 * time.Second)}
 }
 
-func (c *Conn) dial() (*amqp.Connection, error) {
-	conn, err := amqp.DialConfig(c.cfg.URL, c.amqpConfig())
+// startAt picks the broker of n that a process dials first: a random one,
+// so that the processes of a fleet spread over the nodes. Tests fix it.
+var startAt = rand.IntN
+
+// splitURLs splits a comma-separated list of broker URLs, checking each, so
+// that a typo is reported at start-up rather than at the first failover.
+func splitURLs(list string) ([]string, error) {
+	var urls []string
+	for i, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if _, err := amqp.ParseURI(u); err != nil {
+			// The URL itself is left out: it may hold a password.
+			return nil, fmt.Errorf("amqp url %d of the list: %w (want amqp://user:password@host:5672/vhost, comma-separated for several)", i+1, err)
+		}
+		urls = append(urls, u)
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("no amqp url: want amqp://user:password@host:5672/vhost, comma-separated for several")
+	}
+	return urls, nil
+}
+
+// brokerName is a URL as logs and errors show it: host, port and vhost,
+// never the credentials.
+func brokerName(u string) string {
+	uri, err := amqp.ParseURI(u)
+	if err != nil {
+		return "?"
+	}
+	return net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)) + "/" + strings.TrimPrefix(uri.Vhost, "/")
+}
+
+// dial connects to the next broker of the list that answers, trying each
+// once, and declares the topology there. After a loss the list goes on
+// from the node after the one that was lost.
+func (c *Conn) dial() (*amqp.Connection, string, error) {
+	var errs []error
+	for range c.urls {
+		u := c.urls[c.next]
+		c.next = (c.next + 1) % len(c.urls)
+		conn, err := c.dialOne(u)
+		if err == nil {
+			return conn, brokerName(u), nil
+		}
+		if len(c.urls) == 1 {
+			return nil, "", err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", brokerName(u), err))
+	}
+	return nil, "", fmt.Errorf("no broker of %d answered: %w", len(c.urls), errors.Join(errs...))
+}
+
+func (c *Conn) dialOne(url string) (*amqp.Connection, error) {
+	conn, err := amqp.DialConfig(url, c.amqpConfig())
 	if err != nil {
 		return nil, fmt.Errorf("dial amqp: %w", err)
 	}
@@ -146,10 +228,11 @@ func (c *Conn) dial() (*amqp.Connection, error) {
 	return conn, nil
 }
 
-func (c *Conn) setConn(conn *amqp.Connection) {
+func (c *Conn) setConn(conn *amqp.Connection, broker string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.conn = conn
+	c.broker = broker
 	close(c.ready)
 }
 
@@ -165,7 +248,7 @@ func (c *Conn) supervise(conn *amqp.Connection) {
 			c.ready = make(chan struct{})
 			c.conn = nil
 			c.mu.Unlock()
-			c.logger.Warn("amqp connection lost; reconnecting", "err", err)
+			c.logger.Warn("amqp connection lost; reconnecting", "broker", c.Broker(), "err", err)
 		}
 		backoff := 100 * time.Millisecond
 		for {
@@ -174,11 +257,11 @@ func (c *Conn) supervise(conn *amqp.Connection) {
 				return
 			case <-time.After(backoff):
 			}
-			next, err := c.dial()
+			next, broker, err := c.dial()
 			if err == nil {
 				conn = next
-				c.setConn(conn)
-				c.logger.Info("amqp connection restored")
+				c.setConn(conn, broker)
+				c.logger.Info("amqp connection restored", "broker", broker)
 				break
 			}
 			c.logger.Warn("amqp reconnect failed", "err", err, "retry_in", backoff)

@@ -14,18 +14,43 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
-// Connect opens a client for uri and checks that the server answers.
-// Writes are acknowledged by the majority and journaled: an API answers only
-// once what it accepted is durable.
-func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
-	opts := options.Client().ApplyURI(uri).
+// ClientOptions are the options every client of hookmesh's databases is
+// made with, so that a replica set behaves the same for every service:
+//
+//   - write concern majority: a write is acknowledged once a majority of
+//     the members hold it (journaled, the replica set default), so an API
+//     answers only once what it accepted survives the loss of the primary;
+//   - read concern majority: a read returns only what a majority holds, so
+//     no process acts on a write that a failover could still roll back
+//     (another process's endpoint, a key revoked and then restored); on the
+//     primary it still sees every write acknowledged before it;
+//   - retryable writes and reads: an operation cut by an election or a
+//     dropped connection is retried once on the new primary. Every write
+//     hookmesh makes is a single-document write, an upsert or an insert with
+//     a deterministic _id, all of which the server retries safely.
+//
+// A standalone server or FerretDB accepts all of these and has nothing to
+// replicate: FerretDB ignores the concerns, and the driver retries only
+// where the server supports sessions. Settings in the URI are overridden.
+func ClientOptions(uri string) *options.ClientOptions {
+	return options.Client().ApplyURI(uri).
 		SetWriteConcern(writeconcern.Majority()).
+		SetReadConcern(readconcern.Majority()).
+		SetRetryWrites(true).
+		SetRetryReads(true).
 		SetServerSelectionTimeout(10 * time.Second).
 		SetMaxPoolSize(64)
+}
+
+// Connect opens a client for uri with ClientOptions and checks that the
+// server answers.
+func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
+	opts := ClientOptions(uri)
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to mongodb: %w", err)
