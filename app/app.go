@@ -30,6 +30,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/netguard"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/secretbox"
@@ -209,6 +210,13 @@ func (a *App) assemble(ctx context.Context) error {
 			return a.pub.Publish(ctx, []bus.Message{topo.ChangeMessage(&busv1.RegistryChange{
 				ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
 		})
+		regSvc.SetMetaEmitter(func(ctx context.Context, projectID, eventType string, data any) error {
+			m, err := metaevent.Message(topo, projectID, eventType, time.Now(), data)
+			if err != nil {
+				return err
+			}
+			return a.pub.Publish(ctx, []bus.Message{m})
+		})
 		keys := auth.NewKeys(cfg.AdminKey, regSvc)
 		a.server.AddServices(regSvc.Register(a.server.Mux(), connect.WithInterceptors(otel, apierr.NewInterceptor(logger), keys.Interceptor()), compressLarge, readMax, strict)...)
 		if registryURL == "" {
@@ -290,7 +298,7 @@ func (a *App) assemble(ctx context.Context) error {
 			return fmt.Errorf("start ingest: %w", err)
 		}
 		a.closers = append(a.closers, svc.Close)
-		a.runners = append(a.runners, svc.RunSweeper)
+		a.runners = append(a.runners, svc.RunSweeper, func(ctx context.Context) error { return svc.RunMeta(ctx, a.bus) })
 		rest := func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 		}

@@ -27,7 +27,7 @@ func (s *Service) InvalidateProject(projectID string) {
 }
 
 // changing lists the verbs of RegistryService that change a project.
-var changing = []string{"Create", "Update", "Delete", "Pause", "Activate", "Rotate", "Revoke"}
+var changing = []string{"Create", "Update", "Delete", "Pause", "Activate", "Rotate", "Revoke", "Set"}
 
 // changeInterceptor calls the notifier after each successful change.
 func (s *Service) changeInterceptor() connect.Interceptor {

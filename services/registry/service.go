@@ -28,6 +28,8 @@ type Service struct {
 	now func() time.Time
 	// notify announces changes; nil announces nothing.
 	notify Notifier
+	// emitMeta sends meta events; nil sends none.
+	emitMeta MetaEmitter
 	// box seals endpoint secrets.
 	box *secretbox.Box
 }
