@@ -130,6 +130,19 @@ func TestMetaEvents(t *testing.T) {
 				t.Fatalf("rotating the secret of unset meta events: %v", err)
 			}
 
+			// An endpoint the deliverers know from before meta events were
+			// set: setting them must reach what they cached.
+			var warmCalls atomic.Int32
+			warm := newReceiver(t)
+			warm.respond = func(*http.Request) int {
+				if warmCalls.Add(1) == 1 {
+					return http.StatusOK
+				}
+				return http.StatusBadRequest
+			}
+			w := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: warm.URL})
+			waitDelivery(t, c, projectID, sendEvent(t, c, projectID, w.GetId(), "warm.up", `{}`), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+
 			set, err := c.registry.SetMetaEvents(ctx, connect.NewRequest(&registryv1.SetMetaEventsRequest{ProjectId: projectID, Url: metaRecv.URL,
 				Enabled: true, AttemptFailingAfter: 2}))
 			if err != nil {
@@ -160,6 +173,9 @@ func TestMetaEvents(t *testing.T) {
 				t.Fatalf("an event sent to the meta endpoint: %v", err)
 			}
 			secrets := []string{secret}
+			evW := sendEvent(t, c, projectID, w.GetId(), "warm.up", `{}`)
+			waitMeta(t, metaRecv, secrets, "delivery.failed", map[string]any{"event_id": evW, "endpoint_id": w.GetId()})
+			waitMeta(t, metaRecv, secrets, "endpoint.disabled", map[string]any{"endpoint_id": w.GetId(), "reason": "failures"})
 
 			// Endpoint lifecycle.
 			var flakyCalls atomic.Int32
