@@ -146,8 +146,10 @@ func (h *handler) SetMetaEvents(ctx context.Context, req *connect.Request[regist
 	now := h.s.clock()
 	var secret string
 	p, err := h.s.store.modifyProject(ctx, m.ProjectId, func(d *projectDoc) error {
-		sealed := ""
+		// A retry after a concurrent change starts over: the secret is
+		// shown only when this write is the one that generated it.
 		secret = ""
+		var sealed string
 		if d.MetaEvents != nil {
 			sealed = d.MetaEvents.Secret
 		} else {
