@@ -37,11 +37,20 @@ ui:
 check-generated:
 	bash scripts/generate.sh --check
 
-# gofmt (gen/ excluded) and go vet.
-lint:
+# gofmt (gen/ excluded), go vet, and golangci-lint with .golangci.yml (the
+# pinned version is installed into .hookmesh/bin on first use).
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := .hookmesh/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+lint: $(GOLANGCI_LINT)
 	@files="$$(find . -name '*.go' -not -path './gen/*' -not -path './.*' -print0 | xargs -0 -r gofmt -l)"; \
 	if [ -n "$$files" ]; then echo "gofmt -l reports unformatted files:"; echo "$$files"; exit 1; fi
 	go vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	mkdir -p .hookmesh/bin
+	GOBIN="$(CURDIR)/.hookmesh/bin" go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv .hookmesh/bin/golangci-lint $(GOLANGCI_LINT)
 
 bench:
 	bash scripts/bench.sh $(BENCH_ARGS)

@@ -7,6 +7,7 @@ package app
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -16,8 +17,11 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/services/deliverer"
+	"github.com/hookmesh/hookmesh/services/ingest"
+	"github.com/hookmesh/hookmesh/services/registry"
+	"github.com/hookmesh/hookmesh/services/router"
+	"github.com/hookmesh/hookmesh/services/status"
 )
 
 // Targets.
@@ -34,7 +38,8 @@ const (
 var AllTargets = []string{TargetRegistry, TargetIngest, TargetRouter, TargetDeliverer, TargetStatus}
 
 // Config configures a process. main fills it from flags and HOOKMESH_*
-// environment variables.
+// environment variables: RegisterFlags declares the process's own, and each
+// service's Config declares its own.
 type Config struct {
 	// Targets to run; "all" expands to every service.
 	Targets []string
@@ -76,29 +81,6 @@ type Config struct {
 	// AllowedNetworks are ranges endpoints may reach even when private
 	// networks are not allowed.
 	AllowedNetworks []netip.Prefix
-	// RequireHTTPS refuses endpoint URLs that are not https.
-	RequireHTTPS bool
-	// PublicURL is the base URL users reach hookmesh at, for portal links;
-	// empty uses the scheme and host of the request that creates one.
-	PublicURL string
-	// SecretKey encrypts endpoint secrets at rest: 32 bytes, hex or base64.
-	// Required by the registry.
-	SecretKey string
-	// MaxEventBytes caps an event's payload.
-	MaxEventBytes int
-	// DeliveryConcurrency is how many webhooks one deliverer sends at once.
-	DeliveryConcurrency int
-	// Breaker sets the deliverers' per-endpoint circuit breaker.
-	Breaker deliverer.BreakerConfig
-	// RouterWorkers is how many events one router expands at once.
-	RouterWorkers int
-	// OutboxSweepInterval and OutboxGrace set how often, and after how
-	// long, ingest publishes again the events the broker did not confirm
-	// (15 s and 30 s when zero).
-	OutboxSweepInterval, OutboxGrace time.Duration
-	// StatusBatchWait is how long the status service gathers state changes
-	// before writing them (see status.Config.BatchWait); 1 s when zero.
-	StatusBatchWait time.Duration
 	// CacheTTL is how long registry answers are cached by the other services.
 	CacheTTL time.Duration
 	// ExportTraces exports spans as the OTEL_* variables say.
@@ -111,24 +93,94 @@ type Config struct {
 	CORSAllowedOrigins []string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+
+	// The services' own configurations.
+	Registry  registry.Config
+	Ingest    ingest.Config
+	Status    status.Config
+	Router    router.Config
+	Deliverer deliverer.Config
 }
 
-// Defaults returns the configuration of API.md's defaults.
-func Defaults() Config {
-	return Config{
-		Targets:             []string{TargetAll},
-		HTTPAddr:            "127.0.0.1:8080",
-		MongoURI:            "mongodb://127.0.0.1:27017",
-		DatabasePrefix:      "hookmesh",
-		AMQPURL:             "amqp://guest:guest@127.0.0.1:5672/",
-		AMQPPrefix:          "hookmesh",
-		StatusPartitions:    4,
-		MaxEventBytes:       1 << 20,
-		DeliveryConcurrency: 64,
-		RouterWorkers:       16,
-		CacheTTL:            5 * time.Second,
-		ShutdownTimeout:     20 * time.Second,
+// RegisterFlags declares on fs the flags of the process and of every
+// service, each with its default. Every flag has an environment variable
+// named after it (see main).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "address to serve Connect, gRPC, gRPC-Web and REST on")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "TLS certificate for the API (with -tls-key-file); none serves plain HTTP")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "TLS key for the API (with -tls-cert-file)")
+	fs.StringVar(&c.MongoURI, "mongodb-uri", "mongodb://127.0.0.1:27017", "MongoDB or FerretDB connection string (make run starts FerretDB when it is not set)")
+	fs.StringVar(&c.PostgresURL, "postgres-url", "", "PostgreSQL connection string for the delivery history (deliveries, attempts, counters, events); empty keeps it in MongoDB (make run sets up the database hookmesh_history unless it is none)")
+	fs.StringVar(&c.DatabasePrefix, "database-prefix", "hookmesh", "prefix of the services' database names: <prefix>_registry, _ingest, _status")
+	fs.StringVar(&c.AMQPURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL")
+	fs.StringVar(&c.AMQPPrefix, "amqp-prefix", "hookmesh", "prefix of exchange and queue names")
+	fs.IntVar(&c.StatusPartitions, "status-partitions", 4, "status queues state changes are spread over; the same in every process")
+	fs.StringVar(&c.AdminKey, "admin-key", "", "bearer key that manages projects; hookmesh refuses to start without one")
+	fs.StringVar(&c.RegistryURL, "registry-url", "", "base URL of the registry, for processes without the registry target")
+	fs.StringVar(&c.IngestURL, "ingest-url", "", "base URL of ingest, for status processes without the ingest target (manual retries read the event)")
+	fs.StringVar(&c.StatusURL, "status-url", "", "base URL of the status service, for ingest processes without the status target (event delivery counts)")
+	fs.Func("allowed-networks", "comma-separated CIDR ranges endpoints may reach even when private networks are not allowed", func(v string) error {
+		c.AllowedNetworks = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a CIDR range such as 10.1.0.0/16", s)
+			}
+			c.AllowedNetworks = append(c.AllowedNetworks, p)
+		}
+		return nil
+	})
+	fs.BoolVar(&c.AllowPrivateNetworks, "allow-private-networks", false, "let endpoints resolve to loopback and private addresses")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", 5*time.Second, "how long registry answers are cached by the other services")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "bound on the graceful shutdown after SIGINT or SIGTERM")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/")
+	fs.Func("cors-allowed-origins", "comma-separated browser origins (https://app.example.com, http://127.0.0.1:5173, or *) that may call every API route from another origin; none when empty", func(v string) error {
+		c.CORSAllowedOrigins = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			if err := checkOrigin(s); err != nil {
+				return err
+			}
+			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, s)
+		}
+		return nil
+	})
+	c.Registry.RegisterFlags(fs)
+	c.Ingest.RegisterFlags(fs)
+	c.Status.RegisterFlags(fs)
+	c.Router.RegisterFlags(fs)
+	c.Deliverer.RegisterFlags(fs)
+}
+
+// checkOrigin accepts "*" or an origin as browsers send it: scheme and host,
+// with a port if any, and nothing after.
+func checkOrigin(s string) error {
+	if s == "*" {
+		return nil
 	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an origin such as https://app.example.com or http://127.0.0.1:5173 (scheme and host, with a port if any, and nothing after)", s)
+	}
+	if u.Path == "/" {
+		return fmt.Errorf("%q: an origin has no path; drop the trailing /", s)
+	}
+	return nil
+}
+
+// Defaults returns the configuration the flags default to, running every
+// target.
+func Defaults() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	c.Targets = []string{TargetAll}
+	return c
 }
 
 // expand resolves "all" and checks the names.
@@ -169,34 +221,33 @@ func (c *Config) Validate() error {
 	if len(c.AdminKey) < 16 {
 		return errors.New("HOOKMESH_ADMIN_KEY is too short: use at least 16 random characters")
 	}
-	if c.has(TargetRegistry) {
-		if c.SecretKey == "" {
-			return errors.New("HOOKMESH_SECRET_KEY (-secret-key) is not set: the registry encrypts endpoint secrets at rest with it; generate one with `openssl rand -base64 32` (`make run` keeps one in .hookmesh/secret-key)")
-		}
-		if _, err := secretbox.ParseKey(c.SecretKey); err != nil {
-			return fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
-		}
-	}
-	if !c.has(TargetRegistry) && c.RegistryURL == "" && (c.has(TargetIngest) || c.has(TargetRouter) || c.has(TargetDeliverer) || c.has(TargetStatus)) {
+	if !c.has(TargetRegistry) && c.RegistryURL == "" && needs(c.Targets, moduleRegistryClient) {
 		return errors.New("HOOKMESH_REGISTRY_URL (-registry-url) is not set: a process without the registry target must know where the registry is")
-	}
-	if c.PublicURL != "" {
-		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("HOOKMESH_PUBLIC_URL %q: want an http or https URL such as https://hooks.example.com, with no query or fragment", c.PublicURL)
-		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("set both HOOKMESH_TLS_CERT_FILE and HOOKMESH_TLS_KEY_FILE, or neither")
 	}
-	if c.MaxEventBytes <= 0 || c.DeliveryConcurrency <= 0 || c.StatusPartitions <= 0 {
-		return errors.New("max event bytes, delivery concurrency and status partitions must be positive")
+	if c.StatusPartitions <= 0 {
+		return errors.New("HOOKMESH_STATUS_PARTITIONS must be positive")
 	}
-	if c.Breaker.FailureRatio > 1 {
-		return fmt.Errorf("HOOKMESH_BREAKER_FAILURE_RATIO %v: want a share of attempts between 0 and 1 (negative turns the breaker off)", c.Breaker.FailureRatio)
-	}
-	if c.Breaker.MinRequests < 0 || c.Breaker.Window < 0 || c.Breaker.Cooldown < 0 || c.Breaker.MaxCooldown < 0 {
-		return errors.New("HOOKMESH_BREAKER_MIN_REQUESTS, _WINDOW, _COOLDOWN and _MAX_COOLDOWN must not be negative")
+	// Each service checks its own settings, when the process runs it.
+	c.Registry.AdminKey = c.AdminKey
+	c.Status.Database = c.DatabasePrefix + "_status"
+	for _, s := range []struct {
+		target   string
+		validate func() error
+	}{
+		{TargetRegistry, c.Registry.Validate},
+		{TargetIngest, c.Ingest.Validate},
+		{TargetStatus, c.Status.Validate},
+		{TargetRouter, c.Router.Validate},
+		{TargetDeliverer, c.Deliverer.Validate},
+	} {
+		if c.has(s.target) {
+			if err := s.validate(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

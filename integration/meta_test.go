@@ -101,7 +101,7 @@ func TestMetaEvents(t *testing.T) {
 			s := startStack(t, m, stackOptions{configure: func(c *app.Config) {
 				// A circuit opens after two failed attempts in a row and
 				// probes after a second.
-				c.Breaker.FailureRatio, c.Breaker.MinRequests, c.Breaker.Window, c.Breaker.Cooldown = 0.9, 2, time.Minute, time.Second
+				c.Deliverer.Breaker.FailureRatio, c.Deliverer.Breaker.MinRequests, c.Deliverer.Breaker.Window, c.Deliverer.Breaker.Cooldown = 0.9, 2, time.Minute, time.Second
 			}})
 			ctx := context.Background()
 			projectID, key := s.project(t, &registryv1.CreateProjectRequest{Name: "meta", RetryPolicy: linearPolicy(1, 3),

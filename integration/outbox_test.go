@@ -34,7 +34,7 @@ func TestOutboxPublishesWhatWasStoredButNotConfirmed(t *testing.T) {
 		t.Fatalf("received %s %v", got.body, got.header)
 	}
 	// Several sweeps later, nothing more.
-	time.Sleep(5 * s.cfg.OutboxSweepInterval)
+	time.Sleep(5 * s.cfg.Ingest.SweepInterval)
 	if n := len(recv.requests()); n != 1 {
 		t.Fatalf("the swept event was delivered %d times", n)
 	}
@@ -50,7 +50,7 @@ func TestOutboxPublishesWhatWasStoredButNotConfirmed(t *testing.T) {
 // never confirmed is published by the repeat.
 func TestRepeatedKeyAfterACrash(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, modeAll, stackOptions{configure: func(cfg *app.Config) { cfg.OutboxSweepInterval = time.Hour }})
+	s := startStack(t, modeAll, stackOptions{configure: func(cfg *app.Config) { cfg.Ingest.SweepInterval = time.Hour }})
 	recv := newReceiver(t)
 	projectID, key := s.project(t, nil)
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})

@@ -258,7 +258,7 @@ func TestAutoDisableAfterARunOfFailures(t *testing.T) {
 func TestCircuitBreakerHoldsBackAFailingEndpoint(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, modeAll, stackOptions{configure: func(cfg *app.Config) {
-		cfg.Breaker = deliverer.BreakerConfig{FailureRatio: 0.5, MinRequests: 4, Window: 10 * time.Second,
+		cfg.Deliverer.Breaker = deliverer.BreakerConfig{FailureRatio: 0.5, MinRequests: 4, Window: 10 * time.Second,
 			Cooldown: 2 * time.Second, MaxCooldown: 4 * time.Second}
 	}})
 	var up atomic.Bool

@@ -32,7 +32,7 @@ func TestRestartWithAnotherSecretKeyIsRefused(t *testing.T) {
 
 	cfg := s.cfg
 	cfg.Targets = []string{app.TargetRegistry}
-	cfg.SecretKey = otherSecretKey
+	cfg.Registry.SecretKey = otherSecretKey
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, err := app.New(ctx, cfg, logger(t))

@@ -366,7 +366,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.TLS == nil {
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
 		t.Fatalf("healthz over TLS: %d %v", resp.StatusCode, resp.TLS)
 	}
 	if plain, err := http.Get("http://" + strings.TrimPrefix(s.registryURL, "https://") + "/healthz"); err == nil {
@@ -399,7 +399,7 @@ func TestTLS(t *testing.T) {
 // asks for https only, and URLs with credentials always.
 func TestRequireHTTPS(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, modeAll, stackOptions{configure: func(c *app.Config) { c.RequireHTTPS = true }})
+	s := startStack(t, modeAll, stackOptions{configure: func(c *app.Config) { c.Registry.RequireHTTPS = true }})
 	projectID, key := s.project(t, nil)
 	c := s.clients(key)
 	for url, want := range map[string]string{

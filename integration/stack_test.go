@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,21 +95,21 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	base.AMQPPrefix = name
 	base.StatusPartitions = 2
 	base.AdminKey = adminKey
-	base.SecretKey = testSecretKey
+	base.Registry.SecretKey = testSecretKey
 	base.AllowPrivateNetworks = true
-	base.DeliveryConcurrency = 16
-	base.RouterWorkers = 4
+	base.Deliverer.Concurrency = 16
+	base.Router.Workers = 4
 	// Long enough that a test sees a registry change only through the
 	// change notifications on the bus, never through expiry.
 	base.CacheTTL = time.Minute
 	base.ShutdownTimeout = 5 * time.Second
 	// Shorter than in production, so that tests see states sooner.
-	base.StatusBatchWait = 200 * time.Millisecond
-	base.OutboxSweepInterval = 200 * time.Millisecond
+	base.Status.BatchWait = 200 * time.Millisecond
+	base.Ingest.SweepInterval = 200 * time.Millisecond
 	// Long enough that no event of a busy test is still being published.
-	base.OutboxGrace = 5 * time.Second
+	base.Ingest.SweepGrace = 5 * time.Second
 	if opts.maxEventBytes > 0 {
-		base.MaxEventBytes = opts.maxEventBytes
+		base.Ingest.MaxPayloadBytes = opts.maxEventBytes
 	}
 	if opts.spans != nil {
 		base.SpanProcessors = []sdktrace.SpanProcessor{opts.spans}
@@ -119,7 +120,7 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	startWith := func(cfg app.Config, targets ...string) *app.App {
+	launch := func(cfg app.Config, targets ...string) (*app.App, error) {
 		cfg.Targets = targets
 		l := logger(tb)
 		if opts.logs != nil {
@@ -127,13 +128,20 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 		}
 		a, err := app.New(ctx, cfg, l.With("targets", targets))
 		if err != nil {
-			tb.Fatalf("start %v: %v", targets, err)
+			return nil, err
 		}
 		wg.Go(func() {
 			if err := a.Run(ctx); err != nil {
 				tb.Errorf("run %v: %v", targets, err)
 			}
 		})
+		return a, nil
+	}
+	startWith := func(cfg app.Config, targets ...string) *app.App {
+		a, err := launch(cfg, targets...)
+		if err != nil {
+			tb.Fatalf("start %v: %v", targets, err)
+		}
 		return a
 	}
 	start := func(targets ...string) *app.App { return startWith(base, targets...) }
@@ -154,14 +162,25 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	case modeSeparate:
 		reg := start(app.TargetRegistry)
 		base.RegistryURL = reg.URL()
-		// Status and ingest call each other: bind ingest's address first.
-		ingestAddr := freeAddr(tb)
-		base.IngestURL = "http://" + ingestAddr
-		st := start(app.TargetStatus)
-		base.StatusURL = st.URL()
-		ingCfg := base
-		ingCfg.HTTPAddr = ingestAddr
-		ing := startWith(ingCfg, app.TargetIngest)
+		// Status and ingest call each other: choose ingest's address first.
+		// Another process may take it before ingest binds it, so a few are
+		// tried.
+		var st, ing *app.App
+		for try := 0; ing == nil; try++ {
+			ingestAddr := freeAddr(tb)
+			base.IngestURL = "http://" + ingestAddr
+			if st == nil || try > 0 {
+				st = start(app.TargetStatus)
+			}
+			base.StatusURL = st.URL()
+			ingCfg := base
+			ingCfg.HTTPAddr = ingestAddr
+			a, err := launch(ingCfg, app.TargetIngest)
+			if err != nil && !strings.Contains(err.Error(), "address already in use") || err != nil && try == 4 {
+				tb.Fatalf("start ingest: %v", err)
+			}
+			ing = a
+		}
 		for range max(opts.routers, 1) {
 			start(app.TargetRouter)
 		}

@@ -115,9 +115,8 @@ func TestMakeRunStopsOnSIGINTToMake(t *testing.T) {
 	env := []string{marker}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "HOOKMESH_MONGODB_URI", k == "HOOKMESH_POSTGRES_URL", k == "HOOKMESH_TARGET",
-			k == "MAKEFLAGS", k == "MFLAGS", k == "MAKELEVEL", k == "MAKEOVERRIDES":
+		switch k {
+		case "HOOKMESH_MONGODB_URI", "HOOKMESH_POSTGRES_URL", "HOOKMESH_TARGET", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES":
 			continue
 		}
 		env = append(env, kv)

@@ -205,7 +205,7 @@ func newResult(cfg *config, p *project, calls []call, t tally, duplicates, anony
 		if c.err != nil {
 			r.IngestErrors++
 			if msg := c.err.Error(); errorsSeen[msg] == 0 && len(errorsSeen) < 5 {
-				r.Errors = append(r.Errors, fmt.Sprintf("ingest: %s", msg))
+				r.Errors = append(r.Errors, "ingest: "+msg)
 			}
 			errorsSeen[c.err.Error()]++
 			continue

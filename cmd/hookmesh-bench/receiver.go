@@ -38,7 +38,7 @@ type receiver struct {
 
 // startReceiver listens on addr and serves until stop.
 func startReceiver(addr string) (*receiver, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for webhooks on %s: %w", addr, err)
 	}

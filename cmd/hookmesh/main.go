@@ -6,12 +6,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -67,18 +64,20 @@ const usageLine = "usage: hookmesh [flags] all|registry|ingest|router|deliverer|
 	"       hookmesh reset-secrets [flags] | hookmesh reseal -old-secret-key OLD_KEY [flags]\n" +
 	"Every flag has the environment variable named in its description."
 
-// parseOptions parses args with the flags of the settings in scopes.
+// parseOptions parses args with the flags of every hookmesh command and
+// those of scopes, each defaulting to its variable's value.
 func parseOptions(name string, args []string, getenv func(string) string, stderr io.Writer, usage string, scopes ...string) (*options, []string, error) {
-	o := defaultOptions()
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var o options
+	fs := newFlagSet(name, &o, scopes...)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usage)
 		fs.PrintDefaults()
 	}
-	if err := defineFlags(fs, &o, getenv, append(scopes, scopeHookmesh)...); err != nil {
+	if err := applyEnv(fs, getenv); err != nil {
 		return &o, nil, err
 	}
+	o.target = getenv("HOOKMESH_TARGET")
 	if err := fs.Parse(args); err != nil {
 		return &o, nil, err
 	}
@@ -91,45 +90,9 @@ func finish(o *options, getenv func(string) string) (app.Config, slog.Level, err
 	// Spans are exported only when the standard variables ask for it.
 	cfg.ExportTraces = getenv("OTEL_TRACES_EXPORTER") != "" && getenv("OTEL_TRACES_EXPORTER") != "none" ||
 		getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
-	for _, s := range strings.Split(o.allowedNetworks, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return cfg, 0, fmt.Errorf("HOOKMESH_ALLOWED_NETWORKS: %q is not a CIDR range such as 10.1.0.0/16", s)
-		}
-		cfg.AllowedNetworks = append(cfg.AllowedNetworks, p)
-	}
-	for _, s := range strings.Split(o.corsOrigins, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		if err := checkOrigin(s); err != nil {
-			return cfg, 0, fmt.Errorf("HOOKMESH_CORS_ALLOWED_ORIGINS: %w", err)
-		}
-		cfg.CORSAllowedOrigins = append(cfg.CORSAllowedOrigins, s)
-	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return cfg, 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", o.logLevel)
 	}
 	return cfg, level, nil
-}
-
-// checkOrigin accepts "*" or an origin as browsers send it: scheme and host,
-// with a port if any, and nothing after.
-func checkOrigin(s string) error {
-	if s == "*" {
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("%q is not an origin such as https://app.example.com or http://127.0.0.1:5173 (scheme and host, with a port if any, and nothing after)", s)
-	}
-	if u.Path == "/" {
-		return fmt.Errorf("%q: an origin has no path; drop the trailing /", s)
-	}
-	return nil
 }

@@ -52,7 +52,7 @@ func TestParseReadsEnvironmentAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != "127.0.0.1:9999" || cfg.MongoURI != "mongodb://db:27017" || !cfg.AllowPrivateNetworks || cfg.MaxEventBytes != 2048 || !cfg.ExportTraces {
+	if cfg.HTTPAddr != "127.0.0.1:9999" || cfg.MongoURI != "mongodb://db:27017" || !cfg.AllowPrivateNetworks || cfg.Ingest.MaxPayloadBytes != 2048 || !cfg.ExportTraces {
 		t.Fatalf("config = %+v", cfg)
 	}
 	if strings.Join(cfg.Targets, " ") != "ingest,router" {

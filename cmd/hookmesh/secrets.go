@@ -45,7 +45,7 @@ func resetSecrets(ctx context.Context, args []string, getenv func(string) string
 	if len(rest) > 0 {
 		return fmt.Errorf("reset-secrets takes no arguments, got %q", rest)
 	}
-	box, err := openBox("HOOKMESH_SECRET_KEY (-secret-key)", o.cfg.SecretKey)
+	box, err := openBox("HOOKMESH_SECRET_KEY (-secret-key)", o.cfg.Registry.SecretKey)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func reseal(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	newBox, err := openBox("HOOKMESH_SECRET_KEY (-secret-key)", o.cfg.SecretKey)
+	newBox, err := openBox("HOOKMESH_SECRET_KEY (-secret-key)", o.cfg.Registry.SecretKey)
 	if err != nil {
 		return err
 	}
@@ -94,8 +94,8 @@ func reseal(ctx context.Context, args []string, getenv func(string) string, stdo
 	return err
 }
 
-// registryDB connects to the registry's database of o; close disconnects.
-func registryDB(ctx context.Context, o *options) (db *mongo.Database, close func(), err error) {
+// registryDB connects to the registry's database of o; closeDB disconnects.
+func registryDB(ctx context.Context, o *options) (db *mongo.Database, closeDB func(), err error) {
 	client, err := store.Connect(ctx, o.cfg.MongoURI)
 	if err != nil {
 		return nil, nil, err

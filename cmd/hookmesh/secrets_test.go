@@ -68,7 +68,7 @@ func TestSecretKeyCommands(t *testing.T) {
 	// start runs a registry with key and returns its URL and a stop func.
 	start := func(key string) (string, func(), error) {
 		c := cfg
-		c.SecretKey = key
+		c.Registry.SecretKey = key
 		a, err := app.New(ctx, c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 		if err != nil {
 			return "", nil, err

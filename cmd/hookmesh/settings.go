@@ -3,7 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,29 +11,13 @@ import (
 	"github.com/hookmesh/hookmesh/internal/bus"
 )
 
-// options is what the settings fill: the process's configuration and the
-// few values main turns into it.
+// options is what the flags fill: the process's configuration and the few
+// values main keeps for itself.
 type options struct {
-	cfg             app.Config
-	allowedNetworks string
-	corsOrigins     string
-	logLevel        string
-	target          string
-	oldSecretKey    string
-}
-
-// defaultOptions are the defaults the settings table shows.
-func defaultOptions() options {
-	cfg := app.Defaults()
-	cfg.Breaker.FailureRatio = 0.7
-	cfg.Breaker.MinRequests = 20
-	cfg.Breaker.Window = 30 * time.Second
-	cfg.Breaker.Cooldown = 30 * time.Second
-	cfg.Breaker.MaxCooldown = 10 * time.Minute
-	cfg.OutboxSweepInterval = 15 * time.Second
-	cfg.OutboxGrace = 30 * time.Second
-	cfg.StatusBatchWait = time.Second
-	return options{cfg: cfg, logLevel: "info"}
+	cfg          app.Config
+	logLevel     string
+	target       string
+	oldSecretKey string
 }
 
 // Scopes of a setting: who reads it.
@@ -47,104 +31,88 @@ const (
 	scopeOTel     = "hookmesh (OpenTelemetry)"
 )
 
-// setting is one setting: a flag and its environment variable, or a
-// variable alone. This table is the one place settings are declared: main
-// makes the flags from it, and the README's settings table is generated
-// from it (settings_test.go fails when the README is stale). To add a
-// setting, add a row.
-type setting struct {
-	// Flag is the flag's name, without the dash; empty for a variable
-	// without a flag.
-	Flag string
-	// Env is the environment variable; it sets the flag's default.
-	Env string
-	// Usage says what it does.
-	Usage string
-	// Default is the default as the README shows it; empty shows the
-	// value of field in defaultOptions ("none" when that is empty).
-	Default string
-	// Scope says who reads it; empty for hookmesh itself.
-	Scope string
-	// field points into options: a *string, *int, *bool, *float64 or
-	// *time.Duration. Nil for variables hookmesh does not read through
-	// this table (OpenTelemetry's, the scripts').
-	field func(*options) any
+// newFlagSet declares every flag of a hookmesh command on a new FlagSet:
+// the process's and the services' (each declared once, by its own Config's
+// RegisterFlags), main's own, and those of the scopes given. Each flag's
+// environment variable is envName of its name.
+func newFlagSet(name string, o *options, scopes ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	o.cfg.RegisterFlags(fs)
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if slices.Contains(scopes, scopeReseal) {
+		fs.StringVar(&o.oldSecretKey, "old-secret-key", "", "the key the endpoint secrets were sealed with, which hookmesh reseal replaces with -secret-key")
+	}
+	return fs
 }
 
-var settings = []setting{
-	{Flag: "http-addr", Env: "HOOKMESH_HTTP_ADDR", Usage: "address to serve Connect, gRPC, gRPC-Web and REST on",
-		field: func(o *options) any { return &o.cfg.HTTPAddr }},
-	{Flag: "tls-cert-file", Env: "HOOKMESH_TLS_CERT_FILE", Usage: "TLS certificate for the API (with -tls-key-file); none serves plain HTTP",
-		field: func(o *options) any { return &o.cfg.TLSCertFile }},
-	{Flag: "tls-key-file", Env: "HOOKMESH_TLS_KEY_FILE", Usage: "TLS key for the API (with -tls-cert-file)",
-		field: func(o *options) any { return &o.cfg.TLSKeyFile }},
-	{Flag: "mongodb-uri", Env: "HOOKMESH_MONGODB_URI", Usage: "MongoDB or FerretDB connection string (`make run` starts FerretDB when it is not set)",
-		field: func(o *options) any { return &o.cfg.MongoURI }},
-	{Flag: "postgres-url", Env: "HOOKMESH_POSTGRES_URL", Usage: "PostgreSQL connection string for the delivery history (deliveries, attempts, counters, events); empty keeps it in MongoDB (`make run` sets up the database `hookmesh_history` unless it is `none`)",
-		Default: "none (`make run`: `hookmesh_history`)", field: func(o *options) any { return &o.cfg.PostgresURL }},
-	{Flag: "database-prefix", Env: "HOOKMESH_DATABASE_PREFIX", Usage: "prefix of the services' database names: `<prefix>_registry`, `_ingest`, `_status`",
-		field: func(o *options) any { return &o.cfg.DatabasePrefix }},
-	{Flag: "amqp-url", Env: "HOOKMESH_AMQP_URL", Usage: "RabbitMQ URL",
-		field: func(o *options) any { return &o.cfg.AMQPURL }},
-	{Flag: "amqp-prefix", Env: "HOOKMESH_AMQP_PREFIX", Usage: "prefix of exchange and queue names",
-		field: func(o *options) any { return &o.cfg.AMQPPrefix }},
-	{Flag: "status-partitions", Env: "HOOKMESH_STATUS_PARTITIONS", Usage: "status queues state changes are spread over; the same in every process",
-		field: func(o *options) any { return &o.cfg.StatusPartitions }},
-	{Flag: "admin-key", Env: "HOOKMESH_ADMIN_KEY", Usage: "bearer key that manages projects; hookmesh refuses to start without one",
-		Default: "none (`make run` keeps one in `.hookmesh/admin-key`)", field: func(o *options) any { return &o.cfg.AdminKey }},
-	{Flag: "registry-url", Env: "HOOKMESH_REGISTRY_URL", Usage: "base URL of the registry, for processes without the registry target",
-		Default: "the process itself", field: func(o *options) any { return &o.cfg.RegistryURL }},
-	{Flag: "ingest-url", Env: "HOOKMESH_INGEST_URL", Usage: "base URL of ingest, for status processes without the ingest target (manual retries read the event)",
-		Default: "the process itself", field: func(o *options) any { return &o.cfg.IngestURL }},
-	{Flag: "status-url", Env: "HOOKMESH_STATUS_URL", Usage: "base URL of the status service, for ingest processes without the status target (event delivery counts)",
-		Default: "the process itself", field: func(o *options) any { return &o.cfg.StatusURL }},
-	{Flag: "secret-key", Env: "HOOKMESH_SECRET_KEY", Usage: "32-byte key (hex or base64) encrypting endpoint secrets at rest; the registry refuses to start without it, or with one that cannot open the secrets already stored",
-		Default: "none (`make run` keeps one in `.hookmesh/secret-key`)", field: func(o *options) any { return &o.cfg.SecretKey }},
-	{Flag: "old-secret-key", Env: "HOOKMESH_OLD_SECRET_KEY", Usage: "the key the endpoint secrets were sealed with, which `hookmesh reseal` replaces with -secret-key",
-		Scope: scopeReseal, field: func(o *options) any { return &o.oldSecretKey }},
-	{Flag: "public-url", Env: "HOOKMESH_PUBLIC_URL", Usage: "base URL users reach hookmesh at (`https://hooks.example.com`), for the customer portal links CreatePortalLink returns",
-		Default: "the scheme and host of the request", field: func(o *options) any { return &o.cfg.PublicURL }},
-	{Flag: "require-https", Env: "HOOKMESH_REQUIRE_HTTPS", Usage: "refuse endpoint URLs that are not https",
-		field: func(o *options) any { return &o.cfg.RequireHTTPS }},
-	{Flag: "allowed-networks", Env: "HOOKMESH_ALLOWED_NETWORKS", Usage: "comma-separated CIDR ranges endpoints may reach even when private networks are not allowed",
-		field: func(o *options) any { return &o.allowedNetworks }},
-	{Flag: "allow-private-networks", Env: "HOOKMESH_ALLOW_PRIVATE_NETWORKS", Usage: "let endpoints resolve to loopback and private addresses",
-		Default: "`false` (`make run` and tests: `true`)", field: func(o *options) any { return &o.cfg.AllowPrivateNetworks }},
-	{Flag: "max-event-bytes", Env: "HOOKMESH_MAX_EVENT_BYTES", Usage: "largest event payload accepted",
-		field: func(o *options) any { return &o.cfg.MaxEventBytes }},
-	{Flag: "delivery-concurrency", Env: "HOOKMESH_DELIVERY_CONCURRENCY", Usage: "webhooks one deliverer sends at once",
-		field: func(o *options) any { return &o.cfg.DeliveryConcurrency }},
-	{Flag: "breaker-failure-ratio", Env: "HOOKMESH_BREAKER_FAILURE_RATIO", Usage: "share of an endpoint's attempts within the breaker window that, failing, opens its circuit; negative turns the breaker off",
-		field: func(o *options) any { return &o.cfg.Breaker.FailureRatio }},
-	{Flag: "breaker-min-requests", Env: "HOOKMESH_BREAKER_MIN_REQUESTS", Usage: "attempts the breaker window must hold before the failure ratio counts",
-		field: func(o *options) any { return &o.cfg.Breaker.MinRequests }},
-	{Flag: "breaker-window", Env: "HOOKMESH_BREAKER_WINDOW", Usage: "how far back the circuit breaker counts attempts",
-		field: func(o *options) any { return &o.cfg.Breaker.Window }},
-	{Flag: "breaker-cooldown", Env: "HOOKMESH_BREAKER_COOLDOWN", Usage: "how long an open circuit waits before a probe; doubles after each failed probe",
-		field: func(o *options) any { return &o.cfg.Breaker.Cooldown }},
-	{Flag: "breaker-max-cooldown", Env: "HOOKMESH_BREAKER_MAX_COOLDOWN", Usage: "longest an open circuit waits before a probe",
-		field: func(o *options) any { return &o.cfg.Breaker.MaxCooldown }},
-	{Flag: "router-workers", Env: "HOOKMESH_ROUTER_WORKERS", Usage: "events one router expands at once",
-		field: func(o *options) any { return &o.cfg.RouterWorkers }},
-	{Flag: "outbox-sweep-interval", Env: "HOOKMESH_OUTBOX_SWEEP_INTERVAL", Usage: "how often ingest publishes again the events the broker did not confirm",
-		field: func(o *options) any { return &o.cfg.OutboxSweepInterval }},
-	{Flag: "outbox-grace", Env: "HOOKMESH_OUTBOX_GRACE", Usage: "how old an unconfirmed event must be before it is published again",
-		field: func(o *options) any { return &o.cfg.OutboxGrace }},
-	{Flag: "status-batch-wait", Env: "HOOKMESH_STATUS_BATCH_WAIT", Usage: "how long the status service gathers state changes before writing them",
-		field: func(o *options) any { return &o.cfg.StatusBatchWait }},
-	{Flag: "cache-ttl", Env: "HOOKMESH_CACHE_TTL", Usage: "how long registry answers are cached by the other services",
-		field: func(o *options) any { return &o.cfg.CacheTTL }},
-	{Flag: "shutdown-timeout", Env: "HOOKMESH_SHUTDOWN_TIMEOUT", Usage: "bound on the graceful shutdown after SIGINT or SIGTERM",
-		field: func(o *options) any { return &o.cfg.ShutdownTimeout }},
-	{Flag: "pprof", Env: "HOOKMESH_PPROF", Usage: "serve Go's profiler at /debug/pprof/",
-		field: func(o *options) any { return &o.cfg.Pprof }},
-	{Flag: "cors-allowed-origins", Env: "HOOKMESH_CORS_ALLOWED_ORIGINS", Usage: "comma-separated browser origins (`https://app.example.com`, `http://127.0.0.1:5173`, or `*`) that may call every API route from another origin; none when empty",
-		field: func(o *options) any { return &o.corsOrigins }},
-	{Flag: "log-level", Env: "HOOKMESH_LOG_LEVEL", Usage: "debug, info, warn or error",
-		field: func(o *options) any { return &o.logLevel }},
-	{Env: "HOOKMESH_TARGET", Usage: "services to run when the command line names none: `all`, or a comma-separated list of registry, ingest, router, deliverer, status",
-		Default: "`all`", field: func(o *options) any { return &o.target }},
+// flagScopes says who reads a flag that not every hookmesh command has.
+var flagScopes = map[string]string{"old-secret-key": scopeReseal}
 
+// envName is the environment variable of a flag: HOOKMESH_ and the flag's
+// name in capitals, with underscores for dashes.
+func envName(flagName string) string {
+	return "HOOKMESH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag of fs whose variable is set, so that the command
+// line still overrides it, and names the variable in each flag's usage. A
+// variable that does not parse is an error naming it.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envName(f.Name)
+		f.Usage += " (" + env + ")"
+		v := getenv(env)
+		if v == "" || err != nil {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = fmt.Errorf("%s=%q: %s", env, v, want(f.Value, serr))
+		}
+	})
+	return err
+}
+
+// want says what a value of the flag's type looks like, or why the value
+// was refused.
+func want(v flag.Value, err error) string {
+	if g, ok := v.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case int:
+			return "want a whole number"
+		case bool:
+			return "want true or false"
+		case float64:
+			return "want a number"
+		case time.Duration:
+			return "want a duration such as 500ms, 30s or 2m"
+		}
+	}
+	return err.Error()
+}
+
+// shownDefaults are the README's words for defaults that a value alone does
+// not explain.
+var shownDefaults = map[string]string{
+	"postgres-url":           "none (`make run`: `hookmesh_history`)",
+	"admin-key":              "none (`make run` keeps one in `.hookmesh/admin-key`)",
+	"registry-url":           "the process itself",
+	"ingest-url":             "the process itself",
+	"status-url":             "the process itself",
+	"secret-key":             "none (`make run` keeps one in `.hookmesh/secret-key`)",
+	"public-url":             "the scheme and host of the request",
+	"allow-private-networks": "`false` (`make run` and tests: `true`)",
+}
+
+// variable documents an environment variable that is not a flag's.
+type variable struct {
+	Env, Usage, Default, Scope string
+}
+
+// variables are the variables without a flag: hookmesh's own, OpenTelemetry's
+// and the scripts'. Flags document themselves.
+var variables = []variable{
+	{Env: "HOOKMESH_TARGET", Usage: "services to run when the command line names none: `all`, or a comma-separated list of registry, ingest, router, deliverer, status", Default: "`all`"},
 	{Env: "OTEL_TRACES_EXPORTER", Usage: "`otlp` or `console` exports spans; `none` or unset exports none (unless an endpoint below is set, which exports over OTLP)", Scope: scopeOTel},
 	{Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Usage: "where spans are exported over OTLP; setting it (or the next one) turns export on. The exporter honours the other standard `OTEL_EXPORTER_OTLP_*` variables (protocol, headers, timeout, ...)", Scope: scopeOTel},
 	{Env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Usage: "where spans are exported, for traces only", Scope: scopeOTel},
@@ -170,77 +138,35 @@ var settings = []setting{
 	{Env: "HOOKMESH_BENCH_FERRETDB_PORT", Usage: "port of the FerretDB `make bench` starts", Default: "`27019`", Scope: scopeBench},
 }
 
-// defineFlags makes the flags of the settings in scope on fs, each with
-// its variable's value as default; a variable that does not parse is an
-// error naming it.
-func defineFlags(fs *flag.FlagSet, o *options, getenv func(string) string, scopes ...string) error {
-	for _, s := range settings {
-		if s.field == nil || s.Flag == "" || !contains(scopes, s.Scope) {
-			continue
-		}
-		// No backquotes: flag would take the quoted words for the value's name.
-		usage := strings.ReplaceAll(s.Usage, "`", "") + " (" + s.Env + ")"
-		switch p := s.field(o).(type) {
-		case *string:
-			fs.StringVar(p, s.Flag, *p, usage)
-		case *int:
-			fs.IntVar(p, s.Flag, *p, usage)
-		case *bool:
-			fs.BoolVar(p, s.Flag, *p, usage)
-		case *float64:
-			fs.Float64Var(p, s.Flag, *p, usage)
-		case *time.Duration:
-			fs.DurationVar(p, s.Flag, *p, usage)
-		default:
-			panic(fmt.Sprintf("setting %s: unsupported type %T", s.Env, p))
-		}
-		if v := getenv(s.Env); v != "" {
-			if err := fs.Set(s.Flag, v); err != nil {
-				return fmt.Errorf("%s=%q: %s", s.Env, v, want(s.field(o)))
-			}
-		}
-	}
-	// Variables without a flag (only strings so far).
-	for _, s := range settings {
-		if s.field != nil && s.Flag == "" && contains(scopes, s.Scope) {
-			if v := getenv(s.Env); v != "" {
-				*s.field(o).(*string) = v
-			}
-		}
-	}
-	return nil
+// setting is one row of the README's settings table.
+type setting struct {
+	Env, Flag, Scope, Usage, Default string
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// allSettings lists every setting: each flag of every command, then the
+// variables without one.
+func allSettings() []setting {
+	var o options
+	fs := newFlagSet("hookmesh", &o, scopeReseal)
+	var out []setting
+	fs.VisitAll(func(f *flag.Flag) {
+		d, ok := shownDefaults[f.Name]
+		if !ok {
+			d = showDefault(f)
 		}
+		out = append(out, setting{Env: envName(f.Name), Flag: f.Name, Scope: flagScopes[f.Name], Usage: f.Usage, Default: d})
+	})
+	for _, v := range variables {
+		out = append(out, setting{Env: v.Env, Scope: v.Scope, Usage: v.Usage, Default: v.Default})
 	}
-	return false
-}
-
-// want says what a value of the setting's type looks like.
-func want(p any) string {
-	switch p.(type) {
-	case *int:
-		return "want a whole number"
-	case *bool:
-		return "want true or false"
-	case *float64:
-		return "want a number"
-	case *time.Duration:
-		return "want a duration such as 500ms, 30s or 2m"
-	}
-	return "invalid value"
+	return out
 }
 
 // settingsMarkdown is the README's settings table.
 func settingsMarkdown() string {
-	def := defaultOptions()
 	var b strings.Builder
 	b.WriteString("| variable | flag | read by | meaning | default |\n| --- | --- | --- | --- | --- |\n")
-	for _, s := range settings {
+	for _, s := range allSettings() {
 		flagCol := ""
 		if s.Flag != "" {
 			flagCol = "`-" + s.Flag + "`"
@@ -250,9 +176,6 @@ func settingsMarkdown() string {
 			scope = "hookmesh"
 		}
 		d := s.Default
-		if d == "" && s.field != nil {
-			d = showDefault(s.field(&def))
-		}
 		if d == "" {
 			d = "none"
 		}
@@ -261,21 +184,15 @@ func settingsMarkdown() string {
 	return b.String()
 }
 
-func showDefault(p any) string {
-	switch p := p.(type) {
-	case *string:
-		if *p == "" {
-			return ""
-		}
-		return "`" + *p + "`"
-	case *int:
-		return "`" + strconv.Itoa(*p) + "`"
-	case *bool:
-		return "`" + strconv.FormatBool(*p) + "`"
-	case *float64:
-		return "`" + strconv.FormatFloat(*p, 'g', -1, 64) + "`"
-	case *time.Duration:
-		return "`" + bus.TierName(*p) + "`"
+// showDefault is a flag's default as the README shows it; empty when none.
+func showDefault(f *flag.Flag) string {
+	if f.DefValue == "" {
+		return ""
 	}
-	return ""
+	if g, ok := f.Value.(flag.Getter); ok {
+		if d, ok := g.Get().(time.Duration); ok {
+			return "`" + bus.TierName(d) + "`"
+		}
+	}
+	return "`" + f.DefValue + "`"
 }

@@ -139,11 +139,11 @@ func (c *Conn) consumeLoop(ctx context.Context, queue string, opts ConsumeOption
 	backoff := 100 * time.Millisecond
 	for {
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // the caller stopped consuming
 		}
 		err := c.consumeOnce(ctx, queue, opts, run)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // the caller stopped consuming: whatever ended the loop is expected
 		}
 		if errors.Is(err, ErrClosed) {
 			return err

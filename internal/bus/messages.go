@@ -61,7 +61,7 @@ func (t Topology) StateMessage(sc *busv1.StateChange) Message {
 // is ErrMalformed, so the consumer parks it.
 func Decode(d *Delivery, m proto.Message) error {
 	if err := proto.Unmarshal(d.Body, m); err != nil {
-		return fmt.Errorf("%w: decode %T: %v", ErrMalformed, m, err)
+		return fmt.Errorf("%w: decode %T: %w", ErrMalformed, m, err)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func (c *Conn) Subscribe(ctx context.Context, exchange string, onConnect func(),
 	for {
 		err := c.subscribeOnce(ctx, exchange, onConnect, h)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // the caller stopped listening: whatever ended the loop is expected
 		}
 		if errors.Is(err, ErrClosed) {
 			return err

@@ -42,7 +42,7 @@ func ParseDocument(text []byte) (map[string]any, error) {
 		return nil, &Error{Msg: "is not valid JSON: " + jsonErr(err)}
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, &Error{Msg: fmt.Sprintf("must be a JSON object, as in {\"amount\": {\"$gte\": 10}}, got %s", describeToken(tok))}
+		return nil, &Error{Msg: "must be a JSON object, as in {\"amount\": {\"$gte\": 10}}, got " + describeToken(tok)}
 	}
 	m, err := parseObject(dec, "", 1)
 	if err != nil {

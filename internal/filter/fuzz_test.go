@@ -199,7 +199,7 @@ func compileWith(t *testing.T, doc map[string]any, opts filter.Options) *filter.
 
 func hasNonASCII(keys func(func(string) bool)) bool {
 	for k := range keys {
-		for i := 0; i < len(k); i++ {
+		for i := range len(k) {
 			if k[i] >= 0x80 {
 				return true
 			}

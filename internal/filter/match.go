@@ -302,7 +302,7 @@ func equalFoldASCII(a, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	for i := 0; i < len(a); i++ {
+	for i := range len(a) {
 		x, y := a[i], b[i]
 		if x == y {
 			continue

@@ -86,7 +86,7 @@ func ratOf(s string) (*big.Rat, bool) {
 	if len(s) > 200 {
 		return nil, false
 	}
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if (s[i] == 'e' || s[i] == 'E') && len(s)-i > 5 {
 			return nil, false
 		}

@@ -120,8 +120,7 @@ func Retryable(err error) bool {
 		if pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC" {
 			return true
 		}
-		switch pgErr.Code {
-		case "55P03": // lock not available
+		if pgErr.Code == "55P03" { // lock not available
 			return true
 		}
 		switch pgErr.Code[:2] {

@@ -140,7 +140,7 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Listen() (net.Addr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", s.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}

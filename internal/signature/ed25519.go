@@ -123,7 +123,7 @@ func signedContent(msgID, unix string, body []byte) []byte {
 func VerifyEd25519(publicKey string, h http.Header, body []byte, tolerance time.Duration) error {
 	pub, err := ParsePublicKey(publicKey)
 	if err != nil {
-		return fmt.Errorf("public key: %v: %w", err, ErrMalformed)
+		return fmt.Errorf("public key: %w: %w", err, ErrMalformed)
 	}
 	id, unix, sigs, err := standardHeaders(h, tolerance)
 	if err != nil {

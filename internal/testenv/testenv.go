@@ -26,7 +26,7 @@ import (
 var (
 	clientOnce sync.Once
 	client     *mongo.Client
-	clientErr  error
+	errClient  error
 )
 
 // MongoURI returns the test database server's URI, skipping the test when
@@ -74,10 +74,10 @@ func Client(tb testing.TB) *mongo.Client {
 	clientOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		client, clientErr = store.Connect(ctx, uri)
+		client, errClient = store.Connect(ctx, uri)
 	})
-	if clientErr != nil {
-		tb.Fatalf("connect to test MongoDB: %v", clientErr)
+	if errClient != nil {
+		tb.Fatalf("connect to test MongoDB: %v", errClient)
 	}
 	return client
 }

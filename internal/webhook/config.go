@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"errors"
-	"flag"
 	"syscall"
 	"time"
 )
@@ -45,17 +44,6 @@ func DefaultConfig() Config {
 		MaxConnsPerHost: DefaultMaxConnsPerHost,
 		UserAgent:       DefaultUserAgent,
 	}
-}
-
-// RegisterFlags registers the configuration's flags on fs, each name
-// starting with prefix (for example "deliverer.").
-func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
-	fs.Int64Var(&c.MaxResponseBody, prefix+"max-response-body", DefaultMaxResponseBody,
-		"bytes of a webhook response body kept, after decompression")
-	fs.IntVar(&c.MaxConnsPerHost, prefix+"max-conns-per-host", DefaultMaxConnsPerHost,
-		"connections to one endpoint host, kept open for reuse; size it to the delivery concurrency")
-	fs.StringVar(&c.UserAgent, prefix+"user-agent", DefaultUserAgent,
-		"User-Agent header of delivered webhooks")
 }
 
 // Validate reports a configuration that cannot work.

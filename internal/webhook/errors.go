@@ -39,12 +39,12 @@ func invalidURL(err error) error {
 // describe turns a transport error into a few words. parent is the caller's
 // context and ctx the one with the request timeout: which of them ended
 // tells a timeout from a cancellation.
-func describe(err error, parent, ctx context.Context, timeout time.Duration) error {
-	msg := message(err, parent, ctx, timeout)
+func describe(parent, ctx context.Context, err error, timeout time.Duration) error {
+	msg := message(parent, ctx, err, timeout)
 	return &sendError{msg: msg, err: err}
 }
 
-func message(err error, parent, ctx context.Context, timeout time.Duration) string {
+func message(parent, ctx context.Context, err error, timeout time.Duration) string {
 	var (
 		dnsErr  *net.DNSError
 		opErr   *net.OpError

@@ -132,7 +132,7 @@ func (s *Sender) Send(ctx context.Context, req Request) Result {
 	if err != nil {
 		res.Latency = time.Since(res.Start)
 		res.RemoteIP = remote.ip()
-		res.Err = describe(err, parent, ctx, timeout)
+		res.Err = describe(parent, ctx, err, timeout)
 		return res
 	}
 	defer resp.Body.Close()
@@ -150,7 +150,7 @@ func (s *Sender) Send(ctx context.Context, req Request) Result {
 	}
 	res.Body = body
 	if err != nil {
-		res.Err = prefixed("reading response body", describe(err, parent, ctx, timeout))
+		res.Err = prefixed("reading response body", describe(parent, ctx, err, timeout))
 		return res
 	}
 	if res.Truncated {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -30,20 +31,6 @@ import (
 	"github.com/hookmesh/hookmesh/internal/signature"
 	"github.com/hookmesh/hookmesh/internal/webhook"
 )
-
-// Config configures the deliverer.
-type Config struct {
-	// Concurrency is how many requests are in flight at once; 64 when zero.
-	Concurrency int
-	// PublishTimeout bounds the wait for the broker's confirm of a state
-	// change; 60 s when zero.
-	PublishTimeout time.Duration
-	// Breaker sets the per-endpoint circuit breaker.
-	Breaker BreakerConfig
-	// ProcessingAfter is how long a request runs before its delivery is
-	// reported PROCESSING; 500 ms when zero.
-	ProcessingAfter time.Duration
-}
 
 // Targets returns what is needed to send to an endpoint (the registry's
 // cached client).
@@ -70,15 +57,7 @@ type Deliverer struct {
 
 // New returns a deliverer; mp receives its metrics.
 func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
-	}
-	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = 60 * time.Second
-	}
-	if cfg.ProcessingAfter <= 0 {
-		cfg.ProcessingAfter = 500 * time.Millisecond
-	}
+	cfg.defaults()
 	m, err := newMetrics(mp)
 	if err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
@@ -87,9 +66,16 @@ func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender
 		circuit: newBreakers(cfg.Breaker), logger: logger, now: time.Now}, nil
 }
 
-// Run delivers tasks until ctx ends; the requests in flight finish first.
+// Run delivers tasks until ctx ends; the requests in flight finish first,
+// and Run returns once every goroutine it started has.
 func (d *Deliverer) Run(ctx context.Context) error {
-	go d.watchReplicas(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Deferred after the wait, so it runs first: the replica watch stops
+	// once consuming has ended, however it ended.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() { d.watchReplicas(ctx) })
 	return d.conn.Consume(ctx, d.conn.Topology().DeliverQueue, bus.ConsumeOptions{Workers: d.cfg.Concurrency}, d.handle)
 }
 
@@ -118,7 +104,7 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 			Error: "endpoint was deleted: nothing was sent", StartTime: timestamppb.New(d.now())})
 	case connect.CodeOf(err) == connect.CodeInvalidArgument:
 		// The registry refuses the task's ids: asking again cannot help.
-		return fmt.Errorf("%w: load endpoint %s: %v", bus.ErrMalformed, task.GetEndpointId(), err)
+		return fmt.Errorf("%w: load endpoint %s: %w", bus.ErrMalformed, task.GetEndpointId(), err)
 	case err != nil:
 		return fmt.Errorf("load endpoint %s: %w", task.GetEndpointId(), err)
 	case target.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE:

@@ -4,7 +4,11 @@
 // durable.
 package ingest
 
-import "time"
+import (
+	"errors"
+	"flag"
+	"time"
+)
 
 // Config configures the ingest service.
 type Config struct {
@@ -48,4 +52,24 @@ func (c *Config) defaults() {
 	if c.SweepLookback <= 0 {
 		c.SweepLookback = 24 * time.Hour
 	}
+}
+
+// RegisterFlags declares the configuration's flags on fs, with the defaults
+// of a zero Config.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	var d Config
+	d.defaults()
+	fs.IntVar(&c.MaxPayloadBytes, "max-event-bytes", d.MaxPayloadBytes, "largest event payload accepted")
+	fs.DurationVar(&c.PublishTimeout, "ingest-publish-timeout", d.PublishTimeout, "how long a create call waits for the broker's confirm before answering Unavailable (the event stays in the outbox)")
+	fs.DurationVar(&c.AbandonedClaimAfter, "ingest-abandoned-claim-after", d.AbandonedClaimAfter, "how old an idempotency key's claim without its event must be before a repeated request takes it over")
+	fs.DurationVar(&c.SweepInterval, "outbox-sweep-interval", d.SweepInterval, "how often ingest publishes again the events the broker did not confirm")
+	fs.DurationVar(&c.SweepGrace, "outbox-grace", d.SweepGrace, "how old an unconfirmed event must be before it is published again")
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.MaxPayloadBytes <= 0 || c.PublishTimeout <= 0 || c.AbandonedClaimAfter <= 0 || c.SweepInterval <= 0 || c.SweepGrace <= 0 {
+		return errors.New("HOOKMESH_MAX_EVENT_BYTES, _INGEST_PUBLISH_TIMEOUT, _INGEST_ABANDONED_CLAIM_AFTER, _OUTBOX_SWEEP_INTERVAL and _OUTBOX_GRACE must be positive")
+	}
+	return nil
 }

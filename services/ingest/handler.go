@@ -13,8 +13,8 @@ import (
 	"github.com/hookmesh/hookmesh/internal/auth"
 )
 
-// BroadcastHeader, set to "broadcast" on any create call, sends the event to
-// every endpoint of the project (Convoy-compatible).
+// BroadcastHeader is the header that, set to "broadcast" on any create
+// call, sends the event to every endpoint of the project (Convoy-compatible).
 const BroadcastHeader = "X-Convoy-Message-Type"
 
 func isBroadcast(h http.Header) bool {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -141,7 +142,7 @@ func TestStoreInsertAndGet(t *testing.T) {
 		if got == nil || !reflect.DeepEqual(*got, *full) {
 			t.Fatalf("get = %+v, want %+v", got, full)
 		}
-		if err := st.insert(ctx, full); err != errDuplicate {
+		if err := st.insert(ctx, full); !errors.Is(err, errDuplicate) {
 			t.Fatalf("second insert of %s: %v, want errDuplicate", full.ID, err)
 		}
 		if got, err := st.get(ctx, "prj_b", full.ID); err != nil || got != nil {
@@ -177,7 +178,7 @@ func TestStoreInsertAndGet(t *testing.T) {
 			if got.EventType == "repeat" {
 				winner, loser = loser, winner
 			}
-			if winner != nil || loser != errDuplicate {
+			if winner != nil || !errors.Is(loser, errDuplicate) {
 				t.Fatalf("event %d: the insert stored was told %v, the other %v (want nil and errDuplicate)", i, winner, loser)
 			}
 		}

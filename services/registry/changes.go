@@ -2,22 +2,17 @@ package registry
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
+	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
 )
 
 // Notifier tells every process that caches registry answers that a
 // project's configuration changed (in hookmesh, a message on the bus).
 type Notifier func(ctx context.Context, projectID, procedure string) error
-
-// SetNotifier makes every successful change of a project notify n before
-// the call answers, so that when a client sees its change acknowledged, the
-// caches that could hide it are already being dropped.
-func (s *Service) SetNotifier(n Notifier) { s.notify = n }
 
 // InvalidateProject drops the API keys and portal tokens this registry has cached for a
 // project, when another registry replica changed it.
@@ -26,20 +21,55 @@ func (s *Service) InvalidateProject(projectID string) {
 	s.portals.InvalidateTag(projectID)
 }
 
-// changing lists the verbs of RegistryService that change a project.
-var changing = []string{"Create", "Update", "Delete", "Pause", "Activate", "Rotate", "Revoke", "Set"}
+// changes declares, for every procedure the registry serves, whether a
+// successful call changes a project's configuration and must be announced.
+// A test fails when a procedure is missing, so a new RPC cannot skip cache
+// invalidation by its name alone.
+var changes = map[string]bool{
+	registryv1connect.RegistryServiceCreateProjectProcedure:          true,
+	registryv1connect.RegistryServiceGetProjectProcedure:             false,
+	registryv1connect.RegistryServiceListProjectsProcedure:           false,
+	registryv1connect.RegistryServiceUpdateProjectProcedure:          true,
+	registryv1connect.RegistryServiceDeleteProjectProcedure:          true,
+	registryv1connect.RegistryServiceCreateAPIKeyProcedure:           true,
+	registryv1connect.RegistryServiceListAPIKeysProcedure:            false,
+	registryv1connect.RegistryServiceRevokeAPIKeyProcedure:           true,
+	registryv1connect.RegistryServiceCreatePortalLinkProcedure:       true,
+	registryv1connect.RegistryServiceListPortalLinksProcedure:        false,
+	registryv1connect.RegistryServiceRevokePortalLinkProcedure:       true,
+	registryv1connect.RegistryServiceGetCurrentPortalLinkProcedure:   false,
+	registryv1connect.RegistryServiceCreateEndpointProcedure:         true,
+	registryv1connect.RegistryServiceGetEndpointProcedure:            false,
+	registryv1connect.RegistryServiceListEndpointsProcedure:          false,
+	registryv1connect.RegistryServiceUpdateEndpointProcedure:         true,
+	registryv1connect.RegistryServiceDeleteEndpointProcedure:         true,
+	registryv1connect.RegistryServicePauseEndpointProcedure:          true,
+	registryv1connect.RegistryServiceActivateEndpointProcedure:       true,
+	registryv1connect.RegistryServiceRotateEndpointSecretProcedure:   true,
+	registryv1connect.RegistryServiceCreateSubscriptionProcedure:     true,
+	registryv1connect.RegistryServiceGetSubscriptionProcedure:        false,
+	registryv1connect.RegistryServiceListSubscriptionsProcedure:      false,
+	registryv1connect.RegistryServiceUpdateSubscriptionProcedure:     true,
+	registryv1connect.RegistryServiceDeleteSubscriptionProcedure:     true,
+	registryv1connect.RegistryServiceSetMetaEventsProcedure:          true,
+	registryv1connect.RegistryServiceRotateMetaEventsSecretProcedure: true,
 
-// changeInterceptor calls the notifier after each successful change.
+	registryv1connect.RegistryInternalServiceAuthenticateKeyProcedure:         false,
+	registryv1connect.RegistryInternalServiceAuthenticatePortalTokenProcedure: false,
+	registryv1connect.RegistryInternalServiceListOwnerEndpointsProcedure:      false,
+	registryv1connect.RegistryInternalServiceResolveTargetsProcedure:          false,
+	registryv1connect.RegistryInternalServiceGetTargetProcedure:               false,
+	registryv1connect.RegistryInternalServiceDisableEndpointProcedure:         true,
+}
+
+// changeInterceptor calls the notifier after each successful call that
+// changes declares as a change.
 func (s *Service) changeInterceptor() connect.Interceptor {
 	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			resp, err := next(ctx, req)
-			if err != nil || s.notify == nil || req.Spec().IsClient {
-				return resp, err
-			}
 			procedure := req.Spec().Procedure
-			method := procedure[strings.LastIndexByte(procedure, '/')+1:]
-			if !hasAnyPrefix(method, changing) {
+			if err != nil || s.notify == nil || req.Spec().IsClient || !changes[procedure] {
 				return resp, err
 			}
 			projectID := ""
@@ -63,13 +93,4 @@ func (s *Service) changeInterceptor() connect.Interceptor {
 			return resp, err
 		}
 	})
-}
-
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }

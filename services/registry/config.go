@@ -6,6 +6,9 @@ package registry
 
 import (
 	"errors"
+	"flag"
+	"fmt"
+	"net/url"
 
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 )
@@ -21,18 +24,25 @@ type Config struct {
 	// AdminKey is the bearer key that manages projects and calls
 	// RegistryInternalService.
 	AdminKey string
-	// AllowPrivateNetworks lets endpoint URLs point at loopback and private
-	// addresses. Unused for now: destinations are checked at dial time by
-	// the deliverer.
-	AllowPrivateNetworks bool
 	// RequireHTTPS refuses endpoint URLs that are not https.
 	RequireHTTPS bool
-	// Secrets encrypts endpoint secrets at rest. Required.
+	// SecretKey encrypts endpoint secrets at rest: 32 bytes, hex or base64.
+	// New builds Secrets from it when Secrets is nil.
+	SecretKey string
+	// Secrets encrypts endpoint secrets at rest. Required unless SecretKey
+	// is set.
 	Secrets *secretbox.Box
 	// PublicURL is the base URL users reach hookmesh at, for the portal
 	// links' URLs; empty uses the scheme and host of the request that
 	// creates the link.
 	PublicURL string
+	// Notify, when set, is called after every successful change of a
+	// project and before the call answers, so that when a client sees its
+	// change acknowledged, the caches that could hide it are already being
+	// dropped.
+	Notify Notifier
+	// EmitMeta, when set, sends the projects' endpoint.* meta events.
+	EmitMeta MetaEmitter
 }
 
 // DatabaseName returns the database name to open, with the default applied.
@@ -43,13 +53,32 @@ func (c Config) DatabaseName() string {
 	return c.Database
 }
 
-// Validate reports a configuration the service cannot run with.
+// RegisterFlags declares the configuration's flags on fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.SecretKey, "secret-key", "", "32-byte key (hex or base64) encrypting endpoint secrets at rest; the registry refuses to start without it, or with one that cannot open the secrets already stored")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL users reach hookmesh at (https://hooks.example.com), for the customer portal links CreatePortalLink returns")
+	fs.BoolVar(&c.RequireHTTPS, "require-https", false, "refuse endpoint URLs that are not https")
+}
+
+// Validate reports a configuration the service cannot run with, saying
+// what to set.
 func (c Config) Validate() error {
 	if c.AdminKey == "" {
 		return errors.New("registry: an admin key is required (HOOKMESH_ADMIN_KEY)")
 	}
 	if c.Secrets == nil {
-		return errors.New("registry: a key to encrypt endpoint secrets at rest is required (HOOKMESH_SECRET_KEY)")
+		if c.SecretKey == "" {
+			return errors.New("HOOKMESH_SECRET_KEY (-secret-key) is not set: the registry encrypts endpoint secrets at rest with it; generate one with `openssl rand -base64 32` (`make run` keeps one in .hookmesh/secret-key)")
+		}
+		if _, err := secretbox.ParseKey(c.SecretKey); err != nil {
+			return fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("HOOKMESH_PUBLIC_URL %q: want an http or https URL such as https://hooks.example.com, with no query or fragment", c.PublicURL)
+		}
 	}
 	return nil
 }

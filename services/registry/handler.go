@@ -36,13 +36,6 @@ func storeErr(err error, kind, id, projectID string) error {
 	return err
 }
 
-// changed is called after every write that changes what ResolveTargets or
-// GetTarget answer for a project. The caches of other processes expire on
-// their own for now; invalidation over the bus plugs in here.
-func (s *Service) changed(ctx context.Context, projectID string) {
-	s.logger.DebugContext(ctx, "project configuration changed", "project_id", projectID)
-}
-
 // CreateProject creates a project and its first API key.
 func (h *handler) CreateProject(ctx context.Context, req *connect.Request[registryv1.CreateProjectRequest]) (*connect.Response[registryv1.CreateProjectResponse], error) {
 	if err := auth.RequireAdmin(ctx); err != nil {
@@ -178,7 +171,6 @@ func (h *handler) UpdateProject(ctx context.Context, req *connect.Request[regist
 	if err != nil {
 		return nil, storeErr(err, "project", m.ProjectId, "")
 	}
-	h.s.changed(ctx, p.ID)
 	return connect.NewResponse(&registryv1.UpdateProjectResponse{Project: p.proto()}), nil
 }
 
@@ -202,7 +194,6 @@ func (h *handler) DeleteProject(ctx context.Context, req *connect.Request[regist
 	if err != nil {
 		return nil, err
 	}
-	h.s.changed(ctx, id)
 	h.s.logger.InfoContext(ctx, "project deleted", "project_id", id)
 	return connect.NewResponse(&registryv1.DeleteProjectResponse{}), nil
 }

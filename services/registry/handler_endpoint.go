@@ -113,7 +113,6 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := h.s.store.insertEndpoint(ctx, d); err != nil {
 		return nil, err
 	}
-	h.s.changed(ctx, d.ProjectID)
 	h.s.endpointMeta(ctx, metaevent.EndpointCreated, d, d.Status, "", "")
 	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {
@@ -266,7 +265,6 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
-	h.s.changed(ctx, d.ProjectID)
 	h.s.endpointMeta(ctx, metaevent.EndpointUpdated, d, d.Status, "", "")
 	return connect.NewResponse(&registryv1.UpdateEndpointResponse{Endpoint: d.proto()}), nil
 }
@@ -289,7 +287,6 @@ func (h *handler) DeleteEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := h.s.store.deleteEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
-	h.s.changed(ctx, m.ProjectId)
 	h.s.endpointMeta(ctx, metaevent.EndpointDeleted, d, "deleted", "", "")
 	return connect.NewResponse(&registryv1.DeleteEndpointResponse{}), nil
 }
@@ -317,7 +314,6 @@ func (h *handler) setStatus(ctx context.Context, projectID, endpointID, status s
 	if err != nil {
 		return nil, storeErr(err, "endpoint", endpointID, projectID)
 	}
-	h.s.changed(ctx, projectID)
 	switch {
 	case previous == status:
 	case status == statusActive:
@@ -404,7 +400,6 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
-	h.s.changed(ctx, d.ProjectID)
 	h.s.endpointMeta(ctx, metaevent.EndpointUpdated, d, d.Status, "", "")
 	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {

@@ -102,7 +102,6 @@ func (h *handler) CreateSubscription(ctx context.Context, req *connect.Request[r
 	if err := h.s.store.insertSubscription(ctx, d); err != nil {
 		return nil, err
 	}
-	h.s.changed(ctx, d.ProjectID)
 	return subscriptionResponse(d, func(s *registryv1.Subscription) *registryv1.CreateSubscriptionResponse {
 		return &registryv1.CreateSubscriptionResponse{Subscription: s}
 	})
@@ -182,7 +181,6 @@ func (h *handler) UpdateSubscription(ctx context.Context, req *connect.Request[r
 	if err != nil {
 		return nil, storeErr(err, "subscription", m.SubscriptionId, m.ProjectId)
 	}
-	h.s.changed(ctx, d.ProjectID)
 	return subscriptionResponse(d, func(s *registryv1.Subscription) *registryv1.UpdateSubscriptionResponse {
 		return &registryv1.UpdateSubscriptionResponse{Subscription: s}
 	})
@@ -197,6 +195,5 @@ func (h *handler) DeleteSubscription(ctx context.Context, req *connect.Request[r
 	if err := h.s.store.deleteSubscription(ctx, m.ProjectId, m.SubscriptionId); err != nil {
 		return nil, storeErr(err, "subscription", m.SubscriptionId, m.ProjectId)
 	}
-	h.s.changed(ctx, m.ProjectId)
 	return connect.NewResponse(&registryv1.DeleteSubscriptionResponse{}), nil
 }

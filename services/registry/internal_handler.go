@@ -202,11 +202,6 @@ func (h *internalHandler) DisableEndpoint(ctx context.Context, req *connect.Requ
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
 	h.s.logger.WarnContext(ctx, "endpoint disabled", "project_id", m.ProjectId, "endpoint_id", m.EndpointId, "reason", m.Reason)
-	if h.s.notify != nil {
-		if err := h.s.notify(ctx, m.ProjectId, req.Spec().Procedure); err != nil {
-			h.s.logger.WarnContext(ctx, "registry change not announced", "project_id", m.ProjectId, "err", err)
-		}
-	}
 	if disabled {
 		reason := metaevent.ReasonFailures
 		if strings.HasPrefix(m.Reason, "410") {

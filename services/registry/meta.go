@@ -29,10 +29,6 @@ type metaEventsDoc struct {
 // on the bus for ingest).
 type MetaEmitter func(ctx context.Context, projectID, eventType string, data any) error
 
-// SetMetaEmitter makes the registry send the project's endpoint.* meta
-// events through e.
-func (s *Service) SetMetaEmitter(e MetaEmitter) { s.emitMeta = e }
-
 // maxMetaEventTypes bounds SetMetaEvents' event_types.
 const maxMetaEventTypes = 64
 

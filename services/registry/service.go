@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -40,17 +41,28 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger) (*Service, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Secrets == nil {
+		key, err := secretbox.ParseKey(cfg.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("HOOKMESH_SECRET_KEY: %w", err)
+		}
+		if cfg.Secrets, err = secretbox.New(key); err != nil {
+			return nil, err
+		}
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		box:     cfg.Secrets,
-		cfg:     cfg,
-		logger:  logger.With("service", "registry"),
-		store:   newMongoStore(db),
-		keys:    ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
-		portals: ttlcache.New[portalAnswer](ttlcache.DefaultMaxEntries),
-		now:     time.Now,
+		box:      cfg.Secrets,
+		cfg:      cfg,
+		notify:   cfg.Notify,
+		emitMeta: cfg.EmitMeta,
+		logger:   logger.With("service", "registry"),
+		store:    newMongoStore(db),
+		keys:     ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
+		portals:  ttlcache.New[portalAnswer](ttlcache.DefaultMaxEntries),
+		now:      time.Now,
 	}, nil
 }
 
@@ -67,7 +79,8 @@ func (s *Service) Register(mux *http.ServeMux, opts ...connect.HandlerOption) []
 		connect.WithInterceptors(auth.PortalScope(portalProcedures...), s.changeInterceptor()))
 	path, h := registryv1connect.NewRegistryServiceHandler(&handler{s: s}, public...)
 	mux.Handle(path, withRequestBase(h))
-	mux.Handle(registryv1connect.NewRegistryInternalServiceHandler(&internalHandler{s: s}, opts...))
+	internal := append(append([]connect.HandlerOption(nil), opts...), connect.WithInterceptors(s.changeInterceptor()))
+	mux.Handle(registryv1connect.NewRegistryInternalServiceHandler(&internalHandler{s: s}, internal...))
 	return []string{
 		registryv1connect.RegistryServiceName,
 		registryv1connect.RegistryInternalServiceName,

@@ -83,9 +83,9 @@ func validID(id string) bool {
 	if id == "" || len(id) > maxIDLen {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
+	for i := range len(id) {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
 			return false
 		}
 	}
@@ -146,7 +146,7 @@ func validToken(s string) bool {
 	if s == "" {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
@@ -208,7 +208,7 @@ func checkCustomHeaders(h map[string]string, signatureHeader string) ([]headerDo
 		if len(value) > maxHeaderValueLen {
 			return nil, apierr.Invalid(field, "value must be at most %d bytes, got %d", maxHeaderValueLen, len(value))
 		}
-		for i := 0; i < len(value); i++ {
+		for i := range len(value) {
 			// CR and LF would split the header; NUL and the other controls
 			// are refused by HTTP clients at send time.
 			if c := value[i]; (c < 0x20 && c != '\t') || c == 0x7f {
@@ -297,7 +297,7 @@ func checkSecret(field, s string) error {
 	if n := len(s); n < minSecretLen || n > maxSecretLen {
 		return apierr.Invalid(field, "must be %d to %d characters long, got %d (leave it empty to have one generated)", minSecretLen, maxSecretLen, n)
 	}
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if c := s[i]; c < 0x20 || c == 0x7f {
 			return apierr.Invalid(field, "must not contain control characters")
 		}
@@ -334,7 +334,7 @@ func validEventTypePattern(t string) bool {
 	if name == "" {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
+	for i := range len(name) {
 		c := name[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':

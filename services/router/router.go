@@ -23,15 +23,6 @@ import (
 	"github.com/hookmesh/hookmesh/internal/ids"
 )
 
-// Config configures the router.
-type Config struct {
-	// Workers is how many events are routed at once; 16 when zero.
-	Workers int
-	// BatchSize is how many messages are published per confirmed batch; 500
-	// when zero.
-	BatchSize int
-}
-
 // Targets resolves the endpoints of an event (the registry's cached client).
 type Targets interface {
 	ResolveTargets(ctx context.Context, req *registryv1.ResolveTargetsRequest) ([]*registryv1.Target, error)
@@ -49,12 +40,7 @@ type Router struct {
 
 // New returns a router.
 func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, logger *slog.Logger) *Router {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 16
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
-	}
+	cfg.defaults()
 	return &Router{cfg: cfg, conn: conn, pub: pub, targets: targets, logger: logger}
 }
 
@@ -97,7 +83,7 @@ func (r *Router) handle(d *bus.Delivery) error {
 	}
 	if connect.CodeOf(err) == connect.CodeInvalidArgument {
 		// The registry refuses the event's fields: asking again cannot help.
-		return fmt.Errorf("%w: resolve targets of event %s: %v", bus.ErrMalformed, ev.GetEventId(), err)
+		return fmt.Errorf("%w: resolve targets of event %s: %w", bus.ErrMalformed, ev.GetEventId(), err)
 	}
 	if err != nil {
 		return fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -265,7 +266,7 @@ func TestApply(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
 				d := delivery{
-					id: ids.New("dlv"), project: "prj_apply", event: "evt_" + fmt.Sprint(i), endpoint: "ep_1",
+					id: ids.New("dlv"), project: "prj_apply", event: "evt_" + strconv.Itoa(i), endpoint: "ep_1",
 					eventType: "invoice.paid", created: base.Add(time.Duration(i) * time.Second),
 				}
 				batches := tt.batches(d)

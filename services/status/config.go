@@ -44,15 +44,20 @@ func (c *Config) defaults() {
 	}
 }
 
-// RegisterFlags registers the configuration's flags on fs, each name
-// starting with prefix (for example "status.").
-func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
-	fs.StringVar(&c.Database, prefix+"mongodb-database", DefaultDatabase,
-		"MongoDB database that holds deliveries and attempts (unless they are kept in PostgreSQL)")
+// RegisterFlags declares the configuration's flags on fs, with the
+// defaults of DefaultConfig. The database is named by the process's
+// database prefix, not by a flag.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.IntVar(&c.BatchSize, "status-batch-size", d.BatchSize, "most state changes of one status partition written together")
+	fs.DurationVar(&c.BatchWait, "status-batch-wait", d.BatchWait, "how long the status service gathers state changes before writing them")
 }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
+	if c.BatchSize <= 0 || c.BatchWait <= 0 {
+		return errors.New("HOOKMESH_STATUS_BATCH_SIZE and HOOKMESH_STATUS_BATCH_WAIT must be positive")
+	}
 	if c.Database == "" {
 		return errors.New("status: database name must not be empty")
 	}

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -73,7 +74,7 @@ type SampledDelivery struct {
 // schema may be filled more than once.
 func FillHistory(ctx context.Context, pool *pgxpool.Pool, spec HistorySpec) (*History, error) {
 	if spec.Deliveries < 0 || len(spec.Projects) == 0 {
-		return nil, fmt.Errorf("fill history: want a number of deliveries and at least one project")
+		return nil, errors.New("fill history: want a number of deliveries and at least one project")
 	}
 	for _, p := range spec.Projects {
 		if p.ID == "" || len(p.EndpointIDs) == 0 {

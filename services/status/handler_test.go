@@ -348,7 +348,7 @@ func TestHandlers(t *testing.T) {
 					var nums []uint32
 					for _, at := range got.Attempts {
 						nums = append(nums, at.Attempt)
-						if at.DeliveryId != f.withTries || at.StatusCode != 503 || at.StartTime == nil || at.ResponseHeaders["X.Dotted"] == "" {
+						if at.DeliveryId != f.withTries || at.StatusCode != http.StatusServiceUnavailable || at.StartTime == nil || at.ResponseHeaders["X.Dotted"] == "" {
 							t.Errorf("attempt = %v", at)
 						}
 					}
@@ -494,7 +494,7 @@ func TestHandlers(t *testing.T) {
 					_, err2 := a.ForceRetryDelivery(ctx, &statusv1.ForceRetryDeliveryRequest{ProjectId: projectA, DeliveryId: id})
 					_, err3 := a.BatchRetryDeliveries(ctx, &statusv1.BatchRetryDeliveriesRequest{ProjectId: projectA, DryRun: true})
 					for _, err := range []error{err1, err2, err3} {
-						// This service was built without EnableRetries; the
+						// This service was built without WithRetries; the
 						// retries themselves are tested end to end in integration.
 						if codeOf(err) != connect.CodeUnimplemented || !strings.Contains(messageOf(err), "not enabled") {
 							t.Errorf("manual retry: %v, want Unimplemented", err)

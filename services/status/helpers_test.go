@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,7 +145,7 @@ func (d delivery) change(st statusv1.DeliveryStatus, n uint32) *busv1.StateChang
 			Attempt:         n,
 			StatusCode:      code,
 			LatencyMs:       12 + n,
-			RequestHeaders:  map[string]string{"X-Hookmesh-Attempt": fmt.Sprint(n), "Content-Type": "application/json"},
+			RequestHeaders:  map[string]string{"X-Hookmesh-Attempt": strconv.FormatUint(uint64(n), 10), "Content-Type": "application/json"},
 			ResponseHeaders: map[string]string{"Server": "test", "X.Dotted": "legal in HTTP", "$dollar": "too"},
 			ResponseBody:    `{"ok":true}`,
 			Error:           errText,
@@ -163,7 +165,7 @@ func (d delivery) change(st statusv1.DeliveryStatus, n uint32) *busv1.StateChang
 func snapshot(tb testing.TB, s *Service, projectID string, ids ...string) string {
 	tb.Helper()
 	ctx := context.Background()
-	var out string
+	var out strings.Builder
 	for _, id := range ids {
 		d, err := s.store.getDelivery(ctx, projectID, id)
 		if err != nil {
@@ -174,13 +176,13 @@ func snapshot(tb testing.TB, s *Service, projectID string, ids ...string) string
 			tb.Fatalf("snapshot %s: %v", id, err)
 		}
 		if d == nil {
-			out += "missing " + id + "\n"
+			out.WriteString("missing " + id + "\n")
 			continue
 		}
-		out += fmt.Sprintf("seq %d %v\n", d.Seq, d.proto())
+		fmt.Fprintf(&out, "seq %d %v\n", d.Seq, d.proto())
 		for _, a := range attempts {
-			out += fmt.Sprintf("%s %v\n", a.ID, a.proto())
+			fmt.Fprintf(&out, "%s %v\n", a.ID, a.proto())
 		}
 	}
-	return out
+	return out.String()
 }

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -27,12 +28,12 @@ func TestPageToken(t *testing.T) {
 		{projectID: "prj_1", statuses: q.statuses, eventID: "evt_1"},
 		{projectID: "prj_1", statuses: q.statuses, start: time.UnixMilli(1)},
 	} {
-		if _, err := decodePageToken(tok, other.fingerprint()); err != errOtherQuery {
+		if _, err := decodePageToken(tok, other.fingerprint()); !errors.Is(err, errOtherQuery) {
 			t.Errorf("token used with %+v: %v, want errOtherQuery", other, err)
 		}
 	}
 	for _, bad := range []string{"", "!!!", tok[:len(tok)-8], "AQ", tok + "="} {
-		if _, err := decodePageToken(bad, fp); err != errMalformedToken {
+		if _, err := decodePageToken(bad, fp); !errors.Is(err, errMalformedToken) {
 			t.Errorf("decode(%q) = %v, want errMalformedToken", bad, err)
 		}
 	}

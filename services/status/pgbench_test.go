@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -172,5 +171,5 @@ func BenchmarkHistory(b *testing.B) {
 		}
 		return s.Apply(ctx, done)
 	})
-	b.Logf("history: %s deliveries in %d projects, %d per event", fmt.Sprint(size), len(h.projects), fillPerEvent)
+	b.Logf("history: %s deliveries in %d projects, %d per event", strconv.Itoa(size), len(h.projects), fillPerEvent)
 }

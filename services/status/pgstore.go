@@ -324,7 +324,7 @@ func (s *pgStore) write(ctx context.Context, all []*deliveryWrite, attempts []at
 		return cmp.Or(cmp.Compare(a.DeliveryID, b.DeliveryID), cmp.Compare(a.Attempt, b.Attempt))
 	})
 	var err error
-	for try := 0; try < 5; try++ {
+	for range 5 {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			stats := newStatDeltas()
 			if len(attempts) > 0 {

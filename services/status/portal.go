@@ -17,10 +17,12 @@ type Owners interface {
 	OwnerEndpoints(ctx context.Context, projectID, ownerID string) ([]string, error)
 }
 
-// EnablePortal lets portal tokens call the StatusService calls in
+// WithPortal lets portal tokens call the StatusService calls in
 // portalProcedures, restricted to the deliveries of their owner's
 // endpoints, which owners tells. Without it portal tokens are refused.
-func (s *Service) EnablePortal(owners Owners) { s.owners = owners }
+func WithPortal(owners Owners) Option {
+	return func(o *serviceOptions) { o.owners = owners }
+}
 
 // portalProcedures are the calls a portal token may make; each handler
 // keeps to the owner's endpoints through h.scope.

@@ -63,7 +63,7 @@ func (o ownerTable) OwnerEndpoints(_ context.Context, projectID, ownerID string)
 func servePortal(t *testing.T, s *Service, enable bool) func(key string) statusv1connect.StatusServiceClient {
 	t.Helper()
 	if enable {
-		s.EnablePortal(ownerTable{"acme": {"ep_0", "ep_2"}})
+		s.owners = ownerTable{"acme": {"ep_0", "ep_2"}}
 	}
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	mux := http.NewServeMux()

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,10 +45,10 @@ type retrier struct {
 	topo    bus.Topology
 }
 
-// EnableRetries gives the service what manual retries need; without it the
+// WithRetries gives the service what manual retries need; without it the
 // retry RPCs answer Unimplemented.
-func (s *Service) EnableRetries(events Events, targets Targets, pub Publisher, topo bus.Topology) {
-	s.retrier = &retrier{events: events, targets: targets, pub: pub, topo: topo}
+func WithRetries(events Events, targets Targets, pub Publisher, topo bus.Topology) Option {
+	return func(o *serviceOptions) { o.retrier = &retrier{events: events, targets: targets, pub: pub, topo: topo} }
 }
 
 // maxBatchRetry bounds one BatchRetryDeliveries call.
@@ -130,7 +131,7 @@ func (h *handler) retryOne(ctx context.Context, projectID, deliveryID string, fo
 		return nil, err
 	}
 	if h.retrier == nil {
-		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("manual retries are not enabled on this status service"))
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("manual retries are not enabled on this status service"))
 	}
 	d, err := h.delivery(ctx, projectID, deliveryID)
 	if err != nil {
@@ -178,7 +179,7 @@ func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request
 		return nil, err
 	}
 	if h.retrier == nil {
-		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("manual retries are not enabled on this status service"))
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("manual retries are not enabled on this status service"))
 	}
 	statuses := m.GetStatuses()
 	if len(statuses) == 0 {

@@ -30,18 +30,21 @@ type Service struct {
 	owners  Owners
 }
 
-// Option changes where New keeps the history.
-type Option func(*storeOptions)
+// Option gives New where it keeps the history and what optional features
+// need.
+type Option func(*serviceOptions)
 
-type storeOptions struct {
-	pool *pgxpool.Pool
+type serviceOptions struct {
+	pool    *pgxpool.Pool
+	owners  Owners
+	retrier *retrier
 }
 
 // WithPostgres keeps the history in PostgreSQL tables in pool's schema (see
 // pgdb.Open) instead of in the MongoDB database; New's db may then be nil.
 // A nil pool changes nothing.
 func WithPostgres(pool *pgxpool.Pool) Option {
-	return func(o *storeOptions) { o.pool = pool }
+	return func(o *serviceOptions) { o.pool = pool }
 }
 
 // New returns the service over db, the database named by cfg.Database, or
@@ -51,7 +54,7 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) *S
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.defaults()
-	var o storeOptions
+	var o serviceOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -62,9 +65,11 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) *S
 		st = newDeliveryStore(db)
 	}
 	return &Service{
-		cfg:    cfg,
-		store:  st,
-		logger: logger.With("service", "status"),
+		cfg:     cfg,
+		store:   st,
+		logger:  logger.With("service", "status"),
+		retrier: o.retrier,
+		owners:  o.owners,
 	}
 }
 

@@ -253,7 +253,7 @@ func (s *deliveryStore) addStats(ctx context.Context, stats *statDeltas) error {
 					{Key: "minute", Value: k.minute}, {Key: "key", Value: k.key}}},
 			}
 			var err error
-			for try := 0; try < 3; try++ {
+			for range 3 {
 				_, err = set.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update, options.UpdateOne().SetUpsert(true))
 				if err == nil || !store.IsDuplicateKey(err) {
 					break

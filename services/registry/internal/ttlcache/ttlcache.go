@@ -71,21 +71,21 @@ func (c *Cache[V]) SetClock(now func() time.Time) {
 
 // Get returns the answer kept for key, and false when there is none or it
 // has expired.
-func (c *Cache[V]) Get(key string) (V, error, bool) {
+func (c *Cache[V]) Get(key string) (V, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
 	if !ok || !c.now().Before(e.expires) {
 		var zero V
-		return zero, nil, false
+		return zero, false, nil
 	}
-	return e.val, e.err, true
+	return e.val, true, e.err
 }
 
 // Load returns the answer kept for key or, on a miss, calls load once for
 // all the callers missing key at the same time.
 func (c *Cache[V]) Load(ctx context.Context, key string, load Loader[V]) (V, error) {
-	if v, err, ok := c.Get(key); ok {
+	if v, ok, err := c.Get(key); ok {
 		return v, err
 	}
 	c.mu.Lock()

@@ -71,7 +71,7 @@ func TestErrorsAreKeptOnlyWithATTL(t *testing.T) {
 	notFound, unavailable := errors.New("not found"), errors.New("unavailable")
 	var calls atomic.Int64
 	for range 2 {
-		if _, err := c.Load(ctx, "gone", counting(&calls, 0, "", time.Second, notFound)); err != notFound {
+		if _, err := c.Load(ctx, "gone", counting(&calls, 0, "", time.Second, notFound)); !errors.Is(err, notFound) {
 			t.Fatalf("Load = %v", err)
 		}
 	}
@@ -102,12 +102,12 @@ func TestInvalidate(t *testing.T) {
 	c.Load(ctx, "c", counting(&calls, 3, "p2", time.Minute, nil))
 	c.InvalidateTag("p1")
 	for key, wantHit := range map[string]bool{"a": false, "b": false, "c": true} {
-		if _, _, ok := c.Get(key); ok != wantHit {
+		if _, ok, _ := c.Get(key); ok != wantHit {
 			t.Errorf("after InvalidateTag(p1), Get(%s) hit = %v, want %v", key, ok, wantHit)
 		}
 	}
 	c.Invalidate("c")
-	if _, _, ok := c.Get("c"); ok {
+	if _, ok, _ := c.Get("c"); ok {
 		t.Error("Invalidate(c) kept c")
 	}
 }
@@ -139,7 +139,7 @@ func TestInvalidateWinsOverARunningLoad(t *testing.T) {
 	if v := <-done; v != 1 {
 		t.Fatalf("the waiting caller got %v, want its own answer 1", v)
 	}
-	if v, _, ok := c.Get("k"); !ok || v != 2 {
+	if v, ok, _ := c.Get("k"); !ok || v != 2 {
 		t.Fatalf("kept %v (hit %v), want the fresh 2", v, ok)
 	}
 }
@@ -221,7 +221,7 @@ func TestBounded(t *testing.T) {
 		}
 	}
 	// The newest answer is always kept.
-	if v, _, ok := c.Get("k999"); !ok || v != 999 {
+	if v, ok, _ := c.Get("k999"); !ok || v != 999 {
 		t.Fatalf("newest entry missing")
 	}
 }
