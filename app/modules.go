@@ -24,6 +24,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/netguard"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/internal/strictjson"
@@ -243,6 +244,13 @@ func (a *App) initRegistry(ctx context.Context) error {
 		return a.pub.Publish(ctx, []bus.Message{topo.ChangeMessage(&busv1.RegistryChange{
 			ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
 	}
+	rcfg.EmitMeta = func(ctx context.Context, projectID, eventType string, data any) error {
+		m, err := metaevent.Message(topo, projectID, eventType, time.Now(), data)
+		if err != nil {
+			return err
+		}
+		return a.pub.Publish(ctx, []bus.Message{m})
+	}
 	svc, err := registry.New(rcfg, a.db("registry"), a.logger)
 	if err != nil {
 		return err
@@ -319,7 +327,7 @@ func (a *App) initIngest(ctx context.Context) error {
 		return err
 	}
 	a.closers = append(a.closers, svc.Close)
-	a.runners = append(a.runners, svc.RunSweeper)
+	a.runners = append(a.runners, svc.RunSweeper, func(ctx context.Context) error { return svc.RunMeta(ctx, a.bus) })
 	rest := func(h http.Handler) http.Handler {
 		return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 	}

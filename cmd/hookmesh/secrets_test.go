@@ -124,6 +124,13 @@ func TestSecretKeyCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	edID, edKey := ed.Msg.GetEndpoint().GetId(), ed.Msg.GetEndpoint().GetSecret()
+	// Meta events: their secret is sealed like an endpoint's.
+	me, err := registryv1connect.NewRegistryServiceClient(http.DefaultClient, url, projectKey).SetMetaEvents(ctx,
+		connect.NewRequest(&registryv1.SetMetaEventsRequest{ProjectId: projectID, Url: "http://127.0.0.1:9/meta", Enabled: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metaID, metaSecret := me.Msg.GetMetaEvents().GetEndpointId(), me.Msg.GetMetaEvents().GetSecret()
 	stop()
 
 	// Another key: refused, saying what to do.
@@ -136,7 +143,7 @@ func TestSecretKeyCommands(t *testing.T) {
 	if err := reseal(ctx, []string{"-old-secret-key", keyA}, env(keyB), &out, &errOut); err != nil {
 		t.Fatalf("reseal: %v (%s)", err, errOut.String())
 	}
-	if !strings.Contains(out.String(), "re-sealed the secrets of 2 endpoints") {
+	if !strings.Contains(out.String(), "re-sealed the secrets of 3 endpoints") {
 		t.Fatalf("reseal said %q", out.String())
 	}
 	url, stop, err = start(keyB)
@@ -148,6 +155,9 @@ func TestSecretKeyCommands(t *testing.T) {
 	}
 	if got := secretOf(url, projectID, edID); len(got) != 1 || got[0] != edKey {
 		t.Fatalf("after reseal the Ed25519 endpoint signs with %q, want its private key %q", got, edKey)
+	}
+	if got := secretOf(url, projectID, metaID); len(got) != 1 || got[0] != metaSecret {
+		t.Fatalf("after reseal the meta events are signed with %q, want their secret %q", got, metaSecret)
 	}
 	stop()
 	// reseal without the old key says which setting is missing.
@@ -161,21 +171,27 @@ func TestSecretKeyCommands(t *testing.T) {
 	if err := resetSecrets(ctx, nil, env(keyC), &out, &errOut); err != nil {
 		t.Fatalf("reset-secrets: %v (%s)", err, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "gave 2 endpoints") || !strings.Contains(errOut.String(), "owner") {
+	if !strings.Contains(errOut.String(), "gave 3 endpoints") || !strings.Contains(errOut.String(), "owner") {
 		t.Fatalf("reset-secrets said %q", errOut.String())
 	}
-	var ns, edNew registry.NewSecret
+	var ns, edNew, metaNew registry.NewSecret
 	dec := json.NewDecoder(&out)
-	for range 2 {
+	for range 3 {
 		var x registry.NewSecret
 		if err := dec.Decode(&x); err != nil {
 			t.Fatalf("reset-secrets wrote %q (%v)", out.String(), err)
 		}
-		if x.EndpointID == edID {
+		switch x.EndpointID {
+		case edID:
 			edNew = x
-		} else {
+		case metaID:
+			metaNew = x
+		default:
 			ns = x
 		}
+	}
+	if !strings.HasPrefix(metaNew.Secret, "whsec_") || metaNew.Secret == metaSecret {
+		t.Fatalf("reset-secrets wrote %+v for the meta events", metaNew)
 	}
 	if ns.EndpointID != endpointID || ns.ProjectID != projectID || !strings.HasPrefix(ns.Secret, "whsec_") || ns.Secret == secret || ns.PublicKey != "" {
 		t.Fatalf("reset-secrets wrote %+v for the HMAC endpoint", ns)
@@ -194,6 +210,9 @@ func TestSecretKeyCommands(t *testing.T) {
 	}
 	if got := secretOf(url, projectID, edID); len(got) != 1 || got[0] != edNew.Secret {
 		t.Fatalf("after reset-secrets the Ed25519 endpoint signs with %q, want the new key %q", got, edNew.Secret)
+	}
+	if got := secretOf(url, projectID, metaID); len(got) != 1 || got[0] != metaNew.Secret {
+		t.Fatalf("after reset-secrets the meta events are signed with %q, want the new secret %q", got, metaNew.Secret)
 	}
 	g, err := registryv1connect.NewRegistryServiceClient(http.DefaultClient, url, admin).GetEndpoint(ctx,
 		connect.NewRequest(&registryv1.GetEndpointRequest{ProjectId: projectID, EndpointId: edID}))

@@ -52,6 +52,7 @@ func (t Topology) Definitions(vhost string) ([]byte, error) {
 		doc.Bindings = append(doc.Bindings, binding{Source: ex, Vhost: vhost, Destination: q, DestinationType: "queue", RoutingKey: key, Arguments: map[string]any{}})
 	}
 	add(t.RouterQueue, t.EventsExchange, eventKey, nil)
+	add(t.MetaQueue, t.EventsExchange, metaKey, nil)
 	add(t.DeliverQueue, t.DeliveriesExchange, taskKey, nil)
 	add(t.ParkingQueue, t.ParkingExchange, "", nil)
 	for i, q := range t.StatusQueues {

@@ -34,6 +34,11 @@ func (t Topology) EventMessage(ev *busv1.EventMessage) Message {
 	return Message{Exchange: t.EventsExchange, Key: eventKey, Body: marshal(ev), MessageID: ev.GetEventId(), Type: TypeEvent}
 }
 
+// MetaEventMessage is a meta event for ingest to store and send on.
+func (t Topology) MetaEventMessage(ev *busv1.EventMessage) Message {
+	return Message{Exchange: t.EventsExchange, Key: metaKey, Body: marshal(ev), MessageID: ev.GetEventId(), Type: TypeEvent}
+}
+
 // TaskMessage is a delivery task for the deliverers.
 func (t Topology) TaskMessage(task *busv1.DeliveryTask) Message {
 	id := task.GetDeliveryId() + ":" + strconv.FormatUint(uint64(task.GetAttempt()), 10)

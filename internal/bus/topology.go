@@ -19,6 +19,10 @@ type Topology struct {
 	Prefix string
 	// Events carries accepted events from ingest to the router.
 	EventsExchange, RouterQueue string
+	// MetaQueue carries, through the events exchange, the meta events the
+	// other services emit to ingest, which stores them and sends them on
+	// to the router like any event.
+	MetaQueue string
 	// Deliveries carries delivery tasks from the router to deliverers.
 	DeliveriesExchange, DeliverQueue string
 	// Status carries state changes to the status service, spread over
@@ -47,6 +51,7 @@ type DelayQueue struct {
 // Routing keys.
 const (
 	eventKey = "event"
+	metaKey  = "meta"
 	taskKey  = "task"
 )
 
@@ -57,6 +62,7 @@ func NewTopology(prefix string, statusPartitions int, delays ...time.Duration) T
 		Prefix:             prefix,
 		EventsExchange:     prefix + ".events",
 		RouterQueue:        prefix + ".router",
+		MetaQueue:          prefix + ".meta",
 		DeliveriesExchange: prefix + ".deliveries",
 		DeliverQueue:       prefix + ".deliver",
 		StatusExchange:     prefix + ".status",
@@ -95,7 +101,7 @@ func TierName(d time.Duration) string {
 // Queues returns every durable queue of the topology: the work queues, the
 // status partitions, the parking queue and the delay queues.
 func (t Topology) Queues() []string {
-	queues := append([]string{t.RouterQueue, t.DeliverQueue, t.ParkingQueue}, t.StatusQueues...)
+	queues := append([]string{t.RouterQueue, t.MetaQueue, t.DeliverQueue, t.ParkingQueue}, t.StatusQueues...)
 	for _, d := range t.Delays {
 		queues = append(queues, d.Name)
 	}
@@ -149,6 +155,7 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 	}
 	bindings := []binding{
 		{t.RouterQueue, t.EventsExchange, eventKey, nil},
+		{t.MetaQueue, t.EventsExchange, metaKey, nil},
 		{t.DeliverQueue, t.DeliveriesExchange, taskKey, nil},
 		{t.ParkingQueue, t.ParkingExchange, "", nil},
 	}

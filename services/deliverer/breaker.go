@@ -222,3 +222,14 @@ func (b *breakers) record(endpointID string, now time.Time, failed, probe bool) 
 	}
 	return circuitClosed, false
 }
+
+// cooldown is how long the endpoint's open circuit stays open; 0 when it
+// is not open.
+func (b *breakers) cooldown(endpointID string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.circuits[endpointID]; c != nil && c.state == circuitOpen {
+		return c.cooldown
+	}
+	return 0
+}

@@ -27,6 +27,7 @@ import (
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/signature"
 	"github.com/hookmesh/hookmesh/internal/webhook"
 )
@@ -115,8 +116,9 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 		// cannot be signed, and trying again will not change that.
 		d.logger.ErrorContext(ctx, "delivery failed: the endpoint's secret cannot be opened, so the webhook cannot be signed",
 			"delivery_id", task.GetDeliveryId(), "project_id", task.GetProjectId(), "endpoint_id", task.GetEndpointId())
-		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, &statusv1.Attempt{
-			Error: cannotSign, StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
+		rec := &statusv1.Attempt{Error: cannotSign, StartTime: timestamppb.New(d.now()), Url: target.GetUrl()}
+		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec,
+			d.deliveryMeta(ctx, nil, metaevent.DeliveryFailed, &task, target, rec)...)
 	}
 
 	// An endpoint whose circuit is open is left alone for a while: the
@@ -159,18 +161,26 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 
 	res, sent := d.send(ctx, &task, target)
 	close(sendDone)
+	// Meta events go out in the same confirmed batch as the outcome they
+	// are about, before the task is acked: a crash in between sends them
+	// again with the attempt, never loses them.
+	var meta []bus.Message
 	if st, changed := d.circuit.record(endpointID, d.now(), breaksCircuit(res), probe); changed {
 		d.metrics.circuit(ctx, st)
 		d.logger.WarnContext(ctx, "endpoint circuit "+st.String(), "endpoint_id", endpointID, "url", target.GetUrl(),
 			"project_id", task.GetProjectId())
+		meta = d.circuitMeta(ctx, meta, &task, target, st)
 	}
 	rec := record(&task, target, sent, res)
 	if res.Success() {
 		d.streaks.reset(task.GetEndpointId())
 		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, res.Latency)
-		err = d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, rec)
+		if task.GetAttempt() > 1 {
+			meta = d.deliveryMeta(ctx, meta, metaevent.DeliveryRecovered, &task, target, rec)
+		}
+		err = d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, rec, meta...)
 	} else {
-		err = d.failed(ctx, &task, target, res, rec)
+		err = d.failed(ctx, &task, target, res, rec, meta)
 	}
 	if perr := <-processing; err == nil && perr != nil {
 		d.logger.WarnContext(ctx, "processing state not confirmed", "delivery_id", task.GetDeliveryId(), "err", perr)
@@ -214,10 +224,20 @@ const maxRateWait = 250 * time.Millisecond
 // than 2xx (redirects are not followed), a timeout, a refused connection or
 // an unknown host. A 429 or 503 with Retry-After waits what it asks, within
 // bounds.
-func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *registryv1.Target, res webhook.Result, rec *statusv1.Attempt) error {
+func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *registryv1.Target, res webhook.Result, rec *statusv1.Attempt, meta []bus.Message) error {
 	policy := task.GetRetryPolicy()
 	if policy == nil {
 		policy = t.GetRetryPolicy()
+	}
+	if f := t.GetMetaEvents(); f != nil && task.GetAttempt() == f.GetAttemptFailingAfter() {
+		meta = d.deliveryMeta(ctx, meta, metaevent.DeliveryAttemptFailing, task, t, rec)
+	}
+	if res.StatusCode == http.StatusGone && t.GetMeta() {
+		// The meta endpoint is never disabled: its project turns meta
+		// events off in their settings. The delivery ends here all the same.
+		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)
+		rec.Error = "meta endpoint answered 410 Gone: the delivery ends here"
+		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec)
 	}
 	if res.StatusCode == http.StatusGone {
 		// The endpoint says it is gone for good: no more attempts, and no
@@ -227,7 +247,8 @@ func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *reg
 		}
 		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)
 		rec.Error = "endpoint answered 410 Gone: it was disabled and the delivery ends here"
-		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec)
+		meta = d.deliveryMeta(ctx, meta, metaevent.DeliveryFailed, task, t, rec)
+		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec, meta...)
 	}
 	// A project may disable an endpoint after a run of failed attempts;
 	// its deliveries are then DISCARDED until it is activated.
@@ -239,7 +260,8 @@ func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *reg
 	}
 	if task.GetAttempt() >= maxAttempts(policy) {
 		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, res.Latency)
-		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec)
+		meta = d.deliveryMeta(ctx, meta, metaevent.DeliveryFailed, task, t, rec)
+		return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec, meta...)
 	}
 	now := d.now()
 	delay := backoff(policy, task.GetAttempt(), randomJitter)
@@ -256,7 +278,7 @@ func (d *Deliverer) failed(ctx context.Context, task *busv1.DeliveryTask, t *reg
 		return fmt.Errorf("schedule attempt %d of delivery %s: %w", next.GetAttempt(), task.GetDeliveryId(), err)
 	}
 	d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, res.Latency)
-	return d.reportAt(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, rec, due)
+	return d.reportAt(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, rec, due, meta...)
 }
 
 // send signs and POSTs the task.
@@ -340,13 +362,14 @@ func flatten(h http.Header) map[string]string {
 	return out
 }
 
-// report publishes a state change and waits for its confirm.
-func (d *Deliverer) report(ctx context.Context, task *busv1.DeliveryTask, st statusv1.DeliveryStatus, rec *statusv1.Attempt) error {
-	return d.reportAt(ctx, task, st, rec, time.Time{})
+// report publishes a state change, with the meta events about it, and
+// waits for their confirms.
+func (d *Deliverer) report(ctx context.Context, task *busv1.DeliveryTask, st statusv1.DeliveryStatus, rec *statusv1.Attempt, meta ...bus.Message) error {
+	return d.reportAt(ctx, task, st, rec, time.Time{}, meta...)
 }
 
 // reportAt is report with the time of the next attempt, for RETRY.
-func (d *Deliverer) reportAt(ctx context.Context, task *busv1.DeliveryTask, st statusv1.DeliveryStatus, rec *statusv1.Attempt, next time.Time) error {
+func (d *Deliverer) reportAt(ctx context.Context, task *busv1.DeliveryTask, st statusv1.DeliveryStatus, rec *statusv1.Attempt, next time.Time, meta ...bus.Message) error {
 	if rec != nil {
 		rec.DeliveryId = task.GetDeliveryId()
 		rec.Attempt = task.GetAttempt()
@@ -370,7 +393,7 @@ func (d *Deliverer) reportAt(ctx context.Context, task *busv1.DeliveryTask, st s
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
 	defer cancel()
 	d.metrics.outcome(ctx, st)
-	if err := d.pub.Publish(pctx, []bus.Message{msg}); err != nil {
+	if err := d.pub.Publish(pctx, append([]bus.Message{msg}, meta...)); err != nil {
 		return fmt.Errorf("report %s of delivery %s: %w", st, task.GetDeliveryId(), err)
 	}
 	return nil

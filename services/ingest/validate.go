@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/metaevent"
 )
 
 const (
@@ -61,6 +62,11 @@ func (s *Service) validate(ctx context.Context, in *newEvent) error {
 	case in.broadcast:
 		in.endpointID, in.ownerID = "", ""
 	case in.endpointID != "":
+		if metaevent.IsEndpoint(in.projectID, in.endpointID) {
+			// Only hookmesh sends meta events, so that a receiver can trust
+			// what its signature covers.
+			return apierr.Invalid("endpoint_id", "%q is the project's meta endpoint, which receives only the meta events hookmesh sends", in.endpointID)
+		}
 		ok, err := s.endpoints.EndpointExists(ctx, in.projectID, in.endpointID)
 		if err != nil {
 			return err

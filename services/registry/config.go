@@ -41,6 +41,8 @@ type Config struct {
 	// change acknowledged, the caches that could hide it are already being
 	// dropped.
 	Notify Notifier
+	// EmitMeta, when set, sends the projects' endpoint.* meta events.
+	EmitMeta MetaEmitter
 }
 
 // DatabaseName returns the database name to open, with the default applied.

@@ -93,6 +93,7 @@ func (d *projectDoc) proto() *registryv1.Project {
 		DisableEndpointAfterFailures: d.DisableAfterFailures,
 		CreateTime:                   timestamp(d.CreateTime),
 		UpdateTime:                   timestamp(d.UpdateTime),
+		MetaEvents:                   d.MetaEvents.proto(d.ID),
 	}
 }
 
@@ -234,6 +235,7 @@ func (d *endpointDoc) target(box *secretbox.Box, p *projectDoc, retry *retryDoc,
 		RetryPolicy:          retry.proto(),
 		OwnerId:              d.OwnerID,
 		DisableAfterFailures: p.disableAfter(),
+		MetaEvents:           p.MetaEvents.filter(),
 	}, unreadable
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/metaevent"
 )
 
 // authorizeEndpoint checks the caller and the ids of a request about one
@@ -112,6 +113,7 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := h.s.store.insertEndpoint(ctx, d); err != nil {
 		return nil, err
 	}
+	h.s.endpointMeta(ctx, metaevent.EndpointCreated, d, d.Status, "", "")
 	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {
 		return nil, err
@@ -263,6 +265,7 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
+	h.s.endpointMeta(ctx, metaevent.EndpointUpdated, d, d.Status, "", "")
 	return connect.NewResponse(&registryv1.UpdateEndpointResponse{Endpoint: d.proto()}), nil
 }
 
@@ -272,18 +275,19 @@ func (h *handler) DeleteEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := authorizeEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
 		return nil, err
 	}
-	if ownerScope(ctx) != "" {
-		d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
-		if err == nil {
-			err = checkOwned(ctx, d)
-		}
-		if err != nil {
-			return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
-		}
+	// The endpoint is read first, for the owner check and for the meta
+	// event that describes it.
+	d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
+	if err == nil {
+		err = checkOwned(ctx, d)
+	}
+	if err != nil {
+		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
 	if err := h.s.store.deleteEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
+	h.s.endpointMeta(ctx, metaevent.EndpointDeleted, d, "deleted", "", "")
 	return connect.NewResponse(&registryv1.DeleteEndpointResponse{}), nil
 }
 
@@ -293,10 +297,12 @@ func (h *handler) setStatus(ctx context.Context, projectID, endpointID, status s
 		return nil, err
 	}
 	now := h.s.clock()
+	previous := ""
 	d, err := h.s.store.modifyEndpoint(ctx, projectID, endpointID, func(d *endpointDoc) error {
 		if err := checkOwned(ctx, d); err != nil {
 			return err
 		}
+		previous = d.Status
 		d.Status = status
 		if status != statusDisabled {
 			d.DisabledReason, d.DisableTime = "", nil
@@ -307,6 +313,13 @@ func (h *handler) setStatus(ctx context.Context, projectID, endpointID, status s
 	})
 	if err != nil {
 		return nil, storeErr(err, "endpoint", endpointID, projectID)
+	}
+	switch {
+	case previous == status:
+	case status == statusActive:
+		h.s.endpointMeta(ctx, metaevent.EndpointEnabled, d, status, "", "")
+	case status == statusPaused && previous == statusActive:
+		h.s.endpointMeta(ctx, metaevent.EndpointDisabled, d, status, metaevent.ReasonManual, "paused by a user")
 	}
 	return d.proto(), nil
 }
@@ -387,6 +400,7 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
+	h.s.endpointMeta(ctx, metaevent.EndpointUpdated, d, d.Status, "", "")
 	e, err := d.protoWithSecret(h.s.box)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
+	"github.com/hookmesh/hookmesh/internal/metaevent"
 )
 
 // internalHandler serves RegistryInternalService to the other hookmesh
@@ -49,6 +51,13 @@ func (h *internalHandler) GetTarget(ctx context.Context, req *connect.Request[re
 	}
 	if err := checkID("endpoint_id", m.EndpointId); err != nil {
 		return nil, err
+	}
+	if metaevent.IsEndpoint(m.ProjectId, m.EndpointId) {
+		t, err := h.s.metaTarget(ctx, m.ProjectId)
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(&registryv1.GetTargetResponse{Target: t}), nil
 	}
 	d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
 	if err != nil {
@@ -96,6 +105,13 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 	case m.EndpointId != "":
 		if err := checkID("endpoint_id", m.EndpointId); err != nil {
 			return nil, err
+		}
+		if metaevent.IsEndpoint(m.ProjectId, m.EndpointId) {
+			t, err := p.metaTarget(h.s)
+			if err != nil {
+				return nil, err
+			}
+			return connect.NewResponse(&registryv1.ResolveTargetsResponse{Targets: []*registryv1.Target{t}}), nil
 		}
 		d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
 		if err != nil {
@@ -162,9 +178,16 @@ func (h *internalHandler) DisableEndpoint(ctx context.Context, req *connect.Requ
 	if err := checkID("endpoint_id", m.EndpointId); err != nil {
 		return nil, err
 	}
+	if metaevent.IsEndpoint(m.ProjectId, m.EndpointId) {
+		// The meta endpoint is turned off only by its project's settings.
+		return nil, apierr.Invalid("endpoint_id", "%q is the project's meta endpoint: disable meta events with SetMetaEvents instead", m.EndpointId)
+	}
 	now := h.s.clock()
+	disabled := false
 	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
+		disabled = false
 		if d.Status == statusActive {
+			disabled = true
 			d.Status = statusDisabled
 			d.DisabledReason = m.Reason
 			if d.DisabledReason == "" {
@@ -179,6 +202,13 @@ func (h *internalHandler) DisableEndpoint(ctx context.Context, req *connect.Requ
 		return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 	}
 	h.s.logger.WarnContext(ctx, "endpoint disabled", "project_id", m.ProjectId, "endpoint_id", m.EndpointId, "reason", m.Reason)
+	if disabled {
+		reason := metaevent.ReasonFailures
+		if strings.HasPrefix(m.Reason, "410") {
+			reason = metaevent.ReasonGone
+		}
+		h.s.endpointMeta(ctx, metaevent.EndpointDisabled, d, statusDisabled, reason, d.DisabledReason)
+	}
 	return connect.NewResponse(&registryv1.DisableEndpointResponse{Endpoint: d.proto()}), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 )
 
@@ -115,6 +116,42 @@ func ResetSecrets(ctx context.Context, db *mongo.Database, box *secretbox.Box, e
 			return n, err
 		}
 	}
+	m, err := resetMetaSecrets(ctx, st, box, each)
+	return n + m, err
+}
+
+// resetMetaSecrets is ResetSecrets for the projects' meta events, each
+// written as the secret of the project's meta endpoint.
+func resetMetaSecrets(ctx context.Context, st *mongoStore, box *secretbox.Box, each func(NewSecret) error) (int, error) {
+	projects, err := findAll[projectDoc](ctx, st.projects, bson.D{{Key: "meta_events", Value: bson.D{{Key: "$exists", Value: true}}}}, bson.D{{Key: "_id", Value: 1}}, 0)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range projects {
+		secret := generateSecret()
+		sealed, err := sealSecret(box, metaevent.EndpointID(p.ID), secret)
+		if err != nil {
+			return n, err
+		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		d, err := st.modifyProject(ctx, p.ID, func(p *projectDoc) error {
+			if p.MetaEvents != nil {
+				p.MetaEvents.Secret, p.MetaEvents.UpdateTime = sealed, now
+			}
+			return nil
+		})
+		if errors.Is(err, errNotFound) || (err == nil && d.MetaEvents == nil) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("reset the meta events secret of project %s: %w", p.ID, err)
+		}
+		n++
+		if err := each(NewSecret{ProjectID: d.ID, EndpointID: metaevent.EndpointID(d.ID), URL: d.MetaEvents.URL, Secret: secret}); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }
 
@@ -149,6 +186,49 @@ func Reseal(ctx context.Context, db *mongo.Database, oldBox, newBox *secretbox.B
 				d.Secrets[i].Value = sealed
 				changed = true
 			}
+			return nil
+		})
+		if errors.Is(err, errNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if changed {
+			n++
+		}
+	}
+	m, err := resealMeta(ctx, st, oldBox, newBox)
+	return n + m, err
+}
+
+// resealMeta is Reseal for the projects' meta events secrets, each counted
+// as the secret of the project's meta endpoint.
+func resealMeta(ctx context.Context, st *mongoStore, oldBox, newBox *secretbox.Box) (int, error) {
+	projects, err := findAll[projectDoc](ctx, st.projects, bson.D{{Key: "meta_events", Value: bson.D{{Key: "$exists", Value: true}}}}, bson.D{{Key: "_id", Value: 1}}, 0)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range projects {
+		changed := false
+		_, err := st.modifyProject(ctx, p.ID, func(p *projectDoc) error {
+			changed = false
+			if p.MetaEvents == nil {
+				return nil
+			}
+			id := metaevent.EndpointID(p.ID)
+			if _, err := newBox.Open(p.MetaEvents.Secret, id); err == nil {
+				return nil
+			}
+			plain, err := openSecret(oldBox, id, p.MetaEvents.Secret)
+			if err != nil {
+				return fmt.Errorf("project %s: neither the old nor the new key opens its meta events secret; give it a new one with RotateMetaEventsSecret", p.ID)
+			}
+			if p.MetaEvents.Secret, err = sealSecret(newBox, id, plain); err != nil {
+				return err
+			}
+			changed = true
 			return nil
 		})
 		if errors.Is(err, errNotFound) {

@@ -29,6 +29,8 @@ type Service struct {
 	now func() time.Time
 	// notify announces changes; nil announces nothing.
 	notify Notifier
+	// emitMeta sends meta events; nil sends none.
+	emitMeta MetaEmitter
 	// box seals endpoint secrets.
 	box *secretbox.Box
 }
@@ -52,14 +54,15 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger) (*Service, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		box:     cfg.Secrets,
-		cfg:     cfg,
-		notify:  cfg.Notify,
-		logger:  logger.With("service", "registry"),
-		store:   newMongoStore(db),
-		keys:    ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
-		portals: ttlcache.New[portalAnswer](ttlcache.DefaultMaxEntries),
-		now:     time.Now,
+		box:      cfg.Secrets,
+		cfg:      cfg,
+		notify:   cfg.Notify,
+		emitMeta: cfg.EmitMeta,
+		logger:   logger.With("service", "registry"),
+		store:    newMongoStore(db),
+		keys:     ttlcache.New[keyAnswer](ttlcache.DefaultMaxEntries),
+		portals:  ttlcache.New[portalAnswer](ttlcache.DefaultMaxEntries),
+		now:      time.Now,
 	}, nil
 }
 

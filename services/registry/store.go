@@ -42,9 +42,11 @@ type projectDoc struct {
 	Signature                signatureDoc `bson:"signature"`
 	DisableEndpointOnFailure bool         `bson:"disable_endpoint_on_failure"`
 	DisableAfterFailures     uint32       `bson:"disable_endpoint_after_failures,omitempty"`
-	CreateTime               time.Time    `bson:"create_time"`
-	UpdateTime               time.Time    `bson:"update_time"`
-	Version                  int64        `bson:"version"`
+	// MetaEvents is nil until SetMetaEvents.
+	MetaEvents *metaEventsDoc `bson:"meta_events,omitempty"`
+	CreateTime time.Time      `bson:"create_time"`
+	UpdateTime time.Time      `bson:"update_time"`
+	Version    int64          `bson:"version"`
 }
 
 type retryDoc struct {

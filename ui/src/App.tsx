@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { clearPortalToken, clearSession, clientsWithKey, errorText, fmtTime, loadSession, PORTAL, registry, saveSession, takePortalToken, type Session } from "./api";
 import { Link, NavContext, SessionContext, useRouter, ErrorBox } from "./lib";
 import { ProjectsPage } from "./pages/projects";
+import { MetaEventsPage } from "./pages/meta";
 import { EndpointPage, EndpointsPage } from "./pages/endpoints";
 import { SubscriptionsPage } from "./pages/subscriptions";
 import { EventPage, EventsPage } from "./pages/events";
@@ -81,6 +82,8 @@ function Route(props: { path: string; session: Session }) {
       return <DeliveriesPage />;
     case "keys":
       return <KeysPage />;
+    case "meta-events":
+      return <MetaEventsPage />;
     case "parking":
       return <ParkingPage />;
     case "metrics":
@@ -116,6 +119,7 @@ function Sidebar(props: { session: Session; path: string; onSignOut: () => void 
         {item("/deliveries", "Deliveries")}
         {item("/metrics", "Metrics")}
         {item("/keys", "API keys")}
+        {item("/meta-events", "Meta events")}
         {props.session.admin && item("/parking", "Parking")}
       </ul>
       <button className="signout" onClick={props.onSignOut} data-testid="signout">

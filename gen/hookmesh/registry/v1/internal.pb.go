@@ -104,8 +104,14 @@ type Target struct {
 	// disable_after_failures is how many failed attempts in a row disable the
 	// endpoint; 0 never.
 	DisableAfterFailures uint32 `protobuf:"varint,13,opt,name=disable_after_failures,json=disableAfterFailures,proto3" json:"disable_after_failures,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// meta_events says which meta events the project wants about this
+	// endpoint and its deliveries; unset when it wants none.
+	MetaEvents *MetaEventsFilter `protobuf:"bytes,20,opt,name=meta_events,json=metaEvents,proto3" json:"meta_events,omitempty"`
+	// meta is true for the project's meta endpoint, whose deliveries never
+	// cause meta events themselves.
+	Meta          bool `protobuf:"varint,21,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Target) Reset() {
@@ -229,6 +235,76 @@ func (x *Target) GetDisableAfterFailures() uint32 {
 	return 0
 }
 
+func (x *Target) GetMetaEvents() *MetaEventsFilter {
+	if x != nil {
+		return x.MetaEvents
+	}
+	return nil
+}
+
+func (x *Target) GetMeta() bool {
+	if x != nil {
+		return x.Meta
+	}
+	return false
+}
+
+// MetaEventsFilter is what a deliverer needs to know to emit meta events.
+type MetaEventsFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_types are the wanted types; empty means all.
+	EventTypes []string `protobuf:"bytes,1,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// attempt_failing_after is the attempt whose failure sends
+	// delivery.attempt_failing.
+	AttemptFailingAfter uint32 `protobuf:"varint,2,opt,name=attempt_failing_after,json=attemptFailingAfter,proto3" json:"attempt_failing_after,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *MetaEventsFilter) Reset() {
+	*x = MetaEventsFilter{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetaEventsFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetaEventsFilter) ProtoMessage() {}
+
+func (x *MetaEventsFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetaEventsFilter.ProtoReflect.Descriptor instead.
+func (*MetaEventsFilter) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MetaEventsFilter) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *MetaEventsFilter) GetAttemptFailingAfter() uint32 {
+	if x != nil {
+		return x.AttemptFailingAfter
+	}
+	return 0
+}
+
 type AuthenticateKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -238,7 +314,7 @@ type AuthenticateKeyRequest struct {
 
 func (x *AuthenticateKeyRequest) Reset() {
 	*x = AuthenticateKeyRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[2]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +326,7 @@ func (x *AuthenticateKeyRequest) String() string {
 func (*AuthenticateKeyRequest) ProtoMessage() {}
 
 func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[2]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +339,7 @@ func (x *AuthenticateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{2}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AuthenticateKeyRequest) GetKey() string {
@@ -283,7 +359,7 @@ type AuthenticateKeyResponse struct {
 
 func (x *AuthenticateKeyResponse) Reset() {
 	*x = AuthenticateKeyResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[3]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +371,7 @@ func (x *AuthenticateKeyResponse) String() string {
 func (*AuthenticateKeyResponse) ProtoMessage() {}
 
 func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[3]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +384,7 @@ func (x *AuthenticateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateKeyResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{3}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AuthenticateKeyResponse) GetProjectId() string {
@@ -334,7 +410,7 @@ type AuthenticatePortalTokenRequest struct {
 
 func (x *AuthenticatePortalTokenRequest) Reset() {
 	*x = AuthenticatePortalTokenRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +422,7 @@ func (x *AuthenticatePortalTokenRequest) String() string {
 func (*AuthenticatePortalTokenRequest) ProtoMessage() {}
 
 func (x *AuthenticatePortalTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +435,7 @@ func (x *AuthenticatePortalTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticatePortalTokenRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticatePortalTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{4}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuthenticatePortalTokenRequest) GetToken() string {
@@ -381,7 +457,7 @@ type AuthenticatePortalTokenResponse struct {
 
 func (x *AuthenticatePortalTokenResponse) Reset() {
 	*x = AuthenticatePortalTokenResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +469,7 @@ func (x *AuthenticatePortalTokenResponse) String() string {
 func (*AuthenticatePortalTokenResponse) ProtoMessage() {}
 
 func (x *AuthenticatePortalTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +482,7 @@ func (x *AuthenticatePortalTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticatePortalTokenResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticatePortalTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{5}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AuthenticatePortalTokenResponse) GetProjectId() string {
@@ -447,7 +523,7 @@ type ListOwnerEndpointsRequest struct {
 
 func (x *ListOwnerEndpointsRequest) Reset() {
 	*x = ListOwnerEndpointsRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +535,7 @@ func (x *ListOwnerEndpointsRequest) String() string {
 func (*ListOwnerEndpointsRequest) ProtoMessage() {}
 
 func (x *ListOwnerEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +548,7 @@ func (x *ListOwnerEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnerEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListOwnerEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{6}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListOwnerEndpointsRequest) GetProjectId() string {
@@ -498,7 +574,7 @@ type ListOwnerEndpointsResponse struct {
 
 func (x *ListOwnerEndpointsResponse) Reset() {
 	*x = ListOwnerEndpointsResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +586,7 @@ func (x *ListOwnerEndpointsResponse) String() string {
 func (*ListOwnerEndpointsResponse) ProtoMessage() {}
 
 func (x *ListOwnerEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +599,7 @@ func (x *ListOwnerEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnerEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListOwnerEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{7}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListOwnerEndpointsResponse) GetEndpointIds() []string {
@@ -547,7 +623,7 @@ type ResolveTargetsRequest struct {
 
 func (x *ResolveTargetsRequest) Reset() {
 	*x = ResolveTargetsRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +635,7 @@ func (x *ResolveTargetsRequest) String() string {
 func (*ResolveTargetsRequest) ProtoMessage() {}
 
 func (x *ResolveTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +648,7 @@ func (x *ResolveTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveTargetsRequest.ProtoReflect.Descriptor instead.
 func (*ResolveTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{8}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ResolveTargetsRequest) GetProjectId() string {
@@ -619,7 +695,7 @@ type ResolveTargetsResponse struct {
 
 func (x *ResolveTargetsResponse) Reset() {
 	*x = ResolveTargetsResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +707,7 @@ func (x *ResolveTargetsResponse) String() string {
 func (*ResolveTargetsResponse) ProtoMessage() {}
 
 func (x *ResolveTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +720,7 @@ func (x *ResolveTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveTargetsResponse.ProtoReflect.Descriptor instead.
 func (*ResolveTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{9}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResolveTargetsResponse) GetTargets() []*Target {
@@ -664,7 +740,7 @@ type GetTargetRequest struct {
 
 func (x *GetTargetRequest) Reset() {
 	*x = GetTargetRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[10]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +752,7 @@ func (x *GetTargetRequest) String() string {
 func (*GetTargetRequest) ProtoMessage() {}
 
 func (x *GetTargetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[10]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +765,7 @@ func (x *GetTargetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTargetRequest.ProtoReflect.Descriptor instead.
 func (*GetTargetRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{10}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTargetRequest) GetProjectId() string {
@@ -715,7 +791,7 @@ type GetTargetResponse struct {
 
 func (x *GetTargetResponse) Reset() {
 	*x = GetTargetResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[11]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +803,7 @@ func (x *GetTargetResponse) String() string {
 func (*GetTargetResponse) ProtoMessage() {}
 
 func (x *GetTargetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[11]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +816,7 @@ func (x *GetTargetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTargetResponse.ProtoReflect.Descriptor instead.
 func (*GetTargetResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{11}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTargetResponse) GetTarget() *Target {
@@ -762,7 +838,7 @@ type DisableEndpointRequest struct {
 
 func (x *DisableEndpointRequest) Reset() {
 	*x = DisableEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[12]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +850,7 @@ func (x *DisableEndpointRequest) String() string {
 func (*DisableEndpointRequest) ProtoMessage() {}
 
 func (x *DisableEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[12]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +863,7 @@ func (x *DisableEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DisableEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{12}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DisableEndpointRequest) GetProjectId() string {
@@ -820,7 +896,7 @@ type DisableEndpointResponse struct {
 
 func (x *DisableEndpointResponse) Reset() {
 	*x = DisableEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[13]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +908,7 @@ func (x *DisableEndpointResponse) String() string {
 func (*DisableEndpointResponse) ProtoMessage() {}
 
 func (x *DisableEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[13]
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +921,7 @@ func (x *DisableEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DisableEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{13}
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DisableEndpointResponse) GetEndpoint() *Endpoint {
@@ -863,7 +939,7 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\x06Secret\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xfb\x05\n" +
+	"expireTime\"\xd8\x06\n" +
 	"\x06Target\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x1d\n" +
@@ -881,10 +957,17 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	" \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12\x19\n" +
 	"\bowner_id\x18\v \x01(\tR\aownerId\x12H\n" +
 	"\rsubscriptions\x18\f \x03(\v2\".hookmesh.registry.v1.SubscriptionR\rsubscriptions\x124\n" +
-	"\x16disable_after_failures\x18\r \x01(\rR\x14disableAfterFailures\x1a@\n" +
+	"\x16disable_after_failures\x18\r \x01(\rR\x14disableAfterFailures\x12G\n" +
+	"\vmeta_events\x18\x14 \x01(\v2&.hookmesh.registry.v1.MetaEventsFilterR\n" +
+	"metaEvents\x12\x12\n" +
+	"\x04meta\x18\x15 \x01(\bR\x04meta\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
+	"\x10MetaEventsFilter\x12\x1f\n" +
+	"\vevent_types\x18\x01 \x03(\tR\n" +
+	"eventTypes\x122\n" +
+	"\x15attempt_failing_after\x18\x02 \x01(\rR\x13attemptFailingAfter\"*\n" +
 	"\x16AuthenticateKeyRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"O\n" +
 	"\x17AuthenticateKeyResponse\x12\x1d\n" +
@@ -952,61 +1035,63 @@ func file_hookmesh_registry_v1_internal_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_internal_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*Secret)(nil),                          // 0: hookmesh.registry.v1.Secret
 	(*Target)(nil),                          // 1: hookmesh.registry.v1.Target
-	(*AuthenticateKeyRequest)(nil),          // 2: hookmesh.registry.v1.AuthenticateKeyRequest
-	(*AuthenticateKeyResponse)(nil),         // 3: hookmesh.registry.v1.AuthenticateKeyResponse
-	(*AuthenticatePortalTokenRequest)(nil),  // 4: hookmesh.registry.v1.AuthenticatePortalTokenRequest
-	(*AuthenticatePortalTokenResponse)(nil), // 5: hookmesh.registry.v1.AuthenticatePortalTokenResponse
-	(*ListOwnerEndpointsRequest)(nil),       // 6: hookmesh.registry.v1.ListOwnerEndpointsRequest
-	(*ListOwnerEndpointsResponse)(nil),      // 7: hookmesh.registry.v1.ListOwnerEndpointsResponse
-	(*ResolveTargetsRequest)(nil),           // 8: hookmesh.registry.v1.ResolveTargetsRequest
-	(*ResolveTargetsResponse)(nil),          // 9: hookmesh.registry.v1.ResolveTargetsResponse
-	(*GetTargetRequest)(nil),                // 10: hookmesh.registry.v1.GetTargetRequest
-	(*GetTargetResponse)(nil),               // 11: hookmesh.registry.v1.GetTargetResponse
-	(*DisableEndpointRequest)(nil),          // 12: hookmesh.registry.v1.DisableEndpointRequest
-	(*DisableEndpointResponse)(nil),         // 13: hookmesh.registry.v1.DisableEndpointResponse
-	nil,                                     // 14: hookmesh.registry.v1.Target.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),           // 15: google.protobuf.Timestamp
-	(EndpointStatus)(0),                     // 16: hookmesh.registry.v1.EndpointStatus
-	(*RateLimit)(nil),                       // 17: hookmesh.registry.v1.RateLimit
-	(*SignatureSettings)(nil),               // 18: hookmesh.registry.v1.SignatureSettings
-	(*RetryPolicy)(nil),                     // 19: hookmesh.registry.v1.RetryPolicy
-	(*Subscription)(nil),                    // 20: hookmesh.registry.v1.Subscription
-	(*Endpoint)(nil),                        // 21: hookmesh.registry.v1.Endpoint
+	(*MetaEventsFilter)(nil),                // 2: hookmesh.registry.v1.MetaEventsFilter
+	(*AuthenticateKeyRequest)(nil),          // 3: hookmesh.registry.v1.AuthenticateKeyRequest
+	(*AuthenticateKeyResponse)(nil),         // 4: hookmesh.registry.v1.AuthenticateKeyResponse
+	(*AuthenticatePortalTokenRequest)(nil),  // 5: hookmesh.registry.v1.AuthenticatePortalTokenRequest
+	(*AuthenticatePortalTokenResponse)(nil), // 6: hookmesh.registry.v1.AuthenticatePortalTokenResponse
+	(*ListOwnerEndpointsRequest)(nil),       // 7: hookmesh.registry.v1.ListOwnerEndpointsRequest
+	(*ListOwnerEndpointsResponse)(nil),      // 8: hookmesh.registry.v1.ListOwnerEndpointsResponse
+	(*ResolveTargetsRequest)(nil),           // 9: hookmesh.registry.v1.ResolveTargetsRequest
+	(*ResolveTargetsResponse)(nil),          // 10: hookmesh.registry.v1.ResolveTargetsResponse
+	(*GetTargetRequest)(nil),                // 11: hookmesh.registry.v1.GetTargetRequest
+	(*GetTargetResponse)(nil),               // 12: hookmesh.registry.v1.GetTargetResponse
+	(*DisableEndpointRequest)(nil),          // 13: hookmesh.registry.v1.DisableEndpointRequest
+	(*DisableEndpointResponse)(nil),         // 14: hookmesh.registry.v1.DisableEndpointResponse
+	nil,                                     // 15: hookmesh.registry.v1.Target.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),           // 16: google.protobuf.Timestamp
+	(EndpointStatus)(0),                     // 17: hookmesh.registry.v1.EndpointStatus
+	(*RateLimit)(nil),                       // 18: hookmesh.registry.v1.RateLimit
+	(*SignatureSettings)(nil),               // 19: hookmesh.registry.v1.SignatureSettings
+	(*RetryPolicy)(nil),                     // 20: hookmesh.registry.v1.RetryPolicy
+	(*Subscription)(nil),                    // 21: hookmesh.registry.v1.Subscription
+	(*Endpoint)(nil),                        // 22: hookmesh.registry.v1.Endpoint
 }
 var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
-	15, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	14, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
+	16, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	15, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
 	0,  // 3: hookmesh.registry.v1.Target.secrets:type_name -> hookmesh.registry.v1.Secret
-	17, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	18, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	19, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	20, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	15, // 8: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 9: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
-	1,  // 10: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
-	21, // 11: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	2,  // 12: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
-	4,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
-	6,  // 14: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
-	8,  // 15: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
-	10, // 16: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
-	12, // 17: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
-	3,  // 18: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
-	5,  // 19: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
-	7,  // 20: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
-	9,  // 21: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
-	11, // 22: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
-	13, // 23: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	18, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	19, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	20, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	21, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	2,  // 8: hookmesh.registry.v1.Target.meta_events:type_name -> hookmesh.registry.v1.MetaEventsFilter
+	16, // 9: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 10: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
+	1,  // 11: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
+	22, // 12: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	3,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
+	5,  // 14: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
+	7,  // 15: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
+	9,  // 16: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
+	11, // 17: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
+	13, // 18: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
+	4,  // 19: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
+	6,  // 20: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
+	8,  // 21: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
+	10, // 22: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
+	12, // 23: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
+	14, // 24: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_internal_proto_init() }
@@ -1021,7 +1106,7 @@ func file_hookmesh_registry_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_internal_proto_rawDesc), len(file_hookmesh_registry_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

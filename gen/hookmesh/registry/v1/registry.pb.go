@@ -320,8 +320,11 @@ type Project struct {
 	// disable an endpoint when disable_endpoint_on_failure is set; 10 when 0.
 	DisableEndpointAfterFailures uint32                 `protobuf:"varint,8,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3" json:"disable_endpoint_after_failures,omitempty"`
 	UpdateTime                   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// meta_events says where hookmesh sends the project's meta events; unset
+	// until SetMetaEvents is called.
+	MetaEvents    *MetaEvents `protobuf:"bytes,20,opt,name=meta_events,json=metaEvents,proto3" json:"meta_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Project) Reset() {
@@ -410,6 +413,118 @@ func (x *Project) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Project) GetMetaEvents() *MetaEvents {
+	if x != nil {
+		return x.MetaEvents
+	}
+	return nil
+}
+
+// MetaEvents are the webhooks hookmesh sends the project itself about its
+// deliveries and endpoints (delivery.failed, endpoint.disabled, ...), signed
+// with Standard Webhooks and delivered, retried and listed like any
+// delivery, to the project's meta endpoint.
+type MetaEvents struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url receives the meta events; the rules of endpoint URLs apply.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// event_types are the meta event types sent; empty means all of them.
+	EventTypes []string `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	Enabled    bool     `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// secret ("whsec_" + base64) signs the meta events. It is set only in the
+	// responses of the SetMetaEvents call that generated it and of
+	// RotateMetaEventsSecret.
+	Secret string `protobuf:"bytes,4,opt,name=secret,proto3" json:"secret,omitempty"`
+	// attempt_failing_after is the number of failed attempts in a row of one
+	// delivery that sends delivery.attempt_failing; 3 when 0.
+	AttemptFailingAfter uint32 `protobuf:"varint,5,opt,name=attempt_failing_after,json=attemptFailingAfter,proto3" json:"attempt_failing_after,omitempty"`
+	// endpoint_id is the project's meta endpoint: the deliveries of meta
+	// events are listed and retried under it in StatusService.
+	EndpointId    string                 `protobuf:"bytes,6,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetaEvents) Reset() {
+	*x = MetaEvents{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetaEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetaEvents) ProtoMessage() {}
+
+func (x *MetaEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetaEvents.ProtoReflect.Descriptor instead.
+func (*MetaEvents) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MetaEvents) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *MetaEvents) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *MetaEvents) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *MetaEvents) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *MetaEvents) GetAttemptFailingAfter() uint32 {
+	if x != nil {
+		return x.AttemptFailingAfter
+	}
+	return 0
+}
+
+func (x *MetaEvents) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *MetaEvents) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 // APIKey is a project API key. Its secret is shown once, at creation.
 type APIKey struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -426,7 +541,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +553,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +566,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *APIKey) GetId() string {
@@ -516,7 +631,7 @@ type PortalLink struct {
 
 func (x *PortalLink) Reset() {
 	*x = PortalLink{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +643,7 @@ func (x *PortalLink) String() string {
 func (*PortalLink) ProtoMessage() {}
 
 func (x *PortalLink) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +656,7 @@ func (x *PortalLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalLink.ProtoReflect.Descriptor instead.
 func (*PortalLink) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PortalLink) GetId() string {
@@ -605,7 +720,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +732,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +745,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RateLimit) GetCount() uint32 {
@@ -682,7 +797,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +809,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +822,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Endpoint) GetId() string {
@@ -850,7 +965,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +977,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +990,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Filter) GetEventTypes() []string {
@@ -917,7 +1032,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1044,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1057,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Subscription) GetId() string {
@@ -1014,7 +1129,7 @@ type CreateProjectRequest struct {
 
 func (x *CreateProjectRequest) Reset() {
 	*x = CreateProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1141,7 @@ func (x *CreateProjectRequest) String() string {
 func (*CreateProjectRequest) ProtoMessage() {}
 
 func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1154,7 @@ func (x *CreateProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateProjectRequest) GetName() string {
@@ -1089,7 +1204,7 @@ type CreateProjectResponse struct {
 
 func (x *CreateProjectResponse) Reset() {
 	*x = CreateProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1216,7 @@ func (x *CreateProjectResponse) String() string {
 func (*CreateProjectResponse) ProtoMessage() {}
 
 func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1229,7 @@ func (x *CreateProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProjectResponse.ProtoReflect.Descriptor instead.
 func (*CreateProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateProjectResponse) GetProject() *Project {
@@ -1147,7 +1262,7 @@ type GetProjectRequest struct {
 
 func (x *GetProjectRequest) Reset() {
 	*x = GetProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1274,7 @@ func (x *GetProjectRequest) String() string {
 func (*GetProjectRequest) ProtoMessage() {}
 
 func (x *GetProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1287,7 @@ func (x *GetProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProjectRequest.ProtoReflect.Descriptor instead.
 func (*GetProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetProjectRequest) GetProjectId() string {
@@ -1191,7 +1306,7 @@ type GetProjectResponse struct {
 
 func (x *GetProjectResponse) Reset() {
 	*x = GetProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1318,7 @@ func (x *GetProjectResponse) String() string {
 func (*GetProjectResponse) ProtoMessage() {}
 
 func (x *GetProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1331,7 @@ func (x *GetProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProjectResponse.ProtoReflect.Descriptor instead.
 func (*GetProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetProjectResponse) GetProject() *Project {
@@ -1236,7 +1351,7 @@ type ListProjectsRequest struct {
 
 func (x *ListProjectsRequest) Reset() {
 	*x = ListProjectsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1363,7 @@ func (x *ListProjectsRequest) String() string {
 func (*ListProjectsRequest) ProtoMessage() {}
 
 func (x *ListProjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1376,7 @@ func (x *ListProjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListProjectsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListProjectsRequest) GetPageSize() uint32 {
@@ -1288,7 +1403,7 @@ type ListProjectsResponse struct {
 
 func (x *ListProjectsResponse) Reset() {
 	*x = ListProjectsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1415,7 @@ func (x *ListProjectsResponse) String() string {
 func (*ListProjectsResponse) ProtoMessage() {}
 
 func (x *ListProjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1428,7 @@ func (x *ListProjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListProjectsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListProjectsResponse) GetProjects() []*Project {
@@ -1344,7 +1459,7 @@ type UpdateProjectRequest struct {
 
 func (x *UpdateProjectRequest) Reset() {
 	*x = UpdateProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1471,7 @@ func (x *UpdateProjectRequest) String() string {
 func (*UpdateProjectRequest) ProtoMessage() {}
 
 func (x *UpdateProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1484,7 @@ func (x *UpdateProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProjectRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateProjectRequest) GetProjectId() string {
@@ -1423,7 +1538,7 @@ type UpdateProjectResponse struct {
 
 func (x *UpdateProjectResponse) Reset() {
 	*x = UpdateProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1550,7 @@ func (x *UpdateProjectResponse) String() string {
 func (*UpdateProjectResponse) ProtoMessage() {}
 
 func (x *UpdateProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1563,7 @@ func (x *UpdateProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProjectResponse.ProtoReflect.Descriptor instead.
 func (*UpdateProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateProjectResponse) GetProject() *Project {
@@ -1467,7 +1582,7 @@ type DeleteProjectRequest struct {
 
 func (x *DeleteProjectRequest) Reset() {
 	*x = DeleteProjectRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1594,7 @@ func (x *DeleteProjectRequest) String() string {
 func (*DeleteProjectRequest) ProtoMessage() {}
 
 func (x *DeleteProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1607,7 @@ func (x *DeleteProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProjectRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteProjectRequest) GetProjectId() string {
@@ -1510,7 +1625,7 @@ type DeleteProjectResponse struct {
 
 func (x *DeleteProjectResponse) Reset() {
 	*x = DeleteProjectResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1637,7 @@ func (x *DeleteProjectResponse) String() string {
 func (*DeleteProjectResponse) ProtoMessage() {}
 
 func (x *DeleteProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1650,7 @@ func (x *DeleteProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProjectResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 type CreateAPIKeyRequest struct {
@@ -1548,7 +1663,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1675,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1688,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateAPIKeyRequest) GetProjectId() string {
@@ -1601,7 +1716,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1728,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1741,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -1652,7 +1767,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1779,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1792,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListAPIKeysRequest) GetProjectId() string {
@@ -1696,7 +1811,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1823,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1836,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -1741,7 +1856,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1868,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1881,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RevokeAPIKeyRequest) GetProjectId() string {
@@ -1792,7 +1907,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1919,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1932,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -1840,7 +1955,7 @@ type CreatePortalLinkRequest struct {
 
 func (x *CreatePortalLinkRequest) Reset() {
 	*x = CreatePortalLinkRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1967,7 @@ func (x *CreatePortalLinkRequest) String() string {
 func (*CreatePortalLinkRequest) ProtoMessage() {}
 
 func (x *CreatePortalLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1980,7 @@ func (x *CreatePortalLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePortalLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreatePortalLinkRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreatePortalLinkRequest) GetProjectId() string {
@@ -1901,7 +2016,7 @@ type CreatePortalLinkResponse struct {
 
 func (x *CreatePortalLinkResponse) Reset() {
 	*x = CreatePortalLinkResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2028,7 @@ func (x *CreatePortalLinkResponse) String() string {
 func (*CreatePortalLinkResponse) ProtoMessage() {}
 
 func (x *CreatePortalLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2041,7 @@ func (x *CreatePortalLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePortalLinkResponse.ProtoReflect.Descriptor instead.
 func (*CreatePortalLinkResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreatePortalLinkResponse) GetPortalLink() *PortalLink {
@@ -1952,7 +2067,7 @@ type ListPortalLinksRequest struct {
 
 func (x *ListPortalLinksRequest) Reset() {
 	*x = ListPortalLinksRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2079,7 @@ func (x *ListPortalLinksRequest) String() string {
 func (*ListPortalLinksRequest) ProtoMessage() {}
 
 func (x *ListPortalLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2092,7 @@ func (x *ListPortalLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListPortalLinksRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListPortalLinksRequest) GetProjectId() string {
@@ -1996,7 +2111,7 @@ type ListPortalLinksResponse struct {
 
 func (x *ListPortalLinksResponse) Reset() {
 	*x = ListPortalLinksResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2123,7 @@ func (x *ListPortalLinksResponse) String() string {
 func (*ListPortalLinksResponse) ProtoMessage() {}
 
 func (x *ListPortalLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2136,7 @@ func (x *ListPortalLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListPortalLinksResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListPortalLinksResponse) GetPortalLinks() []*PortalLink {
@@ -2041,7 +2156,7 @@ type RevokePortalLinkRequest struct {
 
 func (x *RevokePortalLinkRequest) Reset() {
 	*x = RevokePortalLinkRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2168,7 @@ func (x *RevokePortalLinkRequest) String() string {
 func (*RevokePortalLinkRequest) ProtoMessage() {}
 
 func (x *RevokePortalLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2181,7 @@ func (x *RevokePortalLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePortalLinkRequest.ProtoReflect.Descriptor instead.
 func (*RevokePortalLinkRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokePortalLinkRequest) GetProjectId() string {
@@ -2092,7 +2207,7 @@ type RevokePortalLinkResponse struct {
 
 func (x *RevokePortalLinkResponse) Reset() {
 	*x = RevokePortalLinkResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2219,7 @@ func (x *RevokePortalLinkResponse) String() string {
 func (*RevokePortalLinkResponse) ProtoMessage() {}
 
 func (x *RevokePortalLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2232,7 @@ func (x *RevokePortalLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePortalLinkResponse.ProtoReflect.Descriptor instead.
 func (*RevokePortalLinkResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokePortalLinkResponse) GetPortalLink() *PortalLink {
@@ -2135,7 +2250,7 @@ type GetCurrentPortalLinkRequest struct {
 
 func (x *GetCurrentPortalLinkRequest) Reset() {
 	*x = GetCurrentPortalLinkRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2262,7 @@ func (x *GetCurrentPortalLinkRequest) String() string {
 func (*GetCurrentPortalLinkRequest) ProtoMessage() {}
 
 func (x *GetCurrentPortalLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2275,7 @@ func (x *GetCurrentPortalLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentPortalLinkRequest.ProtoReflect.Descriptor instead.
 func (*GetCurrentPortalLinkRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{32}
 }
 
 type GetCurrentPortalLinkResponse struct {
@@ -2172,7 +2287,7 @@ type GetCurrentPortalLinkResponse struct {
 
 func (x *GetCurrentPortalLinkResponse) Reset() {
 	*x = GetCurrentPortalLinkResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2299,7 @@ func (x *GetCurrentPortalLinkResponse) String() string {
 func (*GetCurrentPortalLinkResponse) ProtoMessage() {}
 
 func (x *GetCurrentPortalLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2312,7 @@ func (x *GetCurrentPortalLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentPortalLinkResponse.ProtoReflect.Descriptor instead.
 func (*GetCurrentPortalLinkResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetCurrentPortalLinkResponse) GetPortalLink() *PortalLink {
@@ -2231,7 +2346,7 @@ type CreateEndpointRequest struct {
 
 func (x *CreateEndpointRequest) Reset() {
 	*x = CreateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2358,7 @@ func (x *CreateEndpointRequest) String() string {
 func (*CreateEndpointRequest) ProtoMessage() {}
 
 func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2371,7 @@ func (x *CreateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateEndpointRequest) GetProjectId() string {
@@ -2338,7 +2453,7 @@ type CreateEndpointResponse struct {
 
 func (x *CreateEndpointResponse) Reset() {
 	*x = CreateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2465,7 @@ func (x *CreateEndpointResponse) String() string {
 func (*CreateEndpointResponse) ProtoMessage() {}
 
 func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2478,7 @@ func (x *CreateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2383,7 +2498,7 @@ type GetEndpointRequest struct {
 
 func (x *GetEndpointRequest) Reset() {
 	*x = GetEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2510,7 @@ func (x *GetEndpointRequest) String() string {
 func (*GetEndpointRequest) ProtoMessage() {}
 
 func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2523,7 @@ func (x *GetEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointRequest.ProtoReflect.Descriptor instead.
 func (*GetEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetEndpointRequest) GetProjectId() string {
@@ -2434,7 +2549,7 @@ type GetEndpointResponse struct {
 
 func (x *GetEndpointResponse) Reset() {
 	*x = GetEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2561,7 @@ func (x *GetEndpointResponse) String() string {
 func (*GetEndpointResponse) ProtoMessage() {}
 
 func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2574,7 @@ func (x *GetEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndpointResponse.ProtoReflect.Descriptor instead.
 func (*GetEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetEndpointResponse) GetEndpoint() *Endpoint {
@@ -2481,7 +2596,7 @@ type ListEndpointsRequest struct {
 
 func (x *ListEndpointsRequest) Reset() {
 	*x = ListEndpointsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2608,7 @@ func (x *ListEndpointsRequest) String() string {
 func (*ListEndpointsRequest) ProtoMessage() {}
 
 func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2621,7 @@ func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{37}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListEndpointsRequest) GetProjectId() string {
@@ -2547,7 +2662,7 @@ type ListEndpointsResponse struct {
 
 func (x *ListEndpointsResponse) Reset() {
 	*x = ListEndpointsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +2674,7 @@ func (x *ListEndpointsResponse) String() string {
 func (*ListEndpointsResponse) ProtoMessage() {}
 
 func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[38]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2687,7 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{38}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
@@ -2608,7 +2723,7 @@ type UpdateEndpointRequest struct {
 
 func (x *UpdateEndpointRequest) Reset() {
 	*x = UpdateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +2735,7 @@ func (x *UpdateEndpointRequest) String() string {
 func (*UpdateEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[39]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +2748,7 @@ func (x *UpdateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{39}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateEndpointRequest) GetProjectId() string {
@@ -2715,7 +2830,7 @@ type UpdateEndpointResponse struct {
 
 func (x *UpdateEndpointResponse) Reset() {
 	*x = UpdateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2842,7 @@ func (x *UpdateEndpointResponse) String() string {
 func (*UpdateEndpointResponse) ProtoMessage() {}
 
 func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[40]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +2855,7 @@ func (x *UpdateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{40}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UpdateEndpointResponse) GetEndpoint() *Endpoint {
@@ -2760,7 +2875,7 @@ type DeleteEndpointRequest struct {
 
 func (x *DeleteEndpointRequest) Reset() {
 	*x = DeleteEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2887,7 @@ func (x *DeleteEndpointRequest) String() string {
 func (*DeleteEndpointRequest) ProtoMessage() {}
 
 func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[41]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +2900,7 @@ func (x *DeleteEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{41}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteEndpointRequest) GetProjectId() string {
@@ -2810,7 +2925,7 @@ type DeleteEndpointResponse struct {
 
 func (x *DeleteEndpointResponse) Reset() {
 	*x = DeleteEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +2937,7 @@ func (x *DeleteEndpointResponse) String() string {
 func (*DeleteEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[42]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +2950,7 @@ func (x *DeleteEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{42}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{43}
 }
 
 type PauseEndpointRequest struct {
@@ -2848,7 +2963,7 @@ type PauseEndpointRequest struct {
 
 func (x *PauseEndpointRequest) Reset() {
 	*x = PauseEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2975,7 @@ func (x *PauseEndpointRequest) String() string {
 func (*PauseEndpointRequest) ProtoMessage() {}
 
 func (x *PauseEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[43]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2988,7 @@ func (x *PauseEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseEndpointRequest.ProtoReflect.Descriptor instead.
 func (*PauseEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{43}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PauseEndpointRequest) GetProjectId() string {
@@ -2899,7 +3014,7 @@ type PauseEndpointResponse struct {
 
 func (x *PauseEndpointResponse) Reset() {
 	*x = PauseEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3026,7 @@ func (x *PauseEndpointResponse) String() string {
 func (*PauseEndpointResponse) ProtoMessage() {}
 
 func (x *PauseEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[44]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3039,7 @@ func (x *PauseEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseEndpointResponse.ProtoReflect.Descriptor instead.
 func (*PauseEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{44}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PauseEndpointResponse) GetEndpoint() *Endpoint {
@@ -2944,7 +3059,7 @@ type ActivateEndpointRequest struct {
 
 func (x *ActivateEndpointRequest) Reset() {
 	*x = ActivateEndpointRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3071,7 @@ func (x *ActivateEndpointRequest) String() string {
 func (*ActivateEndpointRequest) ProtoMessage() {}
 
 func (x *ActivateEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[45]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3084,7 @@ func (x *ActivateEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateEndpointRequest.ProtoReflect.Descriptor instead.
 func (*ActivateEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{45}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ActivateEndpointRequest) GetProjectId() string {
@@ -2995,7 +3110,7 @@ type ActivateEndpointResponse struct {
 
 func (x *ActivateEndpointResponse) Reset() {
 	*x = ActivateEndpointResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3007,7 +3122,7 @@ func (x *ActivateEndpointResponse) String() string {
 func (*ActivateEndpointResponse) ProtoMessage() {}
 
 func (x *ActivateEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[46]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3020,7 +3135,7 @@ func (x *ActivateEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateEndpointResponse.ProtoReflect.Descriptor instead.
 func (*ActivateEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{46}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ActivateEndpointResponse) GetEndpoint() *Endpoint {
@@ -3049,7 +3164,7 @@ type RotateEndpointSecretRequest struct {
 
 func (x *RotateEndpointSecretRequest) Reset() {
 	*x = RotateEndpointSecretRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3176,7 @@ func (x *RotateEndpointSecretRequest) String() string {
 func (*RotateEndpointSecretRequest) ProtoMessage() {}
 
 func (x *RotateEndpointSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[47]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3189,7 @@ func (x *RotateEndpointSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateEndpointSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateEndpointSecretRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{47}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RotateEndpointSecretRequest) GetProjectId() string {
@@ -3121,7 +3236,7 @@ type RotateEndpointSecretResponse struct {
 
 func (x *RotateEndpointSecretResponse) Reset() {
 	*x = RotateEndpointSecretResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3248,7 @@ func (x *RotateEndpointSecretResponse) String() string {
 func (*RotateEndpointSecretResponse) ProtoMessage() {}
 
 func (x *RotateEndpointSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[48]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3261,7 @@ func (x *RotateEndpointSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateEndpointSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateEndpointSecretResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{48}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RotateEndpointSecretResponse) GetEndpoint() *Endpoint {
@@ -3169,7 +3284,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3296,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[49]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3309,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{49}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateSubscriptionRequest) GetProjectId() string {
@@ -3241,7 +3356,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3368,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[50]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3381,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{50}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -3286,7 +3401,7 @@ type GetSubscriptionRequest struct {
 
 func (x *GetSubscriptionRequest) Reset() {
 	*x = GetSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3298,7 +3413,7 @@ func (x *GetSubscriptionRequest) String() string {
 func (*GetSubscriptionRequest) ProtoMessage() {}
 
 func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[51]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,7 +3426,7 @@ func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{51}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetSubscriptionRequest) GetProjectId() string {
@@ -3337,7 +3452,7 @@ type GetSubscriptionResponse struct {
 
 func (x *GetSubscriptionResponse) Reset() {
 	*x = GetSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3349,7 +3464,7 @@ func (x *GetSubscriptionResponse) String() string {
 func (*GetSubscriptionResponse) ProtoMessage() {}
 
 func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[52]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3362,7 +3477,7 @@ func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{52}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
@@ -3384,7 +3499,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3511,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[53]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3524,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{53}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListSubscriptionsRequest) GetProjectId() string {
@@ -3450,7 +3565,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3577,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[54]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3590,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{54}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -3505,7 +3620,7 @@ type UpdateSubscriptionRequest struct {
 
 func (x *UpdateSubscriptionRequest) Reset() {
 	*x = UpdateSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +3632,7 @@ func (x *UpdateSubscriptionRequest) String() string {
 func (*UpdateSubscriptionRequest) ProtoMessage() {}
 
 func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[55]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +3645,7 @@ func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{55}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateSubscriptionRequest) GetProjectId() string {
@@ -3577,7 +3692,7 @@ type UpdateSubscriptionResponse struct {
 
 func (x *UpdateSubscriptionResponse) Reset() {
 	*x = UpdateSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3589,7 +3704,7 @@ func (x *UpdateSubscriptionResponse) String() string {
 func (*UpdateSubscriptionResponse) ProtoMessage() {}
 
 func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[56]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3602,7 +3717,7 @@ func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{56}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *UpdateSubscriptionResponse) GetSubscription() *Subscription {
@@ -3622,7 +3737,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3634,7 +3749,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[57]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3647,7 +3762,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{57}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DeleteSubscriptionRequest) GetProjectId() string {
@@ -3672,7 +3787,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3684,7 +3799,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[58]
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3697,7 +3812,219 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{58}
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{59}
+}
+
+type SetMetaEventsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Url       string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// event_types are meta event types such as "delivery.failed"; empty
+	// means all of them.
+	EventTypes []string `protobuf:"bytes,3,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	Enabled    bool     `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// attempt_failing_after is how many failed attempts in a row of a
+	// delivery send delivery.attempt_failing; 3 when 0.
+	AttemptFailingAfter uint32 `protobuf:"varint,5,opt,name=attempt_failing_after,json=attemptFailingAfter,proto3" json:"attempt_failing_after,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *SetMetaEventsRequest) Reset() {
+	*x = SetMetaEventsRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMetaEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMetaEventsRequest) ProtoMessage() {}
+
+func (x *SetMetaEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMetaEventsRequest.ProtoReflect.Descriptor instead.
+func (*SetMetaEventsRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *SetMetaEventsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *SetMetaEventsRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *SetMetaEventsRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *SetMetaEventsRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *SetMetaEventsRequest) GetAttemptFailingAfter() uint32 {
+	if x != nil {
+		return x.AttemptFailingAfter
+	}
+	return 0
+}
+
+type SetMetaEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MetaEvents    *MetaEvents            `protobuf:"bytes,1,opt,name=meta_events,json=metaEvents,proto3" json:"meta_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMetaEventsResponse) Reset() {
+	*x = SetMetaEventsResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMetaEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMetaEventsResponse) ProtoMessage() {}
+
+func (x *SetMetaEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMetaEventsResponse.ProtoReflect.Descriptor instead.
+func (*SetMetaEventsResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *SetMetaEventsResponse) GetMetaEvents() *MetaEvents {
+	if x != nil {
+		return x.MetaEvents
+	}
+	return nil
+}
+
+type RotateMetaEventsSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateMetaEventsSecretRequest) Reset() {
+	*x = RotateMetaEventsSecretRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateMetaEventsSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateMetaEventsSecretRequest) ProtoMessage() {}
+
+func (x *RotateMetaEventsSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateMetaEventsSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateMetaEventsSecretRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RotateMetaEventsSecretRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+type RotateMetaEventsSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MetaEvents    *MetaEvents            `protobuf:"bytes,1,opt,name=meta_events,json=metaEvents,proto3" json:"meta_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateMetaEventsSecretResponse) Reset() {
+	*x = RotateMetaEventsSecretResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateMetaEventsSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateMetaEventsSecretResponse) ProtoMessage() {}
+
+func (x *RotateMetaEventsSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateMetaEventsSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateMetaEventsSecretResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *RotateMetaEventsSecretResponse) GetMetaEvents() *MetaEvents {
+	if x != nil {
+		return x.MetaEvents
+	}
+	return nil
 }
 
 var File_hookmesh_registry_v1_registry_proto protoreflect.FileDescriptor
@@ -3711,7 +4038,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\fmax_attempts\x18\x03 \x01(\rR\vmaxAttempts\"G\n" +
 	"\x11SignatureSettings\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x1a\n" +
-	"\badvanced\x18\x02 \x01(\bR\badvanced\"\xba\x03\n" +
+	"\badvanced\x18\x02 \x01(\bR\badvanced\"\xfd\x03\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12D\n" +
@@ -3721,6 +4048,20 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12E\n" +
 	"\x1fdisable_endpoint_after_failures\x18\b \x01(\rR\x1cdisableEndpointAfterFailures\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12A\n" +
+	"\vmeta_events\x18\x14 \x01(\v2 .hookmesh.registry.v1.MetaEventsR\n" +
+	"metaEvents\"\x83\x02\n" +
+	"\n" +
+	"MetaEvents\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1f\n" +
+	"\vevent_types\x18\x02 \x03(\tR\n" +
+	"eventTypes\x12\x18\n" +
+	"\aenabled\x18\x03 \x01(\bR\aenabled\x12\x16\n" +
+	"\x06secret\x18\x04 \x01(\tR\x06secret\x122\n" +
+	"\x15attempt_failing_after\x18\x05 \x01(\rR\x13attemptFailingAfter\x12\x1f\n" +
+	"\vendpoint_id\x18\x06 \x01(\tR\n" +
+	"endpointId\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\"\xdd\x01\n" +
 	"\x06APIKey\x12\x0e\n" +
@@ -4007,7 +4348,24 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12'\n" +
 	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\"\x1c\n" +
-	"\x1aDeleteSubscriptionResponse*j\n" +
+	"\x1aDeleteSubscriptionResponse\"\xb6\x01\n" +
+	"\x14SetMetaEventsRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1f\n" +
+	"\vevent_types\x18\x03 \x03(\tR\n" +
+	"eventTypes\x12\x18\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled\x122\n" +
+	"\x15attempt_failing_after\x18\x05 \x01(\rR\x13attemptFailingAfter\"Z\n" +
+	"\x15SetMetaEventsResponse\x12A\n" +
+	"\vmeta_events\x18\x01 \x01(\v2 .hookmesh.registry.v1.MetaEventsR\n" +
+	"metaEvents\">\n" +
+	"\x1dRotateMetaEventsSecretRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\"c\n" +
+	"\x1eRotateMetaEventsSecretResponse\x12A\n" +
+	"\vmeta_events\x18\x01 \x01(\v2 .hookmesh.registry.v1.MetaEventsR\n" +
+	"metaEvents*j\n" +
 	"\rRetryStrategy\x12\x1e\n" +
 	"\x1aRETRY_STRATEGY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RETRY_STRATEGY_LINEAR\x10\x01\x12\x1e\n" +
@@ -4020,7 +4378,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x12SignatureAlgorithm\x12#\n" +
 	"\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fSIGNATURE_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1f\n" +
-	"\x1bSIGNATURE_ALGORITHM_ED25519\x10\x022\xae\x16\n" +
+	"\x1bSIGNATURE_ALGORITHM_ED25519\x10\x022\xa2\x18\n" +
 	"\x0fRegistryService\x12j\n" +
 	"\rCreateProject\x12*.hookmesh.registry.v1.CreateProjectRequest\x1a+.hookmesh.registry.v1.CreateProjectResponse\"\x00\x12d\n" +
 	"\n" +
@@ -4047,7 +4405,9 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x0fGetSubscription\x12,.hookmesh.registry.v1.GetSubscriptionRequest\x1a-.hookmesh.registry.v1.GetSubscriptionResponse\"\x03\x90\x02\x01\x12y\n" +
 	"\x11ListSubscriptions\x12..hookmesh.registry.v1.ListSubscriptionsRequest\x1a/.hookmesh.registry.v1.ListSubscriptionsResponse\"\x03\x90\x02\x01\x12y\n" +
 	"\x12UpdateSubscription\x12/.hookmesh.registry.v1.UpdateSubscriptionRequest\x1a0.hookmesh.registry.v1.UpdateSubscriptionResponse\"\x00\x12y\n" +
-	"\x12DeleteSubscription\x12/.hookmesh.registry.v1.DeleteSubscriptionRequest\x1a0.hookmesh.registry.v1.DeleteSubscriptionResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
+	"\x12DeleteSubscription\x12/.hookmesh.registry.v1.DeleteSubscriptionRequest\x1a0.hookmesh.registry.v1.DeleteSubscriptionResponse\"\x00\x12j\n" +
+	"\rSetMetaEvents\x12*.hookmesh.registry.v1.SetMetaEventsRequest\x1a+.hookmesh.registry.v1.SetMetaEventsResponse\"\x00\x12\x85\x01\n" +
+	"\x16RotateMetaEventsSecret\x123.hookmesh.registry.v1.RotateMetaEventsSecretRequest\x1a4.hookmesh.registry.v1.RotateMetaEventsSecretResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_hookmesh_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -4062,191 +4422,204 @@ func file_hookmesh_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
-	(RetryStrategy)(0),                   // 0: hookmesh.registry.v1.RetryStrategy
-	(EndpointStatus)(0),                  // 1: hookmesh.registry.v1.EndpointStatus
-	(SignatureAlgorithm)(0),              // 2: hookmesh.registry.v1.SignatureAlgorithm
-	(*RetryPolicy)(nil),                  // 3: hookmesh.registry.v1.RetryPolicy
-	(*SignatureSettings)(nil),            // 4: hookmesh.registry.v1.SignatureSettings
-	(*Project)(nil),                      // 5: hookmesh.registry.v1.Project
-	(*APIKey)(nil),                       // 6: hookmesh.registry.v1.APIKey
-	(*PortalLink)(nil),                   // 7: hookmesh.registry.v1.PortalLink
-	(*RateLimit)(nil),                    // 8: hookmesh.registry.v1.RateLimit
-	(*Endpoint)(nil),                     // 9: hookmesh.registry.v1.Endpoint
-	(*Filter)(nil),                       // 10: hookmesh.registry.v1.Filter
-	(*Subscription)(nil),                 // 11: hookmesh.registry.v1.Subscription
-	(*CreateProjectRequest)(nil),         // 12: hookmesh.registry.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),        // 13: hookmesh.registry.v1.CreateProjectResponse
-	(*GetProjectRequest)(nil),            // 14: hookmesh.registry.v1.GetProjectRequest
-	(*GetProjectResponse)(nil),           // 15: hookmesh.registry.v1.GetProjectResponse
-	(*ListProjectsRequest)(nil),          // 16: hookmesh.registry.v1.ListProjectsRequest
-	(*ListProjectsResponse)(nil),         // 17: hookmesh.registry.v1.ListProjectsResponse
-	(*UpdateProjectRequest)(nil),         // 18: hookmesh.registry.v1.UpdateProjectRequest
-	(*UpdateProjectResponse)(nil),        // 19: hookmesh.registry.v1.UpdateProjectResponse
-	(*DeleteProjectRequest)(nil),         // 20: hookmesh.registry.v1.DeleteProjectRequest
-	(*DeleteProjectResponse)(nil),        // 21: hookmesh.registry.v1.DeleteProjectResponse
-	(*CreateAPIKeyRequest)(nil),          // 22: hookmesh.registry.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),         // 23: hookmesh.registry.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),           // 24: hookmesh.registry.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),          // 25: hookmesh.registry.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),          // 26: hookmesh.registry.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),         // 27: hookmesh.registry.v1.RevokeAPIKeyResponse
-	(*CreatePortalLinkRequest)(nil),      // 28: hookmesh.registry.v1.CreatePortalLinkRequest
-	(*CreatePortalLinkResponse)(nil),     // 29: hookmesh.registry.v1.CreatePortalLinkResponse
-	(*ListPortalLinksRequest)(nil),       // 30: hookmesh.registry.v1.ListPortalLinksRequest
-	(*ListPortalLinksResponse)(nil),      // 31: hookmesh.registry.v1.ListPortalLinksResponse
-	(*RevokePortalLinkRequest)(nil),      // 32: hookmesh.registry.v1.RevokePortalLinkRequest
-	(*RevokePortalLinkResponse)(nil),     // 33: hookmesh.registry.v1.RevokePortalLinkResponse
-	(*GetCurrentPortalLinkRequest)(nil),  // 34: hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	(*GetCurrentPortalLinkResponse)(nil), // 35: hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	(*CreateEndpointRequest)(nil),        // 36: hookmesh.registry.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),       // 37: hookmesh.registry.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),           // 38: hookmesh.registry.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),          // 39: hookmesh.registry.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),         // 40: hookmesh.registry.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),        // 41: hookmesh.registry.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),        // 42: hookmesh.registry.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),       // 43: hookmesh.registry.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),        // 44: hookmesh.registry.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),       // 45: hookmesh.registry.v1.DeleteEndpointResponse
-	(*PauseEndpointRequest)(nil),         // 46: hookmesh.registry.v1.PauseEndpointRequest
-	(*PauseEndpointResponse)(nil),        // 47: hookmesh.registry.v1.PauseEndpointResponse
-	(*ActivateEndpointRequest)(nil),      // 48: hookmesh.registry.v1.ActivateEndpointRequest
-	(*ActivateEndpointResponse)(nil),     // 49: hookmesh.registry.v1.ActivateEndpointResponse
-	(*RotateEndpointSecretRequest)(nil),  // 50: hookmesh.registry.v1.RotateEndpointSecretRequest
-	(*RotateEndpointSecretResponse)(nil), // 51: hookmesh.registry.v1.RotateEndpointSecretResponse
-	(*CreateSubscriptionRequest)(nil),    // 52: hookmesh.registry.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),   // 53: hookmesh.registry.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),       // 54: hookmesh.registry.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),      // 55: hookmesh.registry.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),     // 56: hookmesh.registry.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),    // 57: hookmesh.registry.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil),    // 58: hookmesh.registry.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil),   // 59: hookmesh.registry.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),    // 60: hookmesh.registry.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),   // 61: hookmesh.registry.v1.DeleteSubscriptionResponse
-	nil,                                  // 62: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	nil,                                  // 63: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	nil,                                  // 64: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 65: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 66: google.protobuf.Duration
+	(RetryStrategy)(0),                     // 0: hookmesh.registry.v1.RetryStrategy
+	(EndpointStatus)(0),                    // 1: hookmesh.registry.v1.EndpointStatus
+	(SignatureAlgorithm)(0),                // 2: hookmesh.registry.v1.SignatureAlgorithm
+	(*RetryPolicy)(nil),                    // 3: hookmesh.registry.v1.RetryPolicy
+	(*SignatureSettings)(nil),              // 4: hookmesh.registry.v1.SignatureSettings
+	(*Project)(nil),                        // 5: hookmesh.registry.v1.Project
+	(*MetaEvents)(nil),                     // 6: hookmesh.registry.v1.MetaEvents
+	(*APIKey)(nil),                         // 7: hookmesh.registry.v1.APIKey
+	(*PortalLink)(nil),                     // 8: hookmesh.registry.v1.PortalLink
+	(*RateLimit)(nil),                      // 9: hookmesh.registry.v1.RateLimit
+	(*Endpoint)(nil),                       // 10: hookmesh.registry.v1.Endpoint
+	(*Filter)(nil),                         // 11: hookmesh.registry.v1.Filter
+	(*Subscription)(nil),                   // 12: hookmesh.registry.v1.Subscription
+	(*CreateProjectRequest)(nil),           // 13: hookmesh.registry.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),          // 14: hookmesh.registry.v1.CreateProjectResponse
+	(*GetProjectRequest)(nil),              // 15: hookmesh.registry.v1.GetProjectRequest
+	(*GetProjectResponse)(nil),             // 16: hookmesh.registry.v1.GetProjectResponse
+	(*ListProjectsRequest)(nil),            // 17: hookmesh.registry.v1.ListProjectsRequest
+	(*ListProjectsResponse)(nil),           // 18: hookmesh.registry.v1.ListProjectsResponse
+	(*UpdateProjectRequest)(nil),           // 19: hookmesh.registry.v1.UpdateProjectRequest
+	(*UpdateProjectResponse)(nil),          // 20: hookmesh.registry.v1.UpdateProjectResponse
+	(*DeleteProjectRequest)(nil),           // 21: hookmesh.registry.v1.DeleteProjectRequest
+	(*DeleteProjectResponse)(nil),          // 22: hookmesh.registry.v1.DeleteProjectResponse
+	(*CreateAPIKeyRequest)(nil),            // 23: hookmesh.registry.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),           // 24: hookmesh.registry.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),             // 25: hookmesh.registry.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),            // 26: hookmesh.registry.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),            // 27: hookmesh.registry.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),           // 28: hookmesh.registry.v1.RevokeAPIKeyResponse
+	(*CreatePortalLinkRequest)(nil),        // 29: hookmesh.registry.v1.CreatePortalLinkRequest
+	(*CreatePortalLinkResponse)(nil),       // 30: hookmesh.registry.v1.CreatePortalLinkResponse
+	(*ListPortalLinksRequest)(nil),         // 31: hookmesh.registry.v1.ListPortalLinksRequest
+	(*ListPortalLinksResponse)(nil),        // 32: hookmesh.registry.v1.ListPortalLinksResponse
+	(*RevokePortalLinkRequest)(nil),        // 33: hookmesh.registry.v1.RevokePortalLinkRequest
+	(*RevokePortalLinkResponse)(nil),       // 34: hookmesh.registry.v1.RevokePortalLinkResponse
+	(*GetCurrentPortalLinkRequest)(nil),    // 35: hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	(*GetCurrentPortalLinkResponse)(nil),   // 36: hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	(*CreateEndpointRequest)(nil),          // 37: hookmesh.registry.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),         // 38: hookmesh.registry.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),             // 39: hookmesh.registry.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),            // 40: hookmesh.registry.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),           // 41: hookmesh.registry.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),          // 42: hookmesh.registry.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),          // 43: hookmesh.registry.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),         // 44: hookmesh.registry.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),          // 45: hookmesh.registry.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),         // 46: hookmesh.registry.v1.DeleteEndpointResponse
+	(*PauseEndpointRequest)(nil),           // 47: hookmesh.registry.v1.PauseEndpointRequest
+	(*PauseEndpointResponse)(nil),          // 48: hookmesh.registry.v1.PauseEndpointResponse
+	(*ActivateEndpointRequest)(nil),        // 49: hookmesh.registry.v1.ActivateEndpointRequest
+	(*ActivateEndpointResponse)(nil),       // 50: hookmesh.registry.v1.ActivateEndpointResponse
+	(*RotateEndpointSecretRequest)(nil),    // 51: hookmesh.registry.v1.RotateEndpointSecretRequest
+	(*RotateEndpointSecretResponse)(nil),   // 52: hookmesh.registry.v1.RotateEndpointSecretResponse
+	(*CreateSubscriptionRequest)(nil),      // 53: hookmesh.registry.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),     // 54: hookmesh.registry.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),         // 55: hookmesh.registry.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),        // 56: hookmesh.registry.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),       // 57: hookmesh.registry.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),      // 58: hookmesh.registry.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil),      // 59: hookmesh.registry.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil),     // 60: hookmesh.registry.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),      // 61: hookmesh.registry.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),     // 62: hookmesh.registry.v1.DeleteSubscriptionResponse
+	(*SetMetaEventsRequest)(nil),           // 63: hookmesh.registry.v1.SetMetaEventsRequest
+	(*SetMetaEventsResponse)(nil),          // 64: hookmesh.registry.v1.SetMetaEventsResponse
+	(*RotateMetaEventsSecretRequest)(nil),  // 65: hookmesh.registry.v1.RotateMetaEventsSecretRequest
+	(*RotateMetaEventsSecretResponse)(nil), // 66: hookmesh.registry.v1.RotateMetaEventsSecretResponse
+	nil,                                    // 67: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	nil,                                    // 68: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	nil,                                    // 69: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),          // 70: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 71: google.protobuf.Duration
 }
 var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
 	0,  // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
 	3,  // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
 	4,  // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	65, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	65, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
-	65, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	65, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	65, // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
-	65, // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
-	65, // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
-	8,  // 10: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	62, // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	1,  // 12: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	65, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	65, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 15: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	65, // 16: hookmesh.registry.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
-	10, // 17: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 18: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	65, // 19: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	65, // 20: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 21: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 22: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 23: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	6,  // 24: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 25: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 26: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
-	3,  // 27: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 28: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 29: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	6,  // 30: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	6,  // 31: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
-	6,  // 32: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	66, // 33: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
-	7,  // 34: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 35: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 36: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 37: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	8,  // 38: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	63, // 39: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	2,  // 40: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	9,  // 41: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 42: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 43: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 44: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	64, // 45: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	9,  // 46: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 47: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 48: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	2,  // 49: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	9,  // 50: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	10, // 51: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 52: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	11, // 53: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 54: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 55: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	10, // 56: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 57: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	11, // 58: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	12, // 59: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
-	14, // 60: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
-	16, // 61: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
-	18, // 62: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
-	20, // 63: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
-	22, // 64: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
-	24, // 65: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
-	26, // 66: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
-	28, // 67: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
-	30, // 68: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
-	32, // 69: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
-	34, // 70: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	36, // 71: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
-	38, // 72: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
-	40, // 73: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
-	42, // 74: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
-	44, // 75: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
-	46, // 76: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
-	48, // 77: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
-	50, // 78: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
-	52, // 79: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
-	54, // 80: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
-	56, // 81: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
-	58, // 82: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
-	60, // 83: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
-	13, // 84: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
-	15, // 85: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
-	17, // 86: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
-	19, // 87: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
-	21, // 88: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
-	23, // 89: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
-	25, // 90: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
-	27, // 91: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
-	29, // 92: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
-	31, // 93: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
-	33, // 94: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
-	35, // 95: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	37, // 96: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
-	39, // 97: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
-	41, // 98: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
-	43, // 99: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
-	45, // 100: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
-	47, // 101: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
-	49, // 102: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
-	51, // 103: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
-	53, // 104: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
-	55, // 105: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
-	57, // 106: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
-	59, // 107: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
-	61, // 108: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
-	84, // [84:109] is the sub-list for method output_type
-	59, // [59:84] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	70, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	70, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 5: hookmesh.registry.v1.Project.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
+	70, // 6: hookmesh.registry.v1.MetaEvents.update_time:type_name -> google.protobuf.Timestamp
+	70, // 7: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	70, // 8: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	70, // 9: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
+	70, // 10: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
+	70, // 11: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
+	9,  // 12: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	67, // 13: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	1,  // 14: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	70, // 15: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	70, // 16: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 17: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	70, // 18: hookmesh.registry.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
+	11, // 19: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 20: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	70, // 21: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	70, // 22: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 23: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	4,  // 24: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	5,  // 25: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	7,  // 26: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	5,  // 27: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	5,  // 28: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
+	3,  // 29: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	4,  // 30: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	5,  // 31: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	7,  // 32: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	7,  // 33: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
+	7,  // 34: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	71, // 35: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
+	8,  // 36: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	8,  // 37: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
+	8,  // 38: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	8,  // 39: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	9,  // 40: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	68, // 41: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	2,  // 42: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	10, // 43: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10, // 44: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10, // 45: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
+	9,  // 46: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	69, // 47: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	10, // 48: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10, // 49: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10, // 50: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	2,  // 51: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	10, // 52: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	11, // 53: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 54: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	12, // 55: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	12, // 56: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	12, // 57: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	11, // 58: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	3,  // 59: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	12, // 60: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	6,  // 61: hookmesh.registry.v1.SetMetaEventsResponse.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
+	6,  // 62: hookmesh.registry.v1.RotateMetaEventsSecretResponse.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
+	13, // 63: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
+	15, // 64: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
+	17, // 65: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
+	19, // 66: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
+	21, // 67: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
+	23, // 68: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
+	25, // 69: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
+	27, // 70: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
+	29, // 71: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
+	31, // 72: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
+	33, // 73: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
+	35, // 74: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	37, // 75: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
+	39, // 76: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
+	41, // 77: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
+	43, // 78: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
+	45, // 79: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
+	47, // 80: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
+	49, // 81: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
+	51, // 82: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
+	53, // 83: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
+	55, // 84: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
+	57, // 85: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
+	59, // 86: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
+	61, // 87: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
+	63, // 88: hookmesh.registry.v1.RegistryService.SetMetaEvents:input_type -> hookmesh.registry.v1.SetMetaEventsRequest
+	65, // 89: hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret:input_type -> hookmesh.registry.v1.RotateMetaEventsSecretRequest
+	14, // 90: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
+	16, // 91: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
+	18, // 92: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
+	20, // 93: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
+	22, // 94: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
+	24, // 95: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
+	26, // 96: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
+	28, // 97: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
+	30, // 98: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
+	32, // 99: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
+	34, // 100: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
+	36, // 101: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	38, // 102: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
+	40, // 103: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
+	42, // 104: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
+	44, // 105: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
+	46, // 106: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
+	48, // 107: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
+	50, // 108: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
+	52, // 109: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
+	54, // 110: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
+	56, // 111: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
+	58, // 112: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
+	60, // 113: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
+	62, // 114: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
+	64, // 115: hookmesh.registry.v1.RegistryService.SetMetaEvents:output_type -> hookmesh.registry.v1.SetMetaEventsResponse
+	66, // 116: hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret:output_type -> hookmesh.registry.v1.RotateMetaEventsSecretResponse
+	90, // [90:117] is the sub-list for method output_type
+	63, // [63:90] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_registry_proto_init() }
@@ -4254,15 +4627,15 @@ func file_hookmesh_registry_v1_registry_proto_init() {
 	if File_hookmesh_registry_v1_registry_proto != nil {
 		return
 	}
-	file_hookmesh_registry_v1_registry_proto_msgTypes[15].OneofWrappers = []any{}
-	file_hookmesh_registry_v1_registry_proto_msgTypes[39].OneofWrappers = []any{}
+	file_hookmesh_registry_v1_registry_proto_msgTypes[16].OneofWrappers = []any{}
+	file_hookmesh_registry_v1_registry_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_registry_proto_rawDesc), len(file_hookmesh_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   62,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,31 +19,33 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RegistryService_CreateProject_FullMethodName        = "/hookmesh.registry.v1.RegistryService/CreateProject"
-	RegistryService_GetProject_FullMethodName           = "/hookmesh.registry.v1.RegistryService/GetProject"
-	RegistryService_ListProjects_FullMethodName         = "/hookmesh.registry.v1.RegistryService/ListProjects"
-	RegistryService_UpdateProject_FullMethodName        = "/hookmesh.registry.v1.RegistryService/UpdateProject"
-	RegistryService_DeleteProject_FullMethodName        = "/hookmesh.registry.v1.RegistryService/DeleteProject"
-	RegistryService_CreateAPIKey_FullMethodName         = "/hookmesh.registry.v1.RegistryService/CreateAPIKey"
-	RegistryService_ListAPIKeys_FullMethodName          = "/hookmesh.registry.v1.RegistryService/ListAPIKeys"
-	RegistryService_RevokeAPIKey_FullMethodName         = "/hookmesh.registry.v1.RegistryService/RevokeAPIKey"
-	RegistryService_CreatePortalLink_FullMethodName     = "/hookmesh.registry.v1.RegistryService/CreatePortalLink"
-	RegistryService_ListPortalLinks_FullMethodName      = "/hookmesh.registry.v1.RegistryService/ListPortalLinks"
-	RegistryService_RevokePortalLink_FullMethodName     = "/hookmesh.registry.v1.RegistryService/RevokePortalLink"
-	RegistryService_GetCurrentPortalLink_FullMethodName = "/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink"
-	RegistryService_CreateEndpoint_FullMethodName       = "/hookmesh.registry.v1.RegistryService/CreateEndpoint"
-	RegistryService_GetEndpoint_FullMethodName          = "/hookmesh.registry.v1.RegistryService/GetEndpoint"
-	RegistryService_ListEndpoints_FullMethodName        = "/hookmesh.registry.v1.RegistryService/ListEndpoints"
-	RegistryService_UpdateEndpoint_FullMethodName       = "/hookmesh.registry.v1.RegistryService/UpdateEndpoint"
-	RegistryService_DeleteEndpoint_FullMethodName       = "/hookmesh.registry.v1.RegistryService/DeleteEndpoint"
-	RegistryService_PauseEndpoint_FullMethodName        = "/hookmesh.registry.v1.RegistryService/PauseEndpoint"
-	RegistryService_ActivateEndpoint_FullMethodName     = "/hookmesh.registry.v1.RegistryService/ActivateEndpoint"
-	RegistryService_RotateEndpointSecret_FullMethodName = "/hookmesh.registry.v1.RegistryService/RotateEndpointSecret"
-	RegistryService_CreateSubscription_FullMethodName   = "/hookmesh.registry.v1.RegistryService/CreateSubscription"
-	RegistryService_GetSubscription_FullMethodName      = "/hookmesh.registry.v1.RegistryService/GetSubscription"
-	RegistryService_ListSubscriptions_FullMethodName    = "/hookmesh.registry.v1.RegistryService/ListSubscriptions"
-	RegistryService_UpdateSubscription_FullMethodName   = "/hookmesh.registry.v1.RegistryService/UpdateSubscription"
-	RegistryService_DeleteSubscription_FullMethodName   = "/hookmesh.registry.v1.RegistryService/DeleteSubscription"
+	RegistryService_CreateProject_FullMethodName          = "/hookmesh.registry.v1.RegistryService/CreateProject"
+	RegistryService_GetProject_FullMethodName             = "/hookmesh.registry.v1.RegistryService/GetProject"
+	RegistryService_ListProjects_FullMethodName           = "/hookmesh.registry.v1.RegistryService/ListProjects"
+	RegistryService_UpdateProject_FullMethodName          = "/hookmesh.registry.v1.RegistryService/UpdateProject"
+	RegistryService_DeleteProject_FullMethodName          = "/hookmesh.registry.v1.RegistryService/DeleteProject"
+	RegistryService_CreateAPIKey_FullMethodName           = "/hookmesh.registry.v1.RegistryService/CreateAPIKey"
+	RegistryService_ListAPIKeys_FullMethodName            = "/hookmesh.registry.v1.RegistryService/ListAPIKeys"
+	RegistryService_RevokeAPIKey_FullMethodName           = "/hookmesh.registry.v1.RegistryService/RevokeAPIKey"
+	RegistryService_CreatePortalLink_FullMethodName       = "/hookmesh.registry.v1.RegistryService/CreatePortalLink"
+	RegistryService_ListPortalLinks_FullMethodName        = "/hookmesh.registry.v1.RegistryService/ListPortalLinks"
+	RegistryService_RevokePortalLink_FullMethodName       = "/hookmesh.registry.v1.RegistryService/RevokePortalLink"
+	RegistryService_GetCurrentPortalLink_FullMethodName   = "/hookmesh.registry.v1.RegistryService/GetCurrentPortalLink"
+	RegistryService_CreateEndpoint_FullMethodName         = "/hookmesh.registry.v1.RegistryService/CreateEndpoint"
+	RegistryService_GetEndpoint_FullMethodName            = "/hookmesh.registry.v1.RegistryService/GetEndpoint"
+	RegistryService_ListEndpoints_FullMethodName          = "/hookmesh.registry.v1.RegistryService/ListEndpoints"
+	RegistryService_UpdateEndpoint_FullMethodName         = "/hookmesh.registry.v1.RegistryService/UpdateEndpoint"
+	RegistryService_DeleteEndpoint_FullMethodName         = "/hookmesh.registry.v1.RegistryService/DeleteEndpoint"
+	RegistryService_PauseEndpoint_FullMethodName          = "/hookmesh.registry.v1.RegistryService/PauseEndpoint"
+	RegistryService_ActivateEndpoint_FullMethodName       = "/hookmesh.registry.v1.RegistryService/ActivateEndpoint"
+	RegistryService_RotateEndpointSecret_FullMethodName   = "/hookmesh.registry.v1.RegistryService/RotateEndpointSecret"
+	RegistryService_CreateSubscription_FullMethodName     = "/hookmesh.registry.v1.RegistryService/CreateSubscription"
+	RegistryService_GetSubscription_FullMethodName        = "/hookmesh.registry.v1.RegistryService/GetSubscription"
+	RegistryService_ListSubscriptions_FullMethodName      = "/hookmesh.registry.v1.RegistryService/ListSubscriptions"
+	RegistryService_UpdateSubscription_FullMethodName     = "/hookmesh.registry.v1.RegistryService/UpdateSubscription"
+	RegistryService_DeleteSubscription_FullMethodName     = "/hookmesh.registry.v1.RegistryService/DeleteSubscription"
+	RegistryService_SetMetaEvents_FullMethodName          = "/hookmesh.registry.v1.RegistryService/SetMetaEvents"
+	RegistryService_RotateMetaEventsSecret_FullMethodName = "/hookmesh.registry.v1.RegistryService/RotateMetaEventsSecret"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -111,6 +113,13 @@ type RegistryServiceClient interface {
 	UpdateSubscription(ctx context.Context, in *UpdateSubscriptionRequest, opts ...grpc.CallOption) (*UpdateSubscriptionResponse, error)
 	// DeleteSubscription deletes a subscription.
 	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
+	// SetMetaEvents sets where and which meta events (news about the
+	// project's own deliveries and endpoints) are sent. The first call
+	// generates their signing secret, shown only in that response and
+	// RotateMetaEventsSecret's.
+	SetMetaEvents(ctx context.Context, in *SetMetaEventsRequest, opts ...grpc.CallOption) (*SetMetaEventsResponse, error)
+	// RotateMetaEventsSecret replaces the meta events' signing secret.
+	RotateMetaEventsSecret(ctx context.Context, in *RotateMetaEventsSecretRequest, opts ...grpc.CallOption) (*RotateMetaEventsSecretResponse, error)
 }
 
 type registryServiceClient struct {
@@ -371,6 +380,26 @@ func (c *registryServiceClient) DeleteSubscription(ctx context.Context, in *Dele
 	return out, nil
 }
 
+func (c *registryServiceClient) SetMetaEvents(ctx context.Context, in *SetMetaEventsRequest, opts ...grpc.CallOption) (*SetMetaEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetMetaEventsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_SetMetaEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RotateMetaEventsSecret(ctx context.Context, in *RotateMetaEventsSecretRequest, opts ...grpc.CallOption) (*RotateMetaEventsSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateMetaEventsSecretResponse)
+	err := c.cc.Invoke(ctx, RegistryService_RotateMetaEventsSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -436,6 +465,13 @@ type RegistryServiceServer interface {
 	UpdateSubscription(context.Context, *UpdateSubscriptionRequest) (*UpdateSubscriptionResponse, error)
 	// DeleteSubscription deletes a subscription.
 	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
+	// SetMetaEvents sets where and which meta events (news about the
+	// project's own deliveries and endpoints) are sent. The first call
+	// generates their signing secret, shown only in that response and
+	// RotateMetaEventsSecret's.
+	SetMetaEvents(context.Context, *SetMetaEventsRequest) (*SetMetaEventsResponse, error)
+	// RotateMetaEventsSecret replaces the meta events' signing secret.
+	RotateMetaEventsSecret(context.Context, *RotateMetaEventsSecretRequest) (*RotateMetaEventsSecretResponse, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -520,6 +556,12 @@ func (UnimplementedRegistryServiceServer) UpdateSubscription(context.Context, *U
 }
 func (UnimplementedRegistryServiceServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
+}
+func (UnimplementedRegistryServiceServer) SetMetaEvents(context.Context, *SetMetaEventsRequest) (*SetMetaEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetMetaEvents not implemented")
+}
+func (UnimplementedRegistryServiceServer) RotateMetaEventsSecret(context.Context, *RotateMetaEventsSecretRequest) (*RotateMetaEventsSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateMetaEventsSecret not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -992,6 +1034,42 @@ func _RegistryService_DeleteSubscription_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_SetMetaEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetMetaEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).SetMetaEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_SetMetaEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).SetMetaEvents(ctx, req.(*SetMetaEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RotateMetaEventsSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateMetaEventsSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RotateMetaEventsSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RotateMetaEventsSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RotateMetaEventsSecret(ctx, req.(*RotateMetaEventsSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1098,6 +1176,14 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSubscription",
 			Handler:    _RegistryService_DeleteSubscription_Handler,
+		},
+		{
+			MethodName: "SetMetaEvents",
+			Handler:    _RegistryService_SetMetaEvents_Handler,
+		},
+		{
+			MethodName: "RotateMetaEventsSecret",
+			Handler:    _RegistryService_RotateMetaEventsSecret_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

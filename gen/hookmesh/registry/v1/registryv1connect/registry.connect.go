@@ -108,6 +108,12 @@ const (
 	// RegistryServiceDeleteSubscriptionProcedure is the fully-qualified name of the RegistryService's
 	// DeleteSubscription RPC.
 	RegistryServiceDeleteSubscriptionProcedure = "/hookmesh.registry.v1.RegistryService/DeleteSubscription"
+	// RegistryServiceSetMetaEventsProcedure is the fully-qualified name of the RegistryService's
+	// SetMetaEvents RPC.
+	RegistryServiceSetMetaEventsProcedure = "/hookmesh.registry.v1.RegistryService/SetMetaEvents"
+	// RegistryServiceRotateMetaEventsSecretProcedure is the fully-qualified name of the
+	// RegistryService's RotateMetaEventsSecret RPC.
+	RegistryServiceRotateMetaEventsSecretProcedure = "/hookmesh.registry.v1.RegistryService/RotateMetaEventsSecret"
 )
 
 // RegistryServiceClient is a client for the hookmesh.registry.v1.RegistryService service.
@@ -167,6 +173,13 @@ type RegistryServiceClient interface {
 	UpdateSubscription(context.Context, *connect.Request[v1.UpdateSubscriptionRequest]) (*connect.Response[v1.UpdateSubscriptionResponse], error)
 	// DeleteSubscription deletes a subscription.
 	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
+	// SetMetaEvents sets where and which meta events (news about the
+	// project's own deliveries and endpoints) are sent. The first call
+	// generates their signing secret, shown only in that response and
+	// RotateMetaEventsSecret's.
+	SetMetaEvents(context.Context, *connect.Request[v1.SetMetaEventsRequest]) (*connect.Response[v1.SetMetaEventsResponse], error)
+	// RotateMetaEventsSecret replaces the meta events' signing secret.
+	RotateMetaEventsSecret(context.Context, *connect.Request[v1.RotateMetaEventsSecretRequest]) (*connect.Response[v1.RotateMetaEventsSecretResponse], error)
 }
 
 // NewRegistryServiceClient constructs a client for the hookmesh.registry.v1.RegistryService
@@ -339,36 +352,50 @@ func NewRegistryServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(registryServiceMethods.ByName("DeleteSubscription")),
 			connect.WithClientOptions(opts...),
 		),
+		setMetaEvents: connect.NewClient[v1.SetMetaEventsRequest, v1.SetMetaEventsResponse](
+			httpClient,
+			baseURL+RegistryServiceSetMetaEventsProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("SetMetaEvents")),
+			connect.WithClientOptions(opts...),
+		),
+		rotateMetaEventsSecret: connect.NewClient[v1.RotateMetaEventsSecretRequest, v1.RotateMetaEventsSecretResponse](
+			httpClient,
+			baseURL+RegistryServiceRotateMetaEventsSecretProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("RotateMetaEventsSecret")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // registryServiceClient implements RegistryServiceClient.
 type registryServiceClient struct {
-	createProject        *connect.Client[v1.CreateProjectRequest, v1.CreateProjectResponse]
-	getProject           *connect.Client[v1.GetProjectRequest, v1.GetProjectResponse]
-	listProjects         *connect.Client[v1.ListProjectsRequest, v1.ListProjectsResponse]
-	updateProject        *connect.Client[v1.UpdateProjectRequest, v1.UpdateProjectResponse]
-	deleteProject        *connect.Client[v1.DeleteProjectRequest, v1.DeleteProjectResponse]
-	createAPIKey         *connect.Client[v1.CreateAPIKeyRequest, v1.CreateAPIKeyResponse]
-	listAPIKeys          *connect.Client[v1.ListAPIKeysRequest, v1.ListAPIKeysResponse]
-	revokeAPIKey         *connect.Client[v1.RevokeAPIKeyRequest, v1.RevokeAPIKeyResponse]
-	createPortalLink     *connect.Client[v1.CreatePortalLinkRequest, v1.CreatePortalLinkResponse]
-	listPortalLinks      *connect.Client[v1.ListPortalLinksRequest, v1.ListPortalLinksResponse]
-	revokePortalLink     *connect.Client[v1.RevokePortalLinkRequest, v1.RevokePortalLinkResponse]
-	getCurrentPortalLink *connect.Client[v1.GetCurrentPortalLinkRequest, v1.GetCurrentPortalLinkResponse]
-	createEndpoint       *connect.Client[v1.CreateEndpointRequest, v1.CreateEndpointResponse]
-	getEndpoint          *connect.Client[v1.GetEndpointRequest, v1.GetEndpointResponse]
-	listEndpoints        *connect.Client[v1.ListEndpointsRequest, v1.ListEndpointsResponse]
-	updateEndpoint       *connect.Client[v1.UpdateEndpointRequest, v1.UpdateEndpointResponse]
-	deleteEndpoint       *connect.Client[v1.DeleteEndpointRequest, v1.DeleteEndpointResponse]
-	pauseEndpoint        *connect.Client[v1.PauseEndpointRequest, v1.PauseEndpointResponse]
-	activateEndpoint     *connect.Client[v1.ActivateEndpointRequest, v1.ActivateEndpointResponse]
-	rotateEndpointSecret *connect.Client[v1.RotateEndpointSecretRequest, v1.RotateEndpointSecretResponse]
-	createSubscription   *connect.Client[v1.CreateSubscriptionRequest, v1.CreateSubscriptionResponse]
-	getSubscription      *connect.Client[v1.GetSubscriptionRequest, v1.GetSubscriptionResponse]
-	listSubscriptions    *connect.Client[v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse]
-	updateSubscription   *connect.Client[v1.UpdateSubscriptionRequest, v1.UpdateSubscriptionResponse]
-	deleteSubscription   *connect.Client[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse]
+	createProject          *connect.Client[v1.CreateProjectRequest, v1.CreateProjectResponse]
+	getProject             *connect.Client[v1.GetProjectRequest, v1.GetProjectResponse]
+	listProjects           *connect.Client[v1.ListProjectsRequest, v1.ListProjectsResponse]
+	updateProject          *connect.Client[v1.UpdateProjectRequest, v1.UpdateProjectResponse]
+	deleteProject          *connect.Client[v1.DeleteProjectRequest, v1.DeleteProjectResponse]
+	createAPIKey           *connect.Client[v1.CreateAPIKeyRequest, v1.CreateAPIKeyResponse]
+	listAPIKeys            *connect.Client[v1.ListAPIKeysRequest, v1.ListAPIKeysResponse]
+	revokeAPIKey           *connect.Client[v1.RevokeAPIKeyRequest, v1.RevokeAPIKeyResponse]
+	createPortalLink       *connect.Client[v1.CreatePortalLinkRequest, v1.CreatePortalLinkResponse]
+	listPortalLinks        *connect.Client[v1.ListPortalLinksRequest, v1.ListPortalLinksResponse]
+	revokePortalLink       *connect.Client[v1.RevokePortalLinkRequest, v1.RevokePortalLinkResponse]
+	getCurrentPortalLink   *connect.Client[v1.GetCurrentPortalLinkRequest, v1.GetCurrentPortalLinkResponse]
+	createEndpoint         *connect.Client[v1.CreateEndpointRequest, v1.CreateEndpointResponse]
+	getEndpoint            *connect.Client[v1.GetEndpointRequest, v1.GetEndpointResponse]
+	listEndpoints          *connect.Client[v1.ListEndpointsRequest, v1.ListEndpointsResponse]
+	updateEndpoint         *connect.Client[v1.UpdateEndpointRequest, v1.UpdateEndpointResponse]
+	deleteEndpoint         *connect.Client[v1.DeleteEndpointRequest, v1.DeleteEndpointResponse]
+	pauseEndpoint          *connect.Client[v1.PauseEndpointRequest, v1.PauseEndpointResponse]
+	activateEndpoint       *connect.Client[v1.ActivateEndpointRequest, v1.ActivateEndpointResponse]
+	rotateEndpointSecret   *connect.Client[v1.RotateEndpointSecretRequest, v1.RotateEndpointSecretResponse]
+	createSubscription     *connect.Client[v1.CreateSubscriptionRequest, v1.CreateSubscriptionResponse]
+	getSubscription        *connect.Client[v1.GetSubscriptionRequest, v1.GetSubscriptionResponse]
+	listSubscriptions      *connect.Client[v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse]
+	updateSubscription     *connect.Client[v1.UpdateSubscriptionRequest, v1.UpdateSubscriptionResponse]
+	deleteSubscription     *connect.Client[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse]
+	setMetaEvents          *connect.Client[v1.SetMetaEventsRequest, v1.SetMetaEventsResponse]
+	rotateMetaEventsSecret *connect.Client[v1.RotateMetaEventsSecretRequest, v1.RotateMetaEventsSecretResponse]
 }
 
 // CreateProject calls hookmesh.registry.v1.RegistryService.CreateProject.
@@ -496,6 +523,16 @@ func (c *registryServiceClient) DeleteSubscription(ctx context.Context, req *con
 	return c.deleteSubscription.CallUnary(ctx, req)
 }
 
+// SetMetaEvents calls hookmesh.registry.v1.RegistryService.SetMetaEvents.
+func (c *registryServiceClient) SetMetaEvents(ctx context.Context, req *connect.Request[v1.SetMetaEventsRequest]) (*connect.Response[v1.SetMetaEventsResponse], error) {
+	return c.setMetaEvents.CallUnary(ctx, req)
+}
+
+// RotateMetaEventsSecret calls hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret.
+func (c *registryServiceClient) RotateMetaEventsSecret(ctx context.Context, req *connect.Request[v1.RotateMetaEventsSecretRequest]) (*connect.Response[v1.RotateMetaEventsSecretResponse], error) {
+	return c.rotateMetaEventsSecret.CallUnary(ctx, req)
+}
+
 // RegistryServiceHandler is an implementation of the hookmesh.registry.v1.RegistryService service.
 type RegistryServiceHandler interface {
 	// CreateProject creates a project and its first API key, shown only here.
@@ -553,6 +590,13 @@ type RegistryServiceHandler interface {
 	UpdateSubscription(context.Context, *connect.Request[v1.UpdateSubscriptionRequest]) (*connect.Response[v1.UpdateSubscriptionResponse], error)
 	// DeleteSubscription deletes a subscription.
 	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
+	// SetMetaEvents sets where and which meta events (news about the
+	// project's own deliveries and endpoints) are sent. The first call
+	// generates their signing secret, shown only in that response and
+	// RotateMetaEventsSecret's.
+	SetMetaEvents(context.Context, *connect.Request[v1.SetMetaEventsRequest]) (*connect.Response[v1.SetMetaEventsResponse], error)
+	// RotateMetaEventsSecret replaces the meta events' signing secret.
+	RotateMetaEventsSecret(context.Context, *connect.Request[v1.RotateMetaEventsSecretRequest]) (*connect.Response[v1.RotateMetaEventsSecretResponse], error)
 }
 
 // NewRegistryServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -721,6 +765,18 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 		connect.WithSchema(registryServiceMethods.ByName("DeleteSubscription")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryServiceSetMetaEventsHandler := connect.NewUnaryHandler(
+		RegistryServiceSetMetaEventsProcedure,
+		svc.SetMetaEvents,
+		connect.WithSchema(registryServiceMethods.ByName("SetMetaEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceRotateMetaEventsSecretHandler := connect.NewUnaryHandler(
+		RegistryServiceRotateMetaEventsSecretProcedure,
+		svc.RotateMetaEventsSecret,
+		connect.WithSchema(registryServiceMethods.ByName("RotateMetaEventsSecret")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.registry.v1.RegistryService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryServiceCreateProjectProcedure:
@@ -773,6 +829,10 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 			registryServiceUpdateSubscriptionHandler.ServeHTTP(w, r)
 		case RegistryServiceDeleteSubscriptionProcedure:
 			registryServiceDeleteSubscriptionHandler.ServeHTTP(w, r)
+		case RegistryServiceSetMetaEventsProcedure:
+			registryServiceSetMetaEventsHandler.ServeHTTP(w, r)
+		case RegistryServiceRotateMetaEventsSecretProcedure:
+			registryServiceRotateMetaEventsSecretHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -880,4 +940,12 @@ func (UnimplementedRegistryServiceHandler) UpdateSubscription(context.Context, *
 
 func (UnimplementedRegistryServiceHandler) DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.DeleteSubscription is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) SetMetaEvents(context.Context, *connect.Request[v1.SetMetaEventsRequest]) (*connect.Response[v1.SetMetaEventsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.SetMetaEvents is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) RotateMetaEventsSecret(context.Context, *connect.Request[v1.RotateMetaEventsSecretRequest]) (*connect.Response[v1.RotateMetaEventsSecretResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret is not implemented"))
 }
