@@ -103,12 +103,15 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 		opts.Prefetch = 2 * bopts.MaxBatch
 	}
 	return c.consumeLoop(ctx, queue, opts, func(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
+		// One buffer for every batch: handleBatch is done with a batch when
+		// it returns.
+		var buf []amqp.Delivery
 		for {
 			first, ok := <-deliveries
 			if !ok {
 				return
 			}
-			batch := []amqp.Delivery{first}
+			batch := append(buf[:0], first)
 			timer := time.NewTimer(bopts.MaxWait)
 		fill:
 			for len(batch) < bopts.MaxBatch {
@@ -131,6 +134,8 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 				continue
 			}
 			c.handleBatch(ctx, ch, queue, batch, h)
+			clear(batch) // the deliveries' bodies are not kept alive
+			buf = batch
 		}
 	})
 }
