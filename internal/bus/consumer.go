@@ -202,13 +202,17 @@ func (c *Conn) consumeOnce(ctx context.Context, queue string, opts ConsumeOption
 
 func (c *Conn) startSpan(ctx context.Context, queue string, d amqp.Delivery) (context.Context, trace.Span) {
 	parent := c.propagator.Extract(ctx, tableCarrier(d.Headers))
-	return c.tracer.Start(parent, queue+" process",
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := c.tracer.Start(parent, queue+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	// Attributes are made only for a span that keeps them: without an
+	// exporter, spans carry ids alone, for every message.
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "rabbitmq"),
 			attribute.String("messaging.destination.name", queue),
 			attribute.String("messaging.message.id", d.MessageId),
-		))
+		)
+	}
+	return ctx, span
 }
 
 func (c *Conn) handleOne(ctx context.Context, ch *amqp.Channel, queue string, d amqp.Delivery, h Handler) {
