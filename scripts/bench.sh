@@ -12,9 +12,17 @@
 # FerretDB instead), and runs hookmesh-bench against it. Afterwards it stops
 # hookmesh, deletes the exchanges and queues, and stops the FerretDB.
 #
-# Arguments go to hookmesh-bench (see `.hookmesh/bin/hookmesh-bench -h`), e.g.
+# Without arguments (and without BENCH_ARGS) it runs the whole suite
+# (hookmesh-bench -suite: a burst of 2,000 events to one endpoint, 500
+# events fanned out to 10, a steady 200 events/s for 30 s and 1,000/s for
+# 60 s), prints one table, writes it to .hookmesh/bench/report.md, and
+# records a CPU profile of hookmesh during the steady 200/s row in
+# .hookmesh/bench/steady-200.pprof, with `go tool pprof -top` of it in
+# .hookmesh/bench/steady-200-top.txt.
+# Arguments go to hookmesh-bench (see `.hookmesh/bin/hookmesh-bench -h`) and
+# run one benchmark, e.g.
 #   scripts/bench.sh -events 20000 -shape fanout -endpoints 10
-# Without arguments, BENCH_ARGS is used: `make bench BENCH_ARGS="-rate 200"`.
+# or BENCH_ARGS does: `make bench BENCH_ARGS="-rate 200"`.
 # Other HOOKMESH_* variables (HOOKMESH_DELIVERY_CONCURRENCY, ...) reach
 # hookmesh. hookmesh logs to .hookmesh/bench-hookmesh.log, FerretDB to
 # .hookmesh/ferretdb-bench.log.
@@ -33,9 +41,18 @@ BENCH_PREFIX="bench$$"
 BENCH_LOG="$HOOKMESH_STATE/bench-hookmesh.log"
 BIN="$HOOKMESH_STATE/bin"
 
+BENCH_OUT="$HOOKMESH_STATE/bench"
+
 args=("$@")
 if ((${#args[@]} == 0)) && [[ -n ${BENCH_ARGS:-} ]]; then
 	read -r -a args <<<"$BENCH_ARGS"
+fi
+suite=0
+if ((${#args[@]} == 0)); then
+	suite=1
+	# Nothing of an earlier run may pass for this one's.
+	rm -f "$BENCH_OUT/report.md" "$BENCH_OUT/report.json" "$BENCH_OUT/steady-200.pprof" "$BENCH_OUT/steady-200-top.txt"
+	args=(-suite -report "$BENCH_OUT/report.md" -profile "$BENCH_OUT/steady-200.pprof" -label "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')")
 fi
 
 hookmesh_pid=""
@@ -189,6 +206,7 @@ HOOKMESH_HTTP_ADDR="$BENCH_HOST:$BENCH_PORT" \
 	HOOKMESH_AMQP_URL="amqp://guest:guest@$HOOKMESH_RABBITMQ_HOST:$HOOKMESH_RABBITMQ_PORT/" \
 	HOOKMESH_AMQP_PREFIX="$BENCH_PREFIX" \
 	HOOKMESH_ALLOW_PRIVATE_NETWORKS=true \
+	HOOKMESH_PPROF=true \
 	setsid "$BIN/hookmesh" all </dev/null >"$BENCH_LOG" 2>&1 9>&- &
 hookmesh_pid=$!
 
@@ -207,11 +225,12 @@ until http_ok "http://$BENCH_HOST:$BENCH_PORT/readyz"; do
 done
 log "hookmesh is ready (pid $hookmesh_pid)"
 
-# Where the time goes: FerretDB, the broker and the PostgreSQL backends of
-# this run's databases (hookmesh_bench and hookmesh_bench_history: both
-# names contain hookmesh_bench) are measured too (the broker and PostgreSQL
-# are shared with whatever else runs on the machine).
-watch="postgres=$BENCH_DB"
+# Where the time goes: FerretDB, the broker and PostgreSQL are measured too:
+# every postgres process (the server's own writers count), and apart from
+# them the backends of this run's databases (hookmesh_bench and
+# hookmesh_bench_history: both names contain hookmesh_bench). The broker and
+# PostgreSQL are shared with whatever else runs on the machine.
+watch="postgres=comm:postgres,postgres-bench=$BENCH_DB"
 ferretdb_pid="$(cat "$(_ferretdb_pidfile "$BENCH_FERRETDB_PORT")" 2>/dev/null || true)"
 [[ -n $ferretdb_pid ]] && watch="ferretdb=$ferretdb_pid,$watch"
 rabbit_pid="$(as_root rabbitmqctl -q status 2>/dev/null | sed -n 's/^OS PID: *\([0-9][0-9]*\).*/\1/p' | head -n 1 || true)"
@@ -223,6 +242,20 @@ HOOKMESH_POSTGRES_URL="$bench_postgres_url" \
 	"$BIN/hookmesh-bench" -api "http://$BENCH_HOST:$BENCH_PORT" -pid "$hookmesh_pid" -watch "$watch" "${args[@]}" || status=$?
 if ((status != 0)); then
 	warn "hookmesh-bench exited with status $status; hookmesh log: ${BENCH_LOG#"$HOOKMESH_ROOT"/}"
+fi
+if ((suite)) && [[ -s $BENCH_OUT/steady-200.pprof ]]; then
+	if go tool pprof -top "$BIN/hookmesh" "$BENCH_OUT/steady-200.pprof" >"$BENCH_OUT/steady-200-top.txt" 2>/dev/null; then
+		if [[ -f $BENCH_OUT/report.md ]]; then
+			{
+				printf '\nIts top entries (`go tool pprof -top`, all in steady-200-top.txt):\n\n```\n'
+				head -n 30 "$BENCH_OUT/steady-200-top.txt"
+				printf '```\n'
+			} >>"$BENCH_OUT/report.md"
+		fi
+		log "report in ${BENCH_OUT#"$HOOKMESH_ROOT"/}/report.md; CPU profile of the steady 200/s row in steady-200.pprof, its top in steady-200-top.txt"
+	else
+		warn "go tool pprof -top failed on ${BENCH_OUT#"$HOOKMESH_ROOT"/}/steady-200.pprof"
+	fi
 fi
 if grep -q '"level":"ERROR"' "$BENCH_LOG"; then
 	warn "hookmesh logged $(grep -c '"level":"ERROR"' "$BENCH_LOG") errors (${BENCH_LOG#"$HOOKMESH_ROOT"/})"

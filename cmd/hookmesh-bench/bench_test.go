@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -132,4 +133,49 @@ func TestMatch(t *testing.T) {
 			t.Fatalf("tally = %+v", got)
 		}
 	})
+}
+
+func TestParseWatch(t *testing.T) {
+	t.Parallel()
+	got, err := parseWatch("rabbitmq=3004, postgres=comm:postgres,pg-bench=hookmesh_bench")
+	want := []watched{{name: "rabbitmq", pid: 3004}, {name: "postgres", comm: "postgres"}, {name: "pg-bench", match: "hookmesh_bench"}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("parseWatch = %+v, %v; want %+v", got, err, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("item %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"postgres=comm:", "x=-1", "=1", "nameonly"} {
+		if _, err := parseWatch(bad); err == nil {
+			t.Errorf("parseWatch(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestSuiteTable(t *testing.T) {
+	t.Parallel()
+	r := &result{
+		ExpectedDeliveries: 6000, DeliveriesReceived: 6000, DeliveriesPerSecond: 199.6,
+		DeliveryLatency: latency{N: 6000, P50: 3.64, P90: 4.71, P99: 8.93},
+		CPU: &cpuWindow{MachineBusyPct: 56.4, Procs: []cpuUse{
+			{Name: "hookmesh", Seconds: 10.32}, {Name: "rabbitmq", Seconds: 14.4}, {Name: "postgres", Gone: true}}},
+		Status: &statusResult{Complete: true, LagSeconds: 0.776},
+	}
+	table := suiteTable([]suiteResult{{Name: "steady", History: 1234567, Result: r}})
+	// No FerretDB measured: a dash; PostgreSQL gone: said so.
+	want := "| steady | 1,234,567 | 6,000/6,000 | 200 | 3.6 | 4.7 | 8.9 | 1.72 | 2.40 | — | exited | 56 % | 0.78 s |\n"
+	if !strings.HasSuffix(table, want) {
+		t.Fatalf("table:\n%s\nwant its row:\n%s", table, want)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 60000: "60,000", 1234567: "1,234,567", -2000: "-2,000"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
 }

@@ -25,6 +25,8 @@ const (
 
 // config is what the flags ask for.
 type config struct {
+	// apiURL is -api: hookmesh's HTTP address, where its profiler is.
+	apiURL string
 	// registryURL, ingestURL and statusURL are the bases of the three APIs;
 	// each defaults to -api.
 	registryURL, ingestURL, statusURL string
@@ -62,14 +64,27 @@ type config struct {
 	historyCalls  int
 	postgresURL   string
 	historySchema string
+
+	// suite runs every row of suiteRows, one after the other, and prints
+	// them as one table; report is where the table is written as markdown.
+	suite  bool
+	report string
+	label  string
+	// profile is where a CPU profile of hookmesh is written (taken through
+	// its /debug/pprof/profile), profileSeconds long: from the start of the
+	// run, or with suite, from a few seconds into the steady 200/s row.
+	profile        string
+	profileSeconds int
 }
 
 // watched names a process, by pid, or a group of processes: all those whose
-// command line contains match (the backends of one PostgreSQL database).
+// command line contains match (the backends of one PostgreSQL database), or
+// all those whose executable is named comm (every PostgreSQL process).
 type watched struct {
 	name  string
 	pid   int
 	match string
+	comm  string
 }
 
 // fan is how many deliveries one event makes.
@@ -106,7 +121,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.receiverAddr, "receiver-addr", "127.0.0.1:0", "address of the in-process webhook receiver")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long to wait for every delivery once sending is over")
 	fs.IntVar(&c.pid, "pid", 0, "pid of the hookmesh process, to measure its CPU time")
-	watch := fs.String("watch", "", "more processes to measure, as name=PID or name=TEXT (every process whose command line contains TEXT), comma-separated")
+	watch := fs.String("watch", "", "more processes to measure, as name=PID, name=TEXT (every process whose command line contains TEXT) or name=comm:NAME (every process whose executable is NAME), comma-separated")
 	fs.BoolVar(&c.statusCheck, "status-check", true, "wait for the status service to count every delivery as SUCCESS, and report its lag")
 	fs.DurationVar(&c.statusTimeout, "status-timeout", 60*time.Second, "how long -status-check waits after the last delivery")
 	fs.BoolVar(&c.jsonOnly, "json", false, "print only the JSON result line")
@@ -114,12 +129,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.historyCalls, "history-calls", 200, "with -history, calls of each query")
 	fs.StringVar(&c.postgresURL, "postgres-url", getenv("HOOKMESH_POSTGRES_URL"), "with -history, the status service's PostgreSQL database (default $HOOKMESH_POSTGRES_URL)")
 	fs.StringVar(&c.historySchema, "history-schema", "hookmesh_status", "with -history, the status service's schema: <HOOKMESH_DATABASE_PREFIX>_status")
+	fs.BoolVar(&c.suite, "suite", false, "run every benchmark of the suite (a burst to 1 endpoint, a fan-out burst, steady 200/s and 1,000/s) and print one table; -events, -rate, -shape, -endpoints and -concurrency are the suite's own")
+	fs.StringVar(&c.report, "report", "", "with -suite, also write the table as markdown to this file (and each row's figures as JSON beside it, .json)")
+	fs.StringVar(&c.label, "label", "", "with -report, a line saying what ran (scripts/bench.sh passes the commit)")
+	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of hookmesh to this file, fetched from -api's /debug/pprof/profile (hookmesh needs HOOKMESH_PPROF=true): from the start of sending, or with -suite during the steady 200/s row")
+	fs.IntVar(&c.profileSeconds, "profile-seconds", 20, "with -profile, how long the profile lasts")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q: every option is a flag (see -h)", fs.Args())
 	}
+	c.apiURL = strings.TrimRight(*api, "/")
 	for _, u := range []*string{&c.registryURL, &c.ingestURL, &c.statusURL} {
 		if *u == "" {
 			*u = *api
@@ -142,7 +163,14 @@ func parseWatch(s string) ([]watched, error) {
 		}
 		name, what, ok := strings.Cut(item, "=")
 		if !ok || name == "" || what == "" {
-			return nil, fmt.Errorf("-watch %q: want name=PID or name=TEXT, e.g. ferretdb=1234 or postgres=hookmesh_bench", item)
+			return nil, fmt.Errorf("-watch %q: want name=PID, name=TEXT or name=comm:NAME, e.g. ferretdb=1234, postgres=hookmesh_bench or postgres=comm:postgres", item)
+		}
+		if comm, ok := strings.CutPrefix(what, "comm:"); ok {
+			if comm == "" {
+				return nil, fmt.Errorf("-watch %q: want an executable name after comm:, e.g. postgres=comm:postgres", item)
+			}
+			out = append(out, watched{name: name, comm: comm})
+			continue
 		}
 		if n, err := strconv.Atoi(what); err == nil {
 			if n <= 0 {
@@ -183,6 +211,10 @@ func (c *config) validate() error {
 		return errors.New("-history needs the status service's PostgreSQL database: pass -postgres-url or set HOOKMESH_POSTGRES_URL")
 	case c.history > 0 && c.historyCalls <= 0:
 		return fmt.Errorf("-history-calls %d: want at least 1", c.historyCalls)
+	case c.report != "" && !c.suite:
+		return errors.New("-report writes the table of -suite: pass -suite too")
+	case c.profile != "" && c.profileSeconds <= 0:
+		return fmt.Errorf("-profile-seconds %d: want at least 1", c.profileSeconds)
 	}
 	return nil
 }

@@ -56,12 +56,26 @@ func newCPUMeter(pid int, watch []watched) (*cpuMeter, error) {
 
 func (m *cpuMeter) sample() cpuSample {
 	s := cpuSample{at: time.Now(), procs: make([]map[int]float64, len(m.items))}
-	var cmdlines map[int]string
+	var cmdlines, comms map[int]string
 	for i, w := range m.items {
 		s.procs[i] = make(map[int]float64)
 		if w.pid != 0 {
 			if v, err := procCPU(w.pid); err == nil {
 				s.procs[i][w.pid] = v
+			}
+			continue
+		}
+		if w.comm != "" {
+			if comms == nil {
+				comms = processNames()
+			}
+			for pid, comm := range comms {
+				if comm != w.comm {
+					continue
+				}
+				if v, err := procCPU(pid); err == nil {
+					s.procs[i][pid] = v
+				}
 			}
 			continue
 		}
@@ -96,6 +110,26 @@ func processes() map[int]string {
 			continue
 		}
 		out[pid] = strings.ReplaceAll(string(b), "\x00", " ")
+	}
+	return out
+}
+
+// processNames returns the executable name of every process (comm: what
+// ps shows without arguments, e.g. "postgres" for every PostgreSQL process
+// whatever its title), by pid.
+func processNames() map[int]string {
+	out := make(map[int]string)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil {
+			continue
+		}
+		out[pid] = strings.TrimSuffix(string(b), "\n")
 	}
 	return out
 }

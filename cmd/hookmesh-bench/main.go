@@ -52,11 +52,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1, err
 	}
 	defer recv.stop()
-	p, err := setUp(ctx, &cfg, recv)
-	if err != nil {
-		return 1, err
+	if cfg.suite {
+		return runSuite(ctx, &cfg, meter, recv, stdout, logf)
 	}
-	logf("project %s, %d endpoint(s) at %s/hooks/N; sending %d events (%s)", p.id, len(p.endpointIDs), recv.url, cfg.events, cfg.shape)
 
 	var history *historyResult
 	if cfg.history > 0 {
@@ -64,42 +62,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 1, err
 		}
 	}
-
-	ld := newLoader(&cfg, newIngester(&cfg, p))
-	progressDone := make(chan struct{})
-	go progress(logf, ld, recv, cfg.events, progressDone)
-
-	start := meter.sample()
-	calls := ld.run(ctx)
-	sent := time.Now()
-	waitDeliveries(ctx, &cfg, calls, recv)
-	close(progressDone)
-	delivered := meter.sample()
-	got, duplicates, anonymous := recv.snapshot()
-	t := match(&cfg, calls, got)
-
-	r := newResult(&cfg, p, calls, t, duplicates+t.redelivered, anonymous)
+	var prof *profileSpec
+	if cfg.profile != "" {
+		prof = &profileSpec{url: cfg.apiURL, file: cfg.profile, seconds: cfg.profileSeconds}
+	}
+	r, err := measure(ctx, &cfg, meter, recv, prof, logf)
+	if err != nil {
+		return 1, err
+	}
 	r.History = history
-	if t.lastReceipt.IsZero() {
-		t.lastReceipt = sent
-	}
-	cpu := meter.window(start, delivered)
-	r.CPU = &cpu
-
-	status := newStatusClient(&cfg, p)
-	if cfg.statusCheck {
-		logf("waiting up to %s for the status service to count %d deliveries as SUCCESS", cfg.statusTimeout, t.expected)
-		s := waitStatus(ctx, &cfg, status, p, t.expected, t.lastReceipt, logf)
-		r.Status = &s
-		total := meter.window(start, meter.sample())
-		r.CPUTotal = &total
-	}
-	if len(t.missing) > 0 {
-		// Its own deadline: the run's context may have been interrupted.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		r.MissingExamples = describeMissing(dctx, status, p, t.missing[:min(len(t.missing), 5)])
-		cancel()
-	}
 
 	if !cfg.jsonOnly {
 		if history != nil {
@@ -110,11 +81,82 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := r.printJSON(stdout); err != nil {
 		return 1, err
 	}
-	if r.IngestErrors > 0 || r.Missing > 0 || r.EventsSent < r.EventsPlanned {
-		return 1, fmt.Errorf("%d of %d events sent (%d ingest errors), %d of %d deliveries missing",
-			r.EventsSent, r.EventsPlanned, r.IngestErrors, r.Missing, r.ExpectedDeliveries)
+	if err := r.failure(); err != nil {
+		return 1, err
 	}
 	return 0, nil
+}
+
+// measure runs one benchmark as cfg says: it creates a project and its
+// endpoints, sends the events, waits for every delivery (and, with
+// cfg.statusCheck, for the status service to count them), and returns the
+// figures. With prof it also records a CPU profile of hookmesh meanwhile.
+func measure(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver, prof *profileSpec, logf func(string, ...any)) (*result, error) {
+	recv.reset()
+	p, err := setUp(ctx, cfg, recv)
+	if err != nil {
+		return nil, err
+	}
+	logf("project %s, %d endpoint(s) at %s/hooks/N; sending %d events (%s)", p.id, len(p.endpointIDs), recv.url, cfg.events, cfg.shape)
+
+	ld := newLoader(cfg, newIngester(cfg, p))
+	progressDone := make(chan struct{})
+	go progress(logf, ld, recv, cfg.events, progressDone)
+
+	var profiled <-chan error
+	if prof != nil {
+		profiled = prof.start(ctx, logf)
+	}
+	start := meter.sample()
+	calls := ld.run(ctx)
+	sent := time.Now()
+	waitDeliveries(ctx, cfg, calls, recv)
+	close(progressDone)
+	delivered := meter.sample()
+	got, duplicates, anonymous := recv.snapshot()
+	t := match(cfg, calls, got)
+
+	r := newResult(cfg, p, calls, t, duplicates+t.redelivered, anonymous)
+	if t.lastReceipt.IsZero() {
+		t.lastReceipt = sent
+	}
+	cpu := meter.window(start, delivered)
+	r.CPU = &cpu
+
+	status := newStatusClient(cfg, p)
+	if cfg.statusCheck {
+		logf("waiting up to %s for the status service to count %d deliveries as SUCCESS", cfg.statusTimeout, t.expected)
+		s := waitStatus(ctx, cfg, status, p, t.expected, t.lastReceipt, logf)
+		r.Status = &s
+		total := meter.window(start, meter.sample())
+		r.CPUTotal = &total
+	}
+	if len(t.missing) > 0 {
+		// Its own deadline: the run's context may have been interrupted.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		r.MissingExamples = describeMissing(dctx, status, p, t.missing[:min(len(t.missing), 5)])
+		cancel()
+	}
+	if profiled != nil {
+		// hookmesh is stopped once the benchmark returns: the profile must
+		// be in before.
+		if err := <-profiled; err != nil {
+			r.Errors = append(r.Errors, err.Error())
+		} else {
+			r.Profile = prof.file
+		}
+	}
+	return r, nil
+}
+
+// failure says what went wrong in the run, or nil when every event was
+// accepted and delivered.
+func (r *result) failure() error {
+	if r.IngestErrors > 0 || r.Missing > 0 || r.EventsSent < r.EventsPlanned {
+		return fmt.Errorf("%d of %d events sent (%d ingest errors), %d of %d deliveries missing",
+			r.EventsSent, r.EventsPlanned, r.IngestErrors, r.Missing, r.ExpectedDeliveries)
+	}
+	return nil
 }
 
 // waitDeliveries waits until every delivery the successful calls expect

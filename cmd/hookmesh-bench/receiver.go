@@ -84,6 +84,16 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 	r.got = append(r.got, receipt{eventID: req.Header.Get("X-Hookmesh-Event-Id"), endpoint: endpoint, at: at})
 }
 
+// reset forgets what arrived so far, for the next run on the same
+// receiver.
+func (r *receiver) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = make(map[string]struct{})
+	r.got = nil
+	r.duplicates, r.anonymous = 0, 0
+}
+
 // count is how many distinct deliveries arrived so far.
 func (r *receiver) count() int {
 	r.mu.Lock()

@@ -56,6 +56,8 @@ type result struct {
 
 	// History is what -history measured before the run.
 	History *historyResult `json:"history,omitempty"`
+	// Profile is the file of the CPU profile recorded during the run.
+	Profile string `json:"profile,omitempty"`
 
 	Errors          []string `json:"errors,omitempty"`
 	MissingExamples []string `json:"missing_examples,omitempty"`
@@ -138,7 +140,7 @@ func (r *result) printHuman(w io.Writer) {
 				continue
 			}
 			line := fmt.Sprintf("%.2f CPU s = %.0f%% of one core, %.0f%% of the machine", u.Seconds, u.CorePct, u.MachinePct)
-			if u.Name == "hookmesh" && r.DeliveriesReceived > 0 {
+			if r.DeliveriesReceived > 0 {
 				line += fmt.Sprintf(", %.2f ms per delivery", 1000*u.Seconds/float64(r.DeliveriesReceived))
 			}
 			p("  "+u.Name, "%s", line)

@@ -103,12 +103,15 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 		opts.Prefetch = 2 * bopts.MaxBatch
 	}
 	return c.consumeLoop(ctx, queue, opts, func(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
+		// One buffer for every batch: handleBatch is done with a batch when
+		// it returns.
+		var buf []amqp.Delivery
 		for {
 			first, ok := <-deliveries
 			if !ok {
 				return
 			}
-			batch := []amqp.Delivery{first}
+			batch := append(buf[:0], first)
 			timer := time.NewTimer(bopts.MaxWait)
 		fill:
 			for len(batch) < bopts.MaxBatch {
@@ -131,6 +134,8 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 				continue
 			}
 			c.handleBatch(ctx, ch, queue, batch, h)
+			clear(batch) // the deliveries' bodies are not kept alive
+			buf = batch
 		}
 	})
 }
@@ -197,13 +202,17 @@ func (c *Conn) consumeOnce(ctx context.Context, queue string, opts ConsumeOption
 
 func (c *Conn) startSpan(ctx context.Context, queue string, d amqp.Delivery) (context.Context, trace.Span) {
 	parent := c.propagator.Extract(ctx, tableCarrier(d.Headers))
-	return c.tracer.Start(parent, queue+" process",
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := c.tracer.Start(parent, queue+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	// Attributes are made only for a span that keeps them: without an
+	// exporter, spans carry ids alone, for every message.
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "rabbitmq"),
 			attribute.String("messaging.destination.name", queue),
 			attribute.String("messaging.message.id", d.MessageId),
-		))
+		)
+	}
+	return ctx, span
 }
 
 func (c *Conn) handleOne(ctx context.Context, ch *amqp.Channel, queue string, d amqp.Delivery, h Handler) {

@@ -86,13 +86,15 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	ctx, span := p.conn.tracer.Start(ctx, msgs[0].Exchange+" publish",
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := p.conn.tracer.Start(ctx, msgs[0].Exchange+" publish", trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
+	// Attributes are made only for a span that keeps them (see startSpan).
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "rabbitmq"),
 			attribute.String("messaging.destination.name", msgs[0].Exchange),
-			attribute.Int("messaging.batch.message_count", len(msgs))))
-	defer span.End()
+			attribute.Int("messaging.batch.message_count", len(msgs)))
+	}
 	for i := range msgs {
 		if msgs[i].Headers == nil {
 			msgs[i].Headers = amqp.Table{}

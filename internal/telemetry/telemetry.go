@@ -28,8 +28,9 @@ type Config struct {
 	ServiceName string
 	// ExportTraces exports spans with the exporter the standard OTEL_*
 	// variables choose (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*). When
-	// false spans are still made and propagated, so trace ids reach the logs
-	// and the webhook's traceparent, but nothing is exported.
+	// false (and without SpanProcessors) spans carry only their ids: they
+	// are still made and propagated, so trace ids reach the logs and the
+	// webhook's traceparent, but nothing about them is recorded.
 	ExportTraces bool
 	// SpanProcessors are added to the tracer provider (tests add an
 	// in-memory exporter here).
@@ -50,18 +51,23 @@ type Telemetry struct {
 // Setup builds the providers.
 func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	res := resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName))
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	if cfg.ExportTraces {
-		exp, err := autoexport.NewSpanExporter(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("create span exporter: %w", err)
+	var tp trace.TracerProvider = idTracerProvider{}
+	var shutdown []func(context.Context) error
+	if cfg.ExportTraces || len(cfg.SpanProcessors) > 0 {
+		opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+		if cfg.ExportTraces {
+			exp, err := autoexport.NewSpanExporter(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("create span exporter: %w", err)
+			}
+			opts = append(opts, sdktrace.WithBatcher(exp))
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		for _, sp := range cfg.SpanProcessors {
+			opts = append(opts, sdktrace.WithSpanProcessor(sp))
+		}
+		sdk := sdktrace.NewTracerProvider(opts...)
+		tp, shutdown = sdk, append(shutdown, sdk.Shutdown)
 	}
-	for _, sp := range cfg.SpanProcessors {
-		opts = append(opts, sdktrace.WithSpanProcessor(sp))
-	}
-	tp := sdktrace.NewTracerProvider(opts...)
 
 	reg := prometheus.NewRegistry()
 	promExp, err := otelprom.New(otelprom.WithRegisterer(reg))
@@ -75,7 +81,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		MeterProvider:  mp,
 		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		shutdown:       []func(context.Context) error{tp.Shutdown, mp.Shutdown},
+		shutdown:       append(shutdown, mp.Shutdown),
 	}, nil
 }
 

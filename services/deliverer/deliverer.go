@@ -146,21 +146,18 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	// all (sparing the broker and the status service a message per
 	// delivery). The outcome supersedes it at the status service whichever
 	// arrives first.
+	// A timer, not a goroutine waiting on one: most requests end before it
+	// fires, and then nothing more runs.
 	processing := make(chan error, 1)
-	sendDone := make(chan struct{})
-	go func() {
-		timer := time.NewTimer(d.cfg.ProcessingAfter)
-		defer timer.Stop()
-		select {
-		case <-sendDone:
-			processing <- nil
-		case <-timer.C:
-			processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil)
-		}
-	}()
+	timer := time.AfterFunc(d.cfg.ProcessingAfter, func() {
+		processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil)
+	})
 
 	res, sent := d.send(ctx, &task, target)
-	close(sendDone)
+	if timer.Stop() {
+		// It will not fire: no PROCESSING to wait for.
+		processing <- nil
+	}
 	// Meta events go out in the same confirmed batch as the outcome they
 	// are about, before the task is acked: a crash in between sends them
 	// again with the attempt, never loses them.
