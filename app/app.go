@@ -192,7 +192,7 @@ func (a *App) assemble(ctx context.Context) error {
 			return err
 		}
 		regSvc, err = registry.New(registry.Config{AdminKey: cfg.AdminKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks,
-			RequireHTTPS: cfg.RequireHTTPS, Secrets: box, PublicURL: cfg.PublicURL}, a.db("registry"), logger)
+			RequireHTTPS: cfg.RequireHTTPS, Secrets: box, PublicURL: cfg.PublicURL, QueuePrefix: cfg.AMQPPrefix}, a.db("registry"), logger)
 		if err != nil {
 			return err
 		}
@@ -239,6 +239,8 @@ func (a *App) assemble(ctx context.Context) error {
 			connect.WithInterceptors(otel, auth.BearerInterceptor(cfg.AdminKey)))
 		reg = regclient.New(internal, cfg.CacheTTL)
 	}
+	// sources, when ingest runs, follows registry changes at once.
+	var sources *ingest.Sources
 	a.runners = append(a.runners, func(ctx context.Context) error {
 		return a.bus.Subscribe(ctx, a.bus.Topology().RegistryExchange, func() {
 			if reg != nil {
@@ -255,6 +257,9 @@ func (a *App) assemble(ctx context.Context) error {
 			}
 			if regSvc != nil {
 				regSvc.InvalidateProject(change.GetProjectId())
+			}
+			if sources != nil && (strings.Contains(change.GetProcedure(), "Source") || strings.HasSuffix(change.GetProcedure(), "/DeleteProject")) {
+				sources.Refresh()
 			}
 		})
 	})
@@ -291,6 +296,11 @@ func (a *App) assemble(ctx context.Context) error {
 		}
 		a.closers = append(a.closers, svc.Close)
 		a.runners = append(a.runners, svc.RunSweeper)
+		sources, err = svc.NewSources(ingest.SourcesConfig{PollInterval: cfg.SourcePollInterval}, a.bus, a.pub, reg, a.tel.MeterProvider)
+		if err != nil {
+			return fmt.Errorf("start ingest: %w", err)
+		}
+		a.runners = append(a.runners, sources.Run)
 		rest := func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 		}

@@ -101,6 +101,10 @@ type Config struct {
 	StatusBatchWait time.Duration
 	// CacheTTL is how long registry answers are cached by the other services.
 	CacheTTL time.Duration
+	// SourcePollInterval is how often ingest reads the registry's list of
+	// sources (queues to consume) and sends their counters; a registry
+	// change announced on the bus reads it at once.
+	SourcePollInterval time.Duration
 	// ExportTraces exports spans as the OTEL_* variables say.
 	ExportTraces bool
 	// SpanProcessors receive every span (tests use an in-memory exporter).
@@ -127,6 +131,7 @@ func Defaults() Config {
 		DeliveryConcurrency: 64,
 		RouterWorkers:       16,
 		CacheTTL:            5 * time.Second,
+		SourcePollInterval:  5 * time.Second,
 		ShutdownTimeout:     20 * time.Second,
 	}
 }

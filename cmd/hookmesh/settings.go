@@ -134,6 +134,8 @@ var settings = []setting{
 		field: func(o *options) any { return &o.cfg.StatusBatchWait }},
 	{Flag: "cache-ttl", Env: "HOOKMESH_CACHE_TTL", Usage: "how long registry answers are cached by the other services",
 		field: func(o *options) any { return &o.cfg.CacheTTL }},
+	{Flag: "source-poll-interval", Env: "HOOKMESH_SOURCE_POLL_INTERVAL", Usage: "how often ingest reads the list of sources (RabbitMQ queues it consumes) and sends their counters; a registry change is seen at once",
+		field: func(o *options) any { return &o.cfg.SourcePollInterval }},
 	{Flag: "shutdown-timeout", Env: "HOOKMESH_SHUTDOWN_TIMEOUT", Usage: "bound on the graceful shutdown after SIGINT or SIGTERM",
 		field: func(o *options) any { return &o.cfg.ShutdownTimeout }},
 	{Flag: "pprof", Env: "HOOKMESH_PPROF", Usage: "serve Go's profiler at /debug/pprof/",

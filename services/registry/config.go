@@ -33,6 +33,10 @@ type Config struct {
 	// links' URLs; empty uses the scheme and host of the request that
 	// creates the link.
 	PublicURL string
+	// QueuePrefix is the prefix of hookmesh's own RabbitMQ exchanges and
+	// queues (HOOKMESH_AMQP_PREFIX); a source may not name a queue under it.
+	// "hookmesh" when empty.
+	QueuePrefix string
 }
 
 // DatabaseName returns the database name to open, with the default applied.

@@ -187,6 +187,57 @@ func (SignatureAlgorithm) EnumDescriptor() ([]byte, []int) {
 	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{2}
 }
 
+// SourceStatus says whether ingest consumes a source's queue.
+type SourceStatus int32
+
+const (
+	SourceStatus_SOURCE_STATUS_UNSPECIFIED SourceStatus = 0
+	SourceStatus_SOURCE_STATUS_ACTIVE      SourceStatus = 1
+	// SOURCE_STATUS_PAUSED sources are not consumed: messages wait in the queue.
+	SourceStatus_SOURCE_STATUS_PAUSED SourceStatus = 2
+)
+
+// Enum value maps for SourceStatus.
+var (
+	SourceStatus_name = map[int32]string{
+		0: "SOURCE_STATUS_UNSPECIFIED",
+		1: "SOURCE_STATUS_ACTIVE",
+		2: "SOURCE_STATUS_PAUSED",
+	}
+	SourceStatus_value = map[string]int32{
+		"SOURCE_STATUS_UNSPECIFIED": 0,
+		"SOURCE_STATUS_ACTIVE":      1,
+		"SOURCE_STATUS_PAUSED":      2,
+	}
+)
+
+func (x SourceStatus) Enum() *SourceStatus {
+	p := new(SourceStatus)
+	*p = x
+	return p
+}
+
+func (x SourceStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SourceStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmesh_registry_v1_registry_proto_enumTypes[3].Descriptor()
+}
+
+func (SourceStatus) Type() protoreflect.EnumType {
+	return &file_hookmesh_registry_v1_registry_proto_enumTypes[3]
+}
+
+func (x SourceStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SourceStatus.Descriptor instead.
+func (SourceStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+}
+
 // RetryPolicy says how often and how far apart a failed delivery is retried.
 type RetryPolicy struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -3700,6 +3751,883 @@ func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
 	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{58}
 }
 
+// AMQPSource is a RabbitMQ queue on hookmesh's broker (HOOKMESH_AMQP_URL).
+type AMQPSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queue is the queue's name: letters, digits and . _ - : of at most 200
+	// bytes, not starting with "amq." nor with hookmesh's own prefix, not
+	// ending in ".rejected", and not the queue of another source.
+	Queue         string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AMQPSource) Reset() {
+	*x = AMQPSource{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AMQPSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AMQPSource) ProtoMessage() {}
+
+func (x *AMQPSource) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AMQPSource.ProtoReflect.Descriptor instead.
+func (*AMQPSource) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *AMQPSource) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+// Source is a queue ingest consumes: each message becomes an event of the
+// project. Messages that can never be an event go to <queue>.rejected with
+// the header x-hookmesh-rejected-reason.
+type Source struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ProjectId  string                 `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Amqp       *AMQPSource            `protobuf:"bytes,4,opt,name=amqp,proto3" json:"amqp,omitempty"`
+	Status     SourceStatus           `protobuf:"varint,5,opt,name=status,proto3,enum=hookmesh.registry.v1.SourceStatus" json:"status,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// accepted counts messages stored as new events.
+	Accepted uint64 `protobuf:"varint,8,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// duplicates counts messages whose idempotency key (or AMQP message_id)
+	// was seen before: stored as duplicates, not delivered again.
+	Duplicates uint64 `protobuf:"varint,9,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// rejected counts messages moved to <queue>.rejected.
+	Rejected      uint64 `protobuf:"varint,10,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Source) Reset() {
+	*x = Source{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Source) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Source) ProtoMessage() {}
+
+func (x *Source) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Source.ProtoReflect.Descriptor instead.
+func (*Source) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *Source) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Source) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *Source) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Source) GetAmqp() *AMQPSource {
+	if x != nil {
+		return x.Amqp
+	}
+	return nil
+}
+
+func (x *Source) GetStatus() SourceStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SourceStatus_SOURCE_STATUS_UNSPECIFIED
+}
+
+func (x *Source) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Source) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Source) GetAccepted() uint64 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *Source) GetDuplicates() uint64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *Source) GetRejected() uint64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+type CreateSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Amqp          *AMQPSource            `protobuf:"bytes,3,opt,name=amqp,proto3" json:"amqp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSourceRequest) Reset() {
+	*x = CreateSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSourceRequest) ProtoMessage() {}
+
+func (x *CreateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSourceRequest.ProtoReflect.Descriptor instead.
+func (*CreateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreateSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *CreateSourceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateSourceRequest) GetAmqp() *AMQPSource {
+	if x != nil {
+		return x.Amqp
+	}
+	return nil
+}
+
+type CreateSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSourceResponse) Reset() {
+	*x = CreateSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSourceResponse) ProtoMessage() {}
+
+func (x *CreateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSourceResponse.ProtoReflect.Descriptor instead.
+func (*CreateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *CreateSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type GetSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSourceRequest) Reset() {
+	*x = GetSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSourceRequest) ProtoMessage() {}
+
+func (x *GetSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSourceRequest.ProtoReflect.Descriptor instead.
+func (*GetSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *GetSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type GetSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSourceResponse) Reset() {
+	*x = GetSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSourceResponse) ProtoMessage() {}
+
+func (x *GetSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSourceResponse.ProtoReflect.Descriptor instead.
+func (*GetSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *GetSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type ListSourcesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	PageSize      uint32                 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourcesRequest) Reset() {
+	*x = ListSourcesRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourcesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourcesRequest) ProtoMessage() {}
+
+func (x *ListSourcesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourcesRequest.ProtoReflect.Descriptor instead.
+func (*ListSourcesRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ListSourcesRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ListSourcesRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSourcesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListSourcesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sources       []*Source              `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourcesResponse) Reset() {
+	*x = ListSourcesResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourcesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourcesResponse) ProtoMessage() {}
+
+func (x *ListSourcesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourcesResponse.ProtoReflect.Descriptor instead.
+func (*ListSourcesResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListSourcesResponse) GetSources() []*Source {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *ListSourcesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type UpdateSourceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId  string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Name      *string                `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// amqp, when set, moves the source to another queue: ingest stops
+	// consuming the old one (its messages stay there) and consumes the new one.
+	Amqp          *AMQPSource `protobuf:"bytes,4,opt,name=amqp,proto3" json:"amqp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceRequest) Reset() {
+	*x = UpdateSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceRequest) ProtoMessage() {}
+
+func (x *UpdateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *UpdateSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetAmqp() *AMQPSource {
+	if x != nil {
+		return x.Amqp
+	}
+	return nil
+}
+
+type UpdateSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceResponse) Reset() {
+	*x = UpdateSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceResponse) ProtoMessage() {}
+
+func (x *UpdateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *UpdateSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type DeleteSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceRequest) Reset() {
+	*x = DeleteSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceRequest) ProtoMessage() {}
+
+func (x *DeleteSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *DeleteSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *DeleteSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type DeleteSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceResponse) Reset() {
+	*x = DeleteSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceResponse) ProtoMessage() {}
+
+func (x *DeleteSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{70}
+}
+
+type PauseSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSourceRequest) Reset() {
+	*x = PauseSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSourceRequest) ProtoMessage() {}
+
+func (x *PauseSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSourceRequest.ProtoReflect.Descriptor instead.
+func (*PauseSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *PauseSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *PauseSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type PauseSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSourceResponse) Reset() {
+	*x = PauseSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSourceResponse) ProtoMessage() {}
+
+func (x *PauseSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSourceResponse.ProtoReflect.Descriptor instead.
+func (*PauseSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *PauseSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type ActivateSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateSourceRequest) Reset() {
+	*x = ActivateSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateSourceRequest) ProtoMessage() {}
+
+func (x *ActivateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateSourceRequest.ProtoReflect.Descriptor instead.
+func (*ActivateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ActivateSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ActivateSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type ActivateSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateSourceResponse) Reset() {
+	*x = ActivateSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateSourceResponse) ProtoMessage() {}
+
+func (x *ActivateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateSourceResponse.ProtoReflect.Descriptor instead.
+func (*ActivateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ActivateSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 var File_hookmesh_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
@@ -4007,7 +4935,75 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12'\n" +
 	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\"\x1c\n" +
-	"\x1aDeleteSubscriptionResponse*j\n" +
+	"\x1aDeleteSubscriptionResponse\"\"\n" +
+	"\n" +
+	"AMQPSource\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\"\x8f\x03\n" +
+	"\x06Source\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x124\n" +
+	"\x04amqp\x18\x04 \x01(\v2 .hookmesh.registry.v1.AMQPSourceR\x04amqp\x12:\n" +
+	"\x06status\x18\x05 \x01(\x0e2\".hookmesh.registry.v1.SourceStatusR\x06status\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x1a\n" +
+	"\baccepted\x18\b \x01(\x04R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\t \x01(\x04R\n" +
+	"duplicates\x12\x1a\n" +
+	"\brejected\x18\n" +
+	" \x01(\x04R\brejected\"~\n" +
+	"\x13CreateSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
+	"\x04amqp\x18\x03 \x01(\v2 .hookmesh.registry.v1.AMQPSourceR\x04amqp\"L\n" +
+	"\x14CreateSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"N\n" +
+	"\x10GetSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"I\n" +
+	"\x11GetSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"o\n" +
+	"\x12ListSourcesRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"u\n" +
+	"\x13ListSourcesResponse\x126\n" +
+	"\asources\x18\x01 \x03(\v2\x1c.hookmesh.registry.v1.SourceR\asources\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x01\n" +
+	"\x13UpdateSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x00R\x04name\x88\x01\x01\x124\n" +
+	"\x04amqp\x18\x04 \x01(\v2 .hookmesh.registry.v1.AMQPSourceR\x04amqpB\a\n" +
+	"\x05_name\"L\n" +
+	"\x14UpdateSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"Q\n" +
+	"\x13DeleteSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"\x16\n" +
+	"\x14DeleteSourceResponse\"P\n" +
+	"\x12PauseSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"K\n" +
+	"\x13PauseSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"S\n" +
+	"\x15ActivateSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"N\n" +
+	"\x16ActivateSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source*j\n" +
 	"\rRetryStrategy\x12\x1e\n" +
 	"\x1aRETRY_STRATEGY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RETRY_STRATEGY_LINEAR\x10\x01\x12\x1e\n" +
@@ -4020,7 +5016,11 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x12SignatureAlgorithm\x12#\n" +
 	"\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fSIGNATURE_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1f\n" +
-	"\x1bSIGNATURE_ALGORITHM_ED25519\x10\x022\xae\x16\n" +
+	"\x1bSIGNATURE_ALGORITHM_ED25519\x10\x02*a\n" +
+	"\fSourceStatus\x12\x1d\n" +
+	"\x19SOURCE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14SOURCE_STATUS_ACTIVE\x10\x01\x12\x18\n" +
+	"\x14SOURCE_STATUS_PAUSED\x10\x022\x8a\x1c\n" +
 	"\x0fRegistryService\x12j\n" +
 	"\rCreateProject\x12*.hookmesh.registry.v1.CreateProjectRequest\x1a+.hookmesh.registry.v1.CreateProjectResponse\"\x00\x12d\n" +
 	"\n" +
@@ -4047,7 +5047,14 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x0fGetSubscription\x12,.hookmesh.registry.v1.GetSubscriptionRequest\x1a-.hookmesh.registry.v1.GetSubscriptionResponse\"\x03\x90\x02\x01\x12y\n" +
 	"\x11ListSubscriptions\x12..hookmesh.registry.v1.ListSubscriptionsRequest\x1a/.hookmesh.registry.v1.ListSubscriptionsResponse\"\x03\x90\x02\x01\x12y\n" +
 	"\x12UpdateSubscription\x12/.hookmesh.registry.v1.UpdateSubscriptionRequest\x1a0.hookmesh.registry.v1.UpdateSubscriptionResponse\"\x00\x12y\n" +
-	"\x12DeleteSubscription\x12/.hookmesh.registry.v1.DeleteSubscriptionRequest\x1a0.hookmesh.registry.v1.DeleteSubscriptionResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
+	"\x12DeleteSubscription\x12/.hookmesh.registry.v1.DeleteSubscriptionRequest\x1a0.hookmesh.registry.v1.DeleteSubscriptionResponse\"\x00\x12g\n" +
+	"\fCreateSource\x12).hookmesh.registry.v1.CreateSourceRequest\x1a*.hookmesh.registry.v1.CreateSourceResponse\"\x00\x12a\n" +
+	"\tGetSource\x12&.hookmesh.registry.v1.GetSourceRequest\x1a'.hookmesh.registry.v1.GetSourceResponse\"\x03\x90\x02\x01\x12g\n" +
+	"\vListSources\x12(.hookmesh.registry.v1.ListSourcesRequest\x1a).hookmesh.registry.v1.ListSourcesResponse\"\x03\x90\x02\x01\x12g\n" +
+	"\fUpdateSource\x12).hookmesh.registry.v1.UpdateSourceRequest\x1a*.hookmesh.registry.v1.UpdateSourceResponse\"\x00\x12g\n" +
+	"\fDeleteSource\x12).hookmesh.registry.v1.DeleteSourceRequest\x1a*.hookmesh.registry.v1.DeleteSourceResponse\"\x00\x12d\n" +
+	"\vPauseSource\x12(.hookmesh.registry.v1.PauseSourceRequest\x1a).hookmesh.registry.v1.PauseSourceResponse\"\x00\x12m\n" +
+	"\x0eActivateSource\x12+.hookmesh.registry.v1.ActivateSourceRequest\x1a,.hookmesh.registry.v1.ActivateSourceResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_hookmesh_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -4061,192 +5068,235 @@ func file_hookmesh_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_registry_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
 	(RetryStrategy)(0),                   // 0: hookmesh.registry.v1.RetryStrategy
 	(EndpointStatus)(0),                  // 1: hookmesh.registry.v1.EndpointStatus
 	(SignatureAlgorithm)(0),              // 2: hookmesh.registry.v1.SignatureAlgorithm
-	(*RetryPolicy)(nil),                  // 3: hookmesh.registry.v1.RetryPolicy
-	(*SignatureSettings)(nil),            // 4: hookmesh.registry.v1.SignatureSettings
-	(*Project)(nil),                      // 5: hookmesh.registry.v1.Project
-	(*APIKey)(nil),                       // 6: hookmesh.registry.v1.APIKey
-	(*PortalLink)(nil),                   // 7: hookmesh.registry.v1.PortalLink
-	(*RateLimit)(nil),                    // 8: hookmesh.registry.v1.RateLimit
-	(*Endpoint)(nil),                     // 9: hookmesh.registry.v1.Endpoint
-	(*Filter)(nil),                       // 10: hookmesh.registry.v1.Filter
-	(*Subscription)(nil),                 // 11: hookmesh.registry.v1.Subscription
-	(*CreateProjectRequest)(nil),         // 12: hookmesh.registry.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),        // 13: hookmesh.registry.v1.CreateProjectResponse
-	(*GetProjectRequest)(nil),            // 14: hookmesh.registry.v1.GetProjectRequest
-	(*GetProjectResponse)(nil),           // 15: hookmesh.registry.v1.GetProjectResponse
-	(*ListProjectsRequest)(nil),          // 16: hookmesh.registry.v1.ListProjectsRequest
-	(*ListProjectsResponse)(nil),         // 17: hookmesh.registry.v1.ListProjectsResponse
-	(*UpdateProjectRequest)(nil),         // 18: hookmesh.registry.v1.UpdateProjectRequest
-	(*UpdateProjectResponse)(nil),        // 19: hookmesh.registry.v1.UpdateProjectResponse
-	(*DeleteProjectRequest)(nil),         // 20: hookmesh.registry.v1.DeleteProjectRequest
-	(*DeleteProjectResponse)(nil),        // 21: hookmesh.registry.v1.DeleteProjectResponse
-	(*CreateAPIKeyRequest)(nil),          // 22: hookmesh.registry.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),         // 23: hookmesh.registry.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),           // 24: hookmesh.registry.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),          // 25: hookmesh.registry.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),          // 26: hookmesh.registry.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),         // 27: hookmesh.registry.v1.RevokeAPIKeyResponse
-	(*CreatePortalLinkRequest)(nil),      // 28: hookmesh.registry.v1.CreatePortalLinkRequest
-	(*CreatePortalLinkResponse)(nil),     // 29: hookmesh.registry.v1.CreatePortalLinkResponse
-	(*ListPortalLinksRequest)(nil),       // 30: hookmesh.registry.v1.ListPortalLinksRequest
-	(*ListPortalLinksResponse)(nil),      // 31: hookmesh.registry.v1.ListPortalLinksResponse
-	(*RevokePortalLinkRequest)(nil),      // 32: hookmesh.registry.v1.RevokePortalLinkRequest
-	(*RevokePortalLinkResponse)(nil),     // 33: hookmesh.registry.v1.RevokePortalLinkResponse
-	(*GetCurrentPortalLinkRequest)(nil),  // 34: hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	(*GetCurrentPortalLinkResponse)(nil), // 35: hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	(*CreateEndpointRequest)(nil),        // 36: hookmesh.registry.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),       // 37: hookmesh.registry.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),           // 38: hookmesh.registry.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),          // 39: hookmesh.registry.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),         // 40: hookmesh.registry.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),        // 41: hookmesh.registry.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),        // 42: hookmesh.registry.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),       // 43: hookmesh.registry.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),        // 44: hookmesh.registry.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),       // 45: hookmesh.registry.v1.DeleteEndpointResponse
-	(*PauseEndpointRequest)(nil),         // 46: hookmesh.registry.v1.PauseEndpointRequest
-	(*PauseEndpointResponse)(nil),        // 47: hookmesh.registry.v1.PauseEndpointResponse
-	(*ActivateEndpointRequest)(nil),      // 48: hookmesh.registry.v1.ActivateEndpointRequest
-	(*ActivateEndpointResponse)(nil),     // 49: hookmesh.registry.v1.ActivateEndpointResponse
-	(*RotateEndpointSecretRequest)(nil),  // 50: hookmesh.registry.v1.RotateEndpointSecretRequest
-	(*RotateEndpointSecretResponse)(nil), // 51: hookmesh.registry.v1.RotateEndpointSecretResponse
-	(*CreateSubscriptionRequest)(nil),    // 52: hookmesh.registry.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),   // 53: hookmesh.registry.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),       // 54: hookmesh.registry.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),      // 55: hookmesh.registry.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),     // 56: hookmesh.registry.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),    // 57: hookmesh.registry.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil),    // 58: hookmesh.registry.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil),   // 59: hookmesh.registry.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),    // 60: hookmesh.registry.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),   // 61: hookmesh.registry.v1.DeleteSubscriptionResponse
-	nil,                                  // 62: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	nil,                                  // 63: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	nil,                                  // 64: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 65: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 66: google.protobuf.Duration
+	(SourceStatus)(0),                    // 3: hookmesh.registry.v1.SourceStatus
+	(*RetryPolicy)(nil),                  // 4: hookmesh.registry.v1.RetryPolicy
+	(*SignatureSettings)(nil),            // 5: hookmesh.registry.v1.SignatureSettings
+	(*Project)(nil),                      // 6: hookmesh.registry.v1.Project
+	(*APIKey)(nil),                       // 7: hookmesh.registry.v1.APIKey
+	(*PortalLink)(nil),                   // 8: hookmesh.registry.v1.PortalLink
+	(*RateLimit)(nil),                    // 9: hookmesh.registry.v1.RateLimit
+	(*Endpoint)(nil),                     // 10: hookmesh.registry.v1.Endpoint
+	(*Filter)(nil),                       // 11: hookmesh.registry.v1.Filter
+	(*Subscription)(nil),                 // 12: hookmesh.registry.v1.Subscription
+	(*CreateProjectRequest)(nil),         // 13: hookmesh.registry.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),        // 14: hookmesh.registry.v1.CreateProjectResponse
+	(*GetProjectRequest)(nil),            // 15: hookmesh.registry.v1.GetProjectRequest
+	(*GetProjectResponse)(nil),           // 16: hookmesh.registry.v1.GetProjectResponse
+	(*ListProjectsRequest)(nil),          // 17: hookmesh.registry.v1.ListProjectsRequest
+	(*ListProjectsResponse)(nil),         // 18: hookmesh.registry.v1.ListProjectsResponse
+	(*UpdateProjectRequest)(nil),         // 19: hookmesh.registry.v1.UpdateProjectRequest
+	(*UpdateProjectResponse)(nil),        // 20: hookmesh.registry.v1.UpdateProjectResponse
+	(*DeleteProjectRequest)(nil),         // 21: hookmesh.registry.v1.DeleteProjectRequest
+	(*DeleteProjectResponse)(nil),        // 22: hookmesh.registry.v1.DeleteProjectResponse
+	(*CreateAPIKeyRequest)(nil),          // 23: hookmesh.registry.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),         // 24: hookmesh.registry.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),           // 25: hookmesh.registry.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),          // 26: hookmesh.registry.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),          // 27: hookmesh.registry.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),         // 28: hookmesh.registry.v1.RevokeAPIKeyResponse
+	(*CreatePortalLinkRequest)(nil),      // 29: hookmesh.registry.v1.CreatePortalLinkRequest
+	(*CreatePortalLinkResponse)(nil),     // 30: hookmesh.registry.v1.CreatePortalLinkResponse
+	(*ListPortalLinksRequest)(nil),       // 31: hookmesh.registry.v1.ListPortalLinksRequest
+	(*ListPortalLinksResponse)(nil),      // 32: hookmesh.registry.v1.ListPortalLinksResponse
+	(*RevokePortalLinkRequest)(nil),      // 33: hookmesh.registry.v1.RevokePortalLinkRequest
+	(*RevokePortalLinkResponse)(nil),     // 34: hookmesh.registry.v1.RevokePortalLinkResponse
+	(*GetCurrentPortalLinkRequest)(nil),  // 35: hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	(*GetCurrentPortalLinkResponse)(nil), // 36: hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	(*CreateEndpointRequest)(nil),        // 37: hookmesh.registry.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),       // 38: hookmesh.registry.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),           // 39: hookmesh.registry.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),          // 40: hookmesh.registry.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),         // 41: hookmesh.registry.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),        // 42: hookmesh.registry.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),        // 43: hookmesh.registry.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),       // 44: hookmesh.registry.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),        // 45: hookmesh.registry.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),       // 46: hookmesh.registry.v1.DeleteEndpointResponse
+	(*PauseEndpointRequest)(nil),         // 47: hookmesh.registry.v1.PauseEndpointRequest
+	(*PauseEndpointResponse)(nil),        // 48: hookmesh.registry.v1.PauseEndpointResponse
+	(*ActivateEndpointRequest)(nil),      // 49: hookmesh.registry.v1.ActivateEndpointRequest
+	(*ActivateEndpointResponse)(nil),     // 50: hookmesh.registry.v1.ActivateEndpointResponse
+	(*RotateEndpointSecretRequest)(nil),  // 51: hookmesh.registry.v1.RotateEndpointSecretRequest
+	(*RotateEndpointSecretResponse)(nil), // 52: hookmesh.registry.v1.RotateEndpointSecretResponse
+	(*CreateSubscriptionRequest)(nil),    // 53: hookmesh.registry.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),   // 54: hookmesh.registry.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),       // 55: hookmesh.registry.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),      // 56: hookmesh.registry.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),     // 57: hookmesh.registry.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),    // 58: hookmesh.registry.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil),    // 59: hookmesh.registry.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil),   // 60: hookmesh.registry.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),    // 61: hookmesh.registry.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),   // 62: hookmesh.registry.v1.DeleteSubscriptionResponse
+	(*AMQPSource)(nil),                   // 63: hookmesh.registry.v1.AMQPSource
+	(*Source)(nil),                       // 64: hookmesh.registry.v1.Source
+	(*CreateSourceRequest)(nil),          // 65: hookmesh.registry.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),         // 66: hookmesh.registry.v1.CreateSourceResponse
+	(*GetSourceRequest)(nil),             // 67: hookmesh.registry.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),            // 68: hookmesh.registry.v1.GetSourceResponse
+	(*ListSourcesRequest)(nil),           // 69: hookmesh.registry.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),          // 70: hookmesh.registry.v1.ListSourcesResponse
+	(*UpdateSourceRequest)(nil),          // 71: hookmesh.registry.v1.UpdateSourceRequest
+	(*UpdateSourceResponse)(nil),         // 72: hookmesh.registry.v1.UpdateSourceResponse
+	(*DeleteSourceRequest)(nil),          // 73: hookmesh.registry.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),         // 74: hookmesh.registry.v1.DeleteSourceResponse
+	(*PauseSourceRequest)(nil),           // 75: hookmesh.registry.v1.PauseSourceRequest
+	(*PauseSourceResponse)(nil),          // 76: hookmesh.registry.v1.PauseSourceResponse
+	(*ActivateSourceRequest)(nil),        // 77: hookmesh.registry.v1.ActivateSourceRequest
+	(*ActivateSourceResponse)(nil),       // 78: hookmesh.registry.v1.ActivateSourceResponse
+	nil,                                  // 79: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	nil,                                  // 80: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	nil,                                  // 81: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 82: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 83: google.protobuf.Duration
 }
 var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
-	0,  // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
-	3,  // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	65, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	65, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
-	65, // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	65, // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	65, // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
-	65, // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
-	65, // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
-	8,  // 10: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	62, // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	1,  // 12: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	65, // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	65, // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 15: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	65, // 16: hookmesh.registry.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
-	10, // 17: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 18: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	65, // 19: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	65, // 20: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 21: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 22: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 23: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	6,  // 24: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 25: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 26: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
-	3,  // 27: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 28: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 29: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	6,  // 30: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	6,  // 31: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
-	6,  // 32: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	66, // 33: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
-	7,  // 34: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 35: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 36: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	7,  // 37: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	8,  // 38: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	63, // 39: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	2,  // 40: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	9,  // 41: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 42: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 43: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
-	8,  // 44: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	64, // 45: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	9,  // 46: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 47: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 48: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	2,  // 49: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	9,  // 50: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	10, // 51: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 52: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	11, // 53: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 54: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	11, // 55: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	10, // 56: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 57: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	11, // 58: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	12, // 59: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
-	14, // 60: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
-	16, // 61: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
-	18, // 62: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
-	20, // 63: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
-	22, // 64: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
-	24, // 65: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
-	26, // 66: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
-	28, // 67: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
-	30, // 68: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
-	32, // 69: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
-	34, // 70: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	36, // 71: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
-	38, // 72: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
-	40, // 73: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
-	42, // 74: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
-	44, // 75: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
-	46, // 76: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
-	48, // 77: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
-	50, // 78: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
-	52, // 79: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
-	54, // 80: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
-	56, // 81: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
-	58, // 82: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
-	60, // 83: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
-	13, // 84: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
-	15, // 85: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
-	17, // 86: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
-	19, // 87: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
-	21, // 88: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
-	23, // 89: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
-	25, // 90: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
-	27, // 91: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
-	29, // 92: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
-	31, // 93: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
-	33, // 94: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
-	35, // 95: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	37, // 96: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
-	39, // 97: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
-	41, // 98: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
-	43, // 99: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
-	45, // 100: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
-	47, // 101: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
-	49, // 102: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
-	51, // 103: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
-	53, // 104: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
-	55, // 105: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
-	57, // 106: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
-	59, // 107: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
-	61, // 108: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
-	84, // [84:109] is the sub-list for method output_type
-	59, // [59:84] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	0,   // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
+	4,   // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	5,   // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	82,  // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
+	82,  // 5: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 6: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	82,  // 7: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 8: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
+	82,  // 9: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
+	9,   // 10: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	79,  // 11: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	1,   // 12: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	82,  // 13: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 14: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
+	2,   // 15: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	82,  // 16: hookmesh.registry.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
+	11,  // 17: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
+	4,   // 18: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	82,  // 19: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 20: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	4,   // 21: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	5,   // 22: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	6,   // 23: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	7,   // 24: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	6,   // 25: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	6,   // 26: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
+	4,   // 27: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	5,   // 28: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	6,   // 29: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	7,   // 30: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	7,   // 31: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
+	7,   // 32: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	83,  // 33: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
+	8,   // 34: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	8,   // 35: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
+	8,   // 36: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	8,   // 37: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	9,   // 38: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	80,  // 39: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	2,   // 40: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	10,  // 41: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10,  // 42: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10,  // 43: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
+	9,   // 44: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	81,  // 45: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	10,  // 46: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10,  // 47: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	10,  // 48: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	2,   // 49: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	10,  // 50: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	11,  // 51: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	4,   // 52: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	12,  // 53: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	12,  // 54: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	12,  // 55: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	11,  // 56: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	4,   // 57: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	12,  // 58: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	63,  // 59: hookmesh.registry.v1.Source.amqp:type_name -> hookmesh.registry.v1.AMQPSource
+	3,   // 60: hookmesh.registry.v1.Source.status:type_name -> hookmesh.registry.v1.SourceStatus
+	82,  // 61: hookmesh.registry.v1.Source.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 62: hookmesh.registry.v1.Source.update_time:type_name -> google.protobuf.Timestamp
+	63,  // 63: hookmesh.registry.v1.CreateSourceRequest.amqp:type_name -> hookmesh.registry.v1.AMQPSource
+	64,  // 64: hookmesh.registry.v1.CreateSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	64,  // 65: hookmesh.registry.v1.GetSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	64,  // 66: hookmesh.registry.v1.ListSourcesResponse.sources:type_name -> hookmesh.registry.v1.Source
+	63,  // 67: hookmesh.registry.v1.UpdateSourceRequest.amqp:type_name -> hookmesh.registry.v1.AMQPSource
+	64,  // 68: hookmesh.registry.v1.UpdateSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	64,  // 69: hookmesh.registry.v1.PauseSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	64,  // 70: hookmesh.registry.v1.ActivateSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	13,  // 71: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
+	15,  // 72: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
+	17,  // 73: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
+	19,  // 74: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
+	21,  // 75: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
+	23,  // 76: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
+	25,  // 77: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
+	27,  // 78: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
+	29,  // 79: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
+	31,  // 80: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
+	33,  // 81: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
+	35,  // 82: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	37,  // 83: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
+	39,  // 84: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
+	41,  // 85: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
+	43,  // 86: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
+	45,  // 87: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
+	47,  // 88: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
+	49,  // 89: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
+	51,  // 90: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
+	53,  // 91: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
+	55,  // 92: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
+	57,  // 93: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
+	59,  // 94: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
+	61,  // 95: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
+	65,  // 96: hookmesh.registry.v1.RegistryService.CreateSource:input_type -> hookmesh.registry.v1.CreateSourceRequest
+	67,  // 97: hookmesh.registry.v1.RegistryService.GetSource:input_type -> hookmesh.registry.v1.GetSourceRequest
+	69,  // 98: hookmesh.registry.v1.RegistryService.ListSources:input_type -> hookmesh.registry.v1.ListSourcesRequest
+	71,  // 99: hookmesh.registry.v1.RegistryService.UpdateSource:input_type -> hookmesh.registry.v1.UpdateSourceRequest
+	73,  // 100: hookmesh.registry.v1.RegistryService.DeleteSource:input_type -> hookmesh.registry.v1.DeleteSourceRequest
+	75,  // 101: hookmesh.registry.v1.RegistryService.PauseSource:input_type -> hookmesh.registry.v1.PauseSourceRequest
+	77,  // 102: hookmesh.registry.v1.RegistryService.ActivateSource:input_type -> hookmesh.registry.v1.ActivateSourceRequest
+	14,  // 103: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
+	16,  // 104: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
+	18,  // 105: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
+	20,  // 106: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
+	22,  // 107: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
+	24,  // 108: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
+	26,  // 109: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
+	28,  // 110: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
+	30,  // 111: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
+	32,  // 112: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
+	34,  // 113: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
+	36,  // 114: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	38,  // 115: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
+	40,  // 116: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
+	42,  // 117: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
+	44,  // 118: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
+	46,  // 119: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
+	48,  // 120: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
+	50,  // 121: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
+	52,  // 122: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
+	54,  // 123: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
+	56,  // 124: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
+	58,  // 125: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
+	60,  // 126: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
+	62,  // 127: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
+	66,  // 128: hookmesh.registry.v1.RegistryService.CreateSource:output_type -> hookmesh.registry.v1.CreateSourceResponse
+	68,  // 129: hookmesh.registry.v1.RegistryService.GetSource:output_type -> hookmesh.registry.v1.GetSourceResponse
+	70,  // 130: hookmesh.registry.v1.RegistryService.ListSources:output_type -> hookmesh.registry.v1.ListSourcesResponse
+	72,  // 131: hookmesh.registry.v1.RegistryService.UpdateSource:output_type -> hookmesh.registry.v1.UpdateSourceResponse
+	74,  // 132: hookmesh.registry.v1.RegistryService.DeleteSource:output_type -> hookmesh.registry.v1.DeleteSourceResponse
+	76,  // 133: hookmesh.registry.v1.RegistryService.PauseSource:output_type -> hookmesh.registry.v1.PauseSourceResponse
+	78,  // 134: hookmesh.registry.v1.RegistryService.ActivateSource:output_type -> hookmesh.registry.v1.ActivateSourceResponse
+	103, // [103:135] is the sub-list for method output_type
+	71,  // [71:103] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_registry_proto_init() }
@@ -4256,13 +5306,14 @@ func file_hookmesh_registry_v1_registry_proto_init() {
 	}
 	file_hookmesh_registry_v1_registry_proto_msgTypes[15].OneofWrappers = []any{}
 	file_hookmesh_registry_v1_registry_proto_msgTypes[39].OneofWrappers = []any{}
+	file_hookmesh_registry_v1_registry_proto_msgTypes[67].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_registry_proto_rawDesc), len(file_hookmesh_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   62,
+			NumEnums:      4,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -108,6 +108,27 @@ const (
 	// RegistryServiceDeleteSubscriptionProcedure is the fully-qualified name of the RegistryService's
 	// DeleteSubscription RPC.
 	RegistryServiceDeleteSubscriptionProcedure = "/hookmesh.registry.v1.RegistryService/DeleteSubscription"
+	// RegistryServiceCreateSourceProcedure is the fully-qualified name of the RegistryService's
+	// CreateSource RPC.
+	RegistryServiceCreateSourceProcedure = "/hookmesh.registry.v1.RegistryService/CreateSource"
+	// RegistryServiceGetSourceProcedure is the fully-qualified name of the RegistryService's GetSource
+	// RPC.
+	RegistryServiceGetSourceProcedure = "/hookmesh.registry.v1.RegistryService/GetSource"
+	// RegistryServiceListSourcesProcedure is the fully-qualified name of the RegistryService's
+	// ListSources RPC.
+	RegistryServiceListSourcesProcedure = "/hookmesh.registry.v1.RegistryService/ListSources"
+	// RegistryServiceUpdateSourceProcedure is the fully-qualified name of the RegistryService's
+	// UpdateSource RPC.
+	RegistryServiceUpdateSourceProcedure = "/hookmesh.registry.v1.RegistryService/UpdateSource"
+	// RegistryServiceDeleteSourceProcedure is the fully-qualified name of the RegistryService's
+	// DeleteSource RPC.
+	RegistryServiceDeleteSourceProcedure = "/hookmesh.registry.v1.RegistryService/DeleteSource"
+	// RegistryServicePauseSourceProcedure is the fully-qualified name of the RegistryService's
+	// PauseSource RPC.
+	RegistryServicePauseSourceProcedure = "/hookmesh.registry.v1.RegistryService/PauseSource"
+	// RegistryServiceActivateSourceProcedure is the fully-qualified name of the RegistryService's
+	// ActivateSource RPC.
+	RegistryServiceActivateSourceProcedure = "/hookmesh.registry.v1.RegistryService/ActivateSource"
 )
 
 // RegistryServiceClient is a client for the hookmesh.registry.v1.RegistryService service.
@@ -167,6 +188,23 @@ type RegistryServiceClient interface {
 	UpdateSubscription(context.Context, *connect.Request[v1.UpdateSubscriptionRequest]) (*connect.Response[v1.UpdateSubscriptionResponse], error)
 	// DeleteSubscription deletes a subscription.
 	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
+	// CreateSource makes ingest consume a RabbitMQ queue: each message is an
+	// event of the project, in the body of the REST ingest routes. hookmesh
+	// declares the queue (durable, quorum) and <queue>.rejected.
+	CreateSource(context.Context, *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error)
+	// GetSource returns one source with its counters.
+	GetSource(context.Context, *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error)
+	// ListSources lists a project's sources, oldest first.
+	ListSources(context.Context, *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error)
+	// UpdateSource changes the fields that are set in the request.
+	UpdateSource(context.Context, *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error)
+	// DeleteSource stops consuming the source's queue and forgets the
+	// source; the queue and its messages are left to the operator.
+	DeleteSource(context.Context, *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error)
+	// PauseSource stops consuming the source's queue: messages wait there.
+	PauseSource(context.Context, *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error)
+	// ActivateSource resumes consuming a paused source's queue.
+	ActivateSource(context.Context, *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error)
 }
 
 // NewRegistryServiceClient constructs a client for the hookmesh.registry.v1.RegistryService
@@ -339,6 +377,50 @@ func NewRegistryServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(registryServiceMethods.ByName("DeleteSubscription")),
 			connect.WithClientOptions(opts...),
 		),
+		createSource: connect.NewClient[v1.CreateSourceRequest, v1.CreateSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceCreateSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("CreateSource")),
+			connect.WithClientOptions(opts...),
+		),
+		getSource: connect.NewClient[v1.GetSourceRequest, v1.GetSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceGetSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("GetSource")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listSources: connect.NewClient[v1.ListSourcesRequest, v1.ListSourcesResponse](
+			httpClient,
+			baseURL+RegistryServiceListSourcesProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("ListSources")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		updateSource: connect.NewClient[v1.UpdateSourceRequest, v1.UpdateSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceUpdateSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("UpdateSource")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteSource: connect.NewClient[v1.DeleteSourceRequest, v1.DeleteSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceDeleteSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("DeleteSource")),
+			connect.WithClientOptions(opts...),
+		),
+		pauseSource: connect.NewClient[v1.PauseSourceRequest, v1.PauseSourceResponse](
+			httpClient,
+			baseURL+RegistryServicePauseSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("PauseSource")),
+			connect.WithClientOptions(opts...),
+		),
+		activateSource: connect.NewClient[v1.ActivateSourceRequest, v1.ActivateSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceActivateSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("ActivateSource")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -369,6 +451,13 @@ type registryServiceClient struct {
 	listSubscriptions    *connect.Client[v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse]
 	updateSubscription   *connect.Client[v1.UpdateSubscriptionRequest, v1.UpdateSubscriptionResponse]
 	deleteSubscription   *connect.Client[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse]
+	createSource         *connect.Client[v1.CreateSourceRequest, v1.CreateSourceResponse]
+	getSource            *connect.Client[v1.GetSourceRequest, v1.GetSourceResponse]
+	listSources          *connect.Client[v1.ListSourcesRequest, v1.ListSourcesResponse]
+	updateSource         *connect.Client[v1.UpdateSourceRequest, v1.UpdateSourceResponse]
+	deleteSource         *connect.Client[v1.DeleteSourceRequest, v1.DeleteSourceResponse]
+	pauseSource          *connect.Client[v1.PauseSourceRequest, v1.PauseSourceResponse]
+	activateSource       *connect.Client[v1.ActivateSourceRequest, v1.ActivateSourceResponse]
 }
 
 // CreateProject calls hookmesh.registry.v1.RegistryService.CreateProject.
@@ -496,6 +585,41 @@ func (c *registryServiceClient) DeleteSubscription(ctx context.Context, req *con
 	return c.deleteSubscription.CallUnary(ctx, req)
 }
 
+// CreateSource calls hookmesh.registry.v1.RegistryService.CreateSource.
+func (c *registryServiceClient) CreateSource(ctx context.Context, req *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error) {
+	return c.createSource.CallUnary(ctx, req)
+}
+
+// GetSource calls hookmesh.registry.v1.RegistryService.GetSource.
+func (c *registryServiceClient) GetSource(ctx context.Context, req *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error) {
+	return c.getSource.CallUnary(ctx, req)
+}
+
+// ListSources calls hookmesh.registry.v1.RegistryService.ListSources.
+func (c *registryServiceClient) ListSources(ctx context.Context, req *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error) {
+	return c.listSources.CallUnary(ctx, req)
+}
+
+// UpdateSource calls hookmesh.registry.v1.RegistryService.UpdateSource.
+func (c *registryServiceClient) UpdateSource(ctx context.Context, req *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error) {
+	return c.updateSource.CallUnary(ctx, req)
+}
+
+// DeleteSource calls hookmesh.registry.v1.RegistryService.DeleteSource.
+func (c *registryServiceClient) DeleteSource(ctx context.Context, req *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error) {
+	return c.deleteSource.CallUnary(ctx, req)
+}
+
+// PauseSource calls hookmesh.registry.v1.RegistryService.PauseSource.
+func (c *registryServiceClient) PauseSource(ctx context.Context, req *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error) {
+	return c.pauseSource.CallUnary(ctx, req)
+}
+
+// ActivateSource calls hookmesh.registry.v1.RegistryService.ActivateSource.
+func (c *registryServiceClient) ActivateSource(ctx context.Context, req *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error) {
+	return c.activateSource.CallUnary(ctx, req)
+}
+
 // RegistryServiceHandler is an implementation of the hookmesh.registry.v1.RegistryService service.
 type RegistryServiceHandler interface {
 	// CreateProject creates a project and its first API key, shown only here.
@@ -553,6 +677,23 @@ type RegistryServiceHandler interface {
 	UpdateSubscription(context.Context, *connect.Request[v1.UpdateSubscriptionRequest]) (*connect.Response[v1.UpdateSubscriptionResponse], error)
 	// DeleteSubscription deletes a subscription.
 	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
+	// CreateSource makes ingest consume a RabbitMQ queue: each message is an
+	// event of the project, in the body of the REST ingest routes. hookmesh
+	// declares the queue (durable, quorum) and <queue>.rejected.
+	CreateSource(context.Context, *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error)
+	// GetSource returns one source with its counters.
+	GetSource(context.Context, *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error)
+	// ListSources lists a project's sources, oldest first.
+	ListSources(context.Context, *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error)
+	// UpdateSource changes the fields that are set in the request.
+	UpdateSource(context.Context, *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error)
+	// DeleteSource stops consuming the source's queue and forgets the
+	// source; the queue and its messages are left to the operator.
+	DeleteSource(context.Context, *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error)
+	// PauseSource stops consuming the source's queue: messages wait there.
+	PauseSource(context.Context, *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error)
+	// ActivateSource resumes consuming a paused source's queue.
+	ActivateSource(context.Context, *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error)
 }
 
 // NewRegistryServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -721,6 +862,50 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 		connect.WithSchema(registryServiceMethods.ByName("DeleteSubscription")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryServiceCreateSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceCreateSourceProcedure,
+		svc.CreateSource,
+		connect.WithSchema(registryServiceMethods.ByName("CreateSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceGetSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceGetSourceProcedure,
+		svc.GetSource,
+		connect.WithSchema(registryServiceMethods.ByName("GetSource")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceListSourcesHandler := connect.NewUnaryHandler(
+		RegistryServiceListSourcesProcedure,
+		svc.ListSources,
+		connect.WithSchema(registryServiceMethods.ByName("ListSources")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceUpdateSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceUpdateSourceProcedure,
+		svc.UpdateSource,
+		connect.WithSchema(registryServiceMethods.ByName("UpdateSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceDeleteSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceDeleteSourceProcedure,
+		svc.DeleteSource,
+		connect.WithSchema(registryServiceMethods.ByName("DeleteSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServicePauseSourceHandler := connect.NewUnaryHandler(
+		RegistryServicePauseSourceProcedure,
+		svc.PauseSource,
+		connect.WithSchema(registryServiceMethods.ByName("PauseSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceActivateSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceActivateSourceProcedure,
+		svc.ActivateSource,
+		connect.WithSchema(registryServiceMethods.ByName("ActivateSource")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.registry.v1.RegistryService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryServiceCreateProjectProcedure:
@@ -773,6 +958,20 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 			registryServiceUpdateSubscriptionHandler.ServeHTTP(w, r)
 		case RegistryServiceDeleteSubscriptionProcedure:
 			registryServiceDeleteSubscriptionHandler.ServeHTTP(w, r)
+		case RegistryServiceCreateSourceProcedure:
+			registryServiceCreateSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceGetSourceProcedure:
+			registryServiceGetSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceListSourcesProcedure:
+			registryServiceListSourcesHandler.ServeHTTP(w, r)
+		case RegistryServiceUpdateSourceProcedure:
+			registryServiceUpdateSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceDeleteSourceProcedure:
+			registryServiceDeleteSourceHandler.ServeHTTP(w, r)
+		case RegistryServicePauseSourceProcedure:
+			registryServicePauseSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceActivateSourceProcedure:
+			registryServiceActivateSourceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -880,4 +1079,32 @@ func (UnimplementedRegistryServiceHandler) UpdateSubscription(context.Context, *
 
 func (UnimplementedRegistryServiceHandler) DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.DeleteSubscription is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) CreateSource(context.Context, *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.CreateSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) GetSource(context.Context, *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.GetSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) ListSources(context.Context, *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.ListSources is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) UpdateSource(context.Context, *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.UpdateSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) DeleteSource(context.Context, *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.DeleteSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) PauseSource(context.Context, *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.PauseSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) ActivateSource(context.Context, *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.ActivateSource is not implemented"))
 }
