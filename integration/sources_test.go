@@ -525,3 +525,35 @@ func tailFile(path string, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// TestDashboardSources creates a source in the dashboard, sees its
+// counter count a message published to its queue, and pauses it there.
+func TestDashboardSources(t *testing.T) {
+	b := newBrowser(t)
+	s := startStack(t, modeAll, stackOptions{})
+	br := newBroker(t)
+	recv := newReceiver(t)
+	projectID, key := s.project(t, nil)
+	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL})
+	q := br.queue()
+
+	b.signIn(s.registryURL+"/ui/", key, projectID)
+	b.run("create a source",
+		click(tid("nav-sources")),
+		typeInto(tid("source-name"), "orders"),
+		typeInto(tid("source-queue"), q),
+		click(tid("source-create")),
+		waitText(tid("sources-table"), q),
+	)
+	list, err := s.clients(key).registry.ListSources(context.Background(), connect.NewRequest(&registryv1.ListSourcesRequest{ProjectId: projectID}))
+	if err != nil || len(list.Msg.GetSources()) != 1 || list.Msg.GetSources()[0].GetAmqp().GetQueue() != q {
+		t.Fatalf("sources after creating one in the dashboard: %v %v", list, err)
+	}
+	id := list.Msg.GetSources()[0].GetId()
+	br.waitConsumers(t, q, 1)
+	br.publish(q, fmt.Sprintf(`{"endpoint_id":%q,"event_type":"order.paid","data":{"mark":"ui"}}`, ep.GetId()), "", "ui-1")
+	b.run("see the message counted", waitText(tid("source-accepted-"+id), "1"))
+	b.shot("sources")
+	b.run("pause the source", click(tid("source-pause-"+id)), waitText(tid("source-status-"+id), "paused"))
+	br.waitConsumers(t, q, 0)
+}

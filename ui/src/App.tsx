@@ -8,6 +8,7 @@ import { SubscriptionsPage } from "./pages/subscriptions";
 import { EventPage, EventsPage } from "./pages/events";
 import { DeliveriesPage } from "./pages/deliveries";
 import { KeysPage } from "./pages/keys";
+import { SourcesPage } from "./pages/sources";
 import { ParkingPage } from "./pages/parking";
 import { MetricsPage } from "./pages/metrics";
 
@@ -81,6 +82,8 @@ function Route(props: { path: string; session: Session }) {
       return <DeliveriesPage />;
     case "keys":
       return <KeysPage />;
+    case "sources":
+      return <SourcesPage />;
     case "parking":
       return <ParkingPage />;
     case "metrics":
@@ -115,6 +118,7 @@ function Sidebar(props: { session: Session; path: string; onSignOut: () => void 
         {item("/events", "Events")}
         {item("/deliveries", "Deliveries")}
         {item("/metrics", "Metrics")}
+        {item("/sources", "Sources")}
         {item("/keys", "API keys")}
         {props.session.admin && item("/parking", "Parking")}
       </ul>
