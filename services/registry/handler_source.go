@@ -146,6 +146,13 @@ func (h *handler) UpdateSource(ctx context.Context, req *connect.Request[registr
 		if err := h.s.checkQueue("amqp.queue", m.Amqp.GetQueue()); err != nil {
 			return nil, err
 		}
+		taken, err := h.s.store.queueTaken(ctx, m.Amqp.GetQueue(), m.SourceId)
+		if err != nil {
+			return nil, err
+		}
+		if taken {
+			return nil, sourceErr(errQueueTaken, m.SourceId, m.ProjectId, m.Amqp.GetQueue())
+		}
 	}
 	now := h.s.clock()
 	d, err := h.s.store.modifySource(ctx, m.ProjectId, m.SourceId, func(d *sourceDoc) error {

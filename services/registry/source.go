@@ -156,6 +156,18 @@ func (s *mongoStore) allSources(ctx context.Context) ([]sourceDoc, error) {
 	return findAll[sourceDoc](ctx, s.sources(), bson.D{}, bson.D{{Key: "_id", Value: 1}}, 0)
 }
 
+// queueTaken reports whether a source other than id consumes queue.
+// UpdateSource asks first because FerretDB reports the unique index's
+// refusal of a replace as an internal error, not as a duplicate key.
+func (s *mongoStore) queueTaken(ctx context.Context, queue, id string) (bool, error) {
+	var d sourceDoc
+	err := findOne(ctx, s.sources(), bson.D{{Key: "queue", Value: queue}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: id}}}}, &d)
+	if errors.Is(err, errNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (s *mongoStore) modifySource(ctx context.Context, projectID, id string, change func(*sourceDoc) error) (*sourceDoc, error) {
 	d, err := modify(ctx, s.sources(), byProjectAndID(projectID, id), change)
 	if mongo.IsDuplicateKeyError(err) || errors.Is(err, errQueueTaken) {

@@ -137,6 +137,9 @@ func TestSourceValidation(t *testing.T) {
 		wantErr(t, err, connect.CodeInvalidArgument, "source_id")
 		_, err = c.UpdateSource(ctx, key, &registryv1.UpdateSourceRequest{ProjectId: p.Id, SourceId: src.Id, Amqp: &registryv1.AMQPSource{Queue: "amq.x"}})
 		wantErr(t, err, connect.CodeInvalidArgument, "amqp.queue")
+		second := must(c.CreateSource(ctx, key, &registryv1.CreateSourceRequest{ProjectId: p.Id, Name: "second", Amqp: &registryv1.AMQPSource{Queue: queueName(t)}}))(t).Source
+		_, err = c.UpdateSource(ctx, key, &registryv1.UpdateSourceRequest{ProjectId: p.Id, SourceId: second.Id, Amqp: &registryv1.AMQPSource{Queue: taken}})
+		wantErr(t, err, connect.CodeAlreadyExists, "already the queue of another source")
 	})
 }
 
