@@ -21,6 +21,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/telemetry"
 	"github.com/hookmesh/hookmesh/internal/webhook"
+	"github.com/hookmesh/hookmesh/services/ingest"
 	"github.com/hookmesh/hookmesh/services/registry"
 	regclient "github.com/hookmesh/hookmesh/services/registry/client"
 )
@@ -44,6 +45,7 @@ type App struct {
 	rpc       rpcOptions
 	registry  *registry.Service
 	regClient *regclient.Client
+	sources   *ingest.Sources
 }
 
 // New connects to what the targets need, creates indexes and binds the

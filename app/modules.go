@@ -240,6 +240,7 @@ func (a *App) initRegistry(ctx context.Context) error {
 	topo := a.bus.Topology()
 	rcfg := cfg.Registry
 	rcfg.AdminKey = cfg.AdminKey
+	rcfg.QueuePrefix = cfg.AMQPPrefix
 	rcfg.Notify = func(ctx context.Context, projectID, procedure string) error {
 		return a.pub.Publish(ctx, []bus.Message{topo.ChangeMessage(&busv1.RegistryChange{
 			ProjectId: projectID, Procedure: procedure, Time: timestamppb.Now()})})
@@ -277,6 +278,17 @@ func (a *App) initRegistryClient(context.Context) error {
 	return nil
 }
 
+// changesSources are the registry's procedures after which ingest reads
+// the list of sources at once rather than at its next poll.
+var changesSources = map[string]bool{
+	registryv1connect.RegistryServiceCreateSourceProcedure:   true,
+	registryv1connect.RegistryServiceUpdateSourceProcedure:   true,
+	registryv1connect.RegistryServiceDeleteSourceProcedure:   true,
+	registryv1connect.RegistryServicePauseSourceProcedure:    true,
+	registryv1connect.RegistryServiceActivateSourceProcedure: true,
+	registryv1connect.RegistryServiceDeleteProjectProcedure:  true,
+}
+
 // initChanges drops what this process cached about a project when the
 // registry announces a change to it. The caches are looked up when a change
 // arrives, so the modules that build them may start after this one.
@@ -297,6 +309,9 @@ func (a *App) initChanges(context.Context) error {
 			}
 			if a.registry != nil {
 				a.registry.InvalidateProject(change.GetProjectId())
+			}
+			if a.sources != nil && changesSources[change.GetProcedure()] {
+				a.sources.Refresh()
 			}
 		})
 	})
@@ -328,6 +343,12 @@ func (a *App) initIngest(ctx context.Context) error {
 	}
 	a.closers = append(a.closers, svc.Close)
 	a.runners = append(a.runners, svc.RunSweeper, func(ctx context.Context) error { return svc.RunMeta(ctx, a.bus) })
+	sources, err := svc.NewSources(cfg.Ingest.Sources, a.bus, a.pub, a.regClient, a.tel.MeterProvider)
+	if err != nil {
+		return err
+	}
+	a.sources = sources
+	a.runners = append(a.runners, sources.Run)
 	rest := func(h http.Handler) http.Handler {
 		return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 	}

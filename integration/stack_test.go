@@ -67,6 +67,9 @@ type stackOptions struct {
 	// logs, when set, also gets every log line at info level and above, as
 	// JSON.
 	logs io.Writer
+	// targets, in modeAll, replaces `all` with these targets in the one
+	// process (tests that run a target as a process of its own leave it out).
+	targets []string
 }
 
 // logger writes the services' warnings and errors to the test's output
@@ -157,7 +160,11 @@ func startStack(tb testing.TB, m mode, opts stackOptions) *stack {
 	s := &stack{cfg: base, stop: stop}
 	switch m {
 	case modeAll:
-		a := start(app.TargetAll)
+		targets := opts.targets
+		if len(targets) == 0 {
+			targets = []string{app.TargetAll}
+		}
+		a := start(targets...)
 		s.registryURL, s.ingestURL, s.statusURL = a.URL(), a.URL(), a.URL()
 	case modeSeparate:
 		reg := start(app.TargetRegistry)

@@ -31,6 +31,8 @@ type Config struct {
 	SweepGrace time.Duration
 	// SweepLookback is how far back the sweeper looks; 24 h when zero.
 	SweepLookback time.Duration
+	// Sources configures the consumption of the registry's sources.
+	Sources SourcesConfig
 }
 
 func (c *Config) defaults() {
@@ -64,6 +66,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AbandonedClaimAfter, "ingest-abandoned-claim-after", d.AbandonedClaimAfter, "how old an idempotency key's claim without its event must be before a repeated request takes it over")
 	fs.DurationVar(&c.SweepInterval, "outbox-sweep-interval", d.SweepInterval, "how often ingest publishes again the events the broker did not confirm")
 	fs.DurationVar(&c.SweepGrace, "outbox-grace", d.SweepGrace, "how old an unconfirmed event must be before it is published again")
+	var sd SourcesConfig
+	sd.defaults()
+	fs.DurationVar(&c.Sources.PollInterval, "source-poll-interval", sd.PollInterval, "how often ingest reads the list of sources (RabbitMQ queues it consumes) and sends their counters; a registry change is seen at once")
 }
 
 // Validate reports a configuration that cannot work.

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,26 +79,10 @@ func (s *Service) restHandler(shape restShape) http.Handler {
 			writeError(w, err)
 			return
 		}
-		in := newEvent{
-			projectID: r.PathValue("project_id"), eventType: req.EventType, data: req.Data,
-			customHeaders: req.CustomHeaders, idempotencyKey: req.IdempotencyKey,
-			broadcast: isBroadcast(r.Header),
-		}
-		switch shape {
-		case shapeSingle:
-			in.endpointID = req.EndpointID
-		case shapeFanout:
-			in.ownerID = req.OwnerID
-			if in.ownerID == "" && !in.broadcast {
-				if err := auth.AuthorizeProject(ctx, in.projectID); err != nil {
-					writeError(w, err)
-					return
-				}
-				writeError(w, apierr.Invalid("owner_id", "must not be empty for a fan-out event"))
-				return
-			}
-		case shapeBroadcast:
-			in.broadcast = true
+		in, err := bodyEvent(ctx, shape, r.PathValue("project_id"), req, isBroadcast(r.Header))
+		if err != nil {
+			writeError(w, err)
+			return
 		}
 		ev, err := s.create(ctx, in)
 		if err != nil {
@@ -114,6 +99,33 @@ func (s *Service) restHandler(shape restShape) http.Handler {
 		}
 		writeJSON(w, http.StatusCreated, restAnswer{Status: true, Message: msg, Data: newRESTEvent(ev)})
 	})
+}
+
+// bodyEvent turns a decoded body of the given shape into the event to
+// create in a project; broadcast is the x-convoy-message-type header's
+// say. REST routes and AMQP sources share it, so that a body means the same
+// through both.
+func bodyEvent(ctx context.Context, shape restShape, projectID string, req *restRequest, broadcast bool) (newEvent, error) {
+	in := newEvent{
+		projectID: projectID, eventType: req.EventType, data: req.Data,
+		customHeaders: req.CustomHeaders, idempotencyKey: req.IdempotencyKey,
+		broadcast: broadcast,
+	}
+	switch shape {
+	case shapeSingle:
+		in.endpointID = req.EndpointID
+	case shapeFanout:
+		in.ownerID = req.OwnerID
+		if in.ownerID == "" && !in.broadcast {
+			if err := auth.AuthorizeProject(ctx, in.projectID); err != nil {
+				return in, err
+			}
+			return in, apierr.Invalid("owner_id", "must not be empty for a fan-out event")
+		}
+	case shapeBroadcast:
+		in.broadcast = true
+	}
+	return in, nil
 }
 
 // Convoy's messages for a created event.

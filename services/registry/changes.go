@@ -51,6 +51,13 @@ var changes = map[string]bool{
 	registryv1connect.RegistryServiceListSubscriptionsProcedure:      false,
 	registryv1connect.RegistryServiceUpdateSubscriptionProcedure:     true,
 	registryv1connect.RegistryServiceDeleteSubscriptionProcedure:     true,
+	registryv1connect.RegistryServiceCreateSourceProcedure:           true,
+	registryv1connect.RegistryServiceGetSourceProcedure:              false,
+	registryv1connect.RegistryServiceListSourcesProcedure:            false,
+	registryv1connect.RegistryServiceUpdateSourceProcedure:           true,
+	registryv1connect.RegistryServiceDeleteSourceProcedure:           true,
+	registryv1connect.RegistryServicePauseSourceProcedure:            true,
+	registryv1connect.RegistryServiceActivateSourceProcedure:         true,
 	registryv1connect.RegistryServiceSetMetaEventsProcedure:          true,
 	registryv1connect.RegistryServiceRotateMetaEventsSecretProcedure: true,
 
@@ -60,6 +67,9 @@ var changes = map[string]bool{
 	registryv1connect.RegistryInternalServiceResolveTargetsProcedure:          false,
 	registryv1connect.RegistryInternalServiceGetTargetProcedure:               false,
 	registryv1connect.RegistryInternalServiceDisableEndpointProcedure:         true,
+	// Counters only: nothing cached depends on them.
+	registryv1connect.RegistryInternalServiceListAllSourcesProcedure:  false,
+	registryv1connect.RegistryInternalServiceAddSourceCountsProcedure: false,
 }
 
 // changeInterceptor calls the notifier after each successful call that

@@ -43,6 +43,10 @@ type Config struct {
 	Notify Notifier
 	// EmitMeta, when set, sends the projects' endpoint.* meta events.
 	EmitMeta MetaEmitter
+	// QueuePrefix is the prefix of hookmesh's own RabbitMQ exchanges and
+	// queues (HOOKMESH_AMQP_PREFIX); a source may not name a queue under it.
+	// "hookmesh" when empty.
+	QueuePrefix string
 }
 
 // DatabaseName returns the database name to open, with the default applied.

@@ -248,3 +248,39 @@ func (c *apiClient) ListOwnerEndpoints(ctx context.Context, key string, req *reg
 func (c *apiClient) GetCurrentPortalLink(ctx context.Context, key string, req *registryv1.GetCurrentPortalLinkRequest) (*registryv1.GetCurrentPortalLinkResponse, error) {
 	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.GetCurrentPortalLink, registryv1.RegistryServiceClient.GetCurrentPortalLink)
 }
+
+func (c *apiClient) CreateSource(ctx context.Context, key string, req *registryv1.CreateSourceRequest) (*registryv1.CreateSourceResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.CreateSource, registryv1.RegistryServiceClient.CreateSource)
+}
+
+func (c *apiClient) GetSource(ctx context.Context, key string, req *registryv1.GetSourceRequest) (*registryv1.GetSourceResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.GetSource, registryv1.RegistryServiceClient.GetSource)
+}
+
+func (c *apiClient) ListSources(ctx context.Context, key string, req *registryv1.ListSourcesRequest) (*registryv1.ListSourcesResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.ListSources, registryv1.RegistryServiceClient.ListSources)
+}
+
+func (c *apiClient) UpdateSource(ctx context.Context, key string, req *registryv1.UpdateSourceRequest) (*registryv1.UpdateSourceResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.UpdateSource, registryv1.RegistryServiceClient.UpdateSource)
+}
+
+func (c *apiClient) DeleteSource(ctx context.Context, key string, req *registryv1.DeleteSourceRequest) (*registryv1.DeleteSourceResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.DeleteSource, registryv1.RegistryServiceClient.DeleteSource)
+}
+
+func (c *apiClient) PauseSource(ctx context.Context, key string, req *registryv1.PauseSourceRequest) (*registryv1.PauseSourceResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.PauseSource, registryv1.RegistryServiceClient.PauseSource)
+}
+
+func (c *apiClient) ActivateSource(ctx context.Context, key string, req *registryv1.ActivateSourceRequest) (*registryv1.ActivateSourceResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.ActivateSource, registryv1.RegistryServiceClient.ActivateSource)
+}
+
+func (c *apiClient) ListAllSources(ctx context.Context, key string, req *registryv1.ListAllSourcesRequest) (*registryv1.ListAllSourcesResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.ListAllSources, registryv1.RegistryInternalServiceClient.ListAllSources)
+}
+
+func (c *apiClient) AddSourceCounts(ctx context.Context, key string, req *registryv1.AddSourceCountsRequest) (*registryv1.AddSourceCountsResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.AddSourceCounts, registryv1.RegistryInternalServiceClient.AddSourceCounts)
+}

@@ -191,7 +191,7 @@ func newMongoStore(db *mongo.Database) *mongoStore {
 
 // indexes are the registry's indexes, created at start-up.
 func indexes() []store.Index {
-	return []store.Index{
+	return append(sourceIndexes(), []store.Index{
 		{Collection: collAPIKeys, Model: mongo.IndexModel{
 			Keys: bson.D{{Key: "key_id", Value: 1}}, Options: options.Index().SetUnique(true)}},
 		{Collection: collAPIKeys, Model: mongo.IndexModel{
@@ -209,7 +209,7 @@ func indexes() []store.Index {
 			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "_id", Value: 1}}}},
 		{Collection: collPortalLinks, Model: mongo.IndexModel{
 			Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "link_id", Value: 1}}}},
-	}
+	}...)
 }
 
 // findOne decodes the document matching filter into doc, or returns
@@ -326,6 +326,9 @@ func (s *mongoStore) deleteProject(ctx context.Context, id string, now time.Time
 	revoke := bson.D{{Key: "$set", Value: bson.D{{Key: "revoke_time", Value: now}}}}
 	if _, err := s.portalLinks.UpdateMany(ctx, bson.D{{Key: "project_id", Value: id}, {Key: "revoke_time", Value: nil}}, revoke); err != nil {
 		return fmt.Errorf("revoke portal links of project %s: %w", id, err)
+	}
+	if err := s.deleteProjectSources(ctx, id); err != nil {
+		return err
 	}
 	byProject := bson.D{{Key: "project_id", Value: id}}
 	if _, err := s.subscriptions.DeleteMany(ctx, byProject); err != nil {

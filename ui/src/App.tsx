@@ -9,6 +9,7 @@ import { SubscriptionsPage } from "./pages/subscriptions";
 import { EventPage, EventsPage } from "./pages/events";
 import { DeliveriesPage } from "./pages/deliveries";
 import { KeysPage } from "./pages/keys";
+import { SourcesPage } from "./pages/sources";
 import { ParkingPage } from "./pages/parking";
 import { MetricsPage } from "./pages/metrics";
 
@@ -84,6 +85,8 @@ function Route(props: { path: string; session: Session }) {
       return <KeysPage />;
     case "meta-events":
       return <MetaEventsPage />;
+    case "sources":
+      return <SourcesPage />;
     case "parking":
       return <ParkingPage />;
     case "metrics":
@@ -118,6 +121,7 @@ function Sidebar(props: { session: Session; path: string; onSignOut: () => void 
         {item("/events", "Events")}
         {item("/deliveries", "Deliveries")}
         {item("/metrics", "Metrics")}
+        {item("/sources", "Sources")}
         {item("/keys", "API keys")}
         {item("/meta-events", "Meta events")}
         {props.session.admin && item("/parking", "Parking")}

@@ -220,3 +220,19 @@ func cacheKey(parts ...string) string {
 	}
 	return b.String()
 }
+
+// ListAllSources returns every project's sources, uncached: ingest polls it
+// to know which queues to consume.
+func (c *Client) ListAllSources(ctx context.Context) ([]*registryv1.Source, error) {
+	resp, err := c.rpc.ListAllSources(ctx, connect.NewRequest(&registryv1.ListAllSourcesRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.GetSources(), nil
+}
+
+// AddSourceCounts adds what ingest counted to sources' counters.
+func (c *Client) AddSourceCounts(ctx context.Context, counts []*registryv1.SourceCounts) error {
+	_, err := c.rpc.AddSourceCounts(ctx, connect.NewRequest(&registryv1.AddSourceCountsRequest{Counts: counts}))
+	return err
+}

@@ -931,6 +931,243 @@ func (x *DisableEndpointResponse) GetEndpoint() *Endpoint {
 	return nil
 }
 
+type ListAllSourcesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAllSourcesRequest) Reset() {
+	*x = ListAllSourcesRequest{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAllSourcesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAllSourcesRequest) ProtoMessage() {}
+
+func (x *ListAllSourcesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAllSourcesRequest.ProtoReflect.Descriptor instead.
+func (*ListAllSourcesRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{15}
+}
+
+type ListAllSourcesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sources       []*Source              `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAllSourcesResponse) Reset() {
+	*x = ListAllSourcesResponse{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAllSourcesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAllSourcesResponse) ProtoMessage() {}
+
+func (x *ListAllSourcesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAllSourcesResponse.ProtoReflect.Descriptor instead.
+func (*ListAllSourcesResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListAllSourcesResponse) GetSources() []*Source {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+// SourceCounts is what ingest counted for one source since its last call.
+type SourceCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Accepted      uint64                 `protobuf:"varint,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Duplicates    uint64                 `protobuf:"varint,4,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Rejected      uint64                 `protobuf:"varint,5,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceCounts) Reset() {
+	*x = SourceCounts{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceCounts) ProtoMessage() {}
+
+func (x *SourceCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceCounts.ProtoReflect.Descriptor instead.
+func (*SourceCounts) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SourceCounts) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *SourceCounts) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *SourceCounts) GetAccepted() uint64 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *SourceCounts) GetDuplicates() uint64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *SourceCounts) GetRejected() uint64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+type AddSourceCountsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Counts        []*SourceCounts        `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSourceCountsRequest) Reset() {
+	*x = AddSourceCountsRequest{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSourceCountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSourceCountsRequest) ProtoMessage() {}
+
+func (x *AddSourceCountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSourceCountsRequest.ProtoReflect.Descriptor instead.
+func (*AddSourceCountsRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AddSourceCountsRequest) GetCounts() []*SourceCounts {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+type AddSourceCountsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSourceCountsResponse) Reset() {
+	*x = AddSourceCountsResponse{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSourceCountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSourceCountsResponse) ProtoMessage() {}
+
+func (x *AddSourceCountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSourceCountsResponse.ProtoReflect.Descriptor instead.
+func (*AddSourceCountsResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{19}
+}
+
 var File_hookmesh_registry_v1_internal_proto protoreflect.FileDescriptor
 
 const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
@@ -1014,14 +1251,31 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"endpointId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
 	"\x17DisableEndpointResponse\x12:\n" +
-	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint2\xe1\x05\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint\"\x17\n" +
+	"\x15ListAllSourcesRequest\"P\n" +
+	"\x16ListAllSourcesResponse\x126\n" +
+	"\asources\x18\x01 \x03(\v2\x1c.hookmesh.registry.v1.SourceR\asources\"\xa2\x01\n" +
+	"\fSourceCounts\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x1a\n" +
+	"\baccepted\x18\x03 \x01(\x04R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x04 \x01(\x04R\n" +
+	"duplicates\x12\x1a\n" +
+	"\brejected\x18\x05 \x01(\x04R\brejected\"T\n" +
+	"\x16AddSourceCountsRequest\x12:\n" +
+	"\x06counts\x18\x01 \x03(\v2\".hookmesh.registry.v1.SourceCountsR\x06counts\"\x19\n" +
+	"\x17AddSourceCountsResponse2\xc5\a\n" +
 	"\x17RegistryInternalService\x12s\n" +
 	"\x0fAuthenticateKey\x12,.hookmesh.registry.v1.AuthenticateKeyRequest\x1a-.hookmesh.registry.v1.AuthenticateKeyResponse\"\x03\x90\x02\x01\x12\x8b\x01\n" +
 	"\x17AuthenticatePortalToken\x124.hookmesh.registry.v1.AuthenticatePortalTokenRequest\x1a5.hookmesh.registry.v1.AuthenticatePortalTokenResponse\"\x03\x90\x02\x01\x12|\n" +
 	"\x12ListOwnerEndpoints\x12/.hookmesh.registry.v1.ListOwnerEndpointsRequest\x1a0.hookmesh.registry.v1.ListOwnerEndpointsResponse\"\x03\x90\x02\x01\x12p\n" +
 	"\x0eResolveTargets\x12+.hookmesh.registry.v1.ResolveTargetsRequest\x1a,.hookmesh.registry.v1.ResolveTargetsResponse\"\x03\x90\x02\x01\x12a\n" +
 	"\tGetTarget\x12&.hookmesh.registry.v1.GetTargetRequest\x1a'.hookmesh.registry.v1.GetTargetResponse\"\x03\x90\x02\x01\x12p\n" +
-	"\x0fDisableEndpoint\x12,.hookmesh.registry.v1.DisableEndpointRequest\x1a-.hookmesh.registry.v1.DisableEndpointResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
+	"\x0fDisableEndpoint\x12,.hookmesh.registry.v1.DisableEndpointRequest\x1a-.hookmesh.registry.v1.DisableEndpointResponse\"\x00\x12p\n" +
+	"\x0eListAllSources\x12+.hookmesh.registry.v1.ListAllSourcesRequest\x1a,.hookmesh.registry.v1.ListAllSourcesResponse\"\x03\x90\x02\x01\x12p\n" +
+	"\x0fAddSourceCounts\x12,.hookmesh.registry.v1.AddSourceCountsRequest\x1a-.hookmesh.registry.v1.AddSourceCountsResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_hookmesh_registry_v1_internal_proto_rawDescOnce sync.Once
@@ -1035,7 +1289,7 @@ func file_hookmesh_registry_v1_internal_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_internal_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*Secret)(nil),                          // 0: hookmesh.registry.v1.Secret
 	(*Target)(nil),                          // 1: hookmesh.registry.v1.Target
@@ -1052,46 +1306,58 @@ var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*GetTargetResponse)(nil),               // 12: hookmesh.registry.v1.GetTargetResponse
 	(*DisableEndpointRequest)(nil),          // 13: hookmesh.registry.v1.DisableEndpointRequest
 	(*DisableEndpointResponse)(nil),         // 14: hookmesh.registry.v1.DisableEndpointResponse
-	nil,                                     // 15: hookmesh.registry.v1.Target.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),           // 16: google.protobuf.Timestamp
-	(EndpointStatus)(0),                     // 17: hookmesh.registry.v1.EndpointStatus
-	(*RateLimit)(nil),                       // 18: hookmesh.registry.v1.RateLimit
-	(*SignatureSettings)(nil),               // 19: hookmesh.registry.v1.SignatureSettings
-	(*RetryPolicy)(nil),                     // 20: hookmesh.registry.v1.RetryPolicy
-	(*Subscription)(nil),                    // 21: hookmesh.registry.v1.Subscription
-	(*Endpoint)(nil),                        // 22: hookmesh.registry.v1.Endpoint
+	(*ListAllSourcesRequest)(nil),           // 15: hookmesh.registry.v1.ListAllSourcesRequest
+	(*ListAllSourcesResponse)(nil),          // 16: hookmesh.registry.v1.ListAllSourcesResponse
+	(*SourceCounts)(nil),                    // 17: hookmesh.registry.v1.SourceCounts
+	(*AddSourceCountsRequest)(nil),          // 18: hookmesh.registry.v1.AddSourceCountsRequest
+	(*AddSourceCountsResponse)(nil),         // 19: hookmesh.registry.v1.AddSourceCountsResponse
+	nil,                                     // 20: hookmesh.registry.v1.Target.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),           // 21: google.protobuf.Timestamp
+	(EndpointStatus)(0),                     // 22: hookmesh.registry.v1.EndpointStatus
+	(*RateLimit)(nil),                       // 23: hookmesh.registry.v1.RateLimit
+	(*SignatureSettings)(nil),               // 24: hookmesh.registry.v1.SignatureSettings
+	(*RetryPolicy)(nil),                     // 25: hookmesh.registry.v1.RetryPolicy
+	(*Subscription)(nil),                    // 26: hookmesh.registry.v1.Subscription
+	(*Endpoint)(nil),                        // 27: hookmesh.registry.v1.Endpoint
+	(*Source)(nil),                          // 28: hookmesh.registry.v1.Source
 }
 var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
-	16, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	15, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
+	21, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	20, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
 	0,  // 3: hookmesh.registry.v1.Target.secrets:type_name -> hookmesh.registry.v1.Secret
-	18, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	19, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	20, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	21, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	23, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	24, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	25, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	26, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
 	2,  // 8: hookmesh.registry.v1.Target.meta_events:type_name -> hookmesh.registry.v1.MetaEventsFilter
-	16, // 9: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 9: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
 	1,  // 11: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
-	22, // 12: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	3,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
-	5,  // 14: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
-	7,  // 15: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
-	9,  // 16: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
-	11, // 17: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
-	13, // 18: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
-	4,  // 19: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
-	6,  // 20: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
-	8,  // 21: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
-	10, // 22: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
-	12, // 23: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
-	14, // 24: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	27, // 12: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	28, // 13: hookmesh.registry.v1.ListAllSourcesResponse.sources:type_name -> hookmesh.registry.v1.Source
+	17, // 14: hookmesh.registry.v1.AddSourceCountsRequest.counts:type_name -> hookmesh.registry.v1.SourceCounts
+	3,  // 15: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
+	5,  // 16: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
+	7,  // 17: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
+	9,  // 18: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
+	11, // 19: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
+	13, // 20: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
+	15, // 21: hookmesh.registry.v1.RegistryInternalService.ListAllSources:input_type -> hookmesh.registry.v1.ListAllSourcesRequest
+	18, // 22: hookmesh.registry.v1.RegistryInternalService.AddSourceCounts:input_type -> hookmesh.registry.v1.AddSourceCountsRequest
+	4,  // 23: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
+	6,  // 24: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
+	8,  // 25: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
+	10, // 26: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
+	12, // 27: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
+	14, // 28: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
+	16, // 29: hookmesh.registry.v1.RegistryInternalService.ListAllSources:output_type -> hookmesh.registry.v1.ListAllSourcesResponse
+	19, // 30: hookmesh.registry.v1.RegistryInternalService.AddSourceCounts:output_type -> hookmesh.registry.v1.AddSourceCountsResponse
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_internal_proto_init() }
@@ -1106,7 +1372,7 @@ func file_hookmesh_registry_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_internal_proto_rawDesc), len(file_hookmesh_registry_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,8 @@ const (
 	RegistryInternalService_ResolveTargets_FullMethodName          = "/hookmesh.registry.v1.RegistryInternalService/ResolveTargets"
 	RegistryInternalService_GetTarget_FullMethodName               = "/hookmesh.registry.v1.RegistryInternalService/GetTarget"
 	RegistryInternalService_DisableEndpoint_FullMethodName         = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
+	RegistryInternalService_ListAllSources_FullMethodName          = "/hookmesh.registry.v1.RegistryInternalService/ListAllSources"
+	RegistryInternalService_AddSourceCounts_FullMethodName         = "/hookmesh.registry.v1.RegistryInternalService/AddSourceCounts"
 )
 
 // RegistryInternalServiceClient is the client API for RegistryInternalService service.
@@ -49,6 +51,12 @@ type RegistryInternalServiceClient interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(ctx context.Context, in *DisableEndpointRequest, opts ...grpc.CallOption) (*DisableEndpointResponse, error)
+	// ListAllSources returns the sources of every project, for ingest to
+	// know which queues to consume.
+	ListAllSources(ctx context.Context, in *ListAllSourcesRequest, opts ...grpc.CallOption) (*ListAllSourcesResponse, error)
+	// AddSourceCounts adds to sources' counters what ingest counted since its
+	// last call; counts of a source that no longer exists are dropped.
+	AddSourceCounts(ctx context.Context, in *AddSourceCountsRequest, opts ...grpc.CallOption) (*AddSourceCountsResponse, error)
 }
 
 type registryInternalServiceClient struct {
@@ -119,6 +127,26 @@ func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *registryInternalServiceClient) ListAllSources(ctx context.Context, in *ListAllSourcesRequest, opts ...grpc.CallOption) (*ListAllSourcesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAllSourcesResponse)
+	err := c.cc.Invoke(ctx, RegistryInternalService_ListAllSources_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryInternalServiceClient) AddSourceCounts(ctx context.Context, in *AddSourceCountsRequest, opts ...grpc.CallOption) (*AddSourceCountsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddSourceCountsResponse)
+	err := c.cc.Invoke(ctx, RegistryInternalService_AddSourceCounts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryInternalServiceServer is the server API for RegistryInternalService service.
 // All implementations must embed UnimplementedRegistryInternalServiceServer
 // for forward compatibility.
@@ -141,6 +169,12 @@ type RegistryInternalServiceServer interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error)
+	// ListAllSources returns the sources of every project, for ingest to
+	// know which queues to consume.
+	ListAllSources(context.Context, *ListAllSourcesRequest) (*ListAllSourcesResponse, error)
+	// AddSourceCounts adds to sources' counters what ingest counted since its
+	// last call; counts of a source that no longer exists are dropped.
+	AddSourceCounts(context.Context, *AddSourceCountsRequest) (*AddSourceCountsResponse, error)
 	mustEmbedUnimplementedRegistryInternalServiceServer()
 }
 
@@ -168,6 +202,12 @@ func (UnimplementedRegistryInternalServiceServer) GetTarget(context.Context, *Ge
 }
 func (UnimplementedRegistryInternalServiceServer) DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DisableEndpoint not implemented")
+}
+func (UnimplementedRegistryInternalServiceServer) ListAllSources(context.Context, *ListAllSourcesRequest) (*ListAllSourcesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAllSources not implemented")
+}
+func (UnimplementedRegistryInternalServiceServer) AddSourceCounts(context.Context, *AddSourceCountsRequest) (*AddSourceCountsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddSourceCounts not implemented")
 }
 func (UnimplementedRegistryInternalServiceServer) mustEmbedUnimplementedRegistryInternalServiceServer() {
 }
@@ -299,6 +339,42 @@ func _RegistryInternalService_DisableEndpoint_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryInternalService_ListAllSources_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAllSourcesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryInternalServiceServer).ListAllSources(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryInternalService_ListAllSources_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryInternalServiceServer).ListAllSources(ctx, req.(*ListAllSourcesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryInternalService_AddSourceCounts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddSourceCountsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryInternalServiceServer).AddSourceCounts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryInternalService_AddSourceCounts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryInternalServiceServer).AddSourceCounts(ctx, req.(*AddSourceCountsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryInternalService_ServiceDesc is the grpc.ServiceDesc for RegistryInternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -329,6 +405,14 @@ var RegistryInternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DisableEndpoint",
 			Handler:    _RegistryInternalService_DisableEndpoint_Handler,
+		},
+		{
+			MethodName: "ListAllSources",
+			Handler:    _RegistryInternalService_ListAllSources_Handler,
+		},
+		{
+			MethodName: "AddSourceCounts",
+			Handler:    _RegistryInternalService_AddSourceCounts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -187,6 +187,57 @@ func (SignatureAlgorithm) EnumDescriptor() ([]byte, []int) {
 	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{2}
 }
 
+// SourceStatus says whether ingest consumes a source's queue.
+type SourceStatus int32
+
+const (
+	SourceStatus_SOURCE_STATUS_UNSPECIFIED SourceStatus = 0
+	SourceStatus_SOURCE_STATUS_ACTIVE      SourceStatus = 1
+	// SOURCE_STATUS_PAUSED sources are not consumed: messages wait in the queue.
+	SourceStatus_SOURCE_STATUS_PAUSED SourceStatus = 2
+)
+
+// Enum value maps for SourceStatus.
+var (
+	SourceStatus_name = map[int32]string{
+		0: "SOURCE_STATUS_UNSPECIFIED",
+		1: "SOURCE_STATUS_ACTIVE",
+		2: "SOURCE_STATUS_PAUSED",
+	}
+	SourceStatus_value = map[string]int32{
+		"SOURCE_STATUS_UNSPECIFIED": 0,
+		"SOURCE_STATUS_ACTIVE":      1,
+		"SOURCE_STATUS_PAUSED":      2,
+	}
+)
+
+func (x SourceStatus) Enum() *SourceStatus {
+	p := new(SourceStatus)
+	*p = x
+	return p
+}
+
+func (x SourceStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SourceStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmesh_registry_v1_registry_proto_enumTypes[3].Descriptor()
+}
+
+func (SourceStatus) Type() protoreflect.EnumType {
+	return &file_hookmesh_registry_v1_registry_proto_enumTypes[3]
+}
+
+func (x SourceStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SourceStatus.Descriptor instead.
+func (SourceStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+}
+
 // RetryPolicy says how often and how far apart a failed delivery is retried.
 type RetryPolicy struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -4027,6 +4078,883 @@ func (x *RotateMetaEventsSecretResponse) GetMetaEvents() *MetaEvents {
 	return nil
 }
 
+// AMQPSource is a RabbitMQ queue on hookmesh's broker (HOOKMESH_AMQP_URL).
+type AMQPSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queue is the queue's name: letters, digits and . _ - : of at most 200
+	// bytes, not starting with "amq." nor with hookmesh's own prefix, not
+	// ending in ".rejected", and not the queue of another source.
+	Queue         string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AMQPSource) Reset() {
+	*x = AMQPSource{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AMQPSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AMQPSource) ProtoMessage() {}
+
+func (x *AMQPSource) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AMQPSource.ProtoReflect.Descriptor instead.
+func (*AMQPSource) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *AMQPSource) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+// Source is a queue ingest consumes: each message becomes an event of the
+// project. Messages that can never be an event go to <queue>.rejected with
+// the header x-hookmesh-rejected-reason.
+type Source struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ProjectId  string                 `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Amqp       *AMQPSource            `protobuf:"bytes,4,opt,name=amqp,proto3" json:"amqp,omitempty"`
+	Status     SourceStatus           `protobuf:"varint,5,opt,name=status,proto3,enum=hookmesh.registry.v1.SourceStatus" json:"status,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// accepted counts messages stored as new events.
+	Accepted uint64 `protobuf:"varint,8,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// duplicates counts messages whose idempotency key (or AMQP message_id)
+	// was seen before: stored as duplicates, not delivered again.
+	Duplicates uint64 `protobuf:"varint,9,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// rejected counts messages moved to <queue>.rejected.
+	Rejected      uint64 `protobuf:"varint,10,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Source) Reset() {
+	*x = Source{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Source) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Source) ProtoMessage() {}
+
+func (x *Source) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Source.ProtoReflect.Descriptor instead.
+func (*Source) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *Source) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Source) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *Source) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Source) GetAmqp() *AMQPSource {
+	if x != nil {
+		return x.Amqp
+	}
+	return nil
+}
+
+func (x *Source) GetStatus() SourceStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SourceStatus_SOURCE_STATUS_UNSPECIFIED
+}
+
+func (x *Source) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Source) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Source) GetAccepted() uint64 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *Source) GetDuplicates() uint64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *Source) GetRejected() uint64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+type CreateSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Amqp          *AMQPSource            `protobuf:"bytes,3,opt,name=amqp,proto3" json:"amqp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSourceRequest) Reset() {
+	*x = CreateSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSourceRequest) ProtoMessage() {}
+
+func (x *CreateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSourceRequest.ProtoReflect.Descriptor instead.
+func (*CreateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *CreateSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *CreateSourceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateSourceRequest) GetAmqp() *AMQPSource {
+	if x != nil {
+		return x.Amqp
+	}
+	return nil
+}
+
+type CreateSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSourceResponse) Reset() {
+	*x = CreateSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSourceResponse) ProtoMessage() {}
+
+func (x *CreateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSourceResponse.ProtoReflect.Descriptor instead.
+func (*CreateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *CreateSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type GetSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSourceRequest) Reset() {
+	*x = GetSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSourceRequest) ProtoMessage() {}
+
+func (x *GetSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSourceRequest.ProtoReflect.Descriptor instead.
+func (*GetSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *GetSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type GetSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSourceResponse) Reset() {
+	*x = GetSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSourceResponse) ProtoMessage() {}
+
+func (x *GetSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSourceResponse.ProtoReflect.Descriptor instead.
+func (*GetSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GetSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type ListSourcesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	PageSize      uint32                 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourcesRequest) Reset() {
+	*x = ListSourcesRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourcesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourcesRequest) ProtoMessage() {}
+
+func (x *ListSourcesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourcesRequest.ProtoReflect.Descriptor instead.
+func (*ListSourcesRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *ListSourcesRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ListSourcesRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSourcesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListSourcesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sources       []*Source              `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourcesResponse) Reset() {
+	*x = ListSourcesResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourcesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourcesResponse) ProtoMessage() {}
+
+func (x *ListSourcesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourcesResponse.ProtoReflect.Descriptor instead.
+func (*ListSourcesResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ListSourcesResponse) GetSources() []*Source {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *ListSourcesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type UpdateSourceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId  string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Name      *string                `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// amqp, when set, moves the source to another queue: ingest stops
+	// consuming the old one (its messages stay there) and consumes the new one.
+	Amqp          *AMQPSource `protobuf:"bytes,4,opt,name=amqp,proto3" json:"amqp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceRequest) Reset() {
+	*x = UpdateSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceRequest) ProtoMessage() {}
+
+func (x *UpdateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *UpdateSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetAmqp() *AMQPSource {
+	if x != nil {
+		return x.Amqp
+	}
+	return nil
+}
+
+type UpdateSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceResponse) Reset() {
+	*x = UpdateSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceResponse) ProtoMessage() {}
+
+func (x *UpdateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *UpdateSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type DeleteSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceRequest) Reset() {
+	*x = DeleteSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceRequest) ProtoMessage() {}
+
+func (x *DeleteSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *DeleteSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *DeleteSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type DeleteSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceResponse) Reset() {
+	*x = DeleteSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceResponse) ProtoMessage() {}
+
+func (x *DeleteSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{75}
+}
+
+type PauseSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSourceRequest) Reset() {
+	*x = PauseSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSourceRequest) ProtoMessage() {}
+
+func (x *PauseSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSourceRequest.ProtoReflect.Descriptor instead.
+func (*PauseSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *PauseSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *PauseSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type PauseSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSourceResponse) Reset() {
+	*x = PauseSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSourceResponse) ProtoMessage() {}
+
+func (x *PauseSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSourceResponse.ProtoReflect.Descriptor instead.
+func (*PauseSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *PauseSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type ActivateSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateSourceRequest) Reset() {
+	*x = ActivateSourceRequest{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateSourceRequest) ProtoMessage() {}
+
+func (x *ActivateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateSourceRequest.ProtoReflect.Descriptor instead.
+func (*ActivateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ActivateSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ActivateSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type ActivateSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateSourceResponse) Reset() {
+	*x = ActivateSourceResponse{}
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateSourceResponse) ProtoMessage() {}
+
+func (x *ActivateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_registry_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateSourceResponse.ProtoReflect.Descriptor instead.
+func (*ActivateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_registry_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *ActivateSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 var File_hookmesh_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
@@ -4365,7 +5293,75 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\"c\n" +
 	"\x1eRotateMetaEventsSecretResponse\x12A\n" +
 	"\vmeta_events\x18\x01 \x01(\v2 .hookmesh.registry.v1.MetaEventsR\n" +
-	"metaEvents*j\n" +
+	"metaEvents\"\"\n" +
+	"\n" +
+	"AMQPSource\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\"\x8f\x03\n" +
+	"\x06Source\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x124\n" +
+	"\x04amqp\x18\x04 \x01(\v2 .hookmesh.registry.v1.AMQPSourceR\x04amqp\x12:\n" +
+	"\x06status\x18\x05 \x01(\x0e2\".hookmesh.registry.v1.SourceStatusR\x06status\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x1a\n" +
+	"\baccepted\x18\b \x01(\x04R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\t \x01(\x04R\n" +
+	"duplicates\x12\x1a\n" +
+	"\brejected\x18\n" +
+	" \x01(\x04R\brejected\"~\n" +
+	"\x13CreateSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
+	"\x04amqp\x18\x03 \x01(\v2 .hookmesh.registry.v1.AMQPSourceR\x04amqp\"L\n" +
+	"\x14CreateSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"N\n" +
+	"\x10GetSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"I\n" +
+	"\x11GetSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"o\n" +
+	"\x12ListSourcesRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"u\n" +
+	"\x13ListSourcesResponse\x126\n" +
+	"\asources\x18\x01 \x03(\v2\x1c.hookmesh.registry.v1.SourceR\asources\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x01\n" +
+	"\x13UpdateSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x00R\x04name\x88\x01\x01\x124\n" +
+	"\x04amqp\x18\x04 \x01(\v2 .hookmesh.registry.v1.AMQPSourceR\x04amqpB\a\n" +
+	"\x05_name\"L\n" +
+	"\x14UpdateSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"Q\n" +
+	"\x13DeleteSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"\x16\n" +
+	"\x14DeleteSourceResponse\"P\n" +
+	"\x12PauseSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"K\n" +
+	"\x13PauseSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source\"S\n" +
+	"\x15ActivateSourceRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"N\n" +
+	"\x16ActivateSourceResponse\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.hookmesh.registry.v1.SourceR\x06source*j\n" +
 	"\rRetryStrategy\x12\x1e\n" +
 	"\x1aRETRY_STRATEGY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RETRY_STRATEGY_LINEAR\x10\x01\x12\x1e\n" +
@@ -4378,7 +5374,11 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x12SignatureAlgorithm\x12#\n" +
 	"\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fSIGNATURE_ALGORITHM_HMAC_SHA256\x10\x01\x12\x1f\n" +
-	"\x1bSIGNATURE_ALGORITHM_ED25519\x10\x022\xa2\x18\n" +
+	"\x1bSIGNATURE_ALGORITHM_ED25519\x10\x02*a\n" +
+	"\fSourceStatus\x12\x1d\n" +
+	"\x19SOURCE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14SOURCE_STATUS_ACTIVE\x10\x01\x12\x18\n" +
+	"\x14SOURCE_STATUS_PAUSED\x10\x022\xfe\x1d\n" +
 	"\x0fRegistryService\x12j\n" +
 	"\rCreateProject\x12*.hookmesh.registry.v1.CreateProjectRequest\x1a+.hookmesh.registry.v1.CreateProjectResponse\"\x00\x12d\n" +
 	"\n" +
@@ -4407,7 +5407,14 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\x12UpdateSubscription\x12/.hookmesh.registry.v1.UpdateSubscriptionRequest\x1a0.hookmesh.registry.v1.UpdateSubscriptionResponse\"\x00\x12y\n" +
 	"\x12DeleteSubscription\x12/.hookmesh.registry.v1.DeleteSubscriptionRequest\x1a0.hookmesh.registry.v1.DeleteSubscriptionResponse\"\x00\x12j\n" +
 	"\rSetMetaEvents\x12*.hookmesh.registry.v1.SetMetaEventsRequest\x1a+.hookmesh.registry.v1.SetMetaEventsResponse\"\x00\x12\x85\x01\n" +
-	"\x16RotateMetaEventsSecret\x123.hookmesh.registry.v1.RotateMetaEventsSecretRequest\x1a4.hookmesh.registry.v1.RotateMetaEventsSecretResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
+	"\x16RotateMetaEventsSecret\x123.hookmesh.registry.v1.RotateMetaEventsSecretRequest\x1a4.hookmesh.registry.v1.RotateMetaEventsSecretResponse\"\x00\x12g\n" +
+	"\fCreateSource\x12).hookmesh.registry.v1.CreateSourceRequest\x1a*.hookmesh.registry.v1.CreateSourceResponse\"\x00\x12a\n" +
+	"\tGetSource\x12&.hookmesh.registry.v1.GetSourceRequest\x1a'.hookmesh.registry.v1.GetSourceResponse\"\x03\x90\x02\x01\x12g\n" +
+	"\vListSources\x12(.hookmesh.registry.v1.ListSourcesRequest\x1a).hookmesh.registry.v1.ListSourcesResponse\"\x03\x90\x02\x01\x12g\n" +
+	"\fUpdateSource\x12).hookmesh.registry.v1.UpdateSourceRequest\x1a*.hookmesh.registry.v1.UpdateSourceResponse\"\x00\x12g\n" +
+	"\fDeleteSource\x12).hookmesh.registry.v1.DeleteSourceRequest\x1a*.hookmesh.registry.v1.DeleteSourceResponse\"\x00\x12d\n" +
+	"\vPauseSource\x12(.hookmesh.registry.v1.PauseSourceRequest\x1a).hookmesh.registry.v1.PauseSourceResponse\"\x00\x12m\n" +
+	"\x0eActivateSource\x12+.hookmesh.registry.v1.ActivateSourceRequest\x1a,.hookmesh.registry.v1.ActivateSourceResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_hookmesh_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -4421,205 +5428,248 @@ func file_hookmesh_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_registry_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_hookmesh_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_hookmesh_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_hookmesh_registry_v1_registry_proto_goTypes = []any{
 	(RetryStrategy)(0),                     // 0: hookmesh.registry.v1.RetryStrategy
 	(EndpointStatus)(0),                    // 1: hookmesh.registry.v1.EndpointStatus
 	(SignatureAlgorithm)(0),                // 2: hookmesh.registry.v1.SignatureAlgorithm
-	(*RetryPolicy)(nil),                    // 3: hookmesh.registry.v1.RetryPolicy
-	(*SignatureSettings)(nil),              // 4: hookmesh.registry.v1.SignatureSettings
-	(*Project)(nil),                        // 5: hookmesh.registry.v1.Project
-	(*MetaEvents)(nil),                     // 6: hookmesh.registry.v1.MetaEvents
-	(*APIKey)(nil),                         // 7: hookmesh.registry.v1.APIKey
-	(*PortalLink)(nil),                     // 8: hookmesh.registry.v1.PortalLink
-	(*RateLimit)(nil),                      // 9: hookmesh.registry.v1.RateLimit
-	(*Endpoint)(nil),                       // 10: hookmesh.registry.v1.Endpoint
-	(*Filter)(nil),                         // 11: hookmesh.registry.v1.Filter
-	(*Subscription)(nil),                   // 12: hookmesh.registry.v1.Subscription
-	(*CreateProjectRequest)(nil),           // 13: hookmesh.registry.v1.CreateProjectRequest
-	(*CreateProjectResponse)(nil),          // 14: hookmesh.registry.v1.CreateProjectResponse
-	(*GetProjectRequest)(nil),              // 15: hookmesh.registry.v1.GetProjectRequest
-	(*GetProjectResponse)(nil),             // 16: hookmesh.registry.v1.GetProjectResponse
-	(*ListProjectsRequest)(nil),            // 17: hookmesh.registry.v1.ListProjectsRequest
-	(*ListProjectsResponse)(nil),           // 18: hookmesh.registry.v1.ListProjectsResponse
-	(*UpdateProjectRequest)(nil),           // 19: hookmesh.registry.v1.UpdateProjectRequest
-	(*UpdateProjectResponse)(nil),          // 20: hookmesh.registry.v1.UpdateProjectResponse
-	(*DeleteProjectRequest)(nil),           // 21: hookmesh.registry.v1.DeleteProjectRequest
-	(*DeleteProjectResponse)(nil),          // 22: hookmesh.registry.v1.DeleteProjectResponse
-	(*CreateAPIKeyRequest)(nil),            // 23: hookmesh.registry.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),           // 24: hookmesh.registry.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),             // 25: hookmesh.registry.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),            // 26: hookmesh.registry.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),            // 27: hookmesh.registry.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),           // 28: hookmesh.registry.v1.RevokeAPIKeyResponse
-	(*CreatePortalLinkRequest)(nil),        // 29: hookmesh.registry.v1.CreatePortalLinkRequest
-	(*CreatePortalLinkResponse)(nil),       // 30: hookmesh.registry.v1.CreatePortalLinkResponse
-	(*ListPortalLinksRequest)(nil),         // 31: hookmesh.registry.v1.ListPortalLinksRequest
-	(*ListPortalLinksResponse)(nil),        // 32: hookmesh.registry.v1.ListPortalLinksResponse
-	(*RevokePortalLinkRequest)(nil),        // 33: hookmesh.registry.v1.RevokePortalLinkRequest
-	(*RevokePortalLinkResponse)(nil),       // 34: hookmesh.registry.v1.RevokePortalLinkResponse
-	(*GetCurrentPortalLinkRequest)(nil),    // 35: hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	(*GetCurrentPortalLinkResponse)(nil),   // 36: hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	(*CreateEndpointRequest)(nil),          // 37: hookmesh.registry.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),         // 38: hookmesh.registry.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),             // 39: hookmesh.registry.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),            // 40: hookmesh.registry.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),           // 41: hookmesh.registry.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),          // 42: hookmesh.registry.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),          // 43: hookmesh.registry.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),         // 44: hookmesh.registry.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),          // 45: hookmesh.registry.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),         // 46: hookmesh.registry.v1.DeleteEndpointResponse
-	(*PauseEndpointRequest)(nil),           // 47: hookmesh.registry.v1.PauseEndpointRequest
-	(*PauseEndpointResponse)(nil),          // 48: hookmesh.registry.v1.PauseEndpointResponse
-	(*ActivateEndpointRequest)(nil),        // 49: hookmesh.registry.v1.ActivateEndpointRequest
-	(*ActivateEndpointResponse)(nil),       // 50: hookmesh.registry.v1.ActivateEndpointResponse
-	(*RotateEndpointSecretRequest)(nil),    // 51: hookmesh.registry.v1.RotateEndpointSecretRequest
-	(*RotateEndpointSecretResponse)(nil),   // 52: hookmesh.registry.v1.RotateEndpointSecretResponse
-	(*CreateSubscriptionRequest)(nil),      // 53: hookmesh.registry.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),     // 54: hookmesh.registry.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),         // 55: hookmesh.registry.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),        // 56: hookmesh.registry.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),       // 57: hookmesh.registry.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),      // 58: hookmesh.registry.v1.ListSubscriptionsResponse
-	(*UpdateSubscriptionRequest)(nil),      // 59: hookmesh.registry.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil),     // 60: hookmesh.registry.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),      // 61: hookmesh.registry.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),     // 62: hookmesh.registry.v1.DeleteSubscriptionResponse
-	(*SetMetaEventsRequest)(nil),           // 63: hookmesh.registry.v1.SetMetaEventsRequest
-	(*SetMetaEventsResponse)(nil),          // 64: hookmesh.registry.v1.SetMetaEventsResponse
-	(*RotateMetaEventsSecretRequest)(nil),  // 65: hookmesh.registry.v1.RotateMetaEventsSecretRequest
-	(*RotateMetaEventsSecretResponse)(nil), // 66: hookmesh.registry.v1.RotateMetaEventsSecretResponse
-	nil,                                    // 67: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	nil,                                    // 68: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	nil,                                    // 69: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),          // 70: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 71: google.protobuf.Duration
+	(SourceStatus)(0),                      // 3: hookmesh.registry.v1.SourceStatus
+	(*RetryPolicy)(nil),                    // 4: hookmesh.registry.v1.RetryPolicy
+	(*SignatureSettings)(nil),              // 5: hookmesh.registry.v1.SignatureSettings
+	(*Project)(nil),                        // 6: hookmesh.registry.v1.Project
+	(*MetaEvents)(nil),                     // 7: hookmesh.registry.v1.MetaEvents
+	(*APIKey)(nil),                         // 8: hookmesh.registry.v1.APIKey
+	(*PortalLink)(nil),                     // 9: hookmesh.registry.v1.PortalLink
+	(*RateLimit)(nil),                      // 10: hookmesh.registry.v1.RateLimit
+	(*Endpoint)(nil),                       // 11: hookmesh.registry.v1.Endpoint
+	(*Filter)(nil),                         // 12: hookmesh.registry.v1.Filter
+	(*Subscription)(nil),                   // 13: hookmesh.registry.v1.Subscription
+	(*CreateProjectRequest)(nil),           // 14: hookmesh.registry.v1.CreateProjectRequest
+	(*CreateProjectResponse)(nil),          // 15: hookmesh.registry.v1.CreateProjectResponse
+	(*GetProjectRequest)(nil),              // 16: hookmesh.registry.v1.GetProjectRequest
+	(*GetProjectResponse)(nil),             // 17: hookmesh.registry.v1.GetProjectResponse
+	(*ListProjectsRequest)(nil),            // 18: hookmesh.registry.v1.ListProjectsRequest
+	(*ListProjectsResponse)(nil),           // 19: hookmesh.registry.v1.ListProjectsResponse
+	(*UpdateProjectRequest)(nil),           // 20: hookmesh.registry.v1.UpdateProjectRequest
+	(*UpdateProjectResponse)(nil),          // 21: hookmesh.registry.v1.UpdateProjectResponse
+	(*DeleteProjectRequest)(nil),           // 22: hookmesh.registry.v1.DeleteProjectRequest
+	(*DeleteProjectResponse)(nil),          // 23: hookmesh.registry.v1.DeleteProjectResponse
+	(*CreateAPIKeyRequest)(nil),            // 24: hookmesh.registry.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),           // 25: hookmesh.registry.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),             // 26: hookmesh.registry.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),            // 27: hookmesh.registry.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),            // 28: hookmesh.registry.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),           // 29: hookmesh.registry.v1.RevokeAPIKeyResponse
+	(*CreatePortalLinkRequest)(nil),        // 30: hookmesh.registry.v1.CreatePortalLinkRequest
+	(*CreatePortalLinkResponse)(nil),       // 31: hookmesh.registry.v1.CreatePortalLinkResponse
+	(*ListPortalLinksRequest)(nil),         // 32: hookmesh.registry.v1.ListPortalLinksRequest
+	(*ListPortalLinksResponse)(nil),        // 33: hookmesh.registry.v1.ListPortalLinksResponse
+	(*RevokePortalLinkRequest)(nil),        // 34: hookmesh.registry.v1.RevokePortalLinkRequest
+	(*RevokePortalLinkResponse)(nil),       // 35: hookmesh.registry.v1.RevokePortalLinkResponse
+	(*GetCurrentPortalLinkRequest)(nil),    // 36: hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	(*GetCurrentPortalLinkResponse)(nil),   // 37: hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	(*CreateEndpointRequest)(nil),          // 38: hookmesh.registry.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),         // 39: hookmesh.registry.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),             // 40: hookmesh.registry.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),            // 41: hookmesh.registry.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),           // 42: hookmesh.registry.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),          // 43: hookmesh.registry.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),          // 44: hookmesh.registry.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),         // 45: hookmesh.registry.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),          // 46: hookmesh.registry.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),         // 47: hookmesh.registry.v1.DeleteEndpointResponse
+	(*PauseEndpointRequest)(nil),           // 48: hookmesh.registry.v1.PauseEndpointRequest
+	(*PauseEndpointResponse)(nil),          // 49: hookmesh.registry.v1.PauseEndpointResponse
+	(*ActivateEndpointRequest)(nil),        // 50: hookmesh.registry.v1.ActivateEndpointRequest
+	(*ActivateEndpointResponse)(nil),       // 51: hookmesh.registry.v1.ActivateEndpointResponse
+	(*RotateEndpointSecretRequest)(nil),    // 52: hookmesh.registry.v1.RotateEndpointSecretRequest
+	(*RotateEndpointSecretResponse)(nil),   // 53: hookmesh.registry.v1.RotateEndpointSecretResponse
+	(*CreateSubscriptionRequest)(nil),      // 54: hookmesh.registry.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),     // 55: hookmesh.registry.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),         // 56: hookmesh.registry.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),        // 57: hookmesh.registry.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),       // 58: hookmesh.registry.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),      // 59: hookmesh.registry.v1.ListSubscriptionsResponse
+	(*UpdateSubscriptionRequest)(nil),      // 60: hookmesh.registry.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil),     // 61: hookmesh.registry.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),      // 62: hookmesh.registry.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),     // 63: hookmesh.registry.v1.DeleteSubscriptionResponse
+	(*SetMetaEventsRequest)(nil),           // 64: hookmesh.registry.v1.SetMetaEventsRequest
+	(*SetMetaEventsResponse)(nil),          // 65: hookmesh.registry.v1.SetMetaEventsResponse
+	(*RotateMetaEventsSecretRequest)(nil),  // 66: hookmesh.registry.v1.RotateMetaEventsSecretRequest
+	(*RotateMetaEventsSecretResponse)(nil), // 67: hookmesh.registry.v1.RotateMetaEventsSecretResponse
+	(*AMQPSource)(nil),                     // 68: hookmesh.registry.v1.AMQPSource
+	(*Source)(nil),                         // 69: hookmesh.registry.v1.Source
+	(*CreateSourceRequest)(nil),            // 70: hookmesh.registry.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),           // 71: hookmesh.registry.v1.CreateSourceResponse
+	(*GetSourceRequest)(nil),               // 72: hookmesh.registry.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),              // 73: hookmesh.registry.v1.GetSourceResponse
+	(*ListSourcesRequest)(nil),             // 74: hookmesh.registry.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),            // 75: hookmesh.registry.v1.ListSourcesResponse
+	(*UpdateSourceRequest)(nil),            // 76: hookmesh.registry.v1.UpdateSourceRequest
+	(*UpdateSourceResponse)(nil),           // 77: hookmesh.registry.v1.UpdateSourceResponse
+	(*DeleteSourceRequest)(nil),            // 78: hookmesh.registry.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),           // 79: hookmesh.registry.v1.DeleteSourceResponse
+	(*PauseSourceRequest)(nil),             // 80: hookmesh.registry.v1.PauseSourceRequest
+	(*PauseSourceResponse)(nil),            // 81: hookmesh.registry.v1.PauseSourceResponse
+	(*ActivateSourceRequest)(nil),          // 82: hookmesh.registry.v1.ActivateSourceRequest
+	(*ActivateSourceResponse)(nil),         // 83: hookmesh.registry.v1.ActivateSourceResponse
+	nil,                                    // 84: hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	nil,                                    // 85: hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	nil,                                    // 86: hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),          // 87: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 88: google.protobuf.Duration
 }
 var file_hookmesh_registry_v1_registry_proto_depIdxs = []int32{
-	0,  // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
-	3,  // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	70, // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	70, // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 5: hookmesh.registry.v1.Project.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
-	70, // 6: hookmesh.registry.v1.MetaEvents.update_time:type_name -> google.protobuf.Timestamp
-	70, // 7: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
-	70, // 8: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
-	70, // 9: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
-	70, // 10: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
-	70, // 11: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
-	9,  // 12: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	67, // 13: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
-	1,  // 14: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	70, // 15: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
-	70, // 16: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 17: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	70, // 18: hookmesh.registry.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
-	11, // 19: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 20: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	70, // 21: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	70, // 22: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 23: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 24: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 25: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	7,  // 26: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	5,  // 27: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	5,  // 28: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
-	3,  // 29: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	4,  // 30: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	5,  // 31: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
-	7,  // 32: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	7,  // 33: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
-	7,  // 34: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
-	71, // 35: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
-	8,  // 36: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	8,  // 37: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
-	8,  // 38: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	8,  // 39: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
-	9,  // 40: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	68, // 41: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
-	2,  // 42: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	10, // 43: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	10, // 44: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	10, // 45: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
-	9,  // 46: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	69, // 47: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
-	10, // 48: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	10, // 49: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	10, // 50: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	2,  // 51: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
-	10, // 52: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	11, // 53: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 54: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	12, // 55: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	12, // 56: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	12, // 57: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	11, // 58: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
-	3,  // 59: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	12, // 60: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
-	6,  // 61: hookmesh.registry.v1.SetMetaEventsResponse.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
-	6,  // 62: hookmesh.registry.v1.RotateMetaEventsSecretResponse.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
-	13, // 63: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
-	15, // 64: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
-	17, // 65: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
-	19, // 66: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
-	21, // 67: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
-	23, // 68: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
-	25, // 69: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
-	27, // 70: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
-	29, // 71: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
-	31, // 72: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
-	33, // 73: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
-	35, // 74: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
-	37, // 75: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
-	39, // 76: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
-	41, // 77: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
-	43, // 78: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
-	45, // 79: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
-	47, // 80: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
-	49, // 81: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
-	51, // 82: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
-	53, // 83: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
-	55, // 84: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
-	57, // 85: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
-	59, // 86: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
-	61, // 87: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
-	63, // 88: hookmesh.registry.v1.RegistryService.SetMetaEvents:input_type -> hookmesh.registry.v1.SetMetaEventsRequest
-	65, // 89: hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret:input_type -> hookmesh.registry.v1.RotateMetaEventsSecretRequest
-	14, // 90: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
-	16, // 91: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
-	18, // 92: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
-	20, // 93: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
-	22, // 94: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
-	24, // 95: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
-	26, // 96: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
-	28, // 97: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
-	30, // 98: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
-	32, // 99: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
-	34, // 100: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
-	36, // 101: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
-	38, // 102: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
-	40, // 103: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
-	42, // 104: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
-	44, // 105: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
-	46, // 106: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
-	48, // 107: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
-	50, // 108: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
-	52, // 109: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
-	54, // 110: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
-	56, // 111: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
-	58, // 112: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
-	60, // 113: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
-	62, // 114: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
-	64, // 115: hookmesh.registry.v1.RegistryService.SetMetaEvents:output_type -> hookmesh.registry.v1.SetMetaEventsResponse
-	66, // 116: hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret:output_type -> hookmesh.registry.v1.RotateMetaEventsSecretResponse
-	90, // [90:117] is the sub-list for method output_type
-	63, // [63:90] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	0,   // 0: hookmesh.registry.v1.RetryPolicy.strategy:type_name -> hookmesh.registry.v1.RetryStrategy
+	4,   // 1: hookmesh.registry.v1.Project.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	5,   // 2: hookmesh.registry.v1.Project.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	87,  // 3: hookmesh.registry.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 4: hookmesh.registry.v1.Project.update_time:type_name -> google.protobuf.Timestamp
+	7,   // 5: hookmesh.registry.v1.Project.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
+	87,  // 6: hookmesh.registry.v1.MetaEvents.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 7: hookmesh.registry.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 8: hookmesh.registry.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	87,  // 9: hookmesh.registry.v1.PortalLink.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 10: hookmesh.registry.v1.PortalLink.expire_time:type_name -> google.protobuf.Timestamp
+	87,  // 11: hookmesh.registry.v1.PortalLink.revoke_time:type_name -> google.protobuf.Timestamp
+	10,  // 12: hookmesh.registry.v1.Endpoint.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	84,  // 13: hookmesh.registry.v1.Endpoint.custom_headers:type_name -> hookmesh.registry.v1.Endpoint.CustomHeadersEntry
+	1,   // 14: hookmesh.registry.v1.Endpoint.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	87,  // 15: hookmesh.registry.v1.Endpoint.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 16: hookmesh.registry.v1.Endpoint.update_time:type_name -> google.protobuf.Timestamp
+	2,   // 17: hookmesh.registry.v1.Endpoint.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	87,  // 18: hookmesh.registry.v1.Endpoint.disable_time:type_name -> google.protobuf.Timestamp
+	12,  // 19: hookmesh.registry.v1.Subscription.filter:type_name -> hookmesh.registry.v1.Filter
+	4,   // 20: hookmesh.registry.v1.Subscription.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	87,  // 21: hookmesh.registry.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 22: hookmesh.registry.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	4,   // 23: hookmesh.registry.v1.CreateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	5,   // 24: hookmesh.registry.v1.CreateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	6,   // 25: hookmesh.registry.v1.CreateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	8,   // 26: hookmesh.registry.v1.CreateProjectResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	6,   // 27: hookmesh.registry.v1.GetProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	6,   // 28: hookmesh.registry.v1.ListProjectsResponse.projects:type_name -> hookmesh.registry.v1.Project
+	4,   // 29: hookmesh.registry.v1.UpdateProjectRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	5,   // 30: hookmesh.registry.v1.UpdateProjectRequest.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	6,   // 31: hookmesh.registry.v1.UpdateProjectResponse.project:type_name -> hookmesh.registry.v1.Project
+	8,   // 32: hookmesh.registry.v1.CreateAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	8,   // 33: hookmesh.registry.v1.ListAPIKeysResponse.api_keys:type_name -> hookmesh.registry.v1.APIKey
+	8,   // 34: hookmesh.registry.v1.RevokeAPIKeyResponse.api_key:type_name -> hookmesh.registry.v1.APIKey
+	88,  // 35: hookmesh.registry.v1.CreatePortalLinkRequest.ttl:type_name -> google.protobuf.Duration
+	9,   // 36: hookmesh.registry.v1.CreatePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	9,   // 37: hookmesh.registry.v1.ListPortalLinksResponse.portal_links:type_name -> hookmesh.registry.v1.PortalLink
+	9,   // 38: hookmesh.registry.v1.RevokePortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	9,   // 39: hookmesh.registry.v1.GetCurrentPortalLinkResponse.portal_link:type_name -> hookmesh.registry.v1.PortalLink
+	10,  // 40: hookmesh.registry.v1.CreateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	85,  // 41: hookmesh.registry.v1.CreateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.CreateEndpointRequest.CustomHeadersEntry
+	2,   // 42: hookmesh.registry.v1.CreateEndpointRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	11,  // 43: hookmesh.registry.v1.CreateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	11,  // 44: hookmesh.registry.v1.GetEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	11,  // 45: hookmesh.registry.v1.ListEndpointsResponse.endpoints:type_name -> hookmesh.registry.v1.Endpoint
+	10,  // 46: hookmesh.registry.v1.UpdateEndpointRequest.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	86,  // 47: hookmesh.registry.v1.UpdateEndpointRequest.custom_headers:type_name -> hookmesh.registry.v1.UpdateEndpointRequest.CustomHeadersEntry
+	11,  // 48: hookmesh.registry.v1.UpdateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	11,  // 49: hookmesh.registry.v1.PauseEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	11,  // 50: hookmesh.registry.v1.ActivateEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	2,   // 51: hookmesh.registry.v1.RotateEndpointSecretRequest.signature_algorithm:type_name -> hookmesh.registry.v1.SignatureAlgorithm
+	11,  // 52: hookmesh.registry.v1.RotateEndpointSecretResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	12,  // 53: hookmesh.registry.v1.CreateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	4,   // 54: hookmesh.registry.v1.CreateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	13,  // 55: hookmesh.registry.v1.CreateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	13,  // 56: hookmesh.registry.v1.GetSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	13,  // 57: hookmesh.registry.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	12,  // 58: hookmesh.registry.v1.UpdateSubscriptionRequest.filter:type_name -> hookmesh.registry.v1.Filter
+	4,   // 59: hookmesh.registry.v1.UpdateSubscriptionRequest.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	13,  // 60: hookmesh.registry.v1.UpdateSubscriptionResponse.subscription:type_name -> hookmesh.registry.v1.Subscription
+	7,   // 61: hookmesh.registry.v1.SetMetaEventsResponse.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
+	7,   // 62: hookmesh.registry.v1.RotateMetaEventsSecretResponse.meta_events:type_name -> hookmesh.registry.v1.MetaEvents
+	68,  // 63: hookmesh.registry.v1.Source.amqp:type_name -> hookmesh.registry.v1.AMQPSource
+	3,   // 64: hookmesh.registry.v1.Source.status:type_name -> hookmesh.registry.v1.SourceStatus
+	87,  // 65: hookmesh.registry.v1.Source.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 66: hookmesh.registry.v1.Source.update_time:type_name -> google.protobuf.Timestamp
+	68,  // 67: hookmesh.registry.v1.CreateSourceRequest.amqp:type_name -> hookmesh.registry.v1.AMQPSource
+	69,  // 68: hookmesh.registry.v1.CreateSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	69,  // 69: hookmesh.registry.v1.GetSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	69,  // 70: hookmesh.registry.v1.ListSourcesResponse.sources:type_name -> hookmesh.registry.v1.Source
+	68,  // 71: hookmesh.registry.v1.UpdateSourceRequest.amqp:type_name -> hookmesh.registry.v1.AMQPSource
+	69,  // 72: hookmesh.registry.v1.UpdateSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	69,  // 73: hookmesh.registry.v1.PauseSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	69,  // 74: hookmesh.registry.v1.ActivateSourceResponse.source:type_name -> hookmesh.registry.v1.Source
+	14,  // 75: hookmesh.registry.v1.RegistryService.CreateProject:input_type -> hookmesh.registry.v1.CreateProjectRequest
+	16,  // 76: hookmesh.registry.v1.RegistryService.GetProject:input_type -> hookmesh.registry.v1.GetProjectRequest
+	18,  // 77: hookmesh.registry.v1.RegistryService.ListProjects:input_type -> hookmesh.registry.v1.ListProjectsRequest
+	20,  // 78: hookmesh.registry.v1.RegistryService.UpdateProject:input_type -> hookmesh.registry.v1.UpdateProjectRequest
+	22,  // 79: hookmesh.registry.v1.RegistryService.DeleteProject:input_type -> hookmesh.registry.v1.DeleteProjectRequest
+	24,  // 80: hookmesh.registry.v1.RegistryService.CreateAPIKey:input_type -> hookmesh.registry.v1.CreateAPIKeyRequest
+	26,  // 81: hookmesh.registry.v1.RegistryService.ListAPIKeys:input_type -> hookmesh.registry.v1.ListAPIKeysRequest
+	28,  // 82: hookmesh.registry.v1.RegistryService.RevokeAPIKey:input_type -> hookmesh.registry.v1.RevokeAPIKeyRequest
+	30,  // 83: hookmesh.registry.v1.RegistryService.CreatePortalLink:input_type -> hookmesh.registry.v1.CreatePortalLinkRequest
+	32,  // 84: hookmesh.registry.v1.RegistryService.ListPortalLinks:input_type -> hookmesh.registry.v1.ListPortalLinksRequest
+	34,  // 85: hookmesh.registry.v1.RegistryService.RevokePortalLink:input_type -> hookmesh.registry.v1.RevokePortalLinkRequest
+	36,  // 86: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:input_type -> hookmesh.registry.v1.GetCurrentPortalLinkRequest
+	38,  // 87: hookmesh.registry.v1.RegistryService.CreateEndpoint:input_type -> hookmesh.registry.v1.CreateEndpointRequest
+	40,  // 88: hookmesh.registry.v1.RegistryService.GetEndpoint:input_type -> hookmesh.registry.v1.GetEndpointRequest
+	42,  // 89: hookmesh.registry.v1.RegistryService.ListEndpoints:input_type -> hookmesh.registry.v1.ListEndpointsRequest
+	44,  // 90: hookmesh.registry.v1.RegistryService.UpdateEndpoint:input_type -> hookmesh.registry.v1.UpdateEndpointRequest
+	46,  // 91: hookmesh.registry.v1.RegistryService.DeleteEndpoint:input_type -> hookmesh.registry.v1.DeleteEndpointRequest
+	48,  // 92: hookmesh.registry.v1.RegistryService.PauseEndpoint:input_type -> hookmesh.registry.v1.PauseEndpointRequest
+	50,  // 93: hookmesh.registry.v1.RegistryService.ActivateEndpoint:input_type -> hookmesh.registry.v1.ActivateEndpointRequest
+	52,  // 94: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:input_type -> hookmesh.registry.v1.RotateEndpointSecretRequest
+	54,  // 95: hookmesh.registry.v1.RegistryService.CreateSubscription:input_type -> hookmesh.registry.v1.CreateSubscriptionRequest
+	56,  // 96: hookmesh.registry.v1.RegistryService.GetSubscription:input_type -> hookmesh.registry.v1.GetSubscriptionRequest
+	58,  // 97: hookmesh.registry.v1.RegistryService.ListSubscriptions:input_type -> hookmesh.registry.v1.ListSubscriptionsRequest
+	60,  // 98: hookmesh.registry.v1.RegistryService.UpdateSubscription:input_type -> hookmesh.registry.v1.UpdateSubscriptionRequest
+	62,  // 99: hookmesh.registry.v1.RegistryService.DeleteSubscription:input_type -> hookmesh.registry.v1.DeleteSubscriptionRequest
+	64,  // 100: hookmesh.registry.v1.RegistryService.SetMetaEvents:input_type -> hookmesh.registry.v1.SetMetaEventsRequest
+	66,  // 101: hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret:input_type -> hookmesh.registry.v1.RotateMetaEventsSecretRequest
+	70,  // 102: hookmesh.registry.v1.RegistryService.CreateSource:input_type -> hookmesh.registry.v1.CreateSourceRequest
+	72,  // 103: hookmesh.registry.v1.RegistryService.GetSource:input_type -> hookmesh.registry.v1.GetSourceRequest
+	74,  // 104: hookmesh.registry.v1.RegistryService.ListSources:input_type -> hookmesh.registry.v1.ListSourcesRequest
+	76,  // 105: hookmesh.registry.v1.RegistryService.UpdateSource:input_type -> hookmesh.registry.v1.UpdateSourceRequest
+	78,  // 106: hookmesh.registry.v1.RegistryService.DeleteSource:input_type -> hookmesh.registry.v1.DeleteSourceRequest
+	80,  // 107: hookmesh.registry.v1.RegistryService.PauseSource:input_type -> hookmesh.registry.v1.PauseSourceRequest
+	82,  // 108: hookmesh.registry.v1.RegistryService.ActivateSource:input_type -> hookmesh.registry.v1.ActivateSourceRequest
+	15,  // 109: hookmesh.registry.v1.RegistryService.CreateProject:output_type -> hookmesh.registry.v1.CreateProjectResponse
+	17,  // 110: hookmesh.registry.v1.RegistryService.GetProject:output_type -> hookmesh.registry.v1.GetProjectResponse
+	19,  // 111: hookmesh.registry.v1.RegistryService.ListProjects:output_type -> hookmesh.registry.v1.ListProjectsResponse
+	21,  // 112: hookmesh.registry.v1.RegistryService.UpdateProject:output_type -> hookmesh.registry.v1.UpdateProjectResponse
+	23,  // 113: hookmesh.registry.v1.RegistryService.DeleteProject:output_type -> hookmesh.registry.v1.DeleteProjectResponse
+	25,  // 114: hookmesh.registry.v1.RegistryService.CreateAPIKey:output_type -> hookmesh.registry.v1.CreateAPIKeyResponse
+	27,  // 115: hookmesh.registry.v1.RegistryService.ListAPIKeys:output_type -> hookmesh.registry.v1.ListAPIKeysResponse
+	29,  // 116: hookmesh.registry.v1.RegistryService.RevokeAPIKey:output_type -> hookmesh.registry.v1.RevokeAPIKeyResponse
+	31,  // 117: hookmesh.registry.v1.RegistryService.CreatePortalLink:output_type -> hookmesh.registry.v1.CreatePortalLinkResponse
+	33,  // 118: hookmesh.registry.v1.RegistryService.ListPortalLinks:output_type -> hookmesh.registry.v1.ListPortalLinksResponse
+	35,  // 119: hookmesh.registry.v1.RegistryService.RevokePortalLink:output_type -> hookmesh.registry.v1.RevokePortalLinkResponse
+	37,  // 120: hookmesh.registry.v1.RegistryService.GetCurrentPortalLink:output_type -> hookmesh.registry.v1.GetCurrentPortalLinkResponse
+	39,  // 121: hookmesh.registry.v1.RegistryService.CreateEndpoint:output_type -> hookmesh.registry.v1.CreateEndpointResponse
+	41,  // 122: hookmesh.registry.v1.RegistryService.GetEndpoint:output_type -> hookmesh.registry.v1.GetEndpointResponse
+	43,  // 123: hookmesh.registry.v1.RegistryService.ListEndpoints:output_type -> hookmesh.registry.v1.ListEndpointsResponse
+	45,  // 124: hookmesh.registry.v1.RegistryService.UpdateEndpoint:output_type -> hookmesh.registry.v1.UpdateEndpointResponse
+	47,  // 125: hookmesh.registry.v1.RegistryService.DeleteEndpoint:output_type -> hookmesh.registry.v1.DeleteEndpointResponse
+	49,  // 126: hookmesh.registry.v1.RegistryService.PauseEndpoint:output_type -> hookmesh.registry.v1.PauseEndpointResponse
+	51,  // 127: hookmesh.registry.v1.RegistryService.ActivateEndpoint:output_type -> hookmesh.registry.v1.ActivateEndpointResponse
+	53,  // 128: hookmesh.registry.v1.RegistryService.RotateEndpointSecret:output_type -> hookmesh.registry.v1.RotateEndpointSecretResponse
+	55,  // 129: hookmesh.registry.v1.RegistryService.CreateSubscription:output_type -> hookmesh.registry.v1.CreateSubscriptionResponse
+	57,  // 130: hookmesh.registry.v1.RegistryService.GetSubscription:output_type -> hookmesh.registry.v1.GetSubscriptionResponse
+	59,  // 131: hookmesh.registry.v1.RegistryService.ListSubscriptions:output_type -> hookmesh.registry.v1.ListSubscriptionsResponse
+	61,  // 132: hookmesh.registry.v1.RegistryService.UpdateSubscription:output_type -> hookmesh.registry.v1.UpdateSubscriptionResponse
+	63,  // 133: hookmesh.registry.v1.RegistryService.DeleteSubscription:output_type -> hookmesh.registry.v1.DeleteSubscriptionResponse
+	65,  // 134: hookmesh.registry.v1.RegistryService.SetMetaEvents:output_type -> hookmesh.registry.v1.SetMetaEventsResponse
+	67,  // 135: hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret:output_type -> hookmesh.registry.v1.RotateMetaEventsSecretResponse
+	71,  // 136: hookmesh.registry.v1.RegistryService.CreateSource:output_type -> hookmesh.registry.v1.CreateSourceResponse
+	73,  // 137: hookmesh.registry.v1.RegistryService.GetSource:output_type -> hookmesh.registry.v1.GetSourceResponse
+	75,  // 138: hookmesh.registry.v1.RegistryService.ListSources:output_type -> hookmesh.registry.v1.ListSourcesResponse
+	77,  // 139: hookmesh.registry.v1.RegistryService.UpdateSource:output_type -> hookmesh.registry.v1.UpdateSourceResponse
+	79,  // 140: hookmesh.registry.v1.RegistryService.DeleteSource:output_type -> hookmesh.registry.v1.DeleteSourceResponse
+	81,  // 141: hookmesh.registry.v1.RegistryService.PauseSource:output_type -> hookmesh.registry.v1.PauseSourceResponse
+	83,  // 142: hookmesh.registry.v1.RegistryService.ActivateSource:output_type -> hookmesh.registry.v1.ActivateSourceResponse
+	109, // [109:143] is the sub-list for method output_type
+	75,  // [75:109] is the sub-list for method input_type
+	75,  // [75:75] is the sub-list for extension type_name
+	75,  // [75:75] is the sub-list for extension extendee
+	0,   // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_registry_proto_init() }
@@ -4629,13 +5679,14 @@ func file_hookmesh_registry_v1_registry_proto_init() {
 	}
 	file_hookmesh_registry_v1_registry_proto_msgTypes[16].OneofWrappers = []any{}
 	file_hookmesh_registry_v1_registry_proto_msgTypes[40].OneofWrappers = []any{}
+	file_hookmesh_registry_v1_registry_proto_msgTypes[72].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_registry_proto_rawDesc), len(file_hookmesh_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   67,
+			NumEnums:      4,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

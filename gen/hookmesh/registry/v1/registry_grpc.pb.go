@@ -46,6 +46,13 @@ const (
 	RegistryService_DeleteSubscription_FullMethodName     = "/hookmesh.registry.v1.RegistryService/DeleteSubscription"
 	RegistryService_SetMetaEvents_FullMethodName          = "/hookmesh.registry.v1.RegistryService/SetMetaEvents"
 	RegistryService_RotateMetaEventsSecret_FullMethodName = "/hookmesh.registry.v1.RegistryService/RotateMetaEventsSecret"
+	RegistryService_CreateSource_FullMethodName           = "/hookmesh.registry.v1.RegistryService/CreateSource"
+	RegistryService_GetSource_FullMethodName              = "/hookmesh.registry.v1.RegistryService/GetSource"
+	RegistryService_ListSources_FullMethodName            = "/hookmesh.registry.v1.RegistryService/ListSources"
+	RegistryService_UpdateSource_FullMethodName           = "/hookmesh.registry.v1.RegistryService/UpdateSource"
+	RegistryService_DeleteSource_FullMethodName           = "/hookmesh.registry.v1.RegistryService/DeleteSource"
+	RegistryService_PauseSource_FullMethodName            = "/hookmesh.registry.v1.RegistryService/PauseSource"
+	RegistryService_ActivateSource_FullMethodName         = "/hookmesh.registry.v1.RegistryService/ActivateSource"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -120,6 +127,23 @@ type RegistryServiceClient interface {
 	SetMetaEvents(ctx context.Context, in *SetMetaEventsRequest, opts ...grpc.CallOption) (*SetMetaEventsResponse, error)
 	// RotateMetaEventsSecret replaces the meta events' signing secret.
 	RotateMetaEventsSecret(ctx context.Context, in *RotateMetaEventsSecretRequest, opts ...grpc.CallOption) (*RotateMetaEventsSecretResponse, error)
+	// CreateSource makes ingest consume a RabbitMQ queue: each message is an
+	// event of the project, in the body of the REST ingest routes. hookmesh
+	// declares the queue (durable, quorum) and <queue>.rejected.
+	CreateSource(ctx context.Context, in *CreateSourceRequest, opts ...grpc.CallOption) (*CreateSourceResponse, error)
+	// GetSource returns one source with its counters.
+	GetSource(ctx context.Context, in *GetSourceRequest, opts ...grpc.CallOption) (*GetSourceResponse, error)
+	// ListSources lists a project's sources, oldest first.
+	ListSources(ctx context.Context, in *ListSourcesRequest, opts ...grpc.CallOption) (*ListSourcesResponse, error)
+	// UpdateSource changes the fields that are set in the request.
+	UpdateSource(ctx context.Context, in *UpdateSourceRequest, opts ...grpc.CallOption) (*UpdateSourceResponse, error)
+	// DeleteSource stops consuming the source's queue and forgets the
+	// source; the queue and its messages are left to the operator.
+	DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error)
+	// PauseSource stops consuming the source's queue: messages wait there.
+	PauseSource(ctx context.Context, in *PauseSourceRequest, opts ...grpc.CallOption) (*PauseSourceResponse, error)
+	// ActivateSource resumes consuming a paused source's queue.
+	ActivateSource(ctx context.Context, in *ActivateSourceRequest, opts ...grpc.CallOption) (*ActivateSourceResponse, error)
 }
 
 type registryServiceClient struct {
@@ -400,6 +424,76 @@ func (c *registryServiceClient) RotateMetaEventsSecret(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *registryServiceClient) CreateSource(ctx context.Context, in *CreateSourceRequest, opts ...grpc.CallOption) (*CreateSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSourceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_CreateSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) GetSource(ctx context.Context, in *GetSourceRequest, opts ...grpc.CallOption) (*GetSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSourceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_GetSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ListSources(ctx context.Context, in *ListSourcesRequest, opts ...grpc.CallOption) (*ListSourcesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSourcesResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListSources_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) UpdateSource(ctx context.Context, in *UpdateSourceRequest, opts ...grpc.CallOption) (*UpdateSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSourceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_UpdateSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSourceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_DeleteSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) PauseSource(ctx context.Context, in *PauseSourceRequest, opts ...grpc.CallOption) (*PauseSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseSourceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_PauseSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ActivateSource(ctx context.Context, in *ActivateSourceRequest, opts ...grpc.CallOption) (*ActivateSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ActivateSourceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ActivateSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -472,6 +566,23 @@ type RegistryServiceServer interface {
 	SetMetaEvents(context.Context, *SetMetaEventsRequest) (*SetMetaEventsResponse, error)
 	// RotateMetaEventsSecret replaces the meta events' signing secret.
 	RotateMetaEventsSecret(context.Context, *RotateMetaEventsSecretRequest) (*RotateMetaEventsSecretResponse, error)
+	// CreateSource makes ingest consume a RabbitMQ queue: each message is an
+	// event of the project, in the body of the REST ingest routes. hookmesh
+	// declares the queue (durable, quorum) and <queue>.rejected.
+	CreateSource(context.Context, *CreateSourceRequest) (*CreateSourceResponse, error)
+	// GetSource returns one source with its counters.
+	GetSource(context.Context, *GetSourceRequest) (*GetSourceResponse, error)
+	// ListSources lists a project's sources, oldest first.
+	ListSources(context.Context, *ListSourcesRequest) (*ListSourcesResponse, error)
+	// UpdateSource changes the fields that are set in the request.
+	UpdateSource(context.Context, *UpdateSourceRequest) (*UpdateSourceResponse, error)
+	// DeleteSource stops consuming the source's queue and forgets the
+	// source; the queue and its messages are left to the operator.
+	DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error)
+	// PauseSource stops consuming the source's queue: messages wait there.
+	PauseSource(context.Context, *PauseSourceRequest) (*PauseSourceResponse, error)
+	// ActivateSource resumes consuming a paused source's queue.
+	ActivateSource(context.Context, *ActivateSourceRequest) (*ActivateSourceResponse, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -562,6 +673,27 @@ func (UnimplementedRegistryServiceServer) SetMetaEvents(context.Context, *SetMet
 }
 func (UnimplementedRegistryServiceServer) RotateMetaEventsSecret(context.Context, *RotateMetaEventsSecretRequest) (*RotateMetaEventsSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateMetaEventsSecret not implemented")
+}
+func (UnimplementedRegistryServiceServer) CreateSource(context.Context, *CreateSourceRequest) (*CreateSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSource not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetSource(context.Context, *GetSourceRequest) (*GetSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSource not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListSources(context.Context, *ListSourcesRequest) (*ListSourcesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSources not implemented")
+}
+func (UnimplementedRegistryServiceServer) UpdateSource(context.Context, *UpdateSourceRequest) (*UpdateSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSource not implemented")
+}
+func (UnimplementedRegistryServiceServer) DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSource not implemented")
+}
+func (UnimplementedRegistryServiceServer) PauseSource(context.Context, *PauseSourceRequest) (*PauseSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseSource not implemented")
+}
+func (UnimplementedRegistryServiceServer) ActivateSource(context.Context, *ActivateSourceRequest) (*ActivateSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ActivateSource not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -1070,6 +1202,132 @@ func _RegistryService_RotateMetaEventsSecret_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_CreateSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).CreateSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_CreateSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).CreateSource(ctx, req.(*CreateSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_GetSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetSource(ctx, req.(*GetSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ListSources_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSourcesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListSources(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListSources_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListSources(ctx, req.(*ListSourcesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_UpdateSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).UpdateSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_UpdateSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).UpdateSource(ctx, req.(*UpdateSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_DeleteSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).DeleteSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_DeleteSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).DeleteSource(ctx, req.(*DeleteSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_PauseSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).PauseSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_PauseSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).PauseSource(ctx, req.(*PauseSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ActivateSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActivateSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ActivateSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ActivateSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ActivateSource(ctx, req.(*ActivateSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1184,6 +1442,34 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateMetaEventsSecret",
 			Handler:    _RegistryService_RotateMetaEventsSecret_Handler,
+		},
+		{
+			MethodName: "CreateSource",
+			Handler:    _RegistryService_CreateSource_Handler,
+		},
+		{
+			MethodName: "GetSource",
+			Handler:    _RegistryService_GetSource_Handler,
+		},
+		{
+			MethodName: "ListSources",
+			Handler:    _RegistryService_ListSources_Handler,
+		},
+		{
+			MethodName: "UpdateSource",
+			Handler:    _RegistryService_UpdateSource_Handler,
+		},
+		{
+			MethodName: "DeleteSource",
+			Handler:    _RegistryService_DeleteSource_Handler,
+		},
+		{
+			MethodName: "PauseSource",
+			Handler:    _RegistryService_PauseSource_Handler,
+		},
+		{
+			MethodName: "ActivateSource",
+			Handler:    _RegistryService_ActivateSource_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -51,6 +51,12 @@ const (
 	// RegistryInternalServiceDisableEndpointProcedure is the fully-qualified name of the
 	// RegistryInternalService's DisableEndpoint RPC.
 	RegistryInternalServiceDisableEndpointProcedure = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
+	// RegistryInternalServiceListAllSourcesProcedure is the fully-qualified name of the
+	// RegistryInternalService's ListAllSources RPC.
+	RegistryInternalServiceListAllSourcesProcedure = "/hookmesh.registry.v1.RegistryInternalService/ListAllSources"
+	// RegistryInternalServiceAddSourceCountsProcedure is the fully-qualified name of the
+	// RegistryInternalService's AddSourceCounts RPC.
+	RegistryInternalServiceAddSourceCountsProcedure = "/hookmesh.registry.v1.RegistryInternalService/AddSourceCounts"
 )
 
 // RegistryInternalServiceClient is a client for the hookmesh.registry.v1.RegistryInternalService
@@ -71,6 +77,12 @@ type RegistryInternalServiceClient interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error)
+	// ListAllSources returns the sources of every project, for ingest to
+	// know which queues to consume.
+	ListAllSources(context.Context, *connect.Request[v1.ListAllSourcesRequest]) (*connect.Response[v1.ListAllSourcesResponse], error)
+	// AddSourceCounts adds to sources' counters what ingest counted since its
+	// last call; counts of a source that no longer exists are dropped.
+	AddSourceCounts(context.Context, *connect.Request[v1.AddSourceCountsRequest]) (*connect.Response[v1.AddSourceCountsResponse], error)
 }
 
 // NewRegistryInternalServiceClient constructs a client for the
@@ -126,6 +138,19 @@ func NewRegistryInternalServiceClient(httpClient connect.HTTPClient, baseURL str
 			connect.WithSchema(registryInternalServiceMethods.ByName("DisableEndpoint")),
 			connect.WithClientOptions(opts...),
 		),
+		listAllSources: connect.NewClient[v1.ListAllSourcesRequest, v1.ListAllSourcesResponse](
+			httpClient,
+			baseURL+RegistryInternalServiceListAllSourcesProcedure,
+			connect.WithSchema(registryInternalServiceMethods.ByName("ListAllSources")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		addSourceCounts: connect.NewClient[v1.AddSourceCountsRequest, v1.AddSourceCountsResponse](
+			httpClient,
+			baseURL+RegistryInternalServiceAddSourceCountsProcedure,
+			connect.WithSchema(registryInternalServiceMethods.ByName("AddSourceCounts")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -137,6 +162,8 @@ type registryInternalServiceClient struct {
 	resolveTargets          *connect.Client[v1.ResolveTargetsRequest, v1.ResolveTargetsResponse]
 	getTarget               *connect.Client[v1.GetTargetRequest, v1.GetTargetResponse]
 	disableEndpoint         *connect.Client[v1.DisableEndpointRequest, v1.DisableEndpointResponse]
+	listAllSources          *connect.Client[v1.ListAllSourcesRequest, v1.ListAllSourcesResponse]
+	addSourceCounts         *connect.Client[v1.AddSourceCountsRequest, v1.AddSourceCountsResponse]
 }
 
 // AuthenticateKey calls hookmesh.registry.v1.RegistryInternalService.AuthenticateKey.
@@ -170,6 +197,16 @@ func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, req
 	return c.disableEndpoint.CallUnary(ctx, req)
 }
 
+// ListAllSources calls hookmesh.registry.v1.RegistryInternalService.ListAllSources.
+func (c *registryInternalServiceClient) ListAllSources(ctx context.Context, req *connect.Request[v1.ListAllSourcesRequest]) (*connect.Response[v1.ListAllSourcesResponse], error) {
+	return c.listAllSources.CallUnary(ctx, req)
+}
+
+// AddSourceCounts calls hookmesh.registry.v1.RegistryInternalService.AddSourceCounts.
+func (c *registryInternalServiceClient) AddSourceCounts(ctx context.Context, req *connect.Request[v1.AddSourceCountsRequest]) (*connect.Response[v1.AddSourceCountsResponse], error) {
+	return c.addSourceCounts.CallUnary(ctx, req)
+}
+
 // RegistryInternalServiceHandler is an implementation of the
 // hookmesh.registry.v1.RegistryInternalService service.
 type RegistryInternalServiceHandler interface {
@@ -188,6 +225,12 @@ type RegistryInternalServiceHandler interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error)
+	// ListAllSources returns the sources of every project, for ingest to
+	// know which queues to consume.
+	ListAllSources(context.Context, *connect.Request[v1.ListAllSourcesRequest]) (*connect.Response[v1.ListAllSourcesResponse], error)
+	// AddSourceCounts adds to sources' counters what ingest counted since its
+	// last call; counts of a source that no longer exists are dropped.
+	AddSourceCounts(context.Context, *connect.Request[v1.AddSourceCountsRequest]) (*connect.Response[v1.AddSourceCountsResponse], error)
 }
 
 // NewRegistryInternalServiceHandler builds an HTTP handler from the service implementation. It
@@ -238,6 +281,19 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 		connect.WithSchema(registryInternalServiceMethods.ByName("DisableEndpoint")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryInternalServiceListAllSourcesHandler := connect.NewUnaryHandler(
+		RegistryInternalServiceListAllSourcesProcedure,
+		svc.ListAllSources,
+		connect.WithSchema(registryInternalServiceMethods.ByName("ListAllSources")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryInternalServiceAddSourceCountsHandler := connect.NewUnaryHandler(
+		RegistryInternalServiceAddSourceCountsProcedure,
+		svc.AddSourceCounts,
+		connect.WithSchema(registryInternalServiceMethods.ByName("AddSourceCounts")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.registry.v1.RegistryInternalService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryInternalServiceAuthenticateKeyProcedure:
@@ -252,6 +308,10 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 			registryInternalServiceGetTargetHandler.ServeHTTP(w, r)
 		case RegistryInternalServiceDisableEndpointProcedure:
 			registryInternalServiceDisableEndpointHandler.ServeHTTP(w, r)
+		case RegistryInternalServiceListAllSourcesProcedure:
+			registryInternalServiceListAllSourcesHandler.ServeHTTP(w, r)
+		case RegistryInternalServiceAddSourceCountsProcedure:
+			registryInternalServiceAddSourceCountsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -283,4 +343,12 @@ func (UnimplementedRegistryInternalServiceHandler) GetTarget(context.Context, *c
 
 func (UnimplementedRegistryInternalServiceHandler) DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.DisableEndpoint is not implemented"))
+}
+
+func (UnimplementedRegistryInternalServiceHandler) ListAllSources(context.Context, *connect.Request[v1.ListAllSourcesRequest]) (*connect.Response[v1.ListAllSourcesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.ListAllSources is not implemented"))
+}
+
+func (UnimplementedRegistryInternalServiceHandler) AddSourceCounts(context.Context, *connect.Request[v1.AddSourceCountsRequest]) (*connect.Response[v1.AddSourceCountsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.AddSourceCounts is not implemented"))
 }

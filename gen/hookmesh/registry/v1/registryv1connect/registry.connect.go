@@ -114,6 +114,27 @@ const (
 	// RegistryServiceRotateMetaEventsSecretProcedure is the fully-qualified name of the
 	// RegistryService's RotateMetaEventsSecret RPC.
 	RegistryServiceRotateMetaEventsSecretProcedure = "/hookmesh.registry.v1.RegistryService/RotateMetaEventsSecret"
+	// RegistryServiceCreateSourceProcedure is the fully-qualified name of the RegistryService's
+	// CreateSource RPC.
+	RegistryServiceCreateSourceProcedure = "/hookmesh.registry.v1.RegistryService/CreateSource"
+	// RegistryServiceGetSourceProcedure is the fully-qualified name of the RegistryService's GetSource
+	// RPC.
+	RegistryServiceGetSourceProcedure = "/hookmesh.registry.v1.RegistryService/GetSource"
+	// RegistryServiceListSourcesProcedure is the fully-qualified name of the RegistryService's
+	// ListSources RPC.
+	RegistryServiceListSourcesProcedure = "/hookmesh.registry.v1.RegistryService/ListSources"
+	// RegistryServiceUpdateSourceProcedure is the fully-qualified name of the RegistryService's
+	// UpdateSource RPC.
+	RegistryServiceUpdateSourceProcedure = "/hookmesh.registry.v1.RegistryService/UpdateSource"
+	// RegistryServiceDeleteSourceProcedure is the fully-qualified name of the RegistryService's
+	// DeleteSource RPC.
+	RegistryServiceDeleteSourceProcedure = "/hookmesh.registry.v1.RegistryService/DeleteSource"
+	// RegistryServicePauseSourceProcedure is the fully-qualified name of the RegistryService's
+	// PauseSource RPC.
+	RegistryServicePauseSourceProcedure = "/hookmesh.registry.v1.RegistryService/PauseSource"
+	// RegistryServiceActivateSourceProcedure is the fully-qualified name of the RegistryService's
+	// ActivateSource RPC.
+	RegistryServiceActivateSourceProcedure = "/hookmesh.registry.v1.RegistryService/ActivateSource"
 )
 
 // RegistryServiceClient is a client for the hookmesh.registry.v1.RegistryService service.
@@ -180,6 +201,23 @@ type RegistryServiceClient interface {
 	SetMetaEvents(context.Context, *connect.Request[v1.SetMetaEventsRequest]) (*connect.Response[v1.SetMetaEventsResponse], error)
 	// RotateMetaEventsSecret replaces the meta events' signing secret.
 	RotateMetaEventsSecret(context.Context, *connect.Request[v1.RotateMetaEventsSecretRequest]) (*connect.Response[v1.RotateMetaEventsSecretResponse], error)
+	// CreateSource makes ingest consume a RabbitMQ queue: each message is an
+	// event of the project, in the body of the REST ingest routes. hookmesh
+	// declares the queue (durable, quorum) and <queue>.rejected.
+	CreateSource(context.Context, *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error)
+	// GetSource returns one source with its counters.
+	GetSource(context.Context, *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error)
+	// ListSources lists a project's sources, oldest first.
+	ListSources(context.Context, *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error)
+	// UpdateSource changes the fields that are set in the request.
+	UpdateSource(context.Context, *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error)
+	// DeleteSource stops consuming the source's queue and forgets the
+	// source; the queue and its messages are left to the operator.
+	DeleteSource(context.Context, *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error)
+	// PauseSource stops consuming the source's queue: messages wait there.
+	PauseSource(context.Context, *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error)
+	// ActivateSource resumes consuming a paused source's queue.
+	ActivateSource(context.Context, *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error)
 }
 
 // NewRegistryServiceClient constructs a client for the hookmesh.registry.v1.RegistryService
@@ -364,6 +402,50 @@ func NewRegistryServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(registryServiceMethods.ByName("RotateMetaEventsSecret")),
 			connect.WithClientOptions(opts...),
 		),
+		createSource: connect.NewClient[v1.CreateSourceRequest, v1.CreateSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceCreateSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("CreateSource")),
+			connect.WithClientOptions(opts...),
+		),
+		getSource: connect.NewClient[v1.GetSourceRequest, v1.GetSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceGetSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("GetSource")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listSources: connect.NewClient[v1.ListSourcesRequest, v1.ListSourcesResponse](
+			httpClient,
+			baseURL+RegistryServiceListSourcesProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("ListSources")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		updateSource: connect.NewClient[v1.UpdateSourceRequest, v1.UpdateSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceUpdateSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("UpdateSource")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteSource: connect.NewClient[v1.DeleteSourceRequest, v1.DeleteSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceDeleteSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("DeleteSource")),
+			connect.WithClientOptions(opts...),
+		),
+		pauseSource: connect.NewClient[v1.PauseSourceRequest, v1.PauseSourceResponse](
+			httpClient,
+			baseURL+RegistryServicePauseSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("PauseSource")),
+			connect.WithClientOptions(opts...),
+		),
+		activateSource: connect.NewClient[v1.ActivateSourceRequest, v1.ActivateSourceResponse](
+			httpClient,
+			baseURL+RegistryServiceActivateSourceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("ActivateSource")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -396,6 +478,13 @@ type registryServiceClient struct {
 	deleteSubscription     *connect.Client[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse]
 	setMetaEvents          *connect.Client[v1.SetMetaEventsRequest, v1.SetMetaEventsResponse]
 	rotateMetaEventsSecret *connect.Client[v1.RotateMetaEventsSecretRequest, v1.RotateMetaEventsSecretResponse]
+	createSource           *connect.Client[v1.CreateSourceRequest, v1.CreateSourceResponse]
+	getSource              *connect.Client[v1.GetSourceRequest, v1.GetSourceResponse]
+	listSources            *connect.Client[v1.ListSourcesRequest, v1.ListSourcesResponse]
+	updateSource           *connect.Client[v1.UpdateSourceRequest, v1.UpdateSourceResponse]
+	deleteSource           *connect.Client[v1.DeleteSourceRequest, v1.DeleteSourceResponse]
+	pauseSource            *connect.Client[v1.PauseSourceRequest, v1.PauseSourceResponse]
+	activateSource         *connect.Client[v1.ActivateSourceRequest, v1.ActivateSourceResponse]
 }
 
 // CreateProject calls hookmesh.registry.v1.RegistryService.CreateProject.
@@ -533,6 +622,41 @@ func (c *registryServiceClient) RotateMetaEventsSecret(ctx context.Context, req 
 	return c.rotateMetaEventsSecret.CallUnary(ctx, req)
 }
 
+// CreateSource calls hookmesh.registry.v1.RegistryService.CreateSource.
+func (c *registryServiceClient) CreateSource(ctx context.Context, req *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error) {
+	return c.createSource.CallUnary(ctx, req)
+}
+
+// GetSource calls hookmesh.registry.v1.RegistryService.GetSource.
+func (c *registryServiceClient) GetSource(ctx context.Context, req *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error) {
+	return c.getSource.CallUnary(ctx, req)
+}
+
+// ListSources calls hookmesh.registry.v1.RegistryService.ListSources.
+func (c *registryServiceClient) ListSources(ctx context.Context, req *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error) {
+	return c.listSources.CallUnary(ctx, req)
+}
+
+// UpdateSource calls hookmesh.registry.v1.RegistryService.UpdateSource.
+func (c *registryServiceClient) UpdateSource(ctx context.Context, req *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error) {
+	return c.updateSource.CallUnary(ctx, req)
+}
+
+// DeleteSource calls hookmesh.registry.v1.RegistryService.DeleteSource.
+func (c *registryServiceClient) DeleteSource(ctx context.Context, req *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error) {
+	return c.deleteSource.CallUnary(ctx, req)
+}
+
+// PauseSource calls hookmesh.registry.v1.RegistryService.PauseSource.
+func (c *registryServiceClient) PauseSource(ctx context.Context, req *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error) {
+	return c.pauseSource.CallUnary(ctx, req)
+}
+
+// ActivateSource calls hookmesh.registry.v1.RegistryService.ActivateSource.
+func (c *registryServiceClient) ActivateSource(ctx context.Context, req *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error) {
+	return c.activateSource.CallUnary(ctx, req)
+}
+
 // RegistryServiceHandler is an implementation of the hookmesh.registry.v1.RegistryService service.
 type RegistryServiceHandler interface {
 	// CreateProject creates a project and its first API key, shown only here.
@@ -597,6 +721,23 @@ type RegistryServiceHandler interface {
 	SetMetaEvents(context.Context, *connect.Request[v1.SetMetaEventsRequest]) (*connect.Response[v1.SetMetaEventsResponse], error)
 	// RotateMetaEventsSecret replaces the meta events' signing secret.
 	RotateMetaEventsSecret(context.Context, *connect.Request[v1.RotateMetaEventsSecretRequest]) (*connect.Response[v1.RotateMetaEventsSecretResponse], error)
+	// CreateSource makes ingest consume a RabbitMQ queue: each message is an
+	// event of the project, in the body of the REST ingest routes. hookmesh
+	// declares the queue (durable, quorum) and <queue>.rejected.
+	CreateSource(context.Context, *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error)
+	// GetSource returns one source with its counters.
+	GetSource(context.Context, *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error)
+	// ListSources lists a project's sources, oldest first.
+	ListSources(context.Context, *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error)
+	// UpdateSource changes the fields that are set in the request.
+	UpdateSource(context.Context, *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error)
+	// DeleteSource stops consuming the source's queue and forgets the
+	// source; the queue and its messages are left to the operator.
+	DeleteSource(context.Context, *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error)
+	// PauseSource stops consuming the source's queue: messages wait there.
+	PauseSource(context.Context, *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error)
+	// ActivateSource resumes consuming a paused source's queue.
+	ActivateSource(context.Context, *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error)
 }
 
 // NewRegistryServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -777,6 +918,50 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 		connect.WithSchema(registryServiceMethods.ByName("RotateMetaEventsSecret")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryServiceCreateSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceCreateSourceProcedure,
+		svc.CreateSource,
+		connect.WithSchema(registryServiceMethods.ByName("CreateSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceGetSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceGetSourceProcedure,
+		svc.GetSource,
+		connect.WithSchema(registryServiceMethods.ByName("GetSource")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceListSourcesHandler := connect.NewUnaryHandler(
+		RegistryServiceListSourcesProcedure,
+		svc.ListSources,
+		connect.WithSchema(registryServiceMethods.ByName("ListSources")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceUpdateSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceUpdateSourceProcedure,
+		svc.UpdateSource,
+		connect.WithSchema(registryServiceMethods.ByName("UpdateSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceDeleteSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceDeleteSourceProcedure,
+		svc.DeleteSource,
+		connect.WithSchema(registryServiceMethods.ByName("DeleteSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServicePauseSourceHandler := connect.NewUnaryHandler(
+		RegistryServicePauseSourceProcedure,
+		svc.PauseSource,
+		connect.WithSchema(registryServiceMethods.ByName("PauseSource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	registryServiceActivateSourceHandler := connect.NewUnaryHandler(
+		RegistryServiceActivateSourceProcedure,
+		svc.ActivateSource,
+		connect.WithSchema(registryServiceMethods.ByName("ActivateSource")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.registry.v1.RegistryService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryServiceCreateProjectProcedure:
@@ -833,6 +1018,20 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 			registryServiceSetMetaEventsHandler.ServeHTTP(w, r)
 		case RegistryServiceRotateMetaEventsSecretProcedure:
 			registryServiceRotateMetaEventsSecretHandler.ServeHTTP(w, r)
+		case RegistryServiceCreateSourceProcedure:
+			registryServiceCreateSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceGetSourceProcedure:
+			registryServiceGetSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceListSourcesProcedure:
+			registryServiceListSourcesHandler.ServeHTTP(w, r)
+		case RegistryServiceUpdateSourceProcedure:
+			registryServiceUpdateSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceDeleteSourceProcedure:
+			registryServiceDeleteSourceHandler.ServeHTTP(w, r)
+		case RegistryServicePauseSourceProcedure:
+			registryServicePauseSourceHandler.ServeHTTP(w, r)
+		case RegistryServiceActivateSourceProcedure:
+			registryServiceActivateSourceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -948,4 +1147,32 @@ func (UnimplementedRegistryServiceHandler) SetMetaEvents(context.Context, *conne
 
 func (UnimplementedRegistryServiceHandler) RotateMetaEventsSecret(context.Context, *connect.Request[v1.RotateMetaEventsSecretRequest]) (*connect.Response[v1.RotateMetaEventsSecretResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.RotateMetaEventsSecret is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) CreateSource(context.Context, *connect.Request[v1.CreateSourceRequest]) (*connect.Response[v1.CreateSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.CreateSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) GetSource(context.Context, *connect.Request[v1.GetSourceRequest]) (*connect.Response[v1.GetSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.GetSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) ListSources(context.Context, *connect.Request[v1.ListSourcesRequest]) (*connect.Response[v1.ListSourcesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.ListSources is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) UpdateSource(context.Context, *connect.Request[v1.UpdateSourceRequest]) (*connect.Response[v1.UpdateSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.UpdateSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) DeleteSource(context.Context, *connect.Request[v1.DeleteSourceRequest]) (*connect.Response[v1.DeleteSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.DeleteSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) PauseSource(context.Context, *connect.Request[v1.PauseSourceRequest]) (*connect.Response[v1.PauseSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.PauseSource is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) ActivateSource(context.Context, *connect.Request[v1.ActivateSourceRequest]) (*connect.Response[v1.ActivateSourceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryService.ActivateSource is not implemented"))
 }
