@@ -203,75 +203,119 @@ func (c *compiler) logical(name string, v any, prefix []string, path string, dep
 // valueOperator compiles the operator name with operand v at path, testing
 // the field prefix; the operator's object is at depth.
 func (c *compiler) valueOperator(name string, v any, prefix []string, path string, depth int) (node, error) {
-	var l *leaf
+	var (
+		l   *leaf
+		err error
+	)
 	switch name {
 	case opEq, opNeq:
-		operand, err := c.operand(v, path, depth+1)
-		if err != nil {
-			return node{}, err
-		}
-		l = newLeaf(prefix, testEq)
-		l.val = operand
-		l.neg = name == opNeq
+		l, err = c.eqOperator(name, v, prefix, path, depth)
 	case opGt, opGte, opLt, opLte:
-		if err := c.count(path); err != nil {
-			return node{}, err
-		}
-		var operand any
-		switch {
-		case isNumber(v):
-			d, err := number(v, path)
-			if err != nil {
-				return node{}, err
-			}
-			operand = d
-		case isString(v):
-			operand = v
-		default:
-			return node{}, errorf(path, "operand must be a number or a string, got %s", kindOf(v))
-		}
-		l = newLeaf(prefix, orderTests[name])
-		l.val = operand
+		l, err = c.orderOperator(name, v, prefix, path)
 	case opIn, opNin:
-		if _, ok := v.([]any); !ok {
-			return node{}, errorf(path, "operand must be an array, got %s", kindOf(v))
-		}
-		operand, err := c.operand(v, path, depth+1)
-		if err != nil {
-			return node{}, err
-		}
-		l = newLeaf(prefix, testIn)
-		l.setList(operand.([]any))
-		l.neg = name == opNin
+		l, err = c.inOperator(name, v, prefix, path, depth)
 	case opExist:
-		if err := c.count(path); err != nil {
-			return node{}, err
-		}
-		b, ok := v.(bool)
-		if !ok {
-			return node{}, errorf(path, "operand must be a boolean, got %s", kindOf(v))
-		}
-		l = newLeaf(prefix, testAny)
-		l.neg = !b
+		l, err = c.existOperator(v, prefix, path)
 	case opRegex:
-		if err := c.count(path); err != nil {
-			return node{}, err
-		}
-		s, ok := v.(string)
-		if !ok {
-			return node{}, errorf(path, "operand must be a string, got %s", kindOf(v))
-		}
-		if len(s) > c.opts.MaxRegexLen {
-			return node{}, errorf(path, "regular expression is %d bytes long, over the limit of %d", len(s), c.opts.MaxRegexLen)
-		}
-		re, err := regexp.Compile(s)
-		if err != nil {
-			return node{}, errorf(path, "invalid regular expression: %s", regexpProblem(err))
-		}
-		l = newLeaf(prefix, testRegex)
-		l.re = re
+		l, err = c.regexOperator(v, prefix, path)
+	}
+	if err != nil {
+		return node{}, err
 	}
 	return leafNode(l), nil
+}
+
+// eqOperator compiles $eq or $neq (name) with operand v at path.
+func (c *compiler) eqOperator(name string, v any, prefix []string, path string, depth int) (*leaf, error) {
+	operand, err := c.operand(v, path, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	l := newLeaf(prefix, testEq)
+	l.val = operand
+	l.neg = name == opNeq
+	return l, nil
+}
+
+// orderOperator compiles $gt, $gte, $lt or $lte (name) with operand v at
+// path.
+func (c *compiler) orderOperator(name string, v any, prefix []string, path string) (*leaf, error) {
+	if err := c.count(path); err != nil {
+		return nil, err
+	}
+	operand, err := orderOperand(v, path)
+	if err != nil {
+		return nil, err
+	}
+	l := newLeaf(prefix, orderTests[name])
+	l.val = operand
+	return l, nil
+}
+
+// orderOperand normalises the operand v of an ordering operator at path:
+// a number becomes a decimal, a string stays; anything else is an error.
+func orderOperand(v any, path string) (any, error) {
+	switch {
+	case isNumber(v):
+		d, err := number(v, path)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	case isString(v):
+		return v, nil
+	}
+	return nil, errorf(path, "operand must be a number or a string, got %s", kindOf(v))
+}
+
+// inOperator compiles $in or $nin (name) with operand v at path.
+func (c *compiler) inOperator(name string, v any, prefix []string, path string, depth int) (*leaf, error) {
+	if _, ok := v.([]any); !ok {
+		return nil, errorf(path, "operand must be an array, got %s", kindOf(v))
+	}
+	operand, err := c.operand(v, path, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	l := newLeaf(prefix, testIn)
+	l.setList(operand.([]any))
+	l.neg = name == opNin
+	return l, nil
+}
+
+// existOperator compiles $exist with operand v at path.
+func (c *compiler) existOperator(v any, prefix []string, path string) (*leaf, error) {
+	if err := c.count(path); err != nil {
+		return nil, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return nil, errorf(path, "operand must be a boolean, got %s", kindOf(v))
+	}
+	l := newLeaf(prefix, testAny)
+	l.neg = !b
+	return l, nil
+}
+
+// regexOperator compiles $regex with operand v at path.
+func (c *compiler) regexOperator(v any, prefix []string, path string) (*leaf, error) {
+	if err := c.count(path); err != nil {
+		return nil, err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return nil, errorf(path, "operand must be a string, got %s", kindOf(v))
+	}
+	if len(s) > c.opts.MaxRegexLen {
+		return nil, errorf(path, "regular expression is %d bytes long, over the limit of %d", len(s), c.opts.MaxRegexLen)
+	}
+	re, err := regexp.Compile(s)
+	if err != nil {
+		return nil, errorf(path, "invalid regular expression: %s", regexpProblem(err))
+	}
+	l := newLeaf(prefix, testRegex)
+	l.re = re
+	return l, nil
 }
 
 // regexpProblem says what is wrong with a regular expression without
