@@ -90,7 +90,37 @@ func (c *compiler) document(m map[string]any, prefix []string, path string, dept
 	}
 	// Sorted, so that of several problems the same one is reported every time.
 	keys := slices.Sorted(maps.Keys(m))
-	var op, field string
+	if err := checkOperatorPlace(keys, prefix, path); err != nil {
+		return node{}, err
+	}
+	kids := make([]node, 0, len(keys))
+	for _, k := range keys {
+		n, err := c.member(k, m[k], prefix, joinKey(path, k), depth)
+		if err != nil {
+			return node{}, err
+		}
+		kids = append(kids, n)
+	}
+	return and(kids), nil
+}
+
+// checkOperatorPlace checks that the document at path with the sorted keys
+// holds value operators only where they can apply: not beside fields, and
+// only as the value of a field (prefix).
+func checkOperatorPlace(keys, prefix []string, path string) error {
+	op, field := firstOperatorAndField(keys)
+	if op != "" && field != "" {
+		return errorf(path, "object mixes the operator %s with the field %q: an object holds either operators, which test the field it is the value of, or fields of a nested document", op, field)
+	}
+	if op != "" && len(prefix) == 0 {
+		return errorf(joinKey(path, op), "operator %s must apply to a field, as in {\"status\": {\"%s\": ...}}; only $or and $and may stand outside a field", op, op)
+	}
+	return nil
+}
+
+// firstOperatorAndField returns the first value operator and the first
+// field name among keys; either is empty when there is none.
+func firstOperatorAndField(keys []string) (op, field string) {
 	for _, k := range keys {
 		switch {
 		case valueOperators[k]:
@@ -103,40 +133,31 @@ func (c *compiler) document(m map[string]any, prefix []string, path string, dept
 			}
 		}
 	}
-	if op != "" && field != "" {
-		return node{}, errorf(path, "object mixes the operator %s with the field %q: an object holds either operators, which test the field it is the value of, or fields of a nested document", op, field)
-	}
-	if op != "" && len(prefix) == 0 {
-		return node{}, errorf(joinKey(path, op), "operator %s must apply to a field, as in {\"status\": {\"%s\": ...}}; only $or and $and may stand outside a field", op, op)
-	}
+	return op, field
+}
 
-	kids := make([]node, 0, len(keys))
-	for _, k := range keys {
-		kpath := joinKey(path, k)
-		var (
-			n   node
-			err error
-		)
-		switch {
-		case k == opOr || k == opAnd:
-			n, err = c.logical(k, m[k], prefix, kpath, depth)
-		case valueOperators[k]:
-			n, err = c.valueOperator(k, m[k], prefix, kpath, depth)
-		case strings.HasPrefix(k, "$"):
-			msg := "unknown operator " + strconv.Quote(k) + " (want " + operatorList + ")"
-			if want, ok := misspellings[k]; ok {
-				msg += "; did you mean " + want + "?"
-			}
-			err = &Error{Path: kpath, Msg: msg}
-		default:
-			n, err = c.field(k, m[k], prefix, kpath, depth)
-		}
-		if err != nil {
-			return node{}, err
-		}
-		kids = append(kids, n)
+// member compiles the key k with value v, at path, of a document at depth
+// whose field paths continue prefix.
+func (c *compiler) member(k string, v any, prefix []string, path string, depth int) (node, error) {
+	switch {
+	case k == opOr || k == opAnd:
+		return c.logical(k, v, prefix, path, depth)
+	case valueOperators[k]:
+		return c.valueOperator(k, v, prefix, path, depth)
+	case strings.HasPrefix(k, "$"):
+		return node{}, unknownOperator(k, path)
 	}
-	return and(kids), nil
+	return c.field(k, v, prefix, path, depth)
+}
+
+// unknownOperator is the error for the key k at path that looks like an
+// operator but is none, suggesting ours for MongoDB's names.
+func unknownOperator(k, path string) error {
+	msg := "unknown operator " + strconv.Quote(k) + " (want " + operatorList + ")"
+	if want, ok := misspellings[k]; ok {
+		msg += "; did you mean " + want + "?"
+	}
+	return &Error{Path: path, Msg: msg}
 }
 
 // field compiles the condition {key: v} at path, in a document at depth
