@@ -95,10 +95,7 @@ func (c *Conn) ListParked(ctx context.Context, limit int) ([]ParkedMessage, int,
 func (c *Conn) Replay(ctx context.Context, ids []string, all bool) (int, []string, error) {
 	parkingMu.Lock()
 	defer parkingMu.Unlock()
-	want := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
-	}
+	want := idSet(ids)
 	ch, err := c.Channel(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -131,51 +128,83 @@ func (c *Conn) Replay(ctx context.Context, ids []string, all bool) (int, []strin
 			continue
 		}
 		delete(want, m.ID)
-		if m.From == "" {
-			return replayed, nil, fmt.Errorf("parked message %s does not say where it came from (no %s header)", m.ID, HeaderParkedFrom)
-		}
-		headers := amqp.Table{}
-		for k, v := range d.Headers {
-			switch k {
-			case HeaderParkedFrom, HeaderParkedReason, HeaderParkedID, HeaderParkedAt:
-			default:
-				headers[k] = v
-			}
-		}
-		headers["x-hookmesh-replayed-from-parking"] = m.ID
-		conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", m.From, true, false, amqp.Publishing{
-			Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
-			MessageId: d.MessageId, Type: d.Type, Timestamp: d.Timestamp, Body: d.Body,
-		})
-		if err != nil {
-			return replayed, nil, fmt.Errorf("replay %s to %s: %w", m.ID, m.From, err)
-		}
-		okConf, err := conf.WaitContext(ctx)
-		if err != nil {
-			return replayed, nil, fmt.Errorf("replay %s to %s: %w", m.ID, m.From, err)
-		}
-		if !okConf {
-			return replayed, nil, fmt.Errorf("replay %s to %s: the broker refused it", m.ID, m.From)
-		}
-		select {
-		case r := <-returns:
-			return replayed, nil, fmt.Errorf("replay %s: queue %s does not exist (%s); the message stays parked", m.ID, m.From, r.ReplyText)
-		default:
-		}
-		if err := d.Ack(false); err != nil {
-			return replayed, nil, fmt.Errorf("take %s off the parking queue: %w", m.ID, err)
+		if err := c.replayOne(ctx, ch, returns, d, m); err != nil {
+			return replayed, nil, err
 		}
 		replayed++
-		c.logger.InfoContext(ctx, "replayed a parked message", "id", m.ID, "queue", m.From, "reason", m.Reason)
 		if !all && len(want) == 0 {
 			break
 		}
 	}
+	return replayed, missingIDs(ids, want), nil
+}
+
+// idSet is the set of ids.
+func idSet(ids []string) map[string]bool {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
+// missingIDs lists, in the order of ids, those still in want: the ones
+// Replay did not find.
+func missingIDs(ids []string, want map[string]bool) []string {
 	var missing []string
 	for _, id := range ids {
 		if want[id] {
 			missing = append(missing, id)
 		}
 	}
-	return replayed, missing, nil
+	return missing
+}
+
+// replayOne publishes the parked message m, read as d, to the queue it
+// came from on ch, which is in confirm mode with unroutable copies coming
+// back on returns, and acknowledges it off the parking queue once the
+// broker has confirmed and routed the copy.
+func (c *Conn) replayOne(ctx context.Context, ch *amqp.Channel, returns <-chan amqp.Return, d amqp.Delivery, m ParkedMessage) error {
+	if m.From == "" {
+		return fmt.Errorf("parked message %s does not say where it came from (no %s header)", m.ID, HeaderParkedFrom)
+	}
+	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", m.From, true, false, amqp.Publishing{
+		Headers: replayHeaders(d.Headers, m.ID), ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
+		MessageId: d.MessageId, Type: d.Type, Timestamp: d.Timestamp, Body: d.Body,
+	})
+	if err != nil {
+		return fmt.Errorf("replay %s to %s: %w", m.ID, m.From, err)
+	}
+	okConf, err := conf.WaitContext(ctx)
+	if err != nil {
+		return fmt.Errorf("replay %s to %s: %w", m.ID, m.From, err)
+	}
+	if !okConf {
+		return fmt.Errorf("replay %s to %s: the broker refused it", m.ID, m.From)
+	}
+	select {
+	case r := <-returns:
+		return fmt.Errorf("replay %s: queue %s does not exist (%s); the message stays parked", m.ID, m.From, r.ReplyText)
+	default:
+	}
+	if err := d.Ack(false); err != nil {
+		return fmt.Errorf("take %s off the parking queue: %w", m.ID, err)
+	}
+	c.logger.InfoContext(ctx, "replayed a parked message", "id", m.ID, "queue", m.From, "reason", m.Reason)
+	return nil
+}
+
+// replayHeaders are the headers of a parked message's copy: its own, less
+// those that parking added, and the parked id it was replayed from.
+func replayHeaders(parked amqp.Table, id string) amqp.Table {
+	headers := amqp.Table{}
+	for k, v := range parked {
+		switch k {
+		case HeaderParkedFrom, HeaderParkedReason, HeaderParkedID, HeaderParkedAt:
+		default:
+			headers[k] = v
+		}
+	}
+	headers["x-hookmesh-replayed-from-parking"] = id
+	return headers
 }

@@ -90,7 +90,37 @@ func (c *compiler) document(m map[string]any, prefix []string, path string, dept
 	}
 	// Sorted, so that of several problems the same one is reported every time.
 	keys := slices.Sorted(maps.Keys(m))
-	var op, field string
+	if err := checkOperatorPlace(keys, prefix, path); err != nil {
+		return node{}, err
+	}
+	kids := make([]node, 0, len(keys))
+	for _, k := range keys {
+		n, err := c.member(k, m[k], prefix, joinKey(path, k), depth)
+		if err != nil {
+			return node{}, err
+		}
+		kids = append(kids, n)
+	}
+	return and(kids), nil
+}
+
+// checkOperatorPlace checks that the document at path with the sorted keys
+// holds value operators only where they can apply: not beside fields, and
+// only as the value of a field (prefix).
+func checkOperatorPlace(keys, prefix []string, path string) error {
+	op, field := firstOperatorAndField(keys)
+	if op != "" && field != "" {
+		return errorf(path, "object mixes the operator %s with the field %q: an object holds either operators, which test the field it is the value of, or fields of a nested document", op, field)
+	}
+	if op != "" && len(prefix) == 0 {
+		return errorf(joinKey(path, op), "operator %s must apply to a field, as in {\"status\": {\"%s\": ...}}; only $or and $and may stand outside a field", op, op)
+	}
+	return nil
+}
+
+// firstOperatorAndField returns the first value operator and the first
+// field name among keys; either is empty when there is none.
+func firstOperatorAndField(keys []string) (op, field string) {
 	for _, k := range keys {
 		switch {
 		case valueOperators[k]:
@@ -103,40 +133,31 @@ func (c *compiler) document(m map[string]any, prefix []string, path string, dept
 			}
 		}
 	}
-	if op != "" && field != "" {
-		return node{}, errorf(path, "object mixes the operator %s with the field %q: an object holds either operators, which test the field it is the value of, or fields of a nested document", op, field)
-	}
-	if op != "" && len(prefix) == 0 {
-		return node{}, errorf(joinKey(path, op), "operator %s must apply to a field, as in {\"status\": {\"%s\": ...}}; only $or and $and may stand outside a field", op, op)
-	}
+	return op, field
+}
 
-	kids := make([]node, 0, len(keys))
-	for _, k := range keys {
-		kpath := joinKey(path, k)
-		var (
-			n   node
-			err error
-		)
-		switch {
-		case k == opOr || k == opAnd:
-			n, err = c.logical(k, m[k], prefix, kpath, depth)
-		case valueOperators[k]:
-			n, err = c.valueOperator(k, m[k], prefix, kpath, depth)
-		case strings.HasPrefix(k, "$"):
-			msg := "unknown operator " + strconv.Quote(k) + " (want " + operatorList + ")"
-			if want, ok := misspellings[k]; ok {
-				msg += "; did you mean " + want + "?"
-			}
-			err = &Error{Path: kpath, Msg: msg}
-		default:
-			n, err = c.field(k, m[k], prefix, kpath, depth)
-		}
-		if err != nil {
-			return node{}, err
-		}
-		kids = append(kids, n)
+// member compiles the key k with value v, at path, of a document at depth
+// whose field paths continue prefix.
+func (c *compiler) member(k string, v any, prefix []string, path string, depth int) (node, error) {
+	switch {
+	case k == opOr || k == opAnd:
+		return c.logical(k, v, prefix, path, depth)
+	case valueOperators[k]:
+		return c.valueOperator(k, v, prefix, path, depth)
+	case strings.HasPrefix(k, "$"):
+		return node{}, unknownOperator(k, path)
 	}
-	return and(kids), nil
+	return c.field(k, v, prefix, path, depth)
+}
+
+// unknownOperator is the error for the key k at path that looks like an
+// operator but is none, suggesting ours for MongoDB's names.
+func unknownOperator(k, path string) error {
+	msg := "unknown operator " + strconv.Quote(k) + " (want " + operatorList + ")"
+	if want, ok := misspellings[k]; ok {
+		msg += "; did you mean " + want + "?"
+	}
+	return &Error{Path: path, Msg: msg}
 }
 
 // field compiles the condition {key: v} at path, in a document at depth
@@ -203,75 +224,119 @@ func (c *compiler) logical(name string, v any, prefix []string, path string, dep
 // valueOperator compiles the operator name with operand v at path, testing
 // the field prefix; the operator's object is at depth.
 func (c *compiler) valueOperator(name string, v any, prefix []string, path string, depth int) (node, error) {
-	var l *leaf
+	var (
+		l   *leaf
+		err error
+	)
 	switch name {
 	case opEq, opNeq:
-		operand, err := c.operand(v, path, depth+1)
-		if err != nil {
-			return node{}, err
-		}
-		l = newLeaf(prefix, testEq)
-		l.val = operand
-		l.neg = name == opNeq
+		l, err = c.eqOperator(name, v, prefix, path, depth)
 	case opGt, opGte, opLt, opLte:
-		if err := c.count(path); err != nil {
-			return node{}, err
-		}
-		var operand any
-		switch {
-		case isNumber(v):
-			d, err := number(v, path)
-			if err != nil {
-				return node{}, err
-			}
-			operand = d
-		case isString(v):
-			operand = v
-		default:
-			return node{}, errorf(path, "operand must be a number or a string, got %s", kindOf(v))
-		}
-		l = newLeaf(prefix, orderTests[name])
-		l.val = operand
+		l, err = c.orderOperator(name, v, prefix, path)
 	case opIn, opNin:
-		if _, ok := v.([]any); !ok {
-			return node{}, errorf(path, "operand must be an array, got %s", kindOf(v))
-		}
-		operand, err := c.operand(v, path, depth+1)
-		if err != nil {
-			return node{}, err
-		}
-		l = newLeaf(prefix, testIn)
-		l.setList(operand.([]any))
-		l.neg = name == opNin
+		l, err = c.inOperator(name, v, prefix, path, depth)
 	case opExist:
-		if err := c.count(path); err != nil {
-			return node{}, err
-		}
-		b, ok := v.(bool)
-		if !ok {
-			return node{}, errorf(path, "operand must be a boolean, got %s", kindOf(v))
-		}
-		l = newLeaf(prefix, testAny)
-		l.neg = !b
+		l, err = c.existOperator(v, prefix, path)
 	case opRegex:
-		if err := c.count(path); err != nil {
-			return node{}, err
-		}
-		s, ok := v.(string)
-		if !ok {
-			return node{}, errorf(path, "operand must be a string, got %s", kindOf(v))
-		}
-		if len(s) > c.opts.MaxRegexLen {
-			return node{}, errorf(path, "regular expression is %d bytes long, over the limit of %d", len(s), c.opts.MaxRegexLen)
-		}
-		re, err := regexp.Compile(s)
-		if err != nil {
-			return node{}, errorf(path, "invalid regular expression: %s", regexpProblem(err))
-		}
-		l = newLeaf(prefix, testRegex)
-		l.re = re
+		l, err = c.regexOperator(v, prefix, path)
+	}
+	if err != nil {
+		return node{}, err
 	}
 	return leafNode(l), nil
+}
+
+// eqOperator compiles $eq or $neq (name) with operand v at path.
+func (c *compiler) eqOperator(name string, v any, prefix []string, path string, depth int) (*leaf, error) {
+	operand, err := c.operand(v, path, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	l := newLeaf(prefix, testEq)
+	l.val = operand
+	l.neg = name == opNeq
+	return l, nil
+}
+
+// orderOperator compiles $gt, $gte, $lt or $lte (name) with operand v at
+// path.
+func (c *compiler) orderOperator(name string, v any, prefix []string, path string) (*leaf, error) {
+	if err := c.count(path); err != nil {
+		return nil, err
+	}
+	operand, err := orderOperand(v, path)
+	if err != nil {
+		return nil, err
+	}
+	l := newLeaf(prefix, orderTests[name])
+	l.val = operand
+	return l, nil
+}
+
+// orderOperand normalises the operand v of an ordering operator at path:
+// a number becomes a decimal, a string stays; anything else is an error.
+func orderOperand(v any, path string) (any, error) {
+	switch {
+	case isNumber(v):
+		d, err := number(v, path)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	case isString(v):
+		return v, nil
+	}
+	return nil, errorf(path, "operand must be a number or a string, got %s", kindOf(v))
+}
+
+// inOperator compiles $in or $nin (name) with operand v at path.
+func (c *compiler) inOperator(name string, v any, prefix []string, path string, depth int) (*leaf, error) {
+	if _, ok := v.([]any); !ok {
+		return nil, errorf(path, "operand must be an array, got %s", kindOf(v))
+	}
+	operand, err := c.operand(v, path, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	l := newLeaf(prefix, testIn)
+	l.setList(operand.([]any))
+	l.neg = name == opNin
+	return l, nil
+}
+
+// existOperator compiles $exist with operand v at path.
+func (c *compiler) existOperator(v any, prefix []string, path string) (*leaf, error) {
+	if err := c.count(path); err != nil {
+		return nil, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return nil, errorf(path, "operand must be a boolean, got %s", kindOf(v))
+	}
+	l := newLeaf(prefix, testAny)
+	l.neg = !b
+	return l, nil
+}
+
+// regexOperator compiles $regex with operand v at path.
+func (c *compiler) regexOperator(v any, prefix []string, path string) (*leaf, error) {
+	if err := c.count(path); err != nil {
+		return nil, err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return nil, errorf(path, "operand must be a string, got %s", kindOf(v))
+	}
+	if len(s) > c.opts.MaxRegexLen {
+		return nil, errorf(path, "regular expression is %d bytes long, over the limit of %d", len(s), c.opts.MaxRegexLen)
+	}
+	re, err := regexp.Compile(s)
+	if err != nil {
+		return nil, errorf(path, "invalid regular expression: %s", regexpProblem(err))
+	}
+	l := newLeaf(prefix, testRegex)
+	l.re = re
+	return l, nil
 }
 
 // regexpProblem says what is wrong with a regular expression without

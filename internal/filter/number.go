@@ -25,61 +25,91 @@ const maxExponent = 1e15
 
 // parseDecimal reads s as a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func parseDecimal(s string) (decimal, bool) {
-	i := 0
-	neg := false
-	if i < len(s) && s[i] == '-' {
-		neg = true
-		i++
-	}
-	start := i
-	if i < len(s) && s[i] == '0' {
-		i++
-	} else {
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	if i == start {
+	rest, neg := strings.CutPrefix(s, "-")
+	intPart, rest, ok := cutInteger(rest)
+	if !ok {
 		return decimal{}, false
 	}
-	intPart, frac := s[start:i], ""
-	if i < len(s) && s[i] == '.' {
-		i++
-		start = i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		if i == start {
-			return decimal{}, false
-		}
-		frac = s[start:i]
-	}
-	var e int64
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		eneg := false
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			eneg = s[i] == '-'
-			i++
-		}
-		start = i
-		for i < len(s) && isDigit(s[i]) {
-			if e < maxExponent {
-				e = e*10 + int64(s[i]-'0')
-			}
-			i++
-		}
-		if i == start {
-			return decimal{}, false
-		}
-		if eneg {
-			e = -e
-		}
-	}
-	if i != len(s) {
+	frac, rest, ok := cutFraction(rest)
+	if !ok {
 		return decimal{}, false
 	}
+	e, rest, ok := cutExponent(rest)
+	if !ok || rest != "" {
+		return decimal{}, false
+	}
+	return newDecimal(neg, intPart, frac, e), true
+}
 
+// cutInteger cuts the integer part, 0|[1-9][0-9]*, from the front of s.
+// ok is false when s does not start with a digit.
+func cutInteger(s string) (digits, rest string, ok bool) {
+	n := 1
+	// A leading zero is the whole integer part: what follows it must be a
+	// fraction or an exponent, or the text is not a number.
+	if s == "" || s[0] != '0' {
+		n = leadingDigits(s)
+	}
+	if n == 0 {
+		return "", s, false
+	}
+	return s[:n], s[n:], true
+}
+
+// cutFraction cuts the fraction, \.[0-9]+, from the front of s and returns
+// its digits. A missing fraction is ok; a point without digits is not.
+func cutFraction(s string) (digits, rest string, ok bool) {
+	after, found := strings.CutPrefix(s, ".")
+	if !found {
+		return "", s, true
+	}
+	n := leadingDigits(after)
+	if n == 0 {
+		return "", s, false
+	}
+	return after[:n], after[n:], true
+}
+
+// cutExponent cuts the exponent, [eE][+-]?[0-9]+, from the front of s and
+// returns its value, held at maxExponent in magnitude. A missing exponent
+// is ok and 0; a marker without digits is not.
+func cutExponent(s string) (e int64, rest string, ok bool) {
+	if s == "" || (s[0] != 'e' && s[0] != 'E') {
+		return 0, s, true
+	}
+	s = s[1:]
+	neg := false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	n := leadingDigits(s)
+	if n == 0 {
+		return 0, s, false
+	}
+	for i := range n {
+		if e < maxExponent {
+			e = e*10 + int64(s[i]-'0')
+		}
+	}
+	if neg {
+		e = -e
+	}
+	return e, s[n:], true
+}
+
+// leadingDigits counts the decimal digits at the front of s.
+func leadingDigits(s string) int {
+	n := 0
+	for n < len(s) && isDigit(s[n]) {
+		n++
+	}
+	return n
+}
+
+// newDecimal is the number whose integer part and fraction have the
+// digits intPart and frac, times 10^e.
+func newDecimal(neg bool, intPart, frac string, e int64) decimal {
 	// The digits intPart+frac, times 10^(e-len(frac)), are 0.D × 10^exp
 	// with exp = len(D) + e - len(frac) once leading zeros are gone.
 	hi, lo := strings.TrimLeft(intPart, "0"), frac
@@ -92,9 +122,9 @@ func parseDecimal(s string) (decimal, bool) {
 		hi = strings.TrimRight(hi, "0")
 	}
 	if hi == "" && lo == "" {
-		return decimal{}, true
+		return decimal{}
 	}
-	return decimal{neg: neg, hi: hi, lo: lo, exp: exp}, true
+	return decimal{neg: neg, hi: hi, lo: lo, exp: exp}
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

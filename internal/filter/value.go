@@ -25,30 +25,42 @@ func equal(op, v any) bool {
 		d, ok := toDecimal(v)
 		return ok && d.cmp(o) == 0
 	case []any:
-		a, ok := v.([]any)
-		if !ok || len(a) != len(o) {
-			return false
-		}
-		for i := range o {
-			if !equal(o[i], a[i]) {
-				return false
-			}
-		}
-		return true
+		return equalArray(o, v)
 	case map[string]any:
-		m, ok := v.(map[string]any)
-		if !ok || len(m) != len(o) {
-			return false
-		}
-		for k, ov := range o {
-			mv, ok := m[k]
-			if !ok || !equal(ov, mv) {
-				return false
-			}
-		}
-		return true
+		return equalObject(o, v)
 	}
 	return false
+}
+
+// equalArray reports whether v is an array of the same length as o whose
+// elements equal o's in order.
+func equalArray(o []any, v any) bool {
+	a, ok := v.([]any)
+	if !ok || len(a) != len(o) {
+		return false
+	}
+	for i := range o {
+		if !equal(o[i], a[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalObject reports whether v is an object with the same keys as o whose
+// values equal o's.
+func equalObject(o map[string]any, v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != len(o) {
+		return false
+	}
+	for k, ov := range o {
+		mv, ok := m[k]
+		if !ok || !equal(ov, mv) {
+			return false
+		}
+	}
+	return true
 }
 
 // order compares the payload value v with the compiled operand op, a string

@@ -104,63 +104,100 @@ func unknownIn(v any, md protoreflect.MessageDescriptor, path string) error {
 	if !ok {
 		return nil
 	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	fields := md.Fields()
-	for _, k := range keys {
+	for _, k := range sortedKeys(obj) {
 		if strings.HasPrefix(k, "[") { // an extension, which protojson reports itself
 			continue
 		}
-		fd := fields.ByJSONName(k)
+		fd := fieldNamed(fields, k)
 		if fd == nil {
-			fd = fields.ByTextName(k)
-		}
-		if fd == nil {
-			var names []string
-			for i := range fields.Len() {
-				names = append(names, fields.Get(i).JSONName(), string(fields.Get(i).Name()))
-			}
-			return UnknownField(k, path, names)
+			return UnknownField(k, path, fieldNames(fields))
 		}
 		kpath := joinPath(path, k)
-		if fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() {
-			// Filters and event data are JSON text: a client that sends the
-			// document itself gets told so.
-			switch obj[k].(type) {
-			case map[string]any, []any:
-				return fmt.Errorf("%s: must be a string, got a JSON %s; a filter or an event's data is sent as its JSON text, as in %q: %q",
-					kpath, kindOf(obj[k]), k, `{"amount": 42}`)
-			}
+		if err := checkStringValue(fd, k, obj[k], kpath); err != nil {
+			return err
 		}
-		if fd.Message() == nil || obj[k] == nil {
-			continue
+		if err := unknownInField(fd, obj[k], kpath); err != nil {
+			return err
 		}
-		switch {
-		case fd.IsMap():
-			vmd := fd.MapValue().Message()
-			m, _ := obj[k].(map[string]any)
-			if vmd == nil || m == nil {
-				continue
-			}
-			for _, mk := range sortedKeys(m) {
-				if err := unknownIn(m[mk], vmd, kpath+"["+strconv.Quote(mk)+"]"); err != nil {
-					return err
-				}
-			}
-		case fd.IsList():
-			a, _ := obj[k].([]any)
-			for i, e := range a {
-				if err := unknownIn(e, fd.Message(), fmt.Sprintf("%s[%d]", kpath, i)); err != nil {
-					return err
-				}
-			}
-		default:
-			if err := unknownIn(obj[k], fd.Message(), kpath); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// fieldNamed is the field whose JSON name, or else proto name, is k; nil
+// when there is none.
+func fieldNamed(fields protoreflect.FieldDescriptors, k string) protoreflect.FieldDescriptor {
+	if fd := fields.ByJSONName(k); fd != nil {
+		return fd
+	}
+	return fields.ByTextName(k)
+}
+
+// fieldNames lists every field's JSON name and proto name, the names a
+// request may use.
+func fieldNames(fields protoreflect.FieldDescriptors) []string {
+	var names []string
+	for i := range fields.Len() {
+		names = append(names, fields.Get(i).JSONName(), string(fields.Get(i).Name()))
+	}
+	return names
+}
+
+// checkStringValue returns an error when the field fd, a single string,
+// is given an object or array v at kpath, under the key k.
+func checkStringValue(fd protoreflect.FieldDescriptor, k string, v any, kpath string) error {
+	if fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
+		return nil
+	}
+	// Filters and event data are JSON text: a client that sends the
+	// document itself gets told so.
+	switch v.(type) {
+	case map[string]any, []any:
+		return fmt.Errorf("%s: must be a string, got a JSON %s; a filter or an event's data is sent as its JSON text, as in %q: %q",
+			kpath, kindOf(v), k, `{"amount": 42}`)
+	}
+	return nil
+}
+
+// unknownInField looks for unknown fields in the value v at kpath of the
+// message field fd: in each value of a map, each element of a list, or
+// the message itself.
+func unknownInField(fd protoreflect.FieldDescriptor, v any, kpath string) error {
+	if fd.Message() == nil || v == nil {
+		return nil
+	}
+	switch {
+	case fd.IsMap():
+		return unknownInMap(fd, v, kpath)
+	case fd.IsList():
+		return unknownInList(fd, v, kpath)
+	}
+	return unknownIn(v, fd.Message(), kpath)
+}
+
+// unknownInMap looks for unknown fields in each value, in key order, of the
+// map v at kpath of the map field fd whose values are messages.
+func unknownInMap(fd protoreflect.FieldDescriptor, v any, kpath string) error {
+	vmd := fd.MapValue().Message()
+	m, _ := v.(map[string]any)
+	if vmd == nil || m == nil {
+		return nil
+	}
+	for _, mk := range sortedKeys(m) {
+		if err := unknownIn(m[mk], vmd, kpath+"["+strconv.Quote(mk)+"]"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unknownInList looks for unknown fields in each element of the list v at
+// kpath of the repeated message field fd.
+func unknownInList(fd protoreflect.FieldDescriptor, v any, kpath string) error {
+	a, _ := v.([]any)
+	for i, e := range a {
+		if err := unknownIn(e, fd.Message(), fmt.Sprintf("%s[%d]", kpath, i)); err != nil {
+			return err
 		}
 	}
 	return nil

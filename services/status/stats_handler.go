@@ -117,11 +117,7 @@ func statsWindow(m *statusv1.GetDeliveryStatsRequest, now time.Time) (*statsQuer
 // stats reads q's statistics within the caller's scope and returns every
 // bucket of the window.
 func (h *handler) stats(ctx context.Context, q *statsQuery) ([]*statusv1.StatsBucket, error) {
-	n := int((q.end.Sub(q.start) + q.bucket - 1) / q.bucket)
-	buckets := make([]*statusv1.StatsBucket, n)
-	for i := range buckets {
-		buckets[i] = &statusv1.StatsBucket{StartTime: timestamppb.New(q.start.Add(time.Duration(i) * q.bucket))}
-	}
+	buckets := emptyBuckets(q)
 	sc, err := h.scope(ctx, q.projectID)
 	if err != nil {
 		return nil, err
@@ -139,8 +135,30 @@ func (h *handler) stats(ctx context.Context, q *statsQuery) ([]*statusv1.StatsBu
 	if err != nil {
 		return nil, err
 	}
+	counts := statusCounts(rows.statuses, len(buckets))
+	hists, sums := latencyHistograms(rows.latencies, len(buckets))
+	for i, b := range buckets {
+		fillBucket(b, counts[i], hists[i], sums[i])
+	}
+	return buckets, nil
+}
+
+// emptyBuckets are the buckets of q's window, each with its start time and
+// nothing counted.
+func emptyBuckets(q *statsQuery) []*statusv1.StatsBucket {
+	n := int((q.end.Sub(q.start) + q.bucket - 1) / q.bucket)
+	buckets := make([]*statusv1.StatsBucket, n)
+	for i := range buckets {
+		buckets[i] = &statusv1.StatsBucket{StartTime: timestamppb.New(q.start.Add(time.Duration(i) * q.bucket))}
+	}
+	return buckets
+}
+
+// statusCounts sums the delivery counters rows per bucket and status, for
+// n buckets; a row outside them, or counting nothing, is left out.
+func statusCounts(rows []statusRow, n int) []map[statusv1.DeliveryStatus]uint64 {
 	counts := make([]map[statusv1.DeliveryStatus]uint64, n)
-	for _, r := range rows.statuses {
+	for _, r := range rows {
 		if r.bucket < 0 || r.bucket >= int64(n) || r.n <= 0 {
 			continue
 		}
@@ -149,9 +167,16 @@ func (h *handler) stats(ctx context.Context, q *statsQuery) ([]*statusv1.StatsBu
 		}
 		counts[r.bucket][statusv1.DeliveryStatus(r.status)] += uint64(r.n)
 	}
-	hists := make([][]uint64, n)
-	sums := make([]int64, n)
-	for _, r := range rows.latencies {
+	return counts
+}
+
+// latencyHistograms sums the attempt counters rows per bucket into a
+// histogram over latencyBounds and a sum of latencies, for n buckets; a
+// row outside them or the histogram, or counting nothing, is left out.
+func latencyHistograms(rows []latencyRow, n int) (hists [][]uint64, sums []int64) {
+	hists = make([][]uint64, n)
+	sums = make([]int64, n)
+	for _, r := range rows {
 		if r.bucket < 0 || r.bucket >= int64(n) || r.n <= 0 || r.latency < 0 || int(r.latency) > len(latencyBounds) {
 			continue
 		}
@@ -161,23 +186,26 @@ func (h *handler) stats(ctx context.Context, q *statsQuery) ([]*statusv1.StatsBu
 		hists[r.bucket][r.latency] += uint64(r.n)
 		sums[r.bucket] += r.sumMS
 	}
-	for i, b := range buckets {
-		for _, st := range outcomeStatuses {
-			if c := counts[i][st]; c > 0 {
-				b.Statuses = append(b.Statuses, &statusv1.StatusCount{Status: st, Count: c})
-			}
-		}
-		for _, c := range hists[i] {
-			b.Attempts += c
-		}
-		if b.Attempts > 0 {
-			b.LatencyMeanMs = clampUint32(sums[i] / int64(b.Attempts))
-			b.LatencyP50Ms = percentile(hists[i], b.Attempts, 0.50)
-			b.LatencyP95Ms = percentile(hists[i], b.Attempts, 0.95)
-			b.LatencyP99Ms = percentile(hists[i], b.Attempts, 0.99)
+	return hists, sums
+}
+
+// fillBucket sets b's counts per status, in enum order, and its attempts
+// and latencies from the histogram hist and the latencies' sum sumMS.
+func fillBucket(b *statusv1.StatsBucket, counts map[statusv1.DeliveryStatus]uint64, hist []uint64, sumMS int64) {
+	for _, st := range outcomeStatuses {
+		if c := counts[st]; c > 0 {
+			b.Statuses = append(b.Statuses, &statusv1.StatusCount{Status: st, Count: c})
 		}
 	}
-	return buckets, nil
+	for _, c := range hist {
+		b.Attempts += c
+	}
+	if b.Attempts > 0 {
+		b.LatencyMeanMs = clampUint32(sumMS / int64(b.Attempts))
+		b.LatencyP50Ms = percentile(hist, b.Attempts, 0.50)
+		b.LatencyP95Ms = percentile(hist, b.Attempts, 0.95)
+		b.LatencyP99Ms = percentile(hist, b.Attempts, 0.99)
+	}
 }
 
 // percentile estimates the p-quantile of a latency histogram of total
