@@ -40,11 +40,18 @@ type Targets interface {
 	DisableEndpoint(ctx context.Context, projectID, endpointID, reason string) error
 }
 
+// Publisher publishes messages and returns once the broker confirmed them
+// all (a *bus.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, msgs []bus.Message) error
+}
+
 // Deliverer consumes delivery tasks.
 type Deliverer struct {
 	cfg     Config
 	conn    *bus.Conn
-	pub     *bus.Publisher
+	topo    bus.Topology
+	pub     Publisher
 	targets Targets
 	sender  *webhook.Sender
 	metrics *metrics
@@ -55,14 +62,25 @@ type Deliverer struct {
 	now     func() time.Time
 }
 
-// New returns a deliverer; mp receives its metrics.
-func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
+// New returns a deliverer consuming from conn; mp receives its metrics.
+func New(cfg Config, conn *bus.Conn, pub Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
+	d, err := newDeliverer(cfg, conn.Topology(), pub, targets, sender, mp, logger)
+	if err != nil {
+		return nil, err
+	}
+	d.conn = conn
+	return d, nil
+}
+
+// newDeliverer returns a deliverer that builds its messages for topo; only
+// Run needs the connection.
+func newDeliverer(cfg Config, topo bus.Topology, pub Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
 	cfg.defaults()
 	m, err := newMetrics(mp)
 	if err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
-	return &Deliverer{cfg: cfg, conn: conn, pub: pub, targets: targets, sender: sender, metrics: m, limits: newRateLimits(), streaks: newStreaks(),
+	return &Deliverer{cfg: cfg, topo: topo, pub: pub, targets: targets, sender: sender, metrics: m, limits: newRateLimits(), streaks: newStreaks(),
 		circuit: newBreakers(cfg.Breaker), logger: logger, now: time.Now}, nil
 }
 
@@ -189,7 +207,7 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 func (d *Deliverer) putOff(ctx context.Context, task *busv1.DeliveryTask, due time.Time) error {
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
 	defer cancel()
-	return d.pub.Publish(pctx, []bus.Message{d.conn.Topology().DelayedTaskMessage(task, due, d.now())})
+	return d.pub.Publish(pctx, []bus.Message{d.topo.DelayedTaskMessage(task, due, d.now())})
 }
 
 // breaksCircuit says whether an attempt's outcome counts against the
@@ -386,7 +404,7 @@ func (d *Deliverer) reportAt(ctx context.Context, task *busv1.DeliveryTask, st s
 	if !next.IsZero() {
 		change.NextAttemptTime = timestamppb.New(next)
 	}
-	msg := d.conn.Topology().StateMessage(change)
+	msg := d.topo.StateMessage(change)
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
 	defer cancel()
 	d.metrics.outcome(ctx, st)

@@ -54,7 +54,7 @@ func (d *Deliverer) circuitMeta(ctx context.Context, msgs []bus.Message, task *b
 }
 
 func (d *Deliverer) appendMeta(ctx context.Context, msgs []bus.Message, projectID, typ string, data any) []bus.Message {
-	m, err := metaevent.Message(d.conn.Topology(), projectID, typ, d.now(), data)
+	m, err := metaevent.Message(d.topo, projectID, typ, d.now(), data)
 	if err != nil {
 		d.logger.ErrorContext(ctx, "meta event not built", "type", typ, "project_id", projectID, "err", err)
 		return msgs

@@ -28,20 +28,35 @@ type Targets interface {
 	ResolveTargets(ctx context.Context, req *registryv1.ResolveTargetsRequest) ([]*registryv1.Target, error)
 }
 
+// Publisher publishes messages and returns once the broker confirmed them
+// all (a *bus.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, msgs []bus.Message) error
+}
+
 // Router consumes events and publishes deliveries.
 type Router struct {
 	cfg     Config
 	conn    *bus.Conn
-	pub     *bus.Publisher
+	topo    bus.Topology
+	pub     Publisher
 	targets Targets
 	filters filters
 	logger  *slog.Logger
 }
 
-// New returns a router.
-func New(cfg Config, conn *bus.Conn, pub *bus.Publisher, targets Targets, logger *slog.Logger) *Router {
+// New returns a router consuming from conn.
+func New(cfg Config, conn *bus.Conn, pub Publisher, targets Targets, logger *slog.Logger) *Router {
+	r := newRouter(cfg, conn.Topology(), pub, targets, logger)
+	r.conn = conn
+	return r
+}
+
+// newRouter returns a router that builds its messages for topo; only Run
+// needs the connection.
+func newRouter(cfg Config, topo bus.Topology, pub Publisher, targets Targets, logger *slog.Logger) *Router {
 	cfg.defaults()
-	return &Router{cfg: cfg, conn: conn, pub: pub, targets: targets, logger: logger}
+	return &Router{cfg: cfg, topo: topo, pub: pub, targets: targets, logger: logger}
 }
 
 // Run routes events until ctx ends.
@@ -88,7 +103,7 @@ func (r *Router) handle(d *bus.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)
 	}
-	topo := r.conn.Topology()
+	topo := r.topo
 	now := timestamppb.New(time.Now())
 	msgs := make([]bus.Message, 0, 2*len(targets))
 	matchOn := &event{data: ev.GetData(), headers: ev.GetCustomHeaders()}
