@@ -42,9 +42,12 @@ type projectDoc struct {
 	Signature                signatureDoc `bson:"signature"`
 	DisableEndpointOnFailure bool         `bson:"disable_endpoint_on_failure"`
 	DisableAfterFailures     uint32       `bson:"disable_endpoint_after_failures,omitempty"`
-	CreateTime               time.Time    `bson:"create_time"`
-	UpdateTime               time.Time    `bson:"update_time"`
-	Version                  int64        `bson:"version"`
+	// Retention is the days the project's history is kept; 0 is the
+	// default (DefaultRetentionDays).
+	Retention  int32     `bson:"retention,omitempty"`
+	CreateTime time.Time `bson:"create_time"`
+	UpdateTime time.Time `bson:"update_time"`
+	Version    int64     `bson:"version"`
 }
 
 type retryDoc struct {

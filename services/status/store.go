@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/internal/retention"
 	"github.com/hookmesh/hookmesh/internal/store"
 )
 
@@ -171,7 +172,8 @@ func (a *attemptDoc) proto() *statusv1.Attempt {
 // what counts them. deliveryStore keeps it in MongoDB (or FerretDB),
 // pgStore in PostgreSQL tables. Both apply a delivery's change only when its
 // seq is above the stored one, so replayed and reordered changes are
-// harmless, and neither ever deletes a delivery.
+// harmless. Only the pruner (prune.go) deletes deliveries: finished ones
+// older than their project's retention.
 type historyStore interface {
 	// init creates the indexes (or tables); safe on every start.
 	init(ctx context.Context) error
@@ -195,6 +197,10 @@ type historyStore interface {
 	// was written, which trying again cannot fix, rather than the store
 	// being away: only while the store answers a probe.
 	refused(ctx context.Context, err error) bool
+	// prune deletes up to limit of a project's finished deliveries created
+	// before cutoff with their attempts, and up to limit of its statistics
+	// rows of the minutes before cutoff; more says there may be more.
+	prune(ctx context.Context, projectID string, cutoff time.Time, limit int) (deleted retention.Counts, more bool, err error)
 }
 
 var (
@@ -212,8 +218,9 @@ type deliveryStore struct {
 
 	// stored remembers deliveries this process has written, so that their
 	// later changes go straight to an update instead of first failing an
-	// insert (FerretDB then retries the batch one document at a time). A
-	// delivery is never deleted, so a remembered one always exists.
+	// insert (FerretDB then retries the batch one document at a time). The
+	// pruner forgets the deliveries it deletes, so a remembered one exists
+	// but for the moment a prune takes.
 	mu     sync.Mutex
 	stored map[string]struct{}
 }

@@ -220,3 +220,23 @@ func cacheKey(parts ...string) string {
 	}
 	return b.String()
 }
+
+// ListRetentions returns how many days each project's history is kept,
+// asking the registry page by page; nothing is cached, as the pruners ask
+// once a run.
+func (c *Client) ListRetentions(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	token := ""
+	for {
+		resp, err := c.rpc.ListRetentions(ctx, connect.NewRequest(&registryv1.ListRetentionsRequest{PageToken: token}))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.Msg.GetRetentions() {
+			out[r.GetProjectId()] = int(r.GetDays())
+		}
+		if token = resp.Msg.GetNextPageToken(); token == "" {
+			return out, nil
+		}
+	}
+}

@@ -855,6 +855,165 @@ func (x *DisableEndpointResponse) GetEndpoint() *Endpoint {
 	return nil
 }
 
+type ListRetentionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is at most 1000; 1000 when 0.
+	PageSize      uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRetentionsRequest) Reset() {
+	*x = ListRetentionsRequest{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRetentionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRetentionsRequest) ProtoMessage() {}
+
+func (x *ListRetentionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRetentionsRequest.ProtoReflect.Descriptor instead.
+func (*ListRetentionsRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListRetentionsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRetentionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ProjectRetention is how long one project's history is kept.
+type ProjectRetention struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// days is the retention in force: the project's, or 30 by default.
+	Days          int32 `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProjectRetention) Reset() {
+	*x = ProjectRetention{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProjectRetention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProjectRetention) ProtoMessage() {}
+
+func (x *ProjectRetention) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProjectRetention.ProtoReflect.Descriptor instead.
+func (*ProjectRetention) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ProjectRetention) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ProjectRetention) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+type ListRetentionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Retentions    []*ProjectRetention    `protobuf:"bytes,1,rep,name=retentions,proto3" json:"retentions,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRetentionsResponse) Reset() {
+	*x = ListRetentionsResponse{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRetentionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRetentionsResponse) ProtoMessage() {}
+
+func (x *ListRetentionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRetentionsResponse.ProtoReflect.Descriptor instead.
+func (*ListRetentionsResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListRetentionsResponse) GetRetentions() []*ProjectRetention {
+	if x != nil {
+		return x.Retentions
+	}
+	return nil
+}
+
+func (x *ListRetentionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_hookmesh_registry_v1_internal_proto protoreflect.FileDescriptor
 
 const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
@@ -931,14 +1090,28 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"endpointId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"U\n" +
 	"\x17DisableEndpointResponse\x12:\n" +
-	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint2\xe1\x05\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1e.hookmesh.registry.v1.EndpointR\bendpoint\"S\n" +
+	"\x15ListRetentionsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"E\n" +
+	"\x10ProjectRetention\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x12\n" +
+	"\x04days\x18\x02 \x01(\x05R\x04days\"\x88\x01\n" +
+	"\x16ListRetentionsResponse\x12F\n" +
+	"\n" +
+	"retentions\x18\x01 \x03(\v2&.hookmesh.registry.v1.ProjectRetentionR\n" +
+	"retentions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd3\x06\n" +
 	"\x17RegistryInternalService\x12s\n" +
 	"\x0fAuthenticateKey\x12,.hookmesh.registry.v1.AuthenticateKeyRequest\x1a-.hookmesh.registry.v1.AuthenticateKeyResponse\"\x03\x90\x02\x01\x12\x8b\x01\n" +
 	"\x17AuthenticatePortalToken\x124.hookmesh.registry.v1.AuthenticatePortalTokenRequest\x1a5.hookmesh.registry.v1.AuthenticatePortalTokenResponse\"\x03\x90\x02\x01\x12|\n" +
 	"\x12ListOwnerEndpoints\x12/.hookmesh.registry.v1.ListOwnerEndpointsRequest\x1a0.hookmesh.registry.v1.ListOwnerEndpointsResponse\"\x03\x90\x02\x01\x12p\n" +
 	"\x0eResolveTargets\x12+.hookmesh.registry.v1.ResolveTargetsRequest\x1a,.hookmesh.registry.v1.ResolveTargetsResponse\"\x03\x90\x02\x01\x12a\n" +
 	"\tGetTarget\x12&.hookmesh.registry.v1.GetTargetRequest\x1a'.hookmesh.registry.v1.GetTargetResponse\"\x03\x90\x02\x01\x12p\n" +
-	"\x0fDisableEndpoint\x12,.hookmesh.registry.v1.DisableEndpointRequest\x1a-.hookmesh.registry.v1.DisableEndpointResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
+	"\x0fDisableEndpoint\x12,.hookmesh.registry.v1.DisableEndpointRequest\x1a-.hookmesh.registry.v1.DisableEndpointResponse\"\x00\x12p\n" +
+	"\x0eListRetentions\x12+.hookmesh.registry.v1.ListRetentionsRequest\x1a,.hookmesh.registry.v1.ListRetentionsResponse\"\x03\x90\x02\x01BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_hookmesh_registry_v1_internal_proto_rawDescOnce sync.Once
@@ -952,7 +1125,7 @@ func file_hookmesh_registry_v1_internal_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_internal_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*Secret)(nil),                          // 0: hookmesh.registry.v1.Secret
 	(*Target)(nil),                          // 1: hookmesh.registry.v1.Target
@@ -968,45 +1141,51 @@ var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*GetTargetResponse)(nil),               // 11: hookmesh.registry.v1.GetTargetResponse
 	(*DisableEndpointRequest)(nil),          // 12: hookmesh.registry.v1.DisableEndpointRequest
 	(*DisableEndpointResponse)(nil),         // 13: hookmesh.registry.v1.DisableEndpointResponse
-	nil,                                     // 14: hookmesh.registry.v1.Target.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),           // 15: google.protobuf.Timestamp
-	(EndpointStatus)(0),                     // 16: hookmesh.registry.v1.EndpointStatus
-	(*RateLimit)(nil),                       // 17: hookmesh.registry.v1.RateLimit
-	(*SignatureSettings)(nil),               // 18: hookmesh.registry.v1.SignatureSettings
-	(*RetryPolicy)(nil),                     // 19: hookmesh.registry.v1.RetryPolicy
-	(*Subscription)(nil),                    // 20: hookmesh.registry.v1.Subscription
-	(*Endpoint)(nil),                        // 21: hookmesh.registry.v1.Endpoint
+	(*ListRetentionsRequest)(nil),           // 14: hookmesh.registry.v1.ListRetentionsRequest
+	(*ProjectRetention)(nil),                // 15: hookmesh.registry.v1.ProjectRetention
+	(*ListRetentionsResponse)(nil),          // 16: hookmesh.registry.v1.ListRetentionsResponse
+	nil,                                     // 17: hookmesh.registry.v1.Target.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),           // 18: google.protobuf.Timestamp
+	(EndpointStatus)(0),                     // 19: hookmesh.registry.v1.EndpointStatus
+	(*RateLimit)(nil),                       // 20: hookmesh.registry.v1.RateLimit
+	(*SignatureSettings)(nil),               // 21: hookmesh.registry.v1.SignatureSettings
+	(*RetryPolicy)(nil),                     // 22: hookmesh.registry.v1.RetryPolicy
+	(*Subscription)(nil),                    // 23: hookmesh.registry.v1.Subscription
+	(*Endpoint)(nil),                        // 24: hookmesh.registry.v1.Endpoint
 }
 var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
-	15, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	14, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
+	18, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	17, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
 	0,  // 3: hookmesh.registry.v1.Target.secrets:type_name -> hookmesh.registry.v1.Secret
-	17, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	18, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	19, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	20, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
-	15, // 8: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	21, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	22, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	23, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	18, // 8: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
 	1,  // 10: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
-	21, // 11: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	2,  // 12: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
-	4,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
-	6,  // 14: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
-	8,  // 15: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
-	10, // 16: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
-	12, // 17: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
-	3,  // 18: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
-	5,  // 19: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
-	7,  // 20: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
-	9,  // 21: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
-	11, // 22: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
-	13, // 23: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	24, // 11: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	15, // 12: hookmesh.registry.v1.ListRetentionsResponse.retentions:type_name -> hookmesh.registry.v1.ProjectRetention
+	2,  // 13: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
+	4,  // 14: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
+	6,  // 15: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
+	8,  // 16: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
+	10, // 17: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
+	12, // 18: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
+	14, // 19: hookmesh.registry.v1.RegistryInternalService.ListRetentions:input_type -> hookmesh.registry.v1.ListRetentionsRequest
+	3,  // 20: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
+	5,  // 21: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
+	7,  // 22: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
+	9,  // 23: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
+	11, // 24: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
+	13, // 25: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
+	16, // 26: hookmesh.registry.v1.RegistryInternalService.ListRetentions:output_type -> hookmesh.registry.v1.ListRetentionsResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_internal_proto_init() }
@@ -1021,7 +1200,7 @@ func file_hookmesh_registry_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_internal_proto_rawDesc), len(file_hookmesh_registry_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	RegistryInternalService_ResolveTargets_FullMethodName          = "/hookmesh.registry.v1.RegistryInternalService/ResolveTargets"
 	RegistryInternalService_GetTarget_FullMethodName               = "/hookmesh.registry.v1.RegistryInternalService/GetTarget"
 	RegistryInternalService_DisableEndpoint_FullMethodName         = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
+	RegistryInternalService_ListRetentions_FullMethodName          = "/hookmesh.registry.v1.RegistryInternalService/ListRetentions"
 )
 
 // RegistryInternalServiceClient is the client API for RegistryInternalService service.
@@ -49,6 +50,10 @@ type RegistryInternalServiceClient interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(ctx context.Context, in *DisableEndpointRequest, opts ...grpc.CallOption) (*DisableEndpointResponse, error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(ctx context.Context, in *ListRetentionsRequest, opts ...grpc.CallOption) (*ListRetentionsResponse, error)
 }
 
 type registryInternalServiceClient struct {
@@ -119,6 +124,16 @@ func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *registryInternalServiceClient) ListRetentions(ctx context.Context, in *ListRetentionsRequest, opts ...grpc.CallOption) (*ListRetentionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRetentionsResponse)
+	err := c.cc.Invoke(ctx, RegistryInternalService_ListRetentions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryInternalServiceServer is the server API for RegistryInternalService service.
 // All implementations must embed UnimplementedRegistryInternalServiceServer
 // for forward compatibility.
@@ -141,6 +156,10 @@ type RegistryInternalServiceServer interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(context.Context, *ListRetentionsRequest) (*ListRetentionsResponse, error)
 	mustEmbedUnimplementedRegistryInternalServiceServer()
 }
 
@@ -168,6 +187,9 @@ func (UnimplementedRegistryInternalServiceServer) GetTarget(context.Context, *Ge
 }
 func (UnimplementedRegistryInternalServiceServer) DisableEndpoint(context.Context, *DisableEndpointRequest) (*DisableEndpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DisableEndpoint not implemented")
+}
+func (UnimplementedRegistryInternalServiceServer) ListRetentions(context.Context, *ListRetentionsRequest) (*ListRetentionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRetentions not implemented")
 }
 func (UnimplementedRegistryInternalServiceServer) mustEmbedUnimplementedRegistryInternalServiceServer() {
 }
@@ -299,6 +321,24 @@ func _RegistryInternalService_DisableEndpoint_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryInternalService_ListRetentions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRetentionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryInternalServiceServer).ListRetentions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryInternalService_ListRetentions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryInternalServiceServer).ListRetentions(ctx, req.(*ListRetentionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryInternalService_ServiceDesc is the grpc.ServiceDesc for RegistryInternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -329,6 +369,10 @@ var RegistryInternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DisableEndpoint",
 			Handler:    _RegistryInternalService_DisableEndpoint_Handler,
+		},
+		{
+			MethodName: "ListRetentions",
+			Handler:    _RegistryInternalService_ListRetentions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -320,8 +320,13 @@ type Project struct {
 	// disable an endpoint when disable_endpoint_on_failure is set; 10 when 0.
 	DisableEndpointAfterFailures uint32                 `protobuf:"varint,8,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3" json:"disable_endpoint_after_failures,omitempty"`
 	UpdateTime                   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// retention is how many days the project's events, deliveries, attempts
+	// and idempotency keys are kept before the pruner deletes them (a
+	// delivery still in flight is never deleted): 1 to 3650, 30 when left
+	// out or 0. The project shows the days in force.
+	Retention     int32 `protobuf:"varint,9,opt,name=retention,proto3" json:"retention,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Project) Reset() {
@@ -408,6 +413,13 @@ func (x *Project) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Project) GetRetention() int32 {
+	if x != nil {
+		return x.Retention
+	}
+	return 0
 }
 
 // APIKey is a project API key. Its secret is shown once, at creation.
@@ -1008,8 +1020,10 @@ type CreateProjectRequest struct {
 	Signature                    *SignatureSettings     `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
 	DisableEndpointOnFailure     bool                   `protobuf:"varint,4,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3" json:"disable_endpoint_on_failure,omitempty"`
 	DisableEndpointAfterFailures uint32                 `protobuf:"varint,5,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3" json:"disable_endpoint_after_failures,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// retention is the days the project's history is kept; 30 when 0.
+	Retention     int32 `protobuf:"varint,6,opt,name=retention,proto3" json:"retention,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateProjectRequest) Reset() {
@@ -1073,6 +1087,13 @@ func (x *CreateProjectRequest) GetDisableEndpointOnFailure() bool {
 func (x *CreateProjectRequest) GetDisableEndpointAfterFailures() uint32 {
 	if x != nil {
 		return x.DisableEndpointAfterFailures
+	}
+	return 0
+}
+
+func (x *CreateProjectRequest) GetRetention() int32 {
+	if x != nil {
+		return x.Retention
 	}
 	return 0
 }
@@ -1338,8 +1359,11 @@ type UpdateProjectRequest struct {
 	Signature                    *SignatureSettings     `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
 	DisableEndpointOnFailure     *bool                  `protobuf:"varint,5,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3,oneof" json:"disable_endpoint_on_failure,omitempty"`
 	DisableEndpointAfterFailures *uint32                `protobuf:"varint,6,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3,oneof" json:"disable_endpoint_after_failures,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// retention is the days the project's history is kept; 0 sets the
+	// default, 30.
+	Retention     *int32 `protobuf:"varint,7,opt,name=retention,proto3,oneof" json:"retention,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateProjectRequest) Reset() {
@@ -1410,6 +1434,13 @@ func (x *UpdateProjectRequest) GetDisableEndpointOnFailure() bool {
 func (x *UpdateProjectRequest) GetDisableEndpointAfterFailures() uint32 {
 	if x != nil && x.DisableEndpointAfterFailures != nil {
 		return *x.DisableEndpointAfterFailures
+	}
+	return 0
+}
+
+func (x *UpdateProjectRequest) GetRetention() int32 {
+	if x != nil && x.Retention != nil {
+		return *x.Retention
 	}
 	return 0
 }
@@ -3711,7 +3742,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\fmax_attempts\x18\x03 \x01(\rR\vmaxAttempts\"G\n" +
 	"\x11SignatureSettings\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x1a\n" +
-	"\badvanced\x18\x02 \x01(\bR\badvanced\"\xba\x03\n" +
+	"\badvanced\x18\x02 \x01(\bR\badvanced\"\xd8\x03\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12D\n" +
@@ -3722,7 +3753,8 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"createTime\x12E\n" +
 	"\x1fdisable_endpoint_after_failures\x18\b \x01(\rR\x1cdisableEndpointAfterFailures\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xdd\x01\n" +
+	"updateTime\x12\x1c\n" +
+	"\tretention\x18\t \x01(\x05R\tretention\"\xdd\x01\n" +
 	"\x06APIKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3793,13 +3825,14 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xbd\x02\n" +
+	"updateTime\"\xdb\x02\n" +
 	"\x14CreateProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12D\n" +
 	"\fretry_policy\x18\x02 \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12E\n" +
 	"\tsignature\x18\x03 \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12=\n" +
 	"\x1bdisable_endpoint_on_failure\x18\x04 \x01(\bR\x18disableEndpointOnFailure\x12E\n" +
-	"\x1fdisable_endpoint_after_failures\x18\x05 \x01(\rR\x1cdisableEndpointAfterFailures\"\x99\x01\n" +
+	"\x1fdisable_endpoint_after_failures\x18\x05 \x01(\rR\x1cdisableEndpointAfterFailures\x12\x1c\n" +
+	"\tretention\x18\x06 \x01(\x05R\tretention\"\x99\x01\n" +
 	"\x15CreateProjectResponse\x127\n" +
 	"\aproject\x18\x01 \x01(\v2\x1d.hookmesh.registry.v1.ProjectR\aproject\x125\n" +
 	"\aapi_key\x18\x02 \x01(\v2\x1c.hookmesh.registry.v1.APIKeyR\x06apiKey\x12\x10\n" +
@@ -3815,7 +3848,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"y\n" +
 	"\x14ListProjectsResponse\x129\n" +
 	"\bprojects\x18\x01 \x03(\v2\x1d.hookmesh.registry.v1.ProjectR\bprojects\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb8\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe9\x03\n" +
 	"\x14UpdateProjectRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x17\n" +
@@ -3823,10 +3856,13 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\fretry_policy\x18\x03 \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12E\n" +
 	"\tsignature\x18\x04 \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12B\n" +
 	"\x1bdisable_endpoint_on_failure\x18\x05 \x01(\bH\x01R\x18disableEndpointOnFailure\x88\x01\x01\x12J\n" +
-	"\x1fdisable_endpoint_after_failures\x18\x06 \x01(\rH\x02R\x1cdisableEndpointAfterFailures\x88\x01\x01B\a\n" +
+	"\x1fdisable_endpoint_after_failures\x18\x06 \x01(\rH\x02R\x1cdisableEndpointAfterFailures\x88\x01\x01\x12!\n" +
+	"\tretention\x18\a \x01(\x05H\x03R\tretention\x88\x01\x01B\a\n" +
 	"\x05_nameB\x1e\n" +
 	"\x1c_disable_endpoint_on_failureB\"\n" +
-	" _disable_endpoint_after_failures\"P\n" +
+	" _disable_endpoint_after_failuresB\f\n" +
+	"\n" +
+	"_retention\"P\n" +
 	"\x15UpdateProjectResponse\x127\n" +
 	"\aproject\x18\x01 \x01(\v2\x1d.hookmesh.registry.v1.ProjectR\aproject\"5\n" +
 	"\x14DeleteProjectRequest\x12\x1d\n" +

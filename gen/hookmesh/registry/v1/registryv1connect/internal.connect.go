@@ -51,6 +51,9 @@ const (
 	// RegistryInternalServiceDisableEndpointProcedure is the fully-qualified name of the
 	// RegistryInternalService's DisableEndpoint RPC.
 	RegistryInternalServiceDisableEndpointProcedure = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
+	// RegistryInternalServiceListRetentionsProcedure is the fully-qualified name of the
+	// RegistryInternalService's ListRetentions RPC.
+	RegistryInternalServiceListRetentionsProcedure = "/hookmesh.registry.v1.RegistryInternalService/ListRetentions"
 )
 
 // RegistryInternalServiceClient is a client for the hookmesh.registry.v1.RegistryInternalService
@@ -71,6 +74,10 @@ type RegistryInternalServiceClient interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(context.Context, *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error)
 }
 
 // NewRegistryInternalServiceClient constructs a client for the
@@ -126,6 +133,13 @@ func NewRegistryInternalServiceClient(httpClient connect.HTTPClient, baseURL str
 			connect.WithSchema(registryInternalServiceMethods.ByName("DisableEndpoint")),
 			connect.WithClientOptions(opts...),
 		),
+		listRetentions: connect.NewClient[v1.ListRetentionsRequest, v1.ListRetentionsResponse](
+			httpClient,
+			baseURL+RegistryInternalServiceListRetentionsProcedure,
+			connect.WithSchema(registryInternalServiceMethods.ByName("ListRetentions")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -137,6 +151,7 @@ type registryInternalServiceClient struct {
 	resolveTargets          *connect.Client[v1.ResolveTargetsRequest, v1.ResolveTargetsResponse]
 	getTarget               *connect.Client[v1.GetTargetRequest, v1.GetTargetResponse]
 	disableEndpoint         *connect.Client[v1.DisableEndpointRequest, v1.DisableEndpointResponse]
+	listRetentions          *connect.Client[v1.ListRetentionsRequest, v1.ListRetentionsResponse]
 }
 
 // AuthenticateKey calls hookmesh.registry.v1.RegistryInternalService.AuthenticateKey.
@@ -170,6 +185,11 @@ func (c *registryInternalServiceClient) DisableEndpoint(ctx context.Context, req
 	return c.disableEndpoint.CallUnary(ctx, req)
 }
 
+// ListRetentions calls hookmesh.registry.v1.RegistryInternalService.ListRetentions.
+func (c *registryInternalServiceClient) ListRetentions(ctx context.Context, req *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error) {
+	return c.listRetentions.CallUnary(ctx, req)
+}
+
 // RegistryInternalServiceHandler is an implementation of the
 // hookmesh.registry.v1.RegistryInternalService service.
 type RegistryInternalServiceHandler interface {
@@ -188,6 +208,10 @@ type RegistryInternalServiceHandler interface {
 	// DisableEndpoint marks an active endpoint DISABLED, for a deliverer that
 	// learned it is gone (410 Gone).
 	DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(context.Context, *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error)
 }
 
 // NewRegistryInternalServiceHandler builds an HTTP handler from the service implementation. It
@@ -238,6 +262,13 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 		connect.WithSchema(registryInternalServiceMethods.ByName("DisableEndpoint")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryInternalServiceListRetentionsHandler := connect.NewUnaryHandler(
+		RegistryInternalServiceListRetentionsProcedure,
+		svc.ListRetentions,
+		connect.WithSchema(registryInternalServiceMethods.ByName("ListRetentions")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.registry.v1.RegistryInternalService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryInternalServiceAuthenticateKeyProcedure:
@@ -252,6 +283,8 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 			registryInternalServiceGetTargetHandler.ServeHTTP(w, r)
 		case RegistryInternalServiceDisableEndpointProcedure:
 			registryInternalServiceDisableEndpointHandler.ServeHTTP(w, r)
+		case RegistryInternalServiceListRetentionsProcedure:
+			registryInternalServiceListRetentionsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -283,4 +316,8 @@ func (UnimplementedRegistryInternalServiceHandler) GetTarget(context.Context, *c
 
 func (UnimplementedRegistryInternalServiceHandler) DisableEndpoint(context.Context, *connect.Request[v1.DisableEndpointRequest]) (*connect.Response[v1.DisableEndpointResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.DisableEndpoint is not implemented"))
+}
+
+func (UnimplementedRegistryInternalServiceHandler) ListRetentions(context.Context, *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.ListRetentions is not implemented"))
 }
