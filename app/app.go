@@ -32,6 +32,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/netguard"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
+	"github.com/hookmesh/hookmesh/internal/retention"
 	"github.com/hookmesh/hookmesh/internal/secretbox"
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/store"
@@ -291,6 +292,9 @@ func (a *App) assemble(ctx context.Context) error {
 		}
 		a.closers = append(a.closers, svc.Close)
 		a.runners = append(a.runners, svc.RunSweeper)
+		if err := a.prune("ingest", reg, svc); err != nil {
+			return err
+		}
 		rest := func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 		}
@@ -322,6 +326,9 @@ func (a *App) assemble(ctx context.Context) error {
 		a.server.AddServices(svc.Register(a.server.Mux(), handlerOpts()...)...)
 		a.server.AddServices(operations.Register(a.server.Mux(), a.bus, handlerOpts()...)...)
 		a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })
+		if err := a.prune("status", reg, svc); err != nil {
+			return err
+		}
 	}
 	// The dashboard calls the public APIs on the origin it was loaded from:
 	// every process that serves one serves it too (all of them together in
@@ -407,6 +414,18 @@ func (a *App) close() {
 		a.closers[i]()
 	}
 	a.closers = nil
+}
+
+// prune runs a pruner of a service's history, with each project's
+// retention from the registry.
+func (a *App) prune(name string, reg *regclient.Client, st retention.Store) error {
+	p, err := retention.New(retention.Config{Interval: a.cfg.RetentionInterval, BatchSize: a.cfg.RetentionBatchSize},
+		name, reg, st, a.tel.MeterProvider, a.logger.With("service", name))
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	a.runners = append(a.runners, p.Run)
+	return nil
 }
 
 // endpointChecker answers ingest's question through the registry client.

@@ -101,6 +101,12 @@ type Config struct {
 	StatusBatchWait time.Duration
 	// CacheTTL is how long registry answers are cached by the other services.
 	CacheTTL time.Duration
+	// RetentionInterval is how often the status and ingest services delete
+	// the history older than each project's retention, and
+	// RetentionBatchSize the most rows of a kind one batch deletes (see
+	// retention.Config: 10 minutes and 5000 when zero).
+	RetentionInterval  time.Duration
+	RetentionBatchSize int
 	// ExportTraces exports spans as the OTEL_* variables say.
 	ExportTraces bool
 	// SpanProcessors receive every span (tests use an in-memory exporter).
@@ -197,6 +203,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Breaker.MinRequests < 0 || c.Breaker.Window < 0 || c.Breaker.Cooldown < 0 || c.Breaker.MaxCooldown < 0 {
 		return errors.New("HOOKMESH_BREAKER_MIN_REQUESTS, _WINDOW, _COOLDOWN and _MAX_COOLDOWN must not be negative")
+	}
+	if c.RetentionInterval < 0 || c.RetentionBatchSize < 0 {
+		return fmt.Errorf("HOOKMESH_RETENTION_INTERVAL %s and HOOKMESH_RETENTION_BATCH_SIZE %d must not be negative (0 keeps the defaults, 10m and 5000)", c.RetentionInterval, c.RetentionBatchSize)
 	}
 	return nil
 }

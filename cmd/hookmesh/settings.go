@@ -33,6 +33,8 @@ func defaultOptions() options {
 	cfg.OutboxSweepInterval = 15 * time.Second
 	cfg.OutboxGrace = 30 * time.Second
 	cfg.StatusBatchWait = time.Second
+	cfg.RetentionInterval = 10 * time.Minute
+	cfg.RetentionBatchSize = 5000
 	return options{cfg: cfg, logLevel: "info"}
 }
 
@@ -132,6 +134,10 @@ var settings = []setting{
 		field: func(o *options) any { return &o.cfg.OutboxGrace }},
 	{Flag: "status-batch-wait", Env: "HOOKMESH_STATUS_BATCH_WAIT", Usage: "how long the status service gathers state changes before writing them",
 		field: func(o *options) any { return &o.cfg.StatusBatchWait }},
+	{Flag: "retention-interval", Env: "HOOKMESH_RETENTION_INTERVAL", Usage: "how often the status and ingest services delete the history older than each project's retention",
+		field: func(o *options) any { return &o.cfg.RetentionInterval }},
+	{Flag: "retention-batch-size", Env: "HOOKMESH_RETENTION_BATCH_SIZE", Usage: "most rows of a kind (deliveries, events, ...) one batch of the pruner deletes; batches are 100 ms apart",
+		field: func(o *options) any { return &o.cfg.RetentionBatchSize }},
 	{Flag: "cache-ttl", Env: "HOOKMESH_CACHE_TTL", Usage: "how long registry answers are cached by the other services",
 		field: func(o *options) any { return &o.cfg.CacheTTL }},
 	{Flag: "shutdown-timeout", Env: "HOOKMESH_SHUTDOWN_TIMEOUT", Usage: "bound on the graceful shutdown after SIGINT or SIGTERM",
