@@ -248,3 +248,7 @@ func (c *apiClient) ListOwnerEndpoints(ctx context.Context, key string, req *reg
 func (c *apiClient) GetCurrentPortalLink(ctx context.Context, key string, req *registryv1.GetCurrentPortalLinkRequest) (*registryv1.GetCurrentPortalLinkResponse, error) {
 	return invoke(ctx, c.grpc != nil, c.connect, c.grpc, key, req, registryv1connect.RegistryServiceClient.GetCurrentPortalLink, registryv1.RegistryServiceClient.GetCurrentPortalLink)
 }
+
+func (c *apiClient) ListRetentions(ctx context.Context, key string, req *registryv1.ListRetentionsRequest) (*registryv1.ListRetentionsResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.ListRetentions, registryv1.RegistryInternalServiceClient.ListRetentions)
+}
