@@ -62,6 +62,14 @@ type config struct {
 	historyCalls  int
 	postgresURL   string
 	historySchema string
+
+	// prune measures the pruner: the history spread over pruneDays days,
+	// a steady load of rate events/s for pruneFor, then the same load
+	// while the pruners delete the oldest day, in batches of pruneBatch.
+	prune      bool
+	pruneDays  int
+	pruneFor   time.Duration
+	pruneBatch int
 }
 
 // watched names a process, by pid, or a group of processes: all those whose
@@ -114,6 +122,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.historyCalls, "history-calls", 200, "with -history, calls of each query")
 	fs.StringVar(&c.postgresURL, "postgres-url", getenv("HOOKMESH_POSTGRES_URL"), "with -history, the status service's PostgreSQL database (default $HOOKMESH_POSTGRES_URL)")
 	fs.StringVar(&c.historySchema, "history-schema", "hookmesh_status", "with -history, the status service's schema: <HOOKMESH_DATABASE_PREFIX>_status")
+	fs.BoolVar(&c.prune, "prune", false, "with -history spread over -prune-days days: instead of the run, a steady load of -rate events/s (200 when 0) for -prune-for, then the same load while the retention pruners delete the oldest day; reports rows/s and the load's latencies with and without pruning")
+	fs.IntVar(&c.pruneDays, "prune-days", 30, "with -prune, the days the history spans")
+	fs.DurationVar(&c.pruneFor, "prune-for", 30*time.Second, "with -prune, how long each load phase lasts")
+	fs.IntVar(&c.pruneBatch, "prune-batch", 5000, "with -prune, the pruner's batch size (HOOKMESH_RETENTION_BATCH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -127,6 +139,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		*u = strings.TrimRight(*u, "/")
 	}
 	var err error
+	if c.prune && c.rate == 0 {
+		c.rate = 200
+	}
 	if c.watch, err = parseWatch(*watch); err != nil {
 		return c, err
 	}
@@ -181,6 +196,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("-history %d: want a number of deliveries, or 0 for none", c.history)
 	case c.history > 0 && c.postgresURL == "":
 		return errors.New("-history needs the status service's PostgreSQL database: pass -postgres-url or set HOOKMESH_POSTGRES_URL")
+	case c.prune && c.history <= 0:
+		return errors.New("-prune measures the pruner on a history: pass -history N (e.g. -history 1000000)")
+	case c.prune && (c.pruneDays < 2 || c.pruneFor <= 0 || c.pruneBatch <= 0):
+		return fmt.Errorf("-prune-days %d, -prune-for %s, -prune-batch %d: want at least 2 days, a positive duration and batch", c.pruneDays, c.pruneFor, c.pruneBatch)
 	case c.history > 0 && c.historyCalls <= 0:
 		return fmt.Errorf("-history-calls %d: want at least 1", c.historyCalls)
 	}
