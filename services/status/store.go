@@ -219,8 +219,9 @@ type deliveryStore struct {
 	// stored remembers deliveries this process has written, so that their
 	// later changes go straight to an update instead of first failing an
 	// insert (FerretDB then retries the batch one document at a time). The
-	// pruner forgets the deliveries it deletes, so a remembered one exists
-	// but for the moment a prune takes.
+	// pruner forgets the deliveries it deletes, and split trusts this only
+	// for deliveries too recent to be pruned at all (another process's
+	// pruner may have deleted an older one).
 	mu     sync.Mutex
 	stored map[string]struct{}
 }
@@ -250,12 +251,20 @@ func (s *deliveryStore) remember(ws []*deliveryWrite) {
 	}
 }
 
+// prunableAfter is the shortest retention: a delivery created more
+// recently cannot have been pruned, by this process or another.
+const prunableAfter = 24 * time.Hour
+
 // split separates the writes of deliveries known to exist from the others.
+// A delivery old enough to have been pruned is never taken as known: the
+// pruner of another process may have deleted it, and only an insert
+// stores it again.
 func (s *deliveryStore) split(ws []*deliveryWrite) (known, unknown []*deliveryWrite) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	recent := time.Now().Add(-prunableAfter)
 	for _, w := range ws {
-		if _, ok := s.stored[w.doc.ID]; ok {
+		if _, ok := s.stored[w.doc.ID]; ok && w.doc.CreateTime.After(recent) {
 			known = append(known, w)
 		} else {
 			unknown = append(unknown, w)
