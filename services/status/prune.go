@@ -168,11 +168,12 @@ func dropCountsTx(ctx context.Context, tx pgx.Tx, projectID string, deltas *coun
 // prune deletes one batch from MongoDB: it finds up to limit finished
 // deliveries created before cutoff (by the project_id, create_time index),
 // forgets them as written (so that a later change of one of them inserts
-// it again rather than updating nothing), deletes those still finished,
-// then the attempts and statistics marks of those that are gone, then up
-// to limit statistics of the minutes before cutoff. Without transactions a
-// delivery that a retry moved between the find and the delete is left as
-// the retry made it.
+// it again rather than updating nothing), deletes those still as found,
+// then the attempts found and the statistics marks of those that are
+// gone, then up to limit statistics of the minutes before cutoff. Without
+// transactions, a delivery that a retry moved between the find and the
+// delete is left as the retry made it; a write that raced the delete
+// stores its delivery again (writeDeliveries).
 func (s *deliveryStore) prune(ctx context.Context, projectID string, cutoff time.Time, limit int) (retention.Counts, bool, error) {
 	out := retention.Counts{}
 	fin := bson.A{}
@@ -198,39 +199,55 @@ func (s *deliveryStore) prune(ctx context.Context, projectID string, cutoff time
 	more := len(found) >= limit
 	if len(found) > 0 {
 		ids := make([]string, len(found))
-		for i := range found {
-			ids[i] = found[i].ID
+		// Deliveries are deleted as they were found, grouped by their
+		// number of attempts: one that a retry moved since (a new attempt,
+		// even finished already) is left, and so is the new attempt.
+		byAttempts := map[int64][]string{}
+		for i, f := range found {
+			ids[i] = f.ID
+			byAttempts[f.Attempts] = append(byAttempts[f.Attempts], f.ID)
 		}
 		s.forget(ids)
-		res, err := s.deliveries.DeleteMany(ctx, bson.D{
-			{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}},
-			{Key: "status", Value: bson.D{{Key: "$in", Value: fin}}},
-		})
-		if err != nil {
-			return out, false, fmt.Errorf("prune deliveries of %s: %w", projectID, err)
+		for n, group := range byAttempts {
+			res, err := s.deliveries.DeleteMany(ctx, bson.D{
+				{Key: "_id", Value: bson.D{{Key: "$in", Value: group}}},
+				{Key: "attempts", Value: n},
+				{Key: "status", Value: bson.D{{Key: "$in", Value: fin}}},
+			})
+			if err != nil {
+				return out, false, fmt.Errorf("prune deliveries of %s: %w", projectID, err)
+			}
+			out[retention.KindDeliveries] += res.DeletedCount
 		}
-		out[retention.KindDeliveries] = res.DeletedCount
-		// The ones still there were moved by a retry: their attempts stay.
+		// The ones still there were left, or stored again by a change
+		// since: their attempts stay.
 		left, err := s.existing(ctx, ids)
 		if err != nil {
 			return out, false, err
 		}
-		var gone, marks []string
-		for _, f := range found {
-			if left[f.ID] {
+		var marks []string
+		for n, group := range byAttempts {
+			var gone []string
+			for _, id := range group {
+				if left[id] {
+					continue
+				}
+				gone = append(gone, id)
+				for a := int64(1); a <= n; a++ {
+					marks = append(marks, fmt.Sprintf("%s:%d", id, a*8+3))
+				}
+			}
+			if len(gone) == 0 {
 				continue
 			}
-			gone = append(gone, f.ID)
-			for a := int64(1); a <= f.Attempts; a++ {
-				marks = append(marks, fmt.Sprintf("%s:%d", f.ID, a*8+3))
-			}
-		}
-		if len(gone) > 0 {
-			res, err := s.attempts.DeleteMany(ctx, bson.D{{Key: "delivery_id", Value: bson.D{{Key: "$in", Value: gone}}}})
+			res, err := s.attempts.DeleteMany(ctx, bson.D{
+				{Key: "delivery_id", Value: bson.D{{Key: "$in", Value: gone}}},
+				{Key: "attempt", Value: bson.D{{Key: "$lte", Value: n}}},
+			})
 			if err != nil {
 				return out, false, fmt.Errorf("prune attempts of %s: %w", projectID, err)
 			}
-			out[retention.KindAttempts] = res.DeletedCount
+			out[retention.KindAttempts] += res.DeletedCount
 		}
 		if len(marks) > 0 {
 			if _, err := s.marks.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: marks}}}}); err != nil {

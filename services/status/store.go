@@ -414,8 +414,35 @@ func (s *deliveryStore) writeDeliveries(ctx context.Context, all []*deliveryWrit
 		if _, err := s.deliveries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
 			return fmt.Errorf("update %d deliveries: %w", len(existing), err)
 		}
+		if err := s.restorePruned(ctx, existing); err != nil {
+			return err
+		}
 	}
 	s.remember(all)
+	return nil
+}
+
+// restorePruned inserts again, whole, the deliveries among ws old enough to
+// be pruned: one that the pruner deleted between the insert that found it
+// and the update is then stored as this write leaves it (with the attempts
+// the write inserted), instead of the write being lost. For the others
+// the insert finds them and changes nothing. Only changes of old
+// deliveries (manual retries) pay for it.
+func (s *deliveryStore) restorePruned(ctx context.Context, ws []*deliveryWrite) error {
+	recent := time.Now().Add(-prunableAfter)
+	var batch []any
+	for _, w := range ws {
+		if !w.doc.CreateTime.After(recent) {
+			batch = append(batch, &w.doc)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	_, err := s.deliveries.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+	if err != nil && !store.IsDuplicateKey(err) {
+		return fmt.Errorf("insert %d pruned deliveries again: %w", len(batch), err)
+	}
 	return nil
 }
 
