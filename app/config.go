@@ -17,6 +17,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/hookmesh/hookmesh/internal/retention"
 	"github.com/hookmesh/hookmesh/services/deliverer"
 	"github.com/hookmesh/hookmesh/services/ingest"
 	"github.com/hookmesh/hookmesh/services/registry"
@@ -95,6 +96,10 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
 
+	// Retention says how often and how fast the status and ingest services
+	// prune the history older than each project's retention.
+	Retention retention.Config
+
 	// The services' own configurations.
 	Registry  registry.Config
 	Ingest    ingest.Config
@@ -151,6 +156,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	c.Retention.RegisterFlags(fs)
 	c.Registry.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.Status.RegisterFlags(fs)
@@ -230,6 +236,11 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusPartitions <= 0 {
 		return errors.New("HOOKMESH_STATUS_PARTITIONS must be positive")
+	}
+	if c.has(TargetIngest) || c.has(TargetStatus) {
+		if err := c.Retention.Validate(); err != nil {
+			return err
+		}
 	}
 	// Each service checks its own settings, when the process runs it.
 	c.Registry.AdminKey = c.AdminKey

@@ -26,6 +26,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/netguard"
+	"github.com/hookmesh/hookmesh/internal/retention"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/internal/strictjson"
 	"github.com/hookmesh/hookmesh/internal/webhook"
@@ -349,6 +350,9 @@ func (a *App) initIngest(ctx context.Context) error {
 	}
 	a.sources = sources
 	a.runners = append(a.runners, sources.Run)
+	if err := a.prune("ingest", svc); err != nil {
+		return err
+	}
 	rest := func(h http.Handler) http.Handler {
 		return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 	}
@@ -379,6 +383,9 @@ func (a *App) initStatus(ctx context.Context) error {
 	a.server.AddServices(svc.Register(a.server.Mux(), a.handlerOptions(keys)...)...)
 	a.server.AddServices(operations.Register(a.server.Mux(), a.bus, a.handlerOptions(keys)...)...)
 	a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })
+	if err := a.prune("status", svc); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -399,5 +406,16 @@ func (a *App) initDeliverer(context.Context) error {
 		return err
 	}
 	a.runners = append(a.runners, d.Run)
+	return nil
+}
+
+// prune runs a pruner of a service's history, with each project's
+// retention from the registry.
+func (a *App) prune(name string, st retention.Store) error {
+	p, err := retention.New(a.cfg.Retention, name, a.regClient, st, a.tel.MeterProvider, a.logger.With("service", name))
+	if err != nil {
+		return err
+	}
+	a.runners = append(a.runners, p.Run)
 	return nil
 }

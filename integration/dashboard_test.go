@@ -295,6 +295,7 @@ func TestDashboard(t *testing.T) {
 		click(tid("nav-projects")),
 		typeInto(tid("project-name"), "dashboard test"),
 		typeInto(tid("project-max-attempts"), "1"),
+		typeInto(tid("project-retention"), "7"),
 		click(tid("project-create")),
 		visible(tid("project-key")),
 	)
@@ -305,7 +306,7 @@ func TestDashboard(t *testing.T) {
 	}
 	project := projects.Msg.GetProjects()[0]
 	projectID := project.GetId()
-	if project.GetName() != "dashboard test" || project.GetRetryPolicy().GetMaxAttempts() != 1 || !strings.HasPrefix(key, "hm_") {
+	if project.GetName() != "dashboard test" || project.GetRetryPolicy().GetMaxAttempts() != 1 || project.GetRetention() != 7 || !strings.HasPrefix(key, "hm_") {
 		t.Fatalf("project created as %v with key %q", project, key)
 	}
 	b.run("see the project listed", visible(tid("project-row-"+projectID)))

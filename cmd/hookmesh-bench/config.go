@@ -75,6 +75,13 @@ type config struct {
 	// run, or with suite, from a few seconds into the steady 200/s row.
 	profile        string
 	profileSeconds int
+	// prune measures the pruner: the history spread over pruneDays days,
+	// a steady load of rate events/s for pruneFor, then the same load
+	// while the pruners delete the oldest day, in batches of pruneBatch.
+	prune      bool
+	pruneDays  int
+	pruneFor   time.Duration
+	pruneBatch int
 }
 
 // watched names a process, by pid, or a group of processes: all those whose
@@ -134,6 +141,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.label, "label", "", "with -report, a line saying what ran (scripts/bench.sh passes the commit)")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of hookmesh to this file, fetched from -api's /debug/pprof/profile (hookmesh needs HOOKMESH_PPROF=true): from the start of sending, or with -suite during the steady 200/s row")
 	fs.IntVar(&c.profileSeconds, "profile-seconds", 20, "with -profile, how long the profile lasts")
+	fs.BoolVar(&c.prune, "prune", false, "with -history spread over -prune-days days: instead of the run, a steady load of -rate events/s (200 when 0) for -prune-for, then the same load while the retention pruners delete the oldest day; reports rows/s and the load's latencies with and without pruning")
+	fs.IntVar(&c.pruneDays, "prune-days", 30, "with -prune, the days the history spans")
+	fs.DurationVar(&c.pruneFor, "prune-for", 30*time.Second, "with -prune, how long each load phase lasts")
+	fs.IntVar(&c.pruneBatch, "prune-batch", 5000, "with -prune, the pruner's batch size (HOOKMESH_RETENTION_BATCH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -148,6 +159,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		*u = strings.TrimRight(*u, "/")
 	}
 	var err error
+	if c.prune && c.rate == 0 {
+		c.rate = 200
+	}
 	if c.watch, err = parseWatch(*watch); err != nil {
 		return c, err
 	}
@@ -209,6 +223,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("-history %d: want a number of deliveries, or 0 for none", c.history)
 	case c.history > 0 && c.postgresURL == "":
 		return errors.New("-history needs the status service's PostgreSQL database: pass -postgres-url or set HOOKMESH_POSTGRES_URL")
+	case c.prune && c.history <= 0:
+		return errors.New("-prune measures the pruner on a history: pass -history N (e.g. -history 1000000)")
+	case c.prune && (c.pruneDays < 2 || c.pruneFor <= 0 || c.pruneBatch <= 0):
+		return fmt.Errorf("-prune-days %d, -prune-for %s, -prune-batch %d: want at least 2 days, a positive duration and batch", c.pruneDays, c.pruneFor, c.pruneBatch)
 	case c.history > 0 && c.historyCalls <= 0:
 		return fmt.Errorf("-history-calls %d: want at least 1", c.historyCalls)
 	case c.report != "" && !c.suite:

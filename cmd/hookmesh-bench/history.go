@@ -39,6 +39,8 @@ type historyResult struct {
 	Events      int            `json:"events"`
 	FillSeconds float64        `json:"fill_seconds"`
 	Queries     []historyQuery `json:"queries"`
+	// projects are the history's project ids, for -prune.
+	projects []string
 }
 
 type historyQuery struct {
@@ -57,6 +59,9 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 	}
 	defer pool.Close()
 	spec := status.HistorySpec{Deliveries: cfg.history, Seed: 1}
+	if cfg.prune {
+		spec.Span = time.Duration(cfg.pruneDays) * 24 * time.Hour
+	}
 	run := ids.Random(5)
 	for p := range historyProjects {
 		hp := status.HistoryProject{ID: fmt.Sprintf("prj_history_%s_%d", run, p)}
@@ -87,6 +92,9 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 		return nil, err
 	}
 	out := &historyResult{Deliveries: cfg.history, Events: len(events), FillSeconds: time.Since(start).Seconds()}
+	for _, p := range spec.Projects {
+		out.projects = append(out.projects, p.ID)
+	}
 	// Write what COPY loaded out to disk now, so that the run measures a
 	// store that holds a history, not one still writing out a bulk load.
 	// CHECKPOINT needs a superuser or pg_checkpoint: without, say so and go

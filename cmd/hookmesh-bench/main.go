@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,6 +63,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 1, err
 		}
 	}
+	if cfg.prune {
+		p, err := setUp(ctx, &cfg, recv)
+		if err != nil {
+			return 1, err
+		}
+		pr, err := runPrune(ctx, &cfg, p, recv, history, logf)
+		if err != nil {
+			return 1, err
+		}
+		if !cfg.jsonOnly {
+			history.printHuman(stdout)
+			pr.printHuman(stdout)
+		}
+		if err := json.NewEncoder(stdout).Encode(map[string]any{"history": history, "prune": pr}); err != nil {
+			return 1, err
+		}
+		if pr.Status.Error != "" || pr.Ingest.Error != "" || pr.Baseline.Missing > 0 || pr.Pruning.Missing > 0 {
+			return 1, fmt.Errorf("-prune: status pruner %q, ingest pruner %q, %d and %d deliveries missing", pr.Status.Error, pr.Ingest.Error, pr.Baseline.Missing, pr.Pruning.Missing)
+		}
+		return 0, nil
+	}
+
 	var prof *profileSpec
 	if cfg.profile != "" {
 		prof = &profileSpec{url: cfg.apiURL, file: cfg.profile, seconds: cfg.profileSeconds}

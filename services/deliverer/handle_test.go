@@ -727,7 +727,7 @@ func TestHandleReportsProcessingForASlowRequest(t *testing.T) {
 		case <-processing:
 		case <-time.After(30 * time.Second):
 		}
-		w.WriteHeader(200)
+		w.WriteHeader(http.StatusOK)
 	})
 	reg := &registry{target: testTarget(ep.URL)}
 	d, pub, _ := newTestDeliverer(t, Config{ProcessingAfter: time.Millisecond}, reg)

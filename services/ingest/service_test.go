@@ -19,6 +19,7 @@ import (
 	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/retention"
 )
 
 // The create and duplicate paths of the service, with the store, the
@@ -83,6 +84,11 @@ func (m *memStore) get(_ context.Context, projectID, id string) (*eventDoc, erro
 		return nil, nil
 	}
 	return &doc, nil
+}
+
+// prune is not exercised here: the stores' own tests cover it.
+func (m *memStore) prune(context.Context, string, time.Time, int) (retention.Counts, bool, error) {
+	return retention.Counts{}, false, errors.New("memStore does not prune")
 }
 
 func (m *memStore) list(context.Context, listFilter) ([]eventDoc, error) {

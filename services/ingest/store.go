@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/hookmesh/hookmesh/internal/retention"
 )
 
 // Store keeps ingest's events, the idempotency claims and the outbox (which
@@ -40,6 +42,10 @@ type Store interface {
 	// unpublishedSince returns the original (not duplicate) events created
 	// in [from, to) that the broker has not confirmed, by id.
 	unpublishedSince(ctx context.Context, from, to time.Time) ([]eventDoc, error)
+	// prune deletes up to limit of a project's idempotency claims and up to
+	// limit of its events (with their outbox rows or markers) created
+	// before cutoff; more says there may be more.
+	prune(ctx context.Context, projectID string, cutoff time.Time, limit int) (deleted retention.Counts, more bool, err error)
 }
 
 // eventDoc is an event as stored.

@@ -67,6 +67,9 @@ func (s *mongoStore) init(ctx context.Context) error {
 		// collection on its first insert, and concurrent first inserts can
 		// race.
 		{Collection: claimsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}}}},
+		// The pruner finds a project's old claims and events by these.
+		{Collection: claimsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "create_time", Value: 1}}}},
+		{Collection: eventsCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "create_time", Value: 1}}}},
 		{Collection: publishedCollection, Model: mongo.IndexModel{Keys: bson.D{{Key: "time", Value: 1}}}},
 	})
 }

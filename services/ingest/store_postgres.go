@@ -60,6 +60,8 @@ var pgSchema = []string{
 	create_time timestamptz NOT NULL,
 	PRIMARY KEY (project_id, key)
 )`,
+	// The pruner finds a project's old claims by this index.
+	`CREATE INDEX IF NOT EXISTS claims_by_time ON claims (project_id, create_time)`,
 	`CREATE TABLE IF NOT EXISTS outbox (
 	id text PRIMARY KEY,
 	create_time timestamptz NOT NULL
@@ -70,7 +72,7 @@ var pgSchema = []string{
 // pgStatements are the statements the PostgreSQL store issues, all of them:
 // a test checks each one's plan.
 var pgStatements = []string{pgInsertEvents, pgInsertClaims, pgGetClaim, pgGetEvent, pgMarkPublished, pgPublished, pgUnpublished,
-	pgListAll, pgListByType, pgListByEndpoint, pgListByOwner, pgListByKey, pgListByDuplicate}
+	pgPruneClaims, pgPruneEvents, pgListAll, pgListByType, pgListByEndpoint, pgListByOwner, pgListByKey, pgListByDuplicate}
 
 const (
 	// pgInsertEvents inserts a batch of events, and the outbox rows of the

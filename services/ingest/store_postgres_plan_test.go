@@ -182,6 +182,10 @@ func storeStatements(h history) []plannedStatement {
 		{name: "published, a batch", sql: pgPublished, args: []any{newIDs}},
 		{name: "sweep window", sql: pgUnpublished, args: []any{h.newest.Add(-75 * time.Second), h.newest.Add(-30 * time.Second)}},
 		{name: "sweep after a start", sql: pgUnpublished, args: []any{h.newest.Add(-24 * time.Hour), h.newest.Add(-30 * time.Second)}},
+		// The pruner, with a cutoff that leaves out all but the oldest
+		// part of the history.
+		{name: "prune claims", sql: pgPruneClaims, args: []any{"prj_0", h.newest.Add(-40 * time.Minute), 5000}},
+		{name: "prune events", sql: pgPruneEvents, args: []any{"prj_0", h.newest.Add(-40 * time.Minute), 5000}},
 	}
 	yes := true
 	filters := map[string]listFilter{

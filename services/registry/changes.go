@@ -70,6 +70,7 @@ var changes = map[string]bool{
 	// Counters only: nothing cached depends on them.
 	registryv1connect.RegistryInternalServiceListAllSourcesProcedure:  false,
 	registryv1connect.RegistryInternalServiceAddSourceCountsProcedure: false,
+	registryv1connect.RegistryInternalServiceListRetentionsProcedure:  false,
 }
 
 // changeInterceptor calls the notifier after each successful call that

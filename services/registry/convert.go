@@ -83,6 +83,14 @@ func (d *projectDoc) disableAfter() uint32 {
 	return d.DisableAfterFailures
 }
 
+// retentionDays is how many days the project's history is kept.
+func (d *projectDoc) retentionDays() int32 {
+	if d.Retention <= 0 {
+		return DefaultRetentionDays
+	}
+	return d.Retention
+}
+
 func (d *projectDoc) proto() *registryv1.Project {
 	return &registryv1.Project{
 		Id:                           d.ID,
@@ -91,6 +99,7 @@ func (d *projectDoc) proto() *registryv1.Project {
 		Signature:                    d.Signature.proto(),
 		DisableEndpointOnFailure:     d.DisableEndpointOnFailure,
 		DisableEndpointAfterFailures: d.DisableAfterFailures,
+		Retention:                    d.retentionDays(),
 		CreateTime:                   timestamp(d.CreateTime),
 		UpdateTime:                   timestamp(d.UpdateTime),
 		MetaEvents:                   d.MetaEvents.proto(d.ID),

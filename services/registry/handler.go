@@ -53,6 +53,9 @@ func (h *handler) CreateProject(ctx context.Context, req *connect.Request[regist
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRetention(m.Retention); err != nil {
+		return nil, err
+	}
 	now := h.s.clock()
 	p := &projectDoc{
 		ID:                       ids.New("prj"),
@@ -61,6 +64,7 @@ func (h *handler) CreateProject(ctx context.Context, req *connect.Request[regist
 		Signature:                sig,
 		DisableEndpointOnFailure: m.DisableEndpointOnFailure,
 		DisableAfterFailures:     m.DisableEndpointAfterFailures,
+		Retention:                m.Retention,
 		CreateTime:               now,
 		UpdateTime:               now,
 		Version:                  1,
@@ -148,6 +152,11 @@ func (h *handler) UpdateProject(ctx context.Context, req *connect.Request[regist
 			return nil, err
 		}
 	}
+	if m.Retention != nil {
+		if err := checkRetention(*m.Retention); err != nil {
+			return nil, err
+		}
+	}
 	now := h.s.clock()
 	p, err := h.s.store.modifyProject(ctx, m.ProjectId, func(d *projectDoc) error {
 		if m.Name != nil {
@@ -164,6 +173,9 @@ func (h *handler) UpdateProject(ctx context.Context, req *connect.Request[regist
 		}
 		if m.DisableEndpointAfterFailures != nil {
 			d.DisableAfterFailures = *m.DisableEndpointAfterFailures
+		}
+		if m.Retention != nil {
+			d.Retention = *m.Retention
 		}
 		d.UpdateTime = now
 		return nil

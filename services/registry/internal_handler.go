@@ -255,3 +255,37 @@ func (h *internalHandler) ListOwnerEndpoints(ctx context.Context, req *connect.R
 	}
 	return connect.NewResponse(resp), nil
 }
+
+// maxRetentionPage bounds one page of ListRetentions.
+const maxRetentionPage = 1000
+
+// ListRetentions returns how many days each project's history is kept, in
+// project id order, a page at a time.
+func (h *internalHandler) ListRetentions(ctx context.Context, req *connect.Request[registryv1.ListRetentionsRequest]) (*connect.Response[registryv1.ListRetentionsResponse], error) {
+	if err := auth.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	size := int(req.Msg.PageSize)
+	if size == 0 {
+		size = maxRetentionPage
+	}
+	if size > maxRetentionPage {
+		return nil, apierr.Invalid("page_size", "must be at most %d, got %d", maxRetentionPage, size)
+	}
+	after, err := decodePageToken(req.Msg.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	docs, next, err := h.s.store.listProjects(ctx, after, size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &registryv1.ListRetentionsResponse{Retentions: make([]*registryv1.ProjectRetention, 0, len(docs))}
+	for i := range docs {
+		resp.Retentions = append(resp.Retentions, &registryv1.ProjectRetention{ProjectId: docs[i].ID, Days: docs[i].retentionDays()})
+	}
+	if next != "" {
+		resp.NextPageToken = encodePageToken(next)
+	}
+	return connect.NewResponse(resp), nil
+}

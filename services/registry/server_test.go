@@ -284,3 +284,7 @@ func (c *apiClient) ListAllSources(ctx context.Context, key string, req *registr
 func (c *apiClient) AddSourceCounts(ctx context.Context, key string, req *registryv1.AddSourceCountsRequest) (*registryv1.AddSourceCountsResponse, error) {
 	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.AddSourceCounts, registryv1.RegistryInternalServiceClient.AddSourceCounts)
 }
+
+func (c *apiClient) ListRetentions(ctx context.Context, key string, req *registryv1.ListRetentionsRequest) (*registryv1.ListRetentionsResponse, error) {
+	return invoke(ctx, c.grpc != nil, c.connectInternal, c.grpcInternal, key, req, registryv1connect.RegistryInternalServiceClient.ListRetentions, registryv1.RegistryInternalServiceClient.ListRetentions)
+}

@@ -44,9 +44,12 @@ type projectDoc struct {
 	DisableAfterFailures     uint32       `bson:"disable_endpoint_after_failures,omitempty"`
 	// MetaEvents is nil until SetMetaEvents.
 	MetaEvents *metaEventsDoc `bson:"meta_events,omitempty"`
-	CreateTime time.Time      `bson:"create_time"`
-	UpdateTime time.Time      `bson:"update_time"`
-	Version    int64          `bson:"version"`
+	// Retention is the days the project's history is kept; 0 is the
+	// default (DefaultRetentionDays).
+	Retention  int32     `bson:"retention,omitempty"`
+	CreateTime time.Time `bson:"create_time"`
+	UpdateTime time.Time `bson:"update_time"`
+	Version    int64     `bson:"version"`
 }
 
 type retryDoc struct {

@@ -49,6 +49,21 @@ const (
 	maxPageSize     = 500
 )
 
+// DefaultRetentionDays is how many days a project's history is kept when
+// the project does not say; MaxRetentionDays is the most it may ask for.
+const (
+	DefaultRetentionDays = 30
+	MaxRetentionDays     = 3650
+)
+
+// checkRetention checks a project's retention in days: 0 means the default.
+func checkRetention(days int32) error {
+	if days < 0 || days > MaxRetentionDays {
+		return apierr.Invalid("retention", "must be a number of days from 1 to %d (0 for the default, %d), got %d", MaxRetentionDays, DefaultRetentionDays, days)
+	}
+	return nil
+}
+
 // checkText checks a free-text field: its length in characters, and no NUL,
 // which PostgreSQL (under FerretDB) cannot store.
 func checkText(field, s string, maxLen int, required bool) error {

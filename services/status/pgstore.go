@@ -532,6 +532,37 @@ func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, stat
 		}); err != nil {
 			return err
 		}
+		// A delivery that existed at the insert but is gone now was
+		// deleted by the pruner in between (a retry racing the prune of a
+		// finished delivery): it is stored anew, whole, like a new one,
+		// so that the attempts this write inserted belong to a delivery.
+		var vanished []*deliveryWrite
+		for _, w := range ws {
+			if _, ok := stored[w.doc.ID]; !ok && !fresh[w.doc.ID] {
+				vanished = append(vanished, w)
+			}
+		}
+		if len(vanished) > 0 {
+			rows, err := tx.Query(ctx, sqlInsertDeliveries, insertDeliveriesArgs(vanished)...)
+			if err != nil {
+				return err
+			}
+			again, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			for _, id := range again {
+				fresh[id] = true
+			}
+			for _, w := range vanished {
+				if fresh[w.doc.ID] {
+					deltas.add(w.doc.ProjectID, w.doc.EndpointID, w.doc.EventID, int16(w.doc.Status), 1)
+					for _, o := range w.outcomes {
+						stats.outcome(w.doc.ProjectID, w.doc.EndpointID, o.status, o.time)
+					}
+				}
+			}
+		}
 		var forward []*deliveryWrite
 		for _, w := range ws {
 			d := &w.doc

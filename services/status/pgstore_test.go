@@ -164,6 +164,17 @@ func pgStatements(h *history) []namedStatement {
 			namedStatement{name: "endpoints attempt statistics of " + w.name, sql: sqlEndpointsAttemptStats, args: append(slices.Clone(args), h.endpoints[prj][:2]), read: true},
 		)
 	}
+	// The pruner's batch, of the oldest of the 30 days, and its counter
+	// clean-up.
+	cutoff := h.end.Add(-29 * 24 * time.Hour)
+	out = append(out,
+		namedStatement{name: "prune deliveries", sql: sqlPruneDeliveries, args: []any{prj, cutoff, 5000, finished}},
+		namedStatement{name: "prune delivery statistics", sql: sqlPruneDeliveryStats, args: []any{prj, cutoff, 5000}},
+		namedStatement{name: "prune attempt statistics", sql: sqlPruneAttemptStats, args: []any{prj, cutoff, 5000}},
+		namedStatement{name: "drop project counts", sql: sqlDropProjectCounts, args: []any{prj}},
+		namedStatement{name: "drop endpoint counts", sql: sqlDropEndpointCounts, args: []any{prj, ep}},
+		namedStatement{name: "drop event counts", sql: sqlDropEventCounts, args: []any{prj, evk}},
+	)
 	return out
 }
 
@@ -299,7 +310,8 @@ func TestPGStatementsUseIndexes(t *testing.T) {
 	for _, sql := range []string{sqlGetDelivery, sqlListAttempts, sqlInsertAttempts, sqlLockDeliveries, sqlInsertDeliveries,
 		sqlUpdateDeliveries, sqlAddProjectCounts, sqlAddEndpointCounts, sqlAddEventCounts, sqlProjectCounts, sqlEndpointCounts, sqlEventCounts,
 		sqlAddDeliveryStats, sqlAddAttemptStats, sqlDeliveryStats, sqlEndpointDeliveryStats, sqlEndpointsDeliveryStats,
-		sqlAttemptStats, sqlEndpointAttemptStats, sqlEndpointsAttemptStats} {
+		sqlAttemptStats, sqlEndpointAttemptStats, sqlEndpointsAttemptStats, sqlPruneDeliveries, sqlPruneDeliveryStats,
+		sqlPruneAttemptStats, sqlDropProjectCounts, sqlDropEndpointCounts, sqlDropEventCounts} {
 		if !listed[sql] {
 			t.Errorf("statement not explained: %s", sql)
 		}

@@ -97,7 +97,13 @@ func (r *retrier) queue(ctx context.Context, ds []deliveryDoc) ([]*statusv1.Deli
 		}
 		ev, ok := events[d.EventID]
 		if !ok {
-			if ev, err = r.events.GetEvent(ctx, d.ProjectID, d.EventID); err != nil {
+			ev, err = r.events.GetEvent(ctx, d.ProjectID, d.EventID)
+			if connect.CodeOf(err) == connect.CodeNotFound {
+				// The pruner deleted the event (older than the project's
+				// retention) and this delivery is next.
+				return nil, apierr.FailedPrecondition("delivery %q cannot be retried: its event %q is older than the project's retention and was deleted", d.ID, d.EventID)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("load event %s: %w", d.EventID, err)
 			}
 			events[d.EventID] = ev

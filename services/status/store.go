@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
+	"github.com/hookmesh/hookmesh/internal/retention"
 	"github.com/hookmesh/hookmesh/internal/store"
 )
 
@@ -171,7 +172,8 @@ func (a *attemptDoc) proto() *statusv1.Attempt {
 // what counts them. deliveryStore keeps it in MongoDB (or FerretDB),
 // pgStore in PostgreSQL tables. Both apply a delivery's change only when its
 // seq is above the stored one, so replayed and reordered changes are
-// harmless, and neither ever deletes a delivery.
+// harmless. Only the pruner (prune.go) deletes deliveries: finished ones
+// older than their project's retention.
 type historyStore interface {
 	// init creates the indexes (or tables); safe on every start.
 	init(ctx context.Context) error
@@ -195,6 +197,10 @@ type historyStore interface {
 	// was written, which trying again cannot fix, rather than the store
 	// being away: only while the store answers a probe.
 	refused(ctx context.Context, err error) bool
+	// prune deletes up to limit of a project's finished deliveries created
+	// before cutoff with their attempts, and up to limit of its statistics
+	// rows of the minutes before cutoff; more says there may be more.
+	prune(ctx context.Context, projectID string, cutoff time.Time, limit int) (deleted retention.Counts, more bool, err error)
 }
 
 var (
@@ -212,8 +218,10 @@ type deliveryStore struct {
 
 	// stored remembers deliveries this process has written, so that their
 	// later changes go straight to an update instead of first failing an
-	// insert (FerretDB then retries the batch one document at a time). A
-	// delivery is never deleted, so a remembered one always exists.
+	// insert (FerretDB then retries the batch one document at a time). The
+	// pruner forgets the deliveries it deletes, and split trusts this only
+	// for deliveries too recent to be pruned at all (another process's
+	// pruner may have deleted an older one).
 	mu     sync.Mutex
 	stored map[string]struct{}
 }
@@ -243,12 +251,20 @@ func (s *deliveryStore) remember(ws []*deliveryWrite) {
 	}
 }
 
+// prunableAfter is the shortest retention: a delivery created more
+// recently cannot have been pruned, by this process or another.
+const prunableAfter = 24 * time.Hour
+
 // split separates the writes of deliveries known to exist from the others.
+// A delivery old enough to have been pruned is never taken as known: the
+// pruner of another process may have deleted it, and only an insert
+// stores it again.
 func (s *deliveryStore) split(ws []*deliveryWrite) (known, unknown []*deliveryWrite) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	recent := time.Now().Add(-prunableAfter)
 	for _, w := range ws {
-		if _, ok := s.stored[w.doc.ID]; ok {
+		if _, ok := s.stored[w.doc.ID]; ok && w.doc.CreateTime.After(recent) {
 			known = append(known, w)
 		} else {
 			unknown = append(unknown, w)
@@ -398,8 +414,35 @@ func (s *deliveryStore) writeDeliveries(ctx context.Context, all []*deliveryWrit
 		if _, err := s.deliveries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
 			return fmt.Errorf("update %d deliveries: %w", len(existing), err)
 		}
+		if err := s.restorePruned(ctx, existing); err != nil {
+			return err
+		}
 	}
 	s.remember(all)
+	return nil
+}
+
+// restorePruned inserts again, whole, the deliveries among ws old enough to
+// be pruned: one that the pruner deleted between the insert that found it
+// and the update is then stored as this write leaves it (with the attempts
+// the write inserted), instead of the write being lost. For the others
+// the insert finds them and changes nothing. Only changes of old
+// deliveries (manual retries) pay for it.
+func (s *deliveryStore) restorePruned(ctx context.Context, ws []*deliveryWrite) error {
+	recent := time.Now().Add(-prunableAfter)
+	var batch []any
+	for _, w := range ws {
+		if !w.doc.CreateTime.After(recent) {
+			batch = append(batch, &w.doc)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	_, err := s.deliveries.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+	if err != nil && !store.IsDuplicateKey(err) {
+		return fmt.Errorf("insert %d pruned deliveries again: %w", len(batch), err)
+	}
 	return nil
 }
 

@@ -236,3 +236,23 @@ func (c *Client) AddSourceCounts(ctx context.Context, counts []*registryv1.Sourc
 	_, err := c.rpc.AddSourceCounts(ctx, connect.NewRequest(&registryv1.AddSourceCountsRequest{Counts: counts}))
 	return err
 }
+
+// ListRetentions returns how many days each project's history is kept,
+// asking the registry page by page; nothing is cached, as the pruners ask
+// once a run.
+func (c *Client) ListRetentions(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	token := ""
+	for {
+		resp, err := c.rpc.ListRetentions(ctx, connect.NewRequest(&registryv1.ListRetentionsRequest{PageToken: token}))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.Msg.GetRetentions() {
+			out[r.GetProjectId()] = int(r.GetDays())
+		}
+		if token = resp.Msg.GetNextPageToken(); token == "" {
+			return out, nil
+		}
+	}
+}

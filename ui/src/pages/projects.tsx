@@ -11,6 +11,7 @@ export function ProjectsPage() {
   const [strategy, setStrategy] = useState(RetryStrategy.EXPONENTIAL);
   const [maxAttempts, setMaxAttempts] = useState("");
   const [interval, setInterval] = useState("");
+  const [retention, setRetention] = useState("");
   const [error, setError] = useState("");
   const [created, setCreated] = useState<{ id: string; key: string } | null>(null);
 
@@ -26,6 +27,7 @@ export function ProjectsPage() {
           maxAttempts || interval
             ? { strategy, maxAttempts: Number(maxAttempts) || 0, intervalSeconds: Number(interval) || 0 }
             : undefined,
+        retention: Number(retention) || 0,
       });
       setCreated({ id: resp.project?.id ?? "", key: resp.key });
       setName("");
@@ -61,6 +63,18 @@ export function ProjectsPage() {
           Interval (s)
           <input type="number" min="0" value={interval} onChange={(e) => setInterval(e.target.value)} />
         </label>
+        <label>
+          Retention (days)
+          <input
+            type="number"
+            min="1"
+            max="3650"
+            placeholder="30"
+            value={retention}
+            onChange={(e) => setRetention(e.target.value)}
+            data-testid="project-retention"
+          />
+        </label>
         <button type="submit" className="primary" data-testid="project-create">
           Create project
         </button>
@@ -72,6 +86,7 @@ export function ProjectsPage() {
             <th>Name</th>
             <th>ID</th>
             <th>Retry policy</th>
+            <th>Retention</th>
             <th>Created</th>
             <th></th>
           </tr>
@@ -86,6 +101,7 @@ export function ProjectsPage() {
                   ? `${RetryStrategy[p.retryPolicy.strategy]?.toLowerCase()} · ${p.retryPolicy.maxAttempts} attempts · ${p.retryPolicy.intervalSeconds}s`
                   : "default"}
               </td>
+              <td>{p.retention} days</td>
               <td>{fmtTime(p.createTime)}</td>
               <td>
                 {p.id === session.projectId ? (

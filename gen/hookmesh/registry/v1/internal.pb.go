@@ -1168,6 +1168,165 @@ func (*AddSourceCountsResponse) Descriptor() ([]byte, []int) {
 	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{19}
 }
 
+type ListRetentionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is at most 1000; 1000 when 0.
+	PageSize      uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRetentionsRequest) Reset() {
+	*x = ListRetentionsRequest{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRetentionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRetentionsRequest) ProtoMessage() {}
+
+func (x *ListRetentionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRetentionsRequest.ProtoReflect.Descriptor instead.
+func (*ListRetentionsRequest) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListRetentionsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRetentionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ProjectRetention is how long one project's history is kept.
+type ProjectRetention struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// days is the retention in force: the project's, or 30 by default.
+	Days          int32 `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProjectRetention) Reset() {
+	*x = ProjectRetention{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProjectRetention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProjectRetention) ProtoMessage() {}
+
+func (x *ProjectRetention) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProjectRetention.ProtoReflect.Descriptor instead.
+func (*ProjectRetention) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ProjectRetention) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ProjectRetention) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+type ListRetentionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Retentions    []*ProjectRetention    `protobuf:"bytes,1,rep,name=retentions,proto3" json:"retentions,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRetentionsResponse) Reset() {
+	*x = ListRetentionsResponse{}
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRetentionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRetentionsResponse) ProtoMessage() {}
+
+func (x *ListRetentionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_registry_v1_internal_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRetentionsResponse.ProtoReflect.Descriptor instead.
+func (*ListRetentionsResponse) Descriptor() ([]byte, []int) {
+	return file_hookmesh_registry_v1_internal_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListRetentionsResponse) GetRetentions() []*ProjectRetention {
+	if x != nil {
+		return x.Retentions
+	}
+	return nil
+}
+
+func (x *ListRetentionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_hookmesh_registry_v1_internal_proto protoreflect.FileDescriptor
 
 const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
@@ -1266,7 +1425,20 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\brejected\x18\x05 \x01(\x04R\brejected\"T\n" +
 	"\x16AddSourceCountsRequest\x12:\n" +
 	"\x06counts\x18\x01 \x03(\v2\".hookmesh.registry.v1.SourceCountsR\x06counts\"\x19\n" +
-	"\x17AddSourceCountsResponse2\xc5\a\n" +
+	"\x17AddSourceCountsResponse\"S\n" +
+	"\x15ListRetentionsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"E\n" +
+	"\x10ProjectRetention\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x12\n" +
+	"\x04days\x18\x02 \x01(\x05R\x04days\"\x88\x01\n" +
+	"\x16ListRetentionsResponse\x12F\n" +
+	"\n" +
+	"retentions\x18\x01 \x03(\v2&.hookmesh.registry.v1.ProjectRetentionR\n" +
+	"retentions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb7\b\n" +
 	"\x17RegistryInternalService\x12s\n" +
 	"\x0fAuthenticateKey\x12,.hookmesh.registry.v1.AuthenticateKeyRequest\x1a-.hookmesh.registry.v1.AuthenticateKeyResponse\"\x03\x90\x02\x01\x12\x8b\x01\n" +
 	"\x17AuthenticatePortalToken\x124.hookmesh.registry.v1.AuthenticatePortalTokenRequest\x1a5.hookmesh.registry.v1.AuthenticatePortalTokenResponse\"\x03\x90\x02\x01\x12|\n" +
@@ -1275,7 +1447,8 @@ const file_hookmesh_registry_v1_internal_proto_rawDesc = "" +
 	"\tGetTarget\x12&.hookmesh.registry.v1.GetTargetRequest\x1a'.hookmesh.registry.v1.GetTargetResponse\"\x03\x90\x02\x01\x12p\n" +
 	"\x0fDisableEndpoint\x12,.hookmesh.registry.v1.DisableEndpointRequest\x1a-.hookmesh.registry.v1.DisableEndpointResponse\"\x00\x12p\n" +
 	"\x0eListAllSources\x12+.hookmesh.registry.v1.ListAllSourcesRequest\x1a,.hookmesh.registry.v1.ListAllSourcesResponse\"\x03\x90\x02\x01\x12p\n" +
-	"\x0fAddSourceCounts\x12,.hookmesh.registry.v1.AddSourceCountsRequest\x1a-.hookmesh.registry.v1.AddSourceCountsResponse\"\x00BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
+	"\x0fAddSourceCounts\x12,.hookmesh.registry.v1.AddSourceCountsRequest\x1a-.hookmesh.registry.v1.AddSourceCountsResponse\"\x00\x12p\n" +
+	"\x0eListRetentions\x12+.hookmesh.registry.v1.ListRetentionsRequest\x1a,.hookmesh.registry.v1.ListRetentionsResponse\"\x03\x90\x02\x01BBZ@github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_hookmesh_registry_v1_internal_proto_rawDescOnce sync.Once
@@ -1289,7 +1462,7 @@ func file_hookmesh_registry_v1_internal_proto_rawDescGZIP() []byte {
 	return file_hookmesh_registry_v1_internal_proto_rawDescData
 }
 
-var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_hookmesh_registry_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*Secret)(nil),                          // 0: hookmesh.registry.v1.Secret
 	(*Target)(nil),                          // 1: hookmesh.registry.v1.Target
@@ -1311,53 +1484,59 @@ var file_hookmesh_registry_v1_internal_proto_goTypes = []any{
 	(*SourceCounts)(nil),                    // 17: hookmesh.registry.v1.SourceCounts
 	(*AddSourceCountsRequest)(nil),          // 18: hookmesh.registry.v1.AddSourceCountsRequest
 	(*AddSourceCountsResponse)(nil),         // 19: hookmesh.registry.v1.AddSourceCountsResponse
-	nil,                                     // 20: hookmesh.registry.v1.Target.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil),           // 21: google.protobuf.Timestamp
-	(EndpointStatus)(0),                     // 22: hookmesh.registry.v1.EndpointStatus
-	(*RateLimit)(nil),                       // 23: hookmesh.registry.v1.RateLimit
-	(*SignatureSettings)(nil),               // 24: hookmesh.registry.v1.SignatureSettings
-	(*RetryPolicy)(nil),                     // 25: hookmesh.registry.v1.RetryPolicy
-	(*Subscription)(nil),                    // 26: hookmesh.registry.v1.Subscription
-	(*Endpoint)(nil),                        // 27: hookmesh.registry.v1.Endpoint
-	(*Source)(nil),                          // 28: hookmesh.registry.v1.Source
+	(*ListRetentionsRequest)(nil),           // 20: hookmesh.registry.v1.ListRetentionsRequest
+	(*ProjectRetention)(nil),                // 21: hookmesh.registry.v1.ProjectRetention
+	(*ListRetentionsResponse)(nil),          // 22: hookmesh.registry.v1.ListRetentionsResponse
+	nil,                                     // 23: hookmesh.registry.v1.Target.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil),           // 24: google.protobuf.Timestamp
+	(EndpointStatus)(0),                     // 25: hookmesh.registry.v1.EndpointStatus
+	(*RateLimit)(nil),                       // 26: hookmesh.registry.v1.RateLimit
+	(*SignatureSettings)(nil),               // 27: hookmesh.registry.v1.SignatureSettings
+	(*RetryPolicy)(nil),                     // 28: hookmesh.registry.v1.RetryPolicy
+	(*Subscription)(nil),                    // 29: hookmesh.registry.v1.Subscription
+	(*Endpoint)(nil),                        // 30: hookmesh.registry.v1.Endpoint
+	(*Source)(nil),                          // 31: hookmesh.registry.v1.Source
 }
 var file_hookmesh_registry_v1_internal_proto_depIdxs = []int32{
-	21, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
-	20, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
+	24, // 0: hookmesh.registry.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	25, // 1: hookmesh.registry.v1.Target.status:type_name -> hookmesh.registry.v1.EndpointStatus
+	23, // 2: hookmesh.registry.v1.Target.custom_headers:type_name -> hookmesh.registry.v1.Target.CustomHeadersEntry
 	0,  // 3: hookmesh.registry.v1.Target.secrets:type_name -> hookmesh.registry.v1.Secret
-	23, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
-	24, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
-	25, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	26, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
+	26, // 4: hookmesh.registry.v1.Target.rate_limit:type_name -> hookmesh.registry.v1.RateLimit
+	27, // 5: hookmesh.registry.v1.Target.signature:type_name -> hookmesh.registry.v1.SignatureSettings
+	28, // 6: hookmesh.registry.v1.Target.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	29, // 7: hookmesh.registry.v1.Target.subscriptions:type_name -> hookmesh.registry.v1.Subscription
 	2,  // 8: hookmesh.registry.v1.Target.meta_events:type_name -> hookmesh.registry.v1.MetaEventsFilter
-	21, // 9: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 9: hookmesh.registry.v1.AuthenticatePortalTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: hookmesh.registry.v1.ResolveTargetsResponse.targets:type_name -> hookmesh.registry.v1.Target
 	1,  // 11: hookmesh.registry.v1.GetTargetResponse.target:type_name -> hookmesh.registry.v1.Target
-	27, // 12: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
-	28, // 13: hookmesh.registry.v1.ListAllSourcesResponse.sources:type_name -> hookmesh.registry.v1.Source
+	30, // 12: hookmesh.registry.v1.DisableEndpointResponse.endpoint:type_name -> hookmesh.registry.v1.Endpoint
+	31, // 13: hookmesh.registry.v1.ListAllSourcesResponse.sources:type_name -> hookmesh.registry.v1.Source
 	17, // 14: hookmesh.registry.v1.AddSourceCountsRequest.counts:type_name -> hookmesh.registry.v1.SourceCounts
-	3,  // 15: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
-	5,  // 16: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
-	7,  // 17: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
-	9,  // 18: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
-	11, // 19: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
-	13, // 20: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
-	15, // 21: hookmesh.registry.v1.RegistryInternalService.ListAllSources:input_type -> hookmesh.registry.v1.ListAllSourcesRequest
-	18, // 22: hookmesh.registry.v1.RegistryInternalService.AddSourceCounts:input_type -> hookmesh.registry.v1.AddSourceCountsRequest
-	4,  // 23: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
-	6,  // 24: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
-	8,  // 25: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
-	10, // 26: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
-	12, // 27: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
-	14, // 28: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
-	16, // 29: hookmesh.registry.v1.RegistryInternalService.ListAllSources:output_type -> hookmesh.registry.v1.ListAllSourcesResponse
-	19, // 30: hookmesh.registry.v1.RegistryInternalService.AddSourceCounts:output_type -> hookmesh.registry.v1.AddSourceCountsResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	21, // 15: hookmesh.registry.v1.ListRetentionsResponse.retentions:type_name -> hookmesh.registry.v1.ProjectRetention
+	3,  // 16: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:input_type -> hookmesh.registry.v1.AuthenticateKeyRequest
+	5,  // 17: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:input_type -> hookmesh.registry.v1.AuthenticatePortalTokenRequest
+	7,  // 18: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:input_type -> hookmesh.registry.v1.ListOwnerEndpointsRequest
+	9,  // 19: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:input_type -> hookmesh.registry.v1.ResolveTargetsRequest
+	11, // 20: hookmesh.registry.v1.RegistryInternalService.GetTarget:input_type -> hookmesh.registry.v1.GetTargetRequest
+	13, // 21: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:input_type -> hookmesh.registry.v1.DisableEndpointRequest
+	15, // 22: hookmesh.registry.v1.RegistryInternalService.ListAllSources:input_type -> hookmesh.registry.v1.ListAllSourcesRequest
+	18, // 23: hookmesh.registry.v1.RegistryInternalService.AddSourceCounts:input_type -> hookmesh.registry.v1.AddSourceCountsRequest
+	20, // 24: hookmesh.registry.v1.RegistryInternalService.ListRetentions:input_type -> hookmesh.registry.v1.ListRetentionsRequest
+	4,  // 25: hookmesh.registry.v1.RegistryInternalService.AuthenticateKey:output_type -> hookmesh.registry.v1.AuthenticateKeyResponse
+	6,  // 26: hookmesh.registry.v1.RegistryInternalService.AuthenticatePortalToken:output_type -> hookmesh.registry.v1.AuthenticatePortalTokenResponse
+	8,  // 27: hookmesh.registry.v1.RegistryInternalService.ListOwnerEndpoints:output_type -> hookmesh.registry.v1.ListOwnerEndpointsResponse
+	10, // 28: hookmesh.registry.v1.RegistryInternalService.ResolveTargets:output_type -> hookmesh.registry.v1.ResolveTargetsResponse
+	12, // 29: hookmesh.registry.v1.RegistryInternalService.GetTarget:output_type -> hookmesh.registry.v1.GetTargetResponse
+	14, // 30: hookmesh.registry.v1.RegistryInternalService.DisableEndpoint:output_type -> hookmesh.registry.v1.DisableEndpointResponse
+	16, // 31: hookmesh.registry.v1.RegistryInternalService.ListAllSources:output_type -> hookmesh.registry.v1.ListAllSourcesResponse
+	19, // 32: hookmesh.registry.v1.RegistryInternalService.AddSourceCounts:output_type -> hookmesh.registry.v1.AddSourceCountsResponse
+	22, // 33: hookmesh.registry.v1.RegistryInternalService.ListRetentions:output_type -> hookmesh.registry.v1.ListRetentionsResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_registry_v1_internal_proto_init() }
@@ -1372,7 +1551,7 @@ func file_hookmesh_registry_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_registry_v1_internal_proto_rawDesc), len(file_hookmesh_registry_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

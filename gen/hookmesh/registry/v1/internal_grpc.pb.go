@@ -27,6 +27,7 @@ const (
 	RegistryInternalService_DisableEndpoint_FullMethodName         = "/hookmesh.registry.v1.RegistryInternalService/DisableEndpoint"
 	RegistryInternalService_ListAllSources_FullMethodName          = "/hookmesh.registry.v1.RegistryInternalService/ListAllSources"
 	RegistryInternalService_AddSourceCounts_FullMethodName         = "/hookmesh.registry.v1.RegistryInternalService/AddSourceCounts"
+	RegistryInternalService_ListRetentions_FullMethodName          = "/hookmesh.registry.v1.RegistryInternalService/ListRetentions"
 )
 
 // RegistryInternalServiceClient is the client API for RegistryInternalService service.
@@ -57,6 +58,10 @@ type RegistryInternalServiceClient interface {
 	// AddSourceCounts adds to sources' counters what ingest counted since its
 	// last call; counts of a source that no longer exists are dropped.
 	AddSourceCounts(ctx context.Context, in *AddSourceCountsRequest, opts ...grpc.CallOption) (*AddSourceCountsResponse, error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(ctx context.Context, in *ListRetentionsRequest, opts ...grpc.CallOption) (*ListRetentionsResponse, error)
 }
 
 type registryInternalServiceClient struct {
@@ -147,6 +152,16 @@ func (c *registryInternalServiceClient) AddSourceCounts(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *registryInternalServiceClient) ListRetentions(ctx context.Context, in *ListRetentionsRequest, opts ...grpc.CallOption) (*ListRetentionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRetentionsResponse)
+	err := c.cc.Invoke(ctx, RegistryInternalService_ListRetentions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryInternalServiceServer is the server API for RegistryInternalService service.
 // All implementations must embed UnimplementedRegistryInternalServiceServer
 // for forward compatibility.
@@ -175,6 +190,10 @@ type RegistryInternalServiceServer interface {
 	// AddSourceCounts adds to sources' counters what ingest counted since its
 	// last call; counts of a source that no longer exists are dropped.
 	AddSourceCounts(context.Context, *AddSourceCountsRequest) (*AddSourceCountsResponse, error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(context.Context, *ListRetentionsRequest) (*ListRetentionsResponse, error)
 	mustEmbedUnimplementedRegistryInternalServiceServer()
 }
 
@@ -208,6 +227,9 @@ func (UnimplementedRegistryInternalServiceServer) ListAllSources(context.Context
 }
 func (UnimplementedRegistryInternalServiceServer) AddSourceCounts(context.Context, *AddSourceCountsRequest) (*AddSourceCountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AddSourceCounts not implemented")
+}
+func (UnimplementedRegistryInternalServiceServer) ListRetentions(context.Context, *ListRetentionsRequest) (*ListRetentionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRetentions not implemented")
 }
 func (UnimplementedRegistryInternalServiceServer) mustEmbedUnimplementedRegistryInternalServiceServer() {
 }
@@ -375,6 +397,24 @@ func _RegistryInternalService_AddSourceCounts_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryInternalService_ListRetentions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRetentionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryInternalServiceServer).ListRetentions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryInternalService_ListRetentions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryInternalServiceServer).ListRetentions(ctx, req.(*ListRetentionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryInternalService_ServiceDesc is the grpc.ServiceDesc for RegistryInternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -413,6 +453,10 @@ var RegistryInternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AddSourceCounts",
 			Handler:    _RegistryInternalService_AddSourceCounts_Handler,
+		},
+		{
+			MethodName: "ListRetentions",
+			Handler:    _RegistryInternalService_ListRetentions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

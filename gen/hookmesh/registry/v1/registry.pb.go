@@ -373,7 +373,12 @@ type Project struct {
 	UpdateTime                   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// meta_events says where hookmesh sends the project's meta events; unset
 	// until SetMetaEvents is called.
-	MetaEvents    *MetaEvents `protobuf:"bytes,20,opt,name=meta_events,json=metaEvents,proto3" json:"meta_events,omitempty"`
+	MetaEvents *MetaEvents `protobuf:"bytes,20,opt,name=meta_events,json=metaEvents,proto3" json:"meta_events,omitempty"`
+	// retention is how many days the project's events, deliveries, attempts
+	// and idempotency keys are kept before the pruner deletes them (a
+	// delivery still in flight is never deleted): 1 to 3650, 30 when left
+	// out or 0. The project shows the days in force.
+	Retention     int32 `protobuf:"varint,9,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -469,6 +474,13 @@ func (x *Project) GetMetaEvents() *MetaEvents {
 		return x.MetaEvents
 	}
 	return nil
+}
+
+func (x *Project) GetRetention() int32 {
+	if x != nil {
+		return x.Retention
+	}
+	return 0
 }
 
 // MetaEvents are the webhooks hookmesh sends the project itself about its
@@ -1174,8 +1186,10 @@ type CreateProjectRequest struct {
 	Signature                    *SignatureSettings     `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
 	DisableEndpointOnFailure     bool                   `protobuf:"varint,4,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3" json:"disable_endpoint_on_failure,omitempty"`
 	DisableEndpointAfterFailures uint32                 `protobuf:"varint,5,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3" json:"disable_endpoint_after_failures,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// retention is the days the project's history is kept; 30 when 0.
+	Retention     int32 `protobuf:"varint,6,opt,name=retention,proto3" json:"retention,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateProjectRequest) Reset() {
@@ -1239,6 +1253,13 @@ func (x *CreateProjectRequest) GetDisableEndpointOnFailure() bool {
 func (x *CreateProjectRequest) GetDisableEndpointAfterFailures() uint32 {
 	if x != nil {
 		return x.DisableEndpointAfterFailures
+	}
+	return 0
+}
+
+func (x *CreateProjectRequest) GetRetention() int32 {
+	if x != nil {
+		return x.Retention
 	}
 	return 0
 }
@@ -1504,8 +1525,11 @@ type UpdateProjectRequest struct {
 	Signature                    *SignatureSettings     `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
 	DisableEndpointOnFailure     *bool                  `protobuf:"varint,5,opt,name=disable_endpoint_on_failure,json=disableEndpointOnFailure,proto3,oneof" json:"disable_endpoint_on_failure,omitempty"`
 	DisableEndpointAfterFailures *uint32                `protobuf:"varint,6,opt,name=disable_endpoint_after_failures,json=disableEndpointAfterFailures,proto3,oneof" json:"disable_endpoint_after_failures,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// retention is the days the project's history is kept; 0 sets the
+	// default, 30.
+	Retention     *int32 `protobuf:"varint,7,opt,name=retention,proto3,oneof" json:"retention,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateProjectRequest) Reset() {
@@ -1576,6 +1600,13 @@ func (x *UpdateProjectRequest) GetDisableEndpointOnFailure() bool {
 func (x *UpdateProjectRequest) GetDisableEndpointAfterFailures() uint32 {
 	if x != nil && x.DisableEndpointAfterFailures != nil {
 		return *x.DisableEndpointAfterFailures
+	}
+	return 0
+}
+
+func (x *UpdateProjectRequest) GetRetention() int32 {
+	if x != nil && x.Retention != nil {
+		return *x.Retention
 	}
 	return 0
 }
@@ -4966,7 +4997,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\fmax_attempts\x18\x03 \x01(\rR\vmaxAttempts\"G\n" +
 	"\x11SignatureSettings\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x1a\n" +
-	"\badvanced\x18\x02 \x01(\bR\badvanced\"\xfd\x03\n" +
+	"\badvanced\x18\x02 \x01(\bR\badvanced\"\x9b\x04\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12D\n" +
@@ -4979,7 +5010,8 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12A\n" +
 	"\vmeta_events\x18\x14 \x01(\v2 .hookmesh.registry.v1.MetaEventsR\n" +
-	"metaEvents\"\x83\x02\n" +
+	"metaEvents\x12\x1c\n" +
+	"\tretention\x18\t \x01(\x05R\tretention\"\x83\x02\n" +
 	"\n" +
 	"MetaEvents\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1f\n" +
@@ -5062,13 +5094,14 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xbd\x02\n" +
+	"updateTime\"\xdb\x02\n" +
 	"\x14CreateProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12D\n" +
 	"\fretry_policy\x18\x02 \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12E\n" +
 	"\tsignature\x18\x03 \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12=\n" +
 	"\x1bdisable_endpoint_on_failure\x18\x04 \x01(\bR\x18disableEndpointOnFailure\x12E\n" +
-	"\x1fdisable_endpoint_after_failures\x18\x05 \x01(\rR\x1cdisableEndpointAfterFailures\"\x99\x01\n" +
+	"\x1fdisable_endpoint_after_failures\x18\x05 \x01(\rR\x1cdisableEndpointAfterFailures\x12\x1c\n" +
+	"\tretention\x18\x06 \x01(\x05R\tretention\"\x99\x01\n" +
 	"\x15CreateProjectResponse\x127\n" +
 	"\aproject\x18\x01 \x01(\v2\x1d.hookmesh.registry.v1.ProjectR\aproject\x125\n" +
 	"\aapi_key\x18\x02 \x01(\v2\x1c.hookmesh.registry.v1.APIKeyR\x06apiKey\x12\x10\n" +
@@ -5084,7 +5117,7 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"y\n" +
 	"\x14ListProjectsResponse\x129\n" +
 	"\bprojects\x18\x01 \x03(\v2\x1d.hookmesh.registry.v1.ProjectR\bprojects\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb8\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe9\x03\n" +
 	"\x14UpdateProjectRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x17\n" +
@@ -5092,10 +5125,13 @@ const file_hookmesh_registry_v1_registry_proto_rawDesc = "" +
 	"\fretry_policy\x18\x03 \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12E\n" +
 	"\tsignature\x18\x04 \x01(\v2'.hookmesh.registry.v1.SignatureSettingsR\tsignature\x12B\n" +
 	"\x1bdisable_endpoint_on_failure\x18\x05 \x01(\bH\x01R\x18disableEndpointOnFailure\x88\x01\x01\x12J\n" +
-	"\x1fdisable_endpoint_after_failures\x18\x06 \x01(\rH\x02R\x1cdisableEndpointAfterFailures\x88\x01\x01B\a\n" +
+	"\x1fdisable_endpoint_after_failures\x18\x06 \x01(\rH\x02R\x1cdisableEndpointAfterFailures\x88\x01\x01\x12!\n" +
+	"\tretention\x18\a \x01(\x05H\x03R\tretention\x88\x01\x01B\a\n" +
 	"\x05_nameB\x1e\n" +
 	"\x1c_disable_endpoint_on_failureB\"\n" +
-	" _disable_endpoint_after_failures\"P\n" +
+	" _disable_endpoint_after_failuresB\f\n" +
+	"\n" +
+	"_retention\"P\n" +
 	"\x15UpdateProjectResponse\x127\n" +
 	"\aproject\x18\x01 \x01(\v2\x1d.hookmesh.registry.v1.ProjectR\aproject\"5\n" +
 	"\x14DeleteProjectRequest\x12\x1d\n" +

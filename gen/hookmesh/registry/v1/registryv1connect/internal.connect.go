@@ -57,6 +57,9 @@ const (
 	// RegistryInternalServiceAddSourceCountsProcedure is the fully-qualified name of the
 	// RegistryInternalService's AddSourceCounts RPC.
 	RegistryInternalServiceAddSourceCountsProcedure = "/hookmesh.registry.v1.RegistryInternalService/AddSourceCounts"
+	// RegistryInternalServiceListRetentionsProcedure is the fully-qualified name of the
+	// RegistryInternalService's ListRetentions RPC.
+	RegistryInternalServiceListRetentionsProcedure = "/hookmesh.registry.v1.RegistryInternalService/ListRetentions"
 )
 
 // RegistryInternalServiceClient is a client for the hookmesh.registry.v1.RegistryInternalService
@@ -83,6 +86,10 @@ type RegistryInternalServiceClient interface {
 	// AddSourceCounts adds to sources' counters what ingest counted since its
 	// last call; counts of a source that no longer exists are dropped.
 	AddSourceCounts(context.Context, *connect.Request[v1.AddSourceCountsRequest]) (*connect.Response[v1.AddSourceCountsResponse], error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(context.Context, *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error)
 }
 
 // NewRegistryInternalServiceClient constructs a client for the
@@ -151,6 +158,13 @@ func NewRegistryInternalServiceClient(httpClient connect.HTTPClient, baseURL str
 			connect.WithSchema(registryInternalServiceMethods.ByName("AddSourceCounts")),
 			connect.WithClientOptions(opts...),
 		),
+		listRetentions: connect.NewClient[v1.ListRetentionsRequest, v1.ListRetentionsResponse](
+			httpClient,
+			baseURL+RegistryInternalServiceListRetentionsProcedure,
+			connect.WithSchema(registryInternalServiceMethods.ByName("ListRetentions")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -164,6 +178,7 @@ type registryInternalServiceClient struct {
 	disableEndpoint         *connect.Client[v1.DisableEndpointRequest, v1.DisableEndpointResponse]
 	listAllSources          *connect.Client[v1.ListAllSourcesRequest, v1.ListAllSourcesResponse]
 	addSourceCounts         *connect.Client[v1.AddSourceCountsRequest, v1.AddSourceCountsResponse]
+	listRetentions          *connect.Client[v1.ListRetentionsRequest, v1.ListRetentionsResponse]
 }
 
 // AuthenticateKey calls hookmesh.registry.v1.RegistryInternalService.AuthenticateKey.
@@ -207,6 +222,11 @@ func (c *registryInternalServiceClient) AddSourceCounts(ctx context.Context, req
 	return c.addSourceCounts.CallUnary(ctx, req)
 }
 
+// ListRetentions calls hookmesh.registry.v1.RegistryInternalService.ListRetentions.
+func (c *registryInternalServiceClient) ListRetentions(ctx context.Context, req *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error) {
+	return c.listRetentions.CallUnary(ctx, req)
+}
+
 // RegistryInternalServiceHandler is an implementation of the
 // hookmesh.registry.v1.RegistryInternalService service.
 type RegistryInternalServiceHandler interface {
@@ -231,6 +251,10 @@ type RegistryInternalServiceHandler interface {
 	// AddSourceCounts adds to sources' counters what ingest counted since its
 	// last call; counts of a source that no longer exists are dropped.
 	AddSourceCounts(context.Context, *connect.Request[v1.AddSourceCountsRequest]) (*connect.Response[v1.AddSourceCountsResponse], error)
+	// ListRetentions returns how many days each project's history is kept,
+	// for the pruners of the status and ingest services, a page of projects
+	// at a time.
+	ListRetentions(context.Context, *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error)
 }
 
 // NewRegistryInternalServiceHandler builds an HTTP handler from the service implementation. It
@@ -294,6 +318,13 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 		connect.WithSchema(registryInternalServiceMethods.ByName("AddSourceCounts")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryInternalServiceListRetentionsHandler := connect.NewUnaryHandler(
+		RegistryInternalServiceListRetentionsProcedure,
+		svc.ListRetentions,
+		connect.WithSchema(registryInternalServiceMethods.ByName("ListRetentions")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hookmesh.registry.v1.RegistryInternalService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryInternalServiceAuthenticateKeyProcedure:
@@ -312,6 +343,8 @@ func NewRegistryInternalServiceHandler(svc RegistryInternalServiceHandler, opts 
 			registryInternalServiceListAllSourcesHandler.ServeHTTP(w, r)
 		case RegistryInternalServiceAddSourceCountsProcedure:
 			registryInternalServiceAddSourceCountsHandler.ServeHTTP(w, r)
+		case RegistryInternalServiceListRetentionsProcedure:
+			registryInternalServiceListRetentionsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -351,4 +384,8 @@ func (UnimplementedRegistryInternalServiceHandler) ListAllSources(context.Contex
 
 func (UnimplementedRegistryInternalServiceHandler) AddSourceCounts(context.Context, *connect.Request[v1.AddSourceCountsRequest]) (*connect.Response[v1.AddSourceCountsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.AddSourceCounts is not implemented"))
+}
+
+func (UnimplementedRegistryInternalServiceHandler) ListRetentions(context.Context, *connect.Request[v1.ListRetentionsRequest]) (*connect.Response[v1.ListRetentionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hookmesh.registry.v1.RegistryInternalService.ListRetentions is not implemented"))
 }
