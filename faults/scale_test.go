@@ -463,7 +463,31 @@ func scaleFaults(r *run, s *scaleStack) error {
 	}
 	r.note("RabbitMQ node %s stopped (rabbitmqctl stop, %.1fs); connected to it: %s; leader of %d quorum queues",
 		node.name, time.Since(start).Seconds(), strings.Join(on[node], ", "), leaders)
-	time.Sleep(scaleNodeDown)
+	start = time.Now()
+	// Every process that was on it moves to another node of its list
+	// (hookmesh's failover); the node stays away at least scaleNodeDown.
+	moved := func() []string {
+		var out []string
+		for _, name := range on[node] {
+			for _, h := range s.all() {
+				if h.name == name {
+					if n := brokerOf(h); n != nil && n != node {
+						out = append(out, h.name+" to "+n.name)
+					}
+				}
+			}
+		}
+		return out
+	}
+	if err := waitFor(nil, 2*time.Minute, "the processes on the stopped node to move to another", func() bool {
+		return len(moved()) == len(on[node])
+	}); err != nil {
+		return err
+	}
+	r.note("moved away within %.1fs: %s", time.Since(start).Seconds(), strings.Join(moved(), ", "))
+	if d := scaleNodeDown - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
 	start = time.Now()
 	if err := node.start(); err != nil {
 		return err
@@ -475,17 +499,6 @@ func scaleFaults(r *run, s *scaleStack) error {
 		return err
 	}
 	r.note("RabbitMQ node %s started again: in the cluster and taking connections after %.1fs", node.name, time.Since(start).Seconds())
-	var moved []string
-	for _, name := range on[node] {
-		for _, h := range s.all() {
-			if h.name == name {
-				if n := brokerOf(h); n != nil && n != node {
-					moved = append(moved, h.name+" to "+n.name)
-				}
-			}
-		}
-	}
-	r.note("moved while it was away: %s", strings.Join(moved, ", "))
 
 	time.Sleep(3 * time.Second)
 	s.ingests[0].kill9()
