@@ -463,7 +463,6 @@ func scaleFaults(r *run, s *scaleStack) error {
 	}
 	r.note("RabbitMQ node %s stopped (rabbitmqctl stop, %.1fs); connected to it: %s; leader of %d quorum queues",
 		node.name, time.Since(start).Seconds(), strings.Join(on[node], ", "), leaders)
-	start = time.Now()
 	// Every process that was on it moves to another node of its list
 	// (hookmesh's failover); the node stays away at least scaleNodeDown.
 	moved := func() []string {
@@ -484,7 +483,7 @@ func scaleFaults(r *run, s *scaleStack) error {
 	}); err != nil {
 		return err
 	}
-	r.note("moved away within %.1fs: %s", time.Since(start).Seconds(), strings.Join(moved(), ", "))
+	r.note("moved away within %.1fs of rabbitmqctl stop: %s", time.Since(start).Seconds(), strings.Join(moved(), ", "))
 	if d := scaleNodeDown - time.Since(start); d > 0 {
 		time.Sleep(d)
 	}
