@@ -441,22 +441,28 @@ func TestScale(t *testing.T) {
 // killed one left.
 func scaleFaults(r *run, s *scaleStack) error {
 	time.Sleep(5 * time.Second)
-	// hookmesh starts at a random node of its list: the busiest node is
-	// the one whose loss moves the most connections.
+	// hookmesh starts at a random node of its list. The node stopped is
+	// the one leading the most quorum queues (their leaders move) among
+	// those some process is connected to (those processes move), else the
+	// one most processes are connected to.
 	on := map[*rabbitNode][]string{}
-	node := suite.cluster[0]
 	for _, h := range s.all() {
 		if n := brokerOf(h); n != nil {
 			on[n] = append(on[n], h.name)
-			if len(on[n]) > len(on[node]) {
-				node = n
-			}
 		}
 	}
-	leaders := 0
-	if qq, err := listQuorumQueues(node); err == nil {
-		leaders = qq.leaders[node.name]
+	qq, err := listQuorumQueues(suite.cluster[0])
+	if err != nil {
+		return err
 	}
+	node := suite.cluster[0]
+	for _, n := range suite.cluster {
+		better := qq.leaders[n.name] > qq.leaders[node.name] || (qq.leaders[n.name] == qq.leaders[node.name] && len(on[n]) > len(on[node]))
+		if len(on[n]) > 0 && (len(on[node]) == 0 || better) {
+			node = n
+		}
+	}
+	leaders := qq.leaders[node.name]
 	start := time.Now()
 	if err := node.stop(); err != nil {
 		return err
