@@ -381,7 +381,9 @@ func TestScale(t *testing.T) {
 		injected <- err
 	}()
 	loadStart := time.Now()
-	loaded := loadWhile(ctx, p, "scale", scaleRate, func(i int) bool {
+	// Calls that wait out a retry after the killed ingest refused them
+	// hold their place: room for a few seconds of the rate.
+	loaded := loadWhile(ctx, p, "scale", scaleRate, 4*scaleRate, func(i int) bool {
 		doneMu.Lock()
 		defer doneMu.Unlock()
 		// Not beyond three times the planned load, should a fault hang.

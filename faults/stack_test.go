@@ -190,17 +190,19 @@ type loadResult struct {
 // An event whose call fails is sent again with the same idempotency key
 // until ingest accepts it, as a careful client does.
 func load(ctx context.Context, p *project, run string, n int, rate float64) loadResult {
-	return loadWhile(ctx, p, run, rate, func(i int) bool { return i < n })
+	return loadWhile(ctx, p, run, rate, 64, func(i int) bool { return i < n })
 }
 
-// loadWhile is load for as long as more(i) says event i is to be sent.
-func loadWhile(ctx context.Context, p *project, run string, rate float64, more func(i int) bool) loadResult {
+// loadWhile is load for as long as more(i) says event i is to be sent,
+// with at most inFlight events waiting for ingest at once (the sending
+// slows down when they are all waiting).
+func loadWhile(ctx context.Context, p *project, run string, rate float64, inFlight int, more func(i int) bool) loadResult {
 	var (
 		mu  sync.Mutex
 		res loadResult
 		wg  sync.WaitGroup
 	)
-	sem := make(chan struct{}, 64)
+	sem := make(chan struct{}, inFlight)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
 	for i := 0; more(i); i++ {
