@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 
 SHELL := /bin/bash
 
-.PHONY: run test faults generate check-generated lint bench ferretdb ui image
+.PHONY: run test faults scale generate check-generated lint bench ferretdb ui image
 
 # The whole of hookmesh in one process, on a local stack started as needed.
 # exec: the script is make's own child, which it watches; SIGINT, SIGTERM or
@@ -23,6 +23,12 @@ test:
 # Extra go test flags: make faults TESTFLAGS="-run TestFaults/baseline".
 faults:
 	bash scripts/faults.sh $(TESTFLAGS)
+
+# The scale suite: two of each of ingest, router and deliverer on a
+# RabbitMQ cluster of three nodes of its own, under load while a node is
+# stopped and a replica of each is killed (faults/scale_test.go).
+scale:
+	bash scripts/faults.sh --scale $(TESTFLAGS)
 
 # Regenerate gen/ from proto/ (and ui/src/gen when ui/node_modules exists).
 generate:

@@ -28,8 +28,11 @@ import (
 var suite struct {
 	dir      string
 	hookmesh string
-	rabbit   *rabbitNode
-	ferret   *ferretDB
+	// rabbit is the fault suite's RabbitMQ node; cluster the scale
+	// suite's nodes (one of the two is set).
+	rabbit  *rabbitNode
+	cluster []*rabbitNode
+	ferret  *ferretDB
 	// history is the PostgreSQL database of the delivery history (the
 	// database FerretDB keeps its data in too; schemas per run).
 	history *historyDB
@@ -50,11 +53,16 @@ func runMain(m *testing.M) int {
 	}
 	suite.dir = need("HOOKMESH_FAULTS_DIR")
 	suite.hookmesh = need("HOOKMESH_FAULTS_HOOKMESH")
-	suite.rabbit = &rabbitNode{server: need("HOOKMESH_FAULTS_RABBITMQ_SERVER"), ctl: need("HOOKMESH_FAULTS_RABBITMQCTL"),
-		name: "hookmesh_faults@localhost", port: 5673, dir: filepath.Join(suite.dir, "rabbitmq")}
+	server, ctl := need("HOOKMESH_FAULTS_RABBITMQ_SERVER"), need("HOOKMESH_FAULTS_RABBITMQCTL")
 	suite.ferret = &ferretDB{bin: need("HOOKMESH_FAULTS_FERRETDB"), pgURL: need("HOOKMESH_FAULTS_POSTGRESQL_URL"),
 		addr: "127.0.0.1:27020", dir: filepath.Join(suite.dir, "ferretdb")}
 	suite.history = &historyDB{url: need("HOOKMESH_FAULTS_HISTORY_URL")}
+	// `make scale` runs the scale suite (scale_test.go) on a cluster of
+	// three nodes instead.
+	if os.Getenv("HOOKMESH_FAULTS_SCALE") != "" {
+		return runScaleMain(m, server, ctl)
+	}
+	suite.rabbit = &rabbitNode{server: server, ctl: ctl, name: "hookmesh_faults@localhost", port: 5673, dir: filepath.Join(suite.dir, "rabbitmq")}
 
 	if err := suite.rabbit.init(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
@@ -126,6 +134,9 @@ var scenarios = []scenario{
 }
 
 func TestFaults(t *testing.T) {
+	if suite.rabbit == nil {
+		t.Skip("the scale suite's cluster is running, not the fault suite's node")
+	}
 	var results []figures
 	for i, sc := range scenarios {
 		ok := t.Run(sc.name, func(t *testing.T) {
@@ -147,7 +158,7 @@ func TestFaults(t *testing.T) {
 			break
 		}
 	}
-	report := renderReport(results)
+	report := renderReport("Fault injection", "Each run: 2 endpoints at one receiver, events alternating between them; the registry, router and status service in one process, ingest in another, two deliverers; RabbitMQ node and FerretDB of the suite's own.", results)
 	fmt.Fprint(os.Stderr, "\n"+report)
 	if err := os.WriteFile(filepath.Join(suite.dir, "report.md"), []byte(report), 0o644); err != nil {
 		t.Error(err)
@@ -207,6 +218,19 @@ func runScenario(t *testing.T, sc scenario, seed uint64) figures {
 		}
 	}
 
+	f := drain(t, r, loaded)
+	f.name, f.dir, f.about = sc.name, dir, sc.about
+	f.swept = sweptEvents(s.ingest.log)
+	r.note("drained: %s", f.line())
+	f.notes = r.notes
+	return f
+}
+
+// drain waits for the receiver to have every delivery of what the load
+// got accepted, then for the status service to settle, and counts.
+func drain(t *testing.T, r *run, loaded loadResult) figures {
+	ctx := context.Background()
+	p, recv := r.proj, r.recv
 	// Drain: wait for the receiver to have every delivery, then for the
 	// status service to settle.
 	want := expected(loaded.accepted)
@@ -239,11 +263,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) figures {
 		t.Fatalf("list deliveries: %v", err)
 	}
 	f = account(want, recv.snapshot(), ds, p)
-	f.name, f.dir, f.about = sc.name, dir, sc.about
 	f.retried, f.refused = loaded.retried, loaded.refused
-	f.swept = sweptEvents(s.ingest.log)
-	r.note("drained: %s", f.line())
-	f.notes = r.notes
 	return f
 }
 
@@ -397,10 +417,11 @@ func sweptEvents(logPath string) int {
 	return n
 }
 
-func renderReport(rs []figures) string {
+// renderReport is a suite's report.md: a table of the runs' figures, then
+// each run's notes.
+func renderReport(title, intro string, rs []figures) string {
 	var b strings.Builder
-	b.WriteString("# Fault injection\n\n")
-	b.WriteString("Each run: 2 endpoints at one receiver, events alternating between them; the registry, router and status service in one process, ingest in another, two deliverers; RabbitMQ node and FerretDB of the suite's own.\n\n")
+	fmt.Fprintf(&b, "# %s\n\n%s\n\n", title, intro)
 	b.WriteString("| run | accepted | requests | attempts listed | lost | unexpected | stuck | status ≠ receiver | duplicates (same webhook-id) | calls retried by the client | outbox sweeps |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, f := range rs {

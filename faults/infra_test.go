@@ -154,13 +154,23 @@ type rabbitNode struct {
 	name        string
 	port        int
 	dir         string
-	proc        *process
+	// advanced is the node's advanced.config (Erlang terms), when set;
+	// erlArgs are extra arguments for its Erlang VM.
+	advanced, erlArgs string
+	proc              *process
 }
 
 func (r *rabbitNode) url() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", r.port) }
 
 func (r *rabbitNode) env() []string {
-	return cleanEnv(
+	var extra []string
+	if r.advanced != "" {
+		extra = append(extra, "RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(r.dir, "advanced.config"))
+	}
+	if r.erlArgs != "" {
+		extra = append(extra, "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+r.erlArgs)
+	}
+	return append(cleanEnv(
 		"RABBITMQ_NODENAME="+r.name,
 		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", r.port),
 		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", r.port+20000),
@@ -170,7 +180,16 @@ func (r *rabbitNode) env() []string {
 		"RABBITMQ_CONFIG_FILE="+filepath.Join(r.dir, "rabbitmq.conf"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(r.dir, "enabled_plugins"),
 		"RABBITMQ_PID_FILE="+filepath.Join(r.dir, "pid"),
-	)
+	), extra...)
+}
+
+// control runs rabbitmqctl against the node.
+func (r *rabbitNode) control(args ...string) (string, error) {
+	out, err := exec.Command(r.ctl, append([]string{"-n", r.name}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("rabbitmqctl -n %s %s: %w: %s", r.name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
 }
 
 // init writes the node's configuration on a fresh data directory.
@@ -184,6 +203,11 @@ func (r *rabbitNode) init() error {
 	conf := fmt.Sprintf("listeners.tcp.local = 127.0.0.1:%d\nloopback_users = none\n", r.port)
 	if err := os.WriteFile(filepath.Join(r.dir, "rabbitmq.conf"), []byte(conf), 0o644); err != nil {
 		return err
+	}
+	if r.advanced != "" {
+		if err := os.WriteFile(filepath.Join(r.dir, "advanced.config"), []byte(r.advanced), 0o644); err != nil {
+			return err
+		}
 	}
 	// No plugins: the management plugin would want the port of the
 	// machine's own node.

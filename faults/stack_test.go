@@ -45,31 +45,9 @@ func (s *stack) all() []*hookmesh {
 
 // startStack starts a run's processes, logging to dir.
 func startStack(ctx context.Context, name, dir string) (*stack, error) {
-	// Also the PostgreSQL schemas' prefix: letters, digits and _ only.
-	s := &stack{prefix: fmt.Sprintf("f%s%d", strings.ReplaceAll(name, "-", "_"), time.Now().UnixNano()%1e6)}
-	common := []string{
-		"HOOKMESH_MONGODB_URI=" + suite.ferret.uri(),
-		"HOOKMESH_POSTGRES_URL=" + suite.history.url,
-		"HOOKMESH_DATABASE_PREFIX=" + s.prefix,
-		"HOOKMESH_AMQP_URL=" + suite.rabbit.url(),
-		"HOOKMESH_AMQP_PREFIX=" + s.prefix,
-		"HOOKMESH_ADMIN_KEY=" + adminKey,
-		"HOOKMESH_SECRET_KEY=" + secretKey,
-		"HOOKMESH_ALLOW_PRIVATE_NETWORKS=true",
-		// Unconfirmed events are published again after 5 s, not 30.
-		"HOOKMESH_OUTBOX_SWEEP_INTERVAL=2s",
-		"HOOKMESH_OUTBOX_GRACE=5s",
-		"HOOKMESH_SHUTDOWN_TIMEOUT=10s",
-		"HOOKMESH_LOG_LEVEL=info",
-	}
+	s := &stack{prefix: runPrefix(name)}
 	mk := func(name, targets string, extra ...string) (*hookmesh, error) {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		env := cleanEnv(append(append(append([]string(nil), common...), "HOOKMESH_HTTP_ADDR="+addr), extra...)...)
-		return &hookmesh{addr: addr, process: &process{name: name, path: suite.hookmesh, args: []string{targets}, env: env,
-			log: filepath.Join(dir, name+".log")}}, nil
+		return newHookmesh(dir, name, targets, append(commonEnv(s.prefix, suite.rabbit.url()), extra...)...)
 	}
 	var err error
 	if s.core, err = mk("core", "registry,router,status"); err != nil {
@@ -95,6 +73,44 @@ func startStack(ctx context.Context, name, dir string) (*stack, error) {
 	return s, nil
 }
 
+// runPrefix is a run's database and queue prefix, also the PostgreSQL
+// schemas' prefix: letters, digits and _ only.
+func runPrefix(name string) string {
+	return fmt.Sprintf("f%s%d", strings.ReplaceAll(name, "-", "_"), time.Now().UnixNano()%1e6)
+}
+
+// commonEnv is what every process of a run is given: the suite's
+// databases, the broker URL(s), keys, and outbox timings short enough for a
+// run.
+func commonEnv(prefix, amqpURL string) []string {
+	return []string{
+		"HOOKMESH_MONGODB_URI=" + suite.ferret.uri(),
+		"HOOKMESH_POSTGRES_URL=" + suite.history.url,
+		"HOOKMESH_DATABASE_PREFIX=" + prefix,
+		"HOOKMESH_AMQP_URL=" + amqpURL,
+		"HOOKMESH_AMQP_PREFIX=" + prefix,
+		"HOOKMESH_ADMIN_KEY=" + adminKey,
+		"HOOKMESH_SECRET_KEY=" + secretKey,
+		"HOOKMESH_ALLOW_PRIVATE_NETWORKS=true",
+		// Unconfirmed events are published again after 5 s, not 30.
+		"HOOKMESH_OUTBOX_SWEEP_INTERVAL=2s",
+		"HOOKMESH_OUTBOX_GRACE=5s",
+		"HOOKMESH_SHUTDOWN_TIMEOUT=10s",
+		"HOOKMESH_LOG_LEVEL=info",
+	}
+}
+
+// newHookmesh prepares (does not start) a hookmesh process of the given
+// targets on a free address, logging to dir/name.log.
+func newHookmesh(dir, name, targets string, env ...string) (*hookmesh, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return &hookmesh{addr: addr, process: &process{name: name, path: suite.hookmesh, args: []string{targets},
+		env: cleanEnv(append(env, "HOOKMESH_HTTP_ADDR="+addr)...), log: filepath.Join(dir, name+".log")}}, nil
+}
+
 // stop stops every process gracefully.
 func (s *stack) stop() {
 	var wg sync.WaitGroup
@@ -112,15 +128,23 @@ type project struct {
 	id, key   string
 	endpoints []string // endpoint n is at <receiver>/ep/<n>
 	registry  registryv1connect.RegistryServiceClient
-	ingest    ingestv1connect.IngestServiceClient
-	status    statusv1connect.StatusServiceClient
+	// ingests are the ingest processes' clients; the load sends event i
+	// to ingest i modulo their number, and a retried call to the next.
+	ingests []ingestv1connect.IngestServiceClient
+	status  statusv1connect.StatusServiceClient
 }
 
 // newProject creates a project that retries every second, 30 attempts in
 // all (a 40 % failure rate never uses them up), and n endpoints with a 1 s
 // timeout at the receiver.
 func (s *stack) newProject(ctx context.Context, recv *receiver, n int) (*project, error) {
-	admin := registryv1connect.NewRegistryServiceClient(http.DefaultClient, s.core.url(), connect.WithInterceptors(auth.BearerInterceptor(adminKey)))
+	return newProject(ctx, recv, n, s.core.url(), s.ingest.url())
+}
+
+// newProject is stack.newProject for a registry and status service at
+// coreURL and ingest processes at ingestURLs.
+func newProject(ctx context.Context, recv *receiver, n int, coreURL string, ingestURLs ...string) (*project, error) {
+	admin := registryv1connect.NewRegistryServiceClient(http.DefaultClient, coreURL, connect.WithInterceptors(auth.BearerInterceptor(adminKey)))
 	resp, err := admin.CreateProject(ctx, connect.NewRequest(&registryv1.CreateProjectRequest{Name: "faults",
 		RetryPolicy: &registryv1.RetryPolicy{Strategy: registryv1.RetryStrategy_RETRY_STRATEGY_LINEAR, IntervalSeconds: 1, MaxAttempts: 30}}))
 	if err != nil {
@@ -128,9 +152,11 @@ func (s *stack) newProject(ctx context.Context, recv *receiver, n int) (*project
 	}
 	p := &project{id: resp.Msg.GetProject().GetId(), key: resp.Msg.GetKey()}
 	opt := connect.WithInterceptors(auth.BearerInterceptor(p.key))
-	p.registry = registryv1connect.NewRegistryServiceClient(http.DefaultClient, s.core.url(), opt)
-	p.ingest = ingestv1connect.NewIngestServiceClient(http.DefaultClient, s.ingest.url(), opt)
-	p.status = statusv1connect.NewStatusServiceClient(http.DefaultClient, s.core.url(), opt)
+	p.registry = registryv1connect.NewRegistryServiceClient(http.DefaultClient, coreURL, opt)
+	for _, u := range ingestURLs {
+		p.ingests = append(p.ingests, ingestv1connect.NewIngestServiceClient(http.DefaultClient, u, opt))
+	}
+	p.status = statusv1connect.NewStatusServiceClient(http.DefaultClient, coreURL, opt)
 	var secrets []string
 	for i := range n {
 		ep, err := p.registry.CreateEndpoint(ctx, connect.NewRequest(&registryv1.CreateEndpointRequest{ProjectId: p.id,
@@ -164,15 +190,22 @@ type loadResult struct {
 // An event whose call fails is sent again with the same idempotency key
 // until ingest accepts it, as a careful client does.
 func load(ctx context.Context, p *project, run string, n int, rate float64) loadResult {
+	return loadWhile(ctx, p, run, rate, 64, func(i int) bool { return i < n })
+}
+
+// loadWhile is load for as long as more(i) says event i is to be sent,
+// with at most inFlight events waiting for ingest at once (the sending
+// slows down when they are all waiting).
+func loadWhile(ctx context.Context, p *project, run string, rate float64, inFlight int, more func(i int) bool) loadResult {
 	var (
 		mu  sync.Mutex
 		res loadResult
 		wg  sync.WaitGroup
 	)
-	sem := make(chan struct{}, 64)
+	sem := make(chan struct{}, inFlight)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
-	for i := range n {
+	for i := 0; more(i); i++ {
 		<-tick.C
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -183,7 +216,9 @@ func load(ctx context.Context, p *project, run string, n int, rate float64) load
 			deadline := time.Now().Add(3 * time.Minute)
 			for tries := 0; ; tries++ {
 				cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-				resp, err := p.ingest.CreateEvent(cctx, connect.NewRequest(req))
+				// A retried call goes to the next ingest process, as a
+				// load balancer would send it.
+				resp, err := p.ingests[(i+tries)%len(p.ingests)].CreateEvent(cctx, connect.NewRequest(req))
 				cancel()
 				if err == nil {
 					ev := resp.Msg.GetEvent()
@@ -239,5 +274,10 @@ func (p *project) deliveries(ctx context.Context) ([]*statusv1.Delivery, error) 
 // published: those a crash leaves to the outbox (ingest's outbox table holds
 // exactly those).
 func (s *stack) unpublished(ctx context.Context) (int, error) {
-	return suite.history.count(ctx, s.prefix+"_ingest", "outbox")
+	return unpublished(ctx, s.prefix)
+}
+
+// unpublished is stack.unpublished for the run of the given prefix.
+func unpublished(ctx context.Context, prefix string) (int, error) {
+	return suite.history.count(ctx, prefix+"_ingest", "outbox")
 }

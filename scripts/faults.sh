@@ -6,14 +6,27 @@
 # 127.0.0.1:5673) and FerretDB (127.0.0.1:27020) under .hookmesh/faults, so
 # that stopping them touches nothing else. The report goes to
 # .hookmesh/faults/report.md. Extra arguments go to go test.
+#
+# With --scale first (`make scale`) it runs the scale suite instead
+# (faults/scale_test.go): three clustered RabbitMQ nodes of its own
+# (hookmesh_scale_1..3@localhost on 127.0.0.1:5681..5683, distribution on
+# 25681..25683), FerretDB on 127.0.0.1:27021 and the database
+# hookmesh_scale, under .hookmesh/scale; the database is dropped after a
+# run that passed. The report goes to .hookmesh/scale/report.md.
 set -euo pipefail
+
+suite=faults
+if [[ ${1:-} == --scale ]]; then
+	suite=scale
+	shift
+fi
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HOOKMESH_ROOT"
 require_go
 
-dir="$HOOKMESH_STATE/faults"
+dir="$HOOKMESH_STATE/$suite"
 mkdir -p "$dir"
 
 # The suite needs the RabbitMQ server installed, not running: installing
@@ -27,10 +40,16 @@ if [[ ! -x $server ]]; then
 fi
 
 # A node left running by an interrupted run would hold the suite's port.
-"$ctl" -n hookmesh_faults@localhost stop >/dev/null 2>&1 || true
+nodes=(hookmesh_faults@localhost)
+if [[ $suite == scale ]]; then
+	nodes=(hookmesh_scale_1@localhost hookmesh_scale_2@localhost hookmesh_scale_3@localhost)
+fi
+for node in "${nodes[@]}"; do
+	"$ctl" -n "$node" stop >/dev/null 2>&1 || true
+done
 
 ensure_postgres
-db=hookmesh_faults
+db=hookmesh_$suite
 log "fresh PostgreSQL database $db"
 _pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >&2 ||
 	die "could not drop the PostgreSQL database $db"
@@ -50,5 +69,16 @@ export HOOKMESH_FAULTS_HISTORY_URL="$(pg_url "$db")?sslmode=disable"
 export HOOKMESH_FAULTS_RABBITMQ_SERVER="$server"
 export HOOKMESH_FAULTS_RABBITMQCTL="$ctl"
 
-log "go test -tags faults ./faults $*"
-go test -tags faults -count=1 -timeout 30m -v ./faults "$@"
+if [[ $suite == faults ]]; then
+	log "go test -tags faults ./faults $*"
+	go test -tags faults -count=1 -timeout 30m -v ./faults "$@"
+	exit
+fi
+
+export HOOKMESH_FAULTS_SCALE=1
+log "go test -tags faults -run '^TestScale$' ./faults $*"
+go test -tags faults -count=1 -timeout 15m -v -run '^TestScale$' ./faults "$@"
+# Everything the run kept: its database (the nodes' data and FerretDB's
+# state the suite deleted itself).
+_pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >&2 ||
+	die "could not drop the PostgreSQL database $db"
