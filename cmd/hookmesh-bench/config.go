@@ -200,6 +200,18 @@ func parseWatch(s string) ([]watched, error) {
 
 // validate says what is wrong with the flags and what to pass instead.
 func (c *config) validate() error {
+	if err := c.validateLoad(); err != nil {
+		return err
+	}
+	if err := c.validateHistory(); err != nil {
+		return err
+	}
+	return c.validateOutput()
+}
+
+// validateLoad checks the flags that shape the load: the admin key, how
+// many events, how fast, to which endpoints and how long to wait.
+func (c *config) validateLoad() error {
 	switch {
 	case c.adminKey == "":
 		return errors.New("no admin key: pass -admin-key or set HOOKMESH_ADMIN_KEY (scripts/bench.sh generates one)")
@@ -219,6 +231,14 @@ func (c *config) validate() error {
 		return fmt.Errorf("-payload-bytes %d: want at least %d (the payload carries a sequence number and a timestamp)", c.payloadBytes, minPayloadBytes)
 	case c.timeout <= 0 || c.statusTimeout <= 0:
 		return errors.New("-timeout and -status-timeout must be positive")
+	}
+	return nil
+}
+
+// validateHistory checks -history and -prune, which need each other and
+// the status service's database.
+func (c *config) validateHistory() error {
+	switch {
 	case c.history < 0:
 		return fmt.Errorf("-history %d: want a number of deliveries, or 0 for none", c.history)
 	case c.history > 0 && c.postgresURL == "":
@@ -229,6 +249,14 @@ func (c *config) validate() error {
 		return fmt.Errorf("-prune-days %d, -prune-for %s, -prune-batch %d: want at least 2 days, a positive duration and batch", c.pruneDays, c.pruneFor, c.pruneBatch)
 	case c.history > 0 && c.historyCalls <= 0:
 		return fmt.Errorf("-history-calls %d: want at least 1", c.historyCalls)
+	}
+	return nil
+}
+
+// validateOutput checks the flags that say where results go: -report and
+// -profile.
+func (c *config) validateOutput() error {
+	switch {
 	case c.report != "" && !c.suite:
 		return errors.New("-report writes the table of -suite: pass -suite too")
 	case c.profile != "" && c.profileSeconds <= 0:
