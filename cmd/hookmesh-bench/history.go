@@ -58,40 +58,18 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 		return nil, fmt.Errorf("-history: %w", err)
 	}
 	defer pool.Close()
-	spec := status.HistorySpec{Deliveries: cfg.history, Seed: 1}
-	if cfg.prune {
-		spec.Span = time.Duration(cfg.pruneDays) * 24 * time.Hour
-	}
-	run := ids.Random(5)
-	for p := range historyProjects {
-		hp := status.HistoryProject{ID: fmt.Sprintf("prj_history_%s_%d", run, p)}
-		for e := range historyEndpoints {
-			hp.EndpointIDs = append(hp.EndpointIDs, fmt.Sprintf("ep_history_%s_%d_%02d", run, p, e))
-		}
-		spec.Projects = append(spec.Projects, hp)
-	}
+	spec := newHistorySpec(cfg)
 	logf("storing %d made-up deliveries in PostgreSQL schema %s", cfg.history, cfg.historySchema)
 	start := time.Now()
 	h, err := status.FillHistory(ctx, pool, spec)
 	if err != nil {
 		return nil, err
 	}
-	// The events of those deliveries, in ingest's event list.
-	ingestSchema := strings.TrimSuffix(cfg.historySchema, "_status") + "_ingest"
-	ipool, err := pgdb.Open(ctx, cfg.postgresURL, ingestSchema)
+	events, err := fillHistoryEvents(ctx, cfg, h, logf)
 	if err != nil {
-		return nil, fmt.Errorf("-history: %w", err)
-	}
-	defer ipool.Close()
-	events := make([]ingest.FilledEvent, len(h.EventList))
-	for i, e := range h.EventList {
-		events[i] = ingest.FilledEvent{ID: e.ID, ProjectID: e.ProjectID, EventType: e.EventType, CreateTime: e.CreateTime}
-	}
-	logf("storing their %d events in PostgreSQL schema %s", len(events), ingestSchema)
-	if err := ingest.FillEvents(ctx, ipool, events, cfg.payloadBytes); err != nil {
 		return nil, err
 	}
-	out := &historyResult{Deliveries: cfg.history, Events: len(events), FillSeconds: time.Since(start).Seconds()}
+	out := &historyResult{Deliveries: cfg.history, Events: events, FillSeconds: time.Since(start).Seconds()}
 	for _, p := range spec.Projects {
 		out.projects = append(out.projects, p.ID)
 	}
@@ -104,20 +82,137 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 	}
 	logf("stored in %.1f s; timing the status API's queries, %d calls each", out.FillSeconds, cfg.historyCalls)
 
-	client := statusv1connect.NewStatusServiceClient(&http.Client{Timeout: time.Minute}, cfg.statusURL,
-		connect.WithInterceptors(auth.BearerInterceptor(cfg.adminKey)))
-	rng := rand.New(rand.NewPCG(2, 3))
-	project := func() status.HistoryProject { return spec.Projects[rng.IntN(len(spec.Projects))] }
-	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+	q := newHistoryQueries(cfg, spec, h)
+	steps, err := q.steps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, eventSteps(ctx, cfg, spec, h, q.rng)...)
+	for _, s := range steps {
+		lat, err := timeCalls(cfg.historyCalls, s.op)
+		if err != nil {
+			return nil, fmt.Errorf("-history: %s: %w", s.name, err)
+		}
+		out.Queries = append(out.Queries, historyQuery{Name: s.name, Latency: lat})
+	}
+	return out, nil
+}
+
+// newHistorySpec is the history -history stores: historyProjects projects
+// of historyEndpoints endpoints each, named after a random run id so that
+// runs on the same database do not collide; with -prune it spans
+// cfg.pruneDays days.
+func newHistorySpec(cfg *config) status.HistorySpec {
+	spec := status.HistorySpec{Deliveries: cfg.history, Seed: 1}
+	if cfg.prune {
+		spec.Span = time.Duration(cfg.pruneDays) * 24 * time.Hour
+	}
+	run := ids.Random(5)
+	for p := range historyProjects {
+		hp := status.HistoryProject{ID: fmt.Sprintf("prj_history_%s_%d", run, p)}
+		for e := range historyEndpoints {
+			hp.EndpointIDs = append(hp.EndpointIDs, fmt.Sprintf("ep_history_%s_%d_%02d", run, p, e))
+		}
+		spec.Projects = append(spec.Projects, hp)
+	}
+	return spec
+}
+
+// fillHistoryEvents stores the events of the history's deliveries in
+// ingest's event list, beside the status schema, and returns how many.
+func fillHistoryEvents(ctx context.Context, cfg *config, h *status.History, logf func(string, ...any)) (int, error) {
+	ingestSchema := strings.TrimSuffix(cfg.historySchema, "_status") + "_ingest"
+	ipool, err := pgdb.Open(ctx, cfg.postgresURL, ingestSchema)
+	if err != nil {
+		return 0, fmt.Errorf("-history: %w", err)
+	}
+	defer ipool.Close()
+	events := make([]ingest.FilledEvent, len(h.EventList))
+	for i, e := range h.EventList {
+		events[i] = ingest.FilledEvent{ID: e.ID, ProjectID: e.ProjectID, EventType: e.EventType, CreateTime: e.CreateTime}
+	}
+	logf("storing their %d events in PostgreSQL schema %s", len(events), ingestSchema)
+	if err := ingest.FillEvents(ctx, ipool, events, cfg.payloadBytes); err != nil {
+		return 0, err
+	}
+	return len(events), nil
+}
+
+// timeCalls calls op n times, one at a time, and summarizes how long each
+// call took; it stops at the first error.
+func timeCalls(n int, op func() error) (latency, error) {
+	samples := make([]time.Duration, 0, n)
+	for range n {
+		t0 := time.Now()
+		if err := op(); err != nil {
+			return latency{}, err
+		}
+		samples = append(samples, time.Since(t0))
+	}
+	return summarize(samples), nil
+}
+
+// historyQueries calls the status API over a stored history, picking
+// projects, endpoints and events with its own seeded rng so that every run
+// asks the same questions.
+type historyQueries struct {
+	client statusv1connect.StatusServiceClient
+	rng    *rand.Rand
+	spec   status.HistorySpec
+	h      *status.History
+}
+
+// deliveryFilter is one ListDeliveries filter -history times, built for a
+// project.
+type deliveryFilter struct {
+	name string
+	req  func(p status.HistoryProject) *statusv1.ListDeliveriesRequest
+}
+
+// newHistoryQueries calls cfg's status API with the admin key.
+func newHistoryQueries(cfg *config, spec status.HistorySpec, h *status.History) *historyQueries {
+	return &historyQueries{
+		client: statusv1connect.NewStatusServiceClient(&http.Client{Timeout: time.Minute}, cfg.statusURL,
+			connect.WithInterceptors(auth.BearerInterceptor(cfg.adminKey))),
+		rng:  rand.New(rand.NewPCG(2, 3)),
+		spec: spec,
+		h:    h,
+	}
+}
+
+// project is one of the history's projects, at random.
+func (q *historyQueries) project() status.HistoryProject {
+	return q.spec.Projects[q.rng.IntN(len(q.spec.Projects))]
+}
+
+// pick is one of xs, at random.
+func (q *historyQueries) pick(xs []string) string { return xs[q.rng.IntN(len(xs))] }
+
+// sample is one of the history's sampled deliveries, at random.
+func (q *historyQueries) sample() status.SampledDelivery {
+	return q.h.Sample[q.rng.IntN(len(q.h.Sample))]
+}
+
+// list calls ListDeliveries for one page of project p's deliveries.
+func (q *historyQueries) list(ctx context.Context, p status.HistoryProject, req *statusv1.ListDeliveriesRequest, token string) (*statusv1.ListDeliveriesResponse, error) {
+	req.ProjectId, req.PageSize, req.PageToken = p.ID, historyPageSize, token
+	resp, err := q.client.ListDeliveries(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
+
+// filters are the ListDeliveries filters timed, each on its first and, when
+// every project has one, its 20th page.
+func (q *historyQueries) filters() []deliveryFilter {
+	h := q.h
 	week := timestamppb.New(h.End.Add(-7 * 24 * time.Hour))
 	failedOnly := []statusv1.DeliveryStatus{statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED}
-	filters := []struct {
-		name string
-		req  func(p status.HistoryProject) *statusv1.ListDeliveriesRequest
-	}{
+	return []deliveryFilter{
 		{"all", func(status.HistoryProject) *statusv1.ListDeliveriesRequest { return &statusv1.ListDeliveriesRequest{} }},
 		{"event", func(p status.HistoryProject) *statusv1.ListDeliveriesRequest {
-			return &statusv1.ListDeliveriesRequest{EventId: pick(h.Events[p.ID])}
+			return &statusv1.ListDeliveriesRequest{EventId: q.pick(h.Events[p.ID])}
 		}},
 		{"endpoint", func(p status.HistoryProject) *statusv1.ListDeliveriesRequest {
 			return &statusv1.ListDeliveriesRequest{EndpointId: p.EndpointIDs[0]}
@@ -140,115 +235,90 @@ func runHistory(ctx context.Context, cfg *config, logf func(string, ...any)) (*h
 				Statuses: []statusv1.DeliveryStatus{statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS}}
 		}},
 	}
-	list := func(p status.HistoryProject, req *statusv1.ListDeliveriesRequest, token string) (*statusv1.ListDeliveriesResponse, error) {
-		req.ProjectId, req.PageSize, req.PageToken = p.ID, historyPageSize, token
-		resp, err := client.ListDeliveries(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Msg, nil
-	}
+}
 
-	measure := func(name string, op func() error) error {
-		samples := make([]time.Duration, 0, cfg.historyCalls)
-		for range cfg.historyCalls {
-			t0 := time.Now()
-			if err := op(); err != nil {
-				return fmt.Errorf("-history: %s: %w", name, err)
+// page20Tokens is the token of each project's 20th page under filter f,
+// found once; a project with fewer pages (the event filter has a single
+// page) is left out.
+func (q *historyQueries) page20Tokens(ctx context.Context, f deliveryFilter) (map[string]string, error) {
+	tokens := map[string]string{}
+	for _, p := range q.spec.Projects {
+		token := ""
+		for range 19 {
+			resp, err := q.list(ctx, p, f.req(p), token)
+			if err != nil {
+				return nil, fmt.Errorf("-history: list deliveries: %w", err)
 			}
-			samples = append(samples, time.Since(t0))
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
 		}
-		out.Queries = append(out.Queries, historyQuery{Name: name, Latency: summarize(samples)})
-		return nil
+		if token != "" {
+			tokens[p.ID] = token
+		}
 	}
-	sample := func() status.SampledDelivery { return h.Sample[rng.IntN(len(h.Sample))] }
-	steps := []struct {
-		name string
-		op   func() error
-	}{
+	return tokens, nil
+}
+
+// steps are the status API queries -history times, in order: GetDelivery,
+// ListAttempts, each ListDeliveries filter, CountDeliveries and
+// SummarizeEvents.
+func (q *historyQueries) steps(ctx context.Context) ([]historyStep, error) {
+	client, h := q.client, q.h
+	steps := []historyStep{
 		{"GetDelivery", func() error {
-			d := sample()
+			d := q.sample()
 			_, err := client.GetDelivery(ctx, connect.NewRequest(&statusv1.GetDeliveryRequest{ProjectId: d.ProjectID, DeliveryId: d.ID}))
 			return err
 		}},
 		{"ListAttempts", func() error {
-			d := sample()
+			d := q.sample()
 			_, err := client.ListAttempts(ctx, connect.NewRequest(&statusv1.ListAttemptsRequest{ProjectId: d.ProjectID, DeliveryId: d.ID}))
 			return err
 		}},
 	}
-	for _, f := range filters {
-		steps = append(steps, struct {
-			name string
-			op   func() error
-		}{"ListDeliveries, " + f.name + ", page 1", func() error {
-			p := project()
-			_, err := list(p, f.req(p), "")
+	for _, f := range q.filters() {
+		steps = append(steps, historyStep{"ListDeliveries, " + f.name + ", page 1", func() error {
+			p := q.project()
+			_, err := q.list(ctx, p, f.req(p), "")
 			return err
 		}})
-		// The token of each project's 20th page, found once (the event
-		// filter has a single page).
-		tokens := map[string]string{}
-		for _, p := range spec.Projects {
-			token := ""
-			for range 19 {
-				resp, err := list(p, f.req(p), token)
-				if err != nil {
-					return nil, fmt.Errorf("-history: list deliveries: %w", err)
-				}
-				if token = resp.GetNextPageToken(); token == "" {
-					break
-				}
-			}
-			if token != "" {
-				tokens[p.ID] = token
-			}
+		tokens, err := q.page20Tokens(ctx, f)
+		if err != nil {
+			return nil, err
 		}
-		if len(tokens) < len(spec.Projects) {
+		if len(tokens) < len(q.spec.Projects) {
 			continue
 		}
-		steps = append(steps, struct {
-			name string
-			op   func() error
-		}{"ListDeliveries, " + f.name + ", page 20", func() error {
-			p := project()
-			_, err := list(p, f.req(p), tokens[p.ID])
+		steps = append(steps, historyStep{"ListDeliveries, " + f.name + ", page 20", func() error {
+			p := q.project()
+			_, err := q.list(ctx, p, f.req(p), tokens[p.ID])
 			return err
 		}})
 	}
-	steps = append(steps, []struct {
-		name string
-		op   func() error
-	}{
+	return append(steps, []historyStep{
 		{"CountDeliveries, project", func() error {
-			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: project().ID}))
+			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: q.project().ID}))
 			return err
 		}},
 		{"CountDeliveries, endpoint", func() error {
-			p := project()
-			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: p.ID, EndpointId: pick(p.EndpointIDs)}))
+			p := q.project()
+			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: p.ID, EndpointId: q.pick(p.EndpointIDs)}))
 			return err
 		}},
 		{"CountDeliveries, event", func() error {
-			p := project()
-			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: p.ID, EventId: pick(h.Events[p.ID])}))
+			p := q.project()
+			_, err := client.CountDeliveries(ctx, connect.NewRequest(&statusv1.CountDeliveriesRequest{ProjectId: p.ID, EventId: q.pick(h.Events[p.ID])}))
 			return err
 		}},
 		{"SummarizeEvents, 50 events", func() error {
-			p := project()
+			p := q.project()
 			evs := h.Events[p.ID]
-			i := rng.IntN(max(len(evs)-50, 1))
+			i := q.rng.IntN(max(len(evs)-50, 1))
 			_, err := client.SummarizeEvents(ctx, connect.NewRequest(&statusv1.SummarizeEventsRequest{ProjectId: p.ID, EventIds: evs[i:min(i+50, len(evs))]}))
 			return err
 		}},
-	}...)
-	steps = append(steps, eventSteps(ctx, cfg, spec, h, rng)...)
-	for _, s := range steps {
-		if err := measure(s.name, s.op); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	}...), nil
 }
 
 func (h *historyResult) printHuman(w io.Writer) {
