@@ -64,32 +64,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if cfg.prune {
-		p, err := setUp(ctx, &cfg, recv)
-		if err != nil {
-			return 1, err
-		}
-		pr, err := runPrune(ctx, &cfg, p, recv, history, logf)
-		if err != nil {
-			return 1, err
-		}
-		if !cfg.jsonOnly {
-			history.printHuman(stdout)
-			pr.printHuman(stdout)
-		}
-		if err := json.NewEncoder(stdout).Encode(map[string]any{"history": history, "prune": pr}); err != nil {
-			return 1, err
-		}
-		if pr.Status.Error != "" || pr.Ingest.Error != "" || pr.Baseline.Missing > 0 || pr.Pruning.Missing > 0 {
-			return 1, fmt.Errorf("-prune: status pruner %q, ingest pruner %q, %d and %d deliveries missing", pr.Status.Error, pr.Ingest.Error, pr.Baseline.Missing, pr.Pruning.Missing)
-		}
-		return 0, nil
+		return runPruneMode(ctx, &cfg, recv, history, stdout, logf)
 	}
+	return runOnce(ctx, &cfg, meter, recv, history, stdout, logf)
+}
 
+// runPruneMode measures the pruner on history (-prune), prints what it
+// measured and returns the exit code: 1 when a pruner failed or a
+// delivery went missing.
+func runPruneMode(ctx context.Context, cfg *config, recv *receiver, history *historyResult, stdout io.Writer, logf func(string, ...any)) (int, error) {
+	p, err := setUp(ctx, cfg, recv)
+	if err != nil {
+		return 1, err
+	}
+	pr, err := runPrune(ctx, cfg, p, recv, history, logf)
+	if err != nil {
+		return 1, err
+	}
+	if !cfg.jsonOnly {
+		history.printHuman(stdout)
+		pr.printHuman(stdout)
+	}
+	if err := json.NewEncoder(stdout).Encode(map[string]any{"history": history, "prune": pr}); err != nil {
+		return 1, err
+	}
+	if pr.Status.Error != "" || pr.Ingest.Error != "" || pr.Baseline.Missing > 0 || pr.Pruning.Missing > 0 {
+		return 1, fmt.Errorf("-prune: status pruner %q, ingest pruner %q, %d and %d deliveries missing", pr.Status.Error, pr.Ingest.Error, pr.Baseline.Missing, pr.Pruning.Missing)
+	}
+	return 0, nil
+}
+
+// runOnce runs the one benchmark the flags ask for, prints its figures
+// (and history's, when -history measured one) and returns the exit code.
+func runOnce(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver, history *historyResult, stdout io.Writer, logf func(string, ...any)) (int, error) {
 	var prof *profileSpec
 	if cfg.profile != "" {
 		prof = &profileSpec{url: cfg.apiURL, file: cfg.profile, seconds: cfg.profileSeconds}
 	}
-	r, err := measure(ctx, &cfg, meter, recv, prof, logf)
+	r, err := measure(ctx, cfg, meter, recv, prof, logf)
 	if err != nil {
 		return 1, err
 	}
