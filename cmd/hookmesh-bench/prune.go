@@ -145,6 +145,22 @@ func steadyLoad(ctx context.Context, cfg *config, p *project, recv *receiver, hi
 	phase := *cfg
 	phase.events = max(int(cfg.rate*cfg.pruneFor.Seconds()), 1)
 	ld := newLoader(&phase, newIngester(&phase, p))
+	stopProbe := startProbe(ctx, cfg, hist.projects, window)
+	calls := ld.run(ctx)
+	probes := stopProbe()
+	waitDeliveries(ctx, &phase, calls, recv)
+	got, _, _ := recv.snapshot()
+	t := match(&phase, calls, got)
+	ingestLat, deliveryLat := loadLatencies(calls, got, window)
+	return loadResult{Events: len(ingestLat), Ingest: summarize(ingestLat), Delivery: summarize(deliveryLat),
+		ListDeliveries: summarize(probes), Missing: len(t.missing)}
+}
+
+// startProbe lists the first page of one of projects' deliveries every
+// 20 ms until the function it returns is called, which returns how long
+// each call took of those that succeeded and started within window (all of
+// them without one).
+func startProbe(ctx context.Context, cfg *config, projects []string, window *pruneWindow) func() []time.Duration {
 	client := statusv1connect.NewStatusServiceClient(&http.Client{Timeout: time.Minute}, cfg.statusURL,
 		connect.WithInterceptors(auth.BearerInterceptor(cfg.adminKey)))
 	probeCtx, stopProbe := context.WithCancel(ctx)
@@ -163,41 +179,38 @@ func steadyLoad(ctx context.Context, cfg *config, p *project, recv *receiver, hi
 			}
 			t0 := time.Now()
 			_, err := client.ListDeliveries(probeCtx, connect.NewRequest(&statusv1.ListDeliveriesRequest{
-				ProjectId: hist.projects[rng.IntN(len(hist.projects))], PageSize: historyPageSize}))
+				ProjectId: projects[rng.IntN(len(projects))], PageSize: historyPageSize}))
 			if err == nil && (window == nil || window.during(t0)) {
 				probes = append(probes, time.Since(t0))
 			}
 		}
 	}()
-	calls := ld.run(ctx)
-	stopProbe()
-	<-probeDone
-	waitDeliveries(ctx, &phase, calls, recv)
-	got, _, _ := recv.snapshot()
-	t := match(&phase, calls, got)
-	var ingestLat, deliveryLat []time.Duration
+	return func() []time.Duration {
+		stopProbe()
+		<-probeDone
+		return probes
+	}
+}
+
+// loadLatencies are the ingest call and ingest→receipt latencies of the
+// calls counted: those that succeeded and were due within window (all of
+// them without one). Receipts of other phases and runs are not among them.
+func loadLatencies(calls []call, got []receipt, window *pruneWindow) (ingestLat, deliveryLat []time.Duration) {
+	intended := map[string]time.Time{}
 	for i := range calls {
 		c := &calls[i]
 		if c.start.IsZero() || c.err != nil || (window != nil && !window.during(c.intended)) {
 			continue
 		}
 		ingestLat = append(ingestLat, c.end.Sub(c.intended))
-	}
-	// The receipts of the calls counted (those of other phases and runs
-	// are not among them).
-	intended := map[string]time.Time{}
-	for i := range calls {
-		if c := &calls[i]; c.err == nil && !c.start.IsZero() && (window == nil || window.during(c.intended)) {
-			intended[c.eventID] = c.intended
-		}
+		intended[c.eventID] = c.intended
 	}
 	for _, r := range got {
 		if at, ok := intended[r.eventID]; ok {
 			deliveryLat = append(deliveryLat, r.at.Sub(at))
 		}
 	}
-	return loadResult{Events: len(ingestLat), Ingest: summarize(ingestLat), Delivery: summarize(deliveryLat),
-		ListDeliveries: summarize(probes), Missing: len(t.missing)}
+	return ingestLat, deliveryLat
 }
 
 func (r *pruneResult) printHuman(w io.Writer) {
