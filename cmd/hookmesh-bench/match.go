@@ -39,14 +39,8 @@ func match(cfg *config, calls []call, got []receipt) tally {
 	for _, r := range got {
 		seq, ok := seqOf[r.eventID]
 		slot := -1
-		switch {
-		case !ok:
-		case cfg.shape == shapeSingle:
-			if r.endpoint == seq%cfg.endpoints {
-				slot = seq
-			}
-		case r.endpoint >= 0 && r.endpoint < fan:
-			slot = seq*fan + r.endpoint
+		if ok {
+			slot = deliverySlot(cfg, fan, seq, r.endpoint)
 		}
 		switch {
 		case slot < 0:
@@ -55,13 +49,44 @@ func match(cfg *config, calls []call, got []receipt) tally {
 			t.redelivered++
 		default:
 			seen[slot] = true
-			t.matched++
-			t.latencies = append(t.latencies, r.at.Sub(calls[seq].intended))
-			if r.at.After(t.lastReceipt) {
-				t.lastReceipt = r.at
-			}
+			t.record(r.at, calls[seq].intended)
 		}
 	}
+	t.missing = missingDeliveries(cfg, calls, seen)
+	return t
+}
+
+// deliverySlot is where in the seen list the delivery of the call seq's
+// event to endpoint goes: seq*fan+endpoint, or seq alone for the single
+// shape, whose calls go round-robin to one endpoint each; -1 when the call
+// expects no delivery to that endpoint.
+func deliverySlot(cfg *config, fan, seq, endpoint int) int {
+	switch {
+	case cfg.shape == shapeSingle:
+		if endpoint == seq%cfg.endpoints {
+			return seq
+		}
+	case endpoint >= 0 && endpoint < fan:
+		return seq*fan + endpoint
+	}
+	return -1
+}
+
+// record counts a delivery matched for the first time, received at at for
+// a call due at intended.
+func (t *tally) record(at, intended time.Time) {
+	t.matched++
+	t.latencies = append(t.latencies, at.Sub(intended))
+	if at.After(t.lastReceipt) {
+		t.lastReceipt = at
+	}
+}
+
+// missingDeliveries are the deliveries the successful calls expect that
+// seen does not hold, in call order.
+func missingDeliveries(cfg *config, calls []call, seen []bool) []missingDelivery {
+	fan := cfg.fan()
+	var missing []missingDelivery
 	for seq := range calls {
 		if c := &calls[seq]; c.start.IsZero() || c.err != nil {
 			continue
@@ -74,8 +99,8 @@ func match(cfg *config, calls []call, got []receipt) tally {
 			if cfg.shape == shapeSingle {
 				endpoint = seq % cfg.endpoints
 			}
-			t.missing = append(t.missing, missingDelivery{eventID: calls[seq].eventID, endpoint: endpoint})
+			missing = append(missing, missingDelivery{eventID: calls[seq].eventID, endpoint: endpoint})
 		}
 	}
-	return t
+	return missing
 }
