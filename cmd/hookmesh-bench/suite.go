@@ -60,43 +60,14 @@ func runSuite(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver,
 			return 1, err
 		}
 	}
-	stored := cfg.history
-	var rows []suiteResult
-	var failures []string
-	for _, row := range suiteRows {
-		if ctx.Err() != nil {
-			break
-		}
-		c := *cfg
-		c.shape, c.endpoints, c.events, c.concurrency, c.rate = row.shape, row.endpoints, row.events, row.concurrency, row.rate
-		var prof *profileSpec
-		if row.profile && cfg.profile != "" {
-			prof = &profileSpec{url: cfg.apiURL, file: cfg.profile, after: suiteProfileAfter, seconds: cfg.profileSeconds}
-		}
-		logf("suite: %s, on a history of %d deliveries", row.name, stored)
-		r, err := measure(ctx, &c, meter, recv, prof, logf)
-		if err != nil {
-			return 1, fmt.Errorf("suite: %s: %w", row.name, err)
-		}
-		rows = append(rows, suiteResult{Name: row.name, History: stored, Result: r})
-		stored += r.DeliveriesReceived
-		if err := r.failure(); err != nil {
-			failures = append(failures, row.name+": "+err.Error())
-		}
-		for _, e := range r.Errors {
-			logf("suite: %s: %s", row.name, e)
-		}
+	rows, failures, err := runSuiteRows(ctx, cfg, meter, recv, logf)
+	if err != nil {
+		return 1, err
 	}
 
 	table := suiteTable(rows)
 	if !cfg.jsonOnly {
-		if history != nil {
-			history.printHuman(stdout)
-		}
-		fmt.Fprintln(stdout)
-		fmt.Fprint(stdout, table)
-		fmt.Fprintln(stdout)
-		fmt.Fprint(stdout, suiteLegend)
+		printSuite(stdout, table, history)
 	}
 	b, err := json.Marshal(struct {
 		Rows    []suiteResult  `json:"rows"`
@@ -119,6 +90,57 @@ func runSuite(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver,
 		return 1, fmt.Errorf("suite interrupted after %d of %d rows", len(rows), len(suiteRows))
 	}
 	return 0, nil
+}
+
+// runSuiteRows runs every row of suiteRows until ctx ends, and returns
+// their results and what failed in them (rows whose events were not all
+// accepted and delivered); an error is a row that could not run.
+func runSuiteRows(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver, logf func(string, ...any)) (rows []suiteResult, failures []string, err error) {
+	stored := cfg.history
+	for _, row := range suiteRows {
+		if ctx.Err() != nil {
+			break
+		}
+		c, prof := row.config(cfg)
+		logf("suite: %s, on a history of %d deliveries", row.name, stored)
+		r, err := measure(ctx, &c, meter, recv, prof, logf)
+		if err != nil {
+			return nil, nil, fmt.Errorf("suite: %s: %w", row.name, err)
+		}
+		rows = append(rows, suiteResult{Name: row.name, History: stored, Result: r})
+		stored += r.DeliveriesReceived
+		if err := r.failure(); err != nil {
+			failures = append(failures, row.name+": "+err.Error())
+		}
+		for _, e := range r.Errors {
+			logf("suite: %s: %s", row.name, e)
+		}
+	}
+	return rows, failures, nil
+}
+
+// config is cfg with the row's own load, and the profile to record during
+// the row, if any.
+func (row suiteRow) config(cfg *config) (config, *profileSpec) {
+	c := *cfg
+	c.shape, c.endpoints, c.events, c.concurrency, c.rate = row.shape, row.endpoints, row.events, row.concurrency, row.rate
+	var prof *profileSpec
+	if row.profile && cfg.profile != "" {
+		prof = &profileSpec{url: cfg.apiURL, file: cfg.profile, after: suiteProfileAfter, seconds: cfg.profileSeconds}
+	}
+	return c, prof
+}
+
+// printSuite writes the suite's table for people: history's queries, when
+// -history measured them, then the table and its legend.
+func printSuite(w io.Writer, table string, history *historyResult) {
+	if history != nil {
+		history.printHuman(w)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprint(w, table)
+	fmt.Fprintln(w)
+	fmt.Fprint(w, suiteLegend)
 }
 
 // suiteLegend says what the table's columns are.
