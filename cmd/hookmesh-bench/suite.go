@@ -95,12 +95,14 @@ func runSuite(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver,
 // runSuiteRows runs every row of suiteRows until ctx ends, and returns
 // their results and what failed in them (rows whose events were not all
 // accepted and delivered); an error is a row that could not run.
-func runSuiteRows(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver, logf func(string, ...any)) (rows []suiteResult, failures []string, err error) {
+// An interrupted ctx ends the loop without an error: runSuite still
+// prints and reports the rows that ran, then says it was interrupted.
+func runSuiteRows(ctx context.Context, cfg *config, meter *cpuMeter, recv *receiver, logf func(string, ...any)) ([]suiteResult, []string, error) {
+	var rows []suiteResult
+	var failures []string
 	stored := cfg.history
-	for _, row := range suiteRows {
-		if ctx.Err() != nil {
-			break
-		}
+	for i := 0; i < len(suiteRows) && ctx.Err() == nil; i++ {
+		row := suiteRows[i]
 		c, prof := row.config(cfg)
 		logf("suite: %s, on a history of %d deliveries", row.name, stored)
 		r, err := measure(ctx, &c, meter, recv, prof, logf)
