@@ -209,33 +209,48 @@ func (l *leaf) eval(t *target) bool {
 // walk reports whether a value that path[i:] reaches from v passes the test.
 func (l *leaf) walk(v any, i int) bool {
 	if i == len(l.path) {
-		if l.pass(v) {
-			return true
-		}
-		if a, ok := v.([]any); ok && l.test != testAny {
-			for _, e := range a {
-				if l.pass(e) {
-					return true
-				}
-			}
-		}
-		return false
+		return l.passEnd(v)
 	}
 	switch x := v.(type) {
 	case map[string]any:
 		c, ok := x[l.path[i]]
 		return ok && l.walk(c, i+1)
 	case []any:
-		for _, e := range x {
-			if m, ok := e.(map[string]any); ok {
-				if c, ok := m[l.path[i]]; ok && l.walk(c, i+1) {
-					return true
-				}
+		return l.walkArray(x, i)
+	}
+	return false
+}
+
+// passEnd reports whether v, the value at the end of the path, passes the
+// test, or, for any test but presence ($exists), one of v's elements when
+// v is an array.
+func (l *leaf) passEnd(v any) bool {
+	if l.pass(v) {
+		return true
+	}
+	if a, ok := v.([]any); ok && l.test != testAny {
+		for _, e := range a {
+			if l.pass(e) {
+				return true
 			}
 		}
-		if j := l.index[i]; j >= 0 && j < len(x) {
-			return l.walk(x[j], i+1)
+	}
+	return false
+}
+
+// walkArray reports whether a value that path[i:] reaches from an element
+// of x passes the test: path[i] names a field of the element objects, or
+// else an index of x.
+func (l *leaf) walkArray(x []any, i int) bool {
+	for _, e := range x {
+		if m, ok := e.(map[string]any); ok {
+			if c, ok := m[l.path[i]]; ok && l.walk(c, i+1) {
+				return true
+			}
 		}
+	}
+	if j := l.index[i]; j >= 0 && j < len(x) {
+		return l.walk(x[j], i+1)
 	}
 	return false
 }

@@ -30,27 +30,18 @@ var reservedHeaders = map[string]bool{
 	"traceparent": true, "tracestate": true, "user-agent": true,
 }
 
+// validate checks in before it is stored: the caller may write to the
+// project, every field is well formed, and the event has a target (an
+// existing endpoint, an owner, or every endpoint for a broadcast).
 func (s *Service) validate(ctx context.Context, in *newEvent) error {
 	if err := auth.AuthorizeProject(ctx, in.projectID); err != nil {
 		return err
 	}
-	if in.eventType == "" {
-		return apierr.Invalid("event_type", "must not be empty")
+	if err := validateEventType(in.eventType); err != nil {
+		return err
 	}
-	if len(in.eventType) > maxEventTypeLen || !printable(in.eventType) {
-		return apierr.Invalid("event_type", "must be printable UTF-8 of at most %d bytes", maxEventTypeLen)
-	}
-	if len(in.data) == 0 {
-		return apierr.Invalid("data", "must not be empty: send the payload as JSON")
-	}
-	if len(in.data) > s.cfg.MaxPayloadBytes {
-		return apierr.Invalid("data", "is %d bytes; the limit is %d bytes", len(in.data), s.cfg.MaxPayloadBytes)
-	}
-	if !utf8.Valid(in.data) {
-		return apierr.Invalid("data", "must be UTF-8 JSON")
-	}
-	if !json.Valid(in.data) {
-		return apierr.Invalid("data", "is not valid JSON: %s", jsonError(in.data))
+	if err := s.validateData(in.data); err != nil {
+		return err
 	}
 	if len(in.idempotencyKey) > maxIdempotencyKeyLen || !printable(in.idempotencyKey) {
 		return apierr.Invalid("idempotency_key", "must be printable UTF-8 of at most %d bytes", maxIdempotencyKeyLen)
@@ -58,6 +49,41 @@ func (s *Service) validate(ctx context.Context, in *newEvent) error {
 	if err := validateHeaders(in.customHeaders); err != nil {
 		return err
 	}
+	return s.validateTarget(ctx, in)
+}
+
+// validateEventType checks that an event type is set and printable.
+func validateEventType(eventType string) error {
+	if eventType == "" {
+		return apierr.Invalid("event_type", "must not be empty")
+	}
+	if len(eventType) > maxEventTypeLen || !printable(eventType) {
+		return apierr.Invalid("event_type", "must be printable UTF-8 of at most %d bytes", maxEventTypeLen)
+	}
+	return nil
+}
+
+// validateData checks that a payload is UTF-8 JSON within the size limit.
+func (s *Service) validateData(data []byte) error {
+	if len(data) == 0 {
+		return apierr.Invalid("data", "must not be empty: send the payload as JSON")
+	}
+	if len(data) > s.cfg.MaxPayloadBytes {
+		return apierr.Invalid("data", "is %d bytes; the limit is %d bytes", len(data), s.cfg.MaxPayloadBytes)
+	}
+	if !utf8.Valid(data) {
+		return apierr.Invalid("data", "must be UTF-8 JSON")
+	}
+	if !json.Valid(data) {
+		return apierr.Invalid("data", "is not valid JSON: %s", jsonError(data))
+	}
+	return nil
+}
+
+// validateTarget checks that in names a target: a broadcast (which drops
+// endpoint_id and owner_id), an existing endpoint other than the meta
+// endpoint, or an owner.
+func (s *Service) validateTarget(ctx context.Context, in *newEvent) error {
 	switch {
 	case in.broadcast:
 		in.endpointID, in.ownerID = "", ""

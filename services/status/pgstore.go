@@ -483,6 +483,10 @@ func attemptStatsArgs(m map[statKey]statValue, ks []statKey) []any {
 	return []any{projects, endpoints, minutes, buckets, ns, sums}
 }
 
+// writeDeliveriesTx applies one write per delivery in tx: it inserts them
+// all, locks and moves forward those that existed, then moves the counters.
+// Deliveries are written in id order, so transactions lock rows in the same
+// order.
 func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, stats *statDeltas) error {
 	ws = slices.Clone(ws)
 	slices.SortFunc(ws, func(a, b *deliveryWrite) int { return cmp.Compare(a.doc.ID, b.doc.ID) })
@@ -492,107 +496,145 @@ func writeDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, stat
 	// common case: its changes were coalesced into one write), and its
 	// create_time is set by whichever change stored it first. An insert
 	// that meets a delivery another transaction is inserting waits for it.
-	rows, err := tx.Query(ctx, sqlInsertDeliveries, insertDeliveriesArgs(ws)...)
+	fresh, err := insertDeliveriesTx(ctx, tx, ws, nil)
 	if err != nil {
 		return err
-	}
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	fresh := make(map[string]bool, len(inserted))
-	for _, id := range inserted {
-		fresh[id] = true
 	}
 	var existing []string
 	for _, w := range ws {
 		if fresh[w.doc.ID] {
-			deltas.add(w.doc.ProjectID, w.doc.EndpointID, w.doc.EventID, int16(w.doc.Status), 1)
-			for _, o := range w.outcomes {
-				stats.outcome(w.doc.ProjectID, w.doc.EndpointID, o.status, o.time)
-			}
+			countNewDelivery(w, deltas, stats)
 		} else {
 			existing = append(existing, w.doc.ID)
 		}
 	}
 
-	// The others existed: their stored state, locked until the end, says
-	// which writes move them forward and how the counters move.
 	if len(existing) > 0 {
-		rows, err := tx.Query(ctx, sqlLockDeliveries, existing)
-		if err != nil {
+		if err := writeExistingTx(ctx, tx, ws, existing, fresh, deltas, stats); err != nil {
 			return err
-		}
-		stored := make(map[string]storedState, len(existing))
-		var id string
-		var st storedState
-		if _, err := pgx.ForEachRow(rows, []any{&id, &st.projectID, &st.eventID, &st.endpointID, &st.status, &st.seq}, func() error {
-			stored[id] = st
-			return nil
-		}); err != nil {
-			return err
-		}
-		// A delivery that existed at the insert but is gone now was
-		// deleted by the pruner in between (a retry racing the prune of a
-		// finished delivery): it is stored anew, whole, like a new one,
-		// so that the attempts this write inserted belong to a delivery.
-		var vanished []*deliveryWrite
-		for _, w := range ws {
-			if _, ok := stored[w.doc.ID]; !ok && !fresh[w.doc.ID] {
-				vanished = append(vanished, w)
-			}
-		}
-		if len(vanished) > 0 {
-			rows, err := tx.Query(ctx, sqlInsertDeliveries, insertDeliveriesArgs(vanished)...)
-			if err != nil {
-				return err
-			}
-			again, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return err
-			}
-			for _, id := range again {
-				fresh[id] = true
-			}
-			for _, w := range vanished {
-				if fresh[w.doc.ID] {
-					deltas.add(w.doc.ProjectID, w.doc.EndpointID, w.doc.EventID, int16(w.doc.Status), 1)
-					for _, o := range w.outcomes {
-						stats.outcome(w.doc.ProjectID, w.doc.EndpointID, o.status, o.time)
-					}
-				}
-			}
-		}
-		var forward []*deliveryWrite
-		for _, w := range ws {
-			d := &w.doc
-			old, ok := stored[d.ID]
-			if !ok || old.seq >= d.Seq {
-				continue // new (inserted above), or not forward: nothing changes
-			}
-			forward = append(forward, w)
-			endpoint, event := cmp.Or(d.EndpointID, old.endpointID), cmp.Or(d.EventID, old.eventID)
-			// The outcomes the delivery passes on its way forward are new:
-			// an attempt's outcome has one seq.
-			for _, o := range w.outcomes {
-				if o.seq > old.seq {
-					stats.outcome(d.ProjectID, endpoint, o.status, o.time)
-				}
-			}
-			if old.status != int16(d.Status) || old.projectID != d.ProjectID || old.endpointID != endpoint || old.eventID != event {
-				deltas.add(old.projectID, old.endpointID, old.eventID, old.status, -1)
-				deltas.add(d.ProjectID, endpoint, event, int16(d.Status), 1)
-			}
-		}
-		if len(forward) > 0 {
-			if _, err := tx.Exec(ctx, sqlUpdateDeliveries, updateDeliveriesArgs(forward)...); err != nil {
-				return err
-			}
 		}
 	}
 
 	// The counters last: their rows are shared by every writer of a
 	// project, so they are held for the least time.
+	return addCountsTx(ctx, tx, deltas)
+}
+
+// insertDeliveriesTx inserts ws whole and returns fresh (a new map when nil)
+// with the ids of those that were not stored yet marked.
+func insertDeliveriesTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, fresh map[string]bool) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, sqlInsertDeliveries, insertDeliveriesArgs(ws)...)
+	if err != nil {
+		return nil, err
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	if fresh == nil {
+		fresh = make(map[string]bool, len(inserted))
+	}
+	for _, id := range inserted {
+		fresh[id] = true
+	}
+	return fresh, nil
+}
+
+// countNewDelivery counts a delivery that w stored anew: one more in its
+// status, and every outcome it carries.
+func countNewDelivery(w *deliveryWrite, deltas *counterDeltas, stats *statDeltas) {
+	deltas.add(w.doc.ProjectID, w.doc.EndpointID, w.doc.EventID, int16(w.doc.Status), 1)
+	for _, o := range w.outcomes {
+		stats.outcome(w.doc.ProjectID, w.doc.EndpointID, o.status, o.time)
+	}
+}
+
+// writeExistingTx writes the deliveries of ws whose ids are in existing:
+// they existed at the insert, so their stored state, locked until the end,
+// says which writes move them forward and how the counters move.
+func writeExistingTx(ctx context.Context, tx pgx.Tx, ws []*deliveryWrite, existing []string, fresh map[string]bool, deltas *counterDeltas, stats *statDeltas) error {
+	stored, err := lockDeliveriesTx(ctx, tx, existing)
+	if err != nil {
+		return err
+	}
+	// A delivery that existed at the insert but is gone now was deleted by
+	// the pruner in between (a retry racing the prune of a finished
+	// delivery): it is stored anew, whole, like a new one, so that the
+	// attempts this write inserted belong to a delivery.
+	var vanished []*deliveryWrite
+	for _, w := range ws {
+		if _, ok := stored[w.doc.ID]; !ok && !fresh[w.doc.ID] {
+			vanished = append(vanished, w)
+		}
+	}
+	if len(vanished) > 0 {
+		if _, err := insertDeliveriesTx(ctx, tx, vanished, fresh); err != nil {
+			return err
+		}
+		for _, w := range vanished {
+			if fresh[w.doc.ID] {
+				countNewDelivery(w, deltas, stats)
+			}
+		}
+	}
+	if forward := moveForward(ws, stored, deltas, stats); len(forward) > 0 {
+		if _, err := tx.Exec(ctx, sqlUpdateDeliveries, updateDeliveriesArgs(forward)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lockDeliveriesTx locks the deliveries ids until the end of tx and returns
+// the state stored of those that still exist.
+func lockDeliveriesTx(ctx context.Context, tx pgx.Tx, ids []string) (map[string]storedState, error) {
+	rows, err := tx.Query(ctx, sqlLockDeliveries, ids)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]storedState, len(ids))
+	var id string
+	var st storedState
+	if _, err := pgx.ForEachRow(rows, []any{&id, &st.projectID, &st.eventID, &st.endpointID, &st.status, &st.seq}, func() error {
+		stored[id] = st
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
+// moveForward returns the writes of ws that move their stored delivery
+// forward, and counts the outcomes they pass and the status changes they
+// make.
+func moveForward(ws []*deliveryWrite, stored map[string]storedState, deltas *counterDeltas, stats *statDeltas) []*deliveryWrite {
+	var forward []*deliveryWrite
+	for _, w := range ws {
+		d := &w.doc
+		old, ok := stored[d.ID]
+		if !ok || old.seq >= d.Seq {
+			continue // new (inserted above), or not forward: nothing changes
+		}
+		forward = append(forward, w)
+		endpoint, event := cmp.Or(d.EndpointID, old.endpointID), cmp.Or(d.EventID, old.eventID)
+		// The outcomes the delivery passes on its way forward are new: an
+		// attempt's outcome has one seq.
+		for _, o := range w.outcomes {
+			if o.seq > old.seq {
+				stats.outcome(d.ProjectID, endpoint, o.status, o.time)
+			}
+		}
+		if old.status != int16(d.Status) || old.projectID != d.ProjectID || old.endpointID != endpoint || old.eventID != event {
+			deltas.add(old.projectID, old.endpointID, old.eventID, old.status, -1)
+			deltas.add(d.ProjectID, endpoint, event, int16(d.Status), 1)
+		}
+	}
+	return forward
+}
+
+// addCountsTx adds the counter deltas, per project, then per endpoint, then
+// per event, each in key order.
+func addCountsTx(ctx context.Context, tx pgx.Tx, deltas *counterDeltas) error {
 	if p, _, st, n := sortedDeltas(deltas.project); len(p) > 0 {
 		if _, err := tx.Exec(ctx, sqlAddProjectCounts, p, st, n); err != nil {
 			return err

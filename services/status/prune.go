@@ -180,6 +180,32 @@ func (s *deliveryStore) prune(ctx context.Context, projectID string, cutoff time
 	for _, st := range finished {
 		fin = append(fin, int32(st))
 	}
+	found, err := s.findPrunable(ctx, projectID, cutoff, limit, fin)
+	if err != nil {
+		return out, false, err
+	}
+	more := len(found) >= limit
+	if len(found) > 0 {
+		if err := s.pruneFound(ctx, projectID, found, fin, out); err != nil {
+			return out, false, err
+		}
+	}
+	if err := s.pruneStatistics(ctx, projectID, cutoff, out); err != nil {
+		return out, false, err
+	}
+	return out, more, nil
+}
+
+// prunable is a finished delivery that prune found, with its number of
+// attempts when found.
+type prunable struct {
+	ID       string `bson:"_id"`
+	Attempts int64  `bson:"attempts"`
+}
+
+// findPrunable returns up to limit deliveries of projectID created before
+// cutoff whose status is among fin, oldest first.
+func (s *deliveryStore) findPrunable(ctx context.Context, projectID string, cutoff time.Time, limit int, fin bson.A) ([]prunable, error) {
 	cur, err := s.deliveries.Find(ctx, bson.D{
 		{Key: "project_id", Value: projectID},
 		{Key: "create_time", Value: bson.D{{Key: "$lt", Value: cutoff}}},
@@ -187,83 +213,101 @@ func (s *deliveryStore) prune(ctx context.Context, projectID string, cutoff time
 	}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "attempts", Value: 1}}).
 		SetSort(bson.D{{Key: "create_time", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return out, false, fmt.Errorf("find deliveries of %s to prune: %w", projectID, err)
+		return nil, fmt.Errorf("find deliveries of %s to prune: %w", projectID, err)
 	}
-	var found []struct {
-		ID       string `bson:"_id"`
-		Attempts int64  `bson:"attempts"`
-	}
+	var found []prunable
 	if err := cur.All(ctx, &found); err != nil {
-		return out, false, fmt.Errorf("find deliveries of %s to prune: %w", projectID, err)
+		return nil, fmt.Errorf("find deliveries of %s to prune: %w", projectID, err)
 	}
-	more := len(found) >= limit
-	if len(found) > 0 {
-		ids := make([]string, len(found))
-		// Deliveries are deleted as they were found, grouped by their
-		// number of attempts: one that a retry moved since (a new attempt,
-		// even finished already) is left, and so is the new attempt.
-		byAttempts := map[int64][]string{}
-		for i, f := range found {
-			ids[i] = f.ID
-			byAttempts[f.Attempts] = append(byAttempts[f.Attempts], f.ID)
-		}
-		s.forget(ids)
-		for n, group := range byAttempts {
-			res, err := s.deliveries.DeleteMany(ctx, bson.D{
-				{Key: "_id", Value: bson.D{{Key: "$in", Value: group}}},
-				{Key: "attempts", Value: n},
-				{Key: "status", Value: bson.D{{Key: "$in", Value: fin}}},
-			})
-			if err != nil {
-				return out, false, fmt.Errorf("prune deliveries of %s: %w", projectID, err)
-			}
-			out[retention.KindDeliveries] += res.DeletedCount
-		}
-		// The ones still there were left, or stored again by a change
-		// since: their attempts stay.
-		left, err := s.existing(ctx, ids)
+	return found, nil
+}
+
+// pruneFound deletes the deliveries found that are still as found, then
+// the attempts and statistics marks of those that are gone, adding what it
+// deleted to out.
+func (s *deliveryStore) pruneFound(ctx context.Context, projectID string, found []prunable, fin bson.A, out retention.Counts) error {
+	ids := make([]string, len(found))
+	// Deliveries are deleted as they were found, grouped by their number
+	// of attempts: one that a retry moved since (a new attempt, even
+	// finished already) is left, and so is the new attempt.
+	byAttempts := map[int64][]string{}
+	for i, f := range found {
+		ids[i] = f.ID
+		byAttempts[f.Attempts] = append(byAttempts[f.Attempts], f.ID)
+	}
+	s.forget(ids)
+	for n, group := range byAttempts {
+		res, err := s.deliveries.DeleteMany(ctx, bson.D{
+			{Key: "_id", Value: bson.D{{Key: "$in", Value: group}}},
+			{Key: "attempts", Value: n},
+			{Key: "status", Value: bson.D{{Key: "$in", Value: fin}}},
+		})
 		if err != nil {
-			return out, false, err
+			return fmt.Errorf("prune deliveries of %s: %w", projectID, err)
 		}
-		var marks []string
-		for n, group := range byAttempts {
-			var gone []string
-			for _, id := range group {
-				if left[id] {
-					continue
-				}
-				gone = append(gone, id)
-				for a := int64(1); a <= n; a++ {
-					marks = append(marks, fmt.Sprintf("%s:%d", id, a*8+3))
-				}
-			}
-			if len(gone) == 0 {
+		out[retention.KindDeliveries] += res.DeletedCount
+	}
+	// The ones still there were left, or stored again by a change since:
+	// their attempts stay.
+	left, err := s.existing(ctx, ids)
+	if err != nil {
+		return err
+	}
+	marks, err := s.pruneGoneAttempts(ctx, projectID, byAttempts, left, out)
+	if err != nil {
+		return err
+	}
+	if len(marks) > 0 {
+		if _, err := s.marks.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: marks}}}}); err != nil {
+			return fmt.Errorf("prune statistics marks of %s: %w", projectID, err)
+		}
+	}
+	return nil
+}
+
+// pruneGoneAttempts deletes the attempts of the deliveries of byAttempts
+// (ids by their number of attempts when found) that are not left, adding
+// them to out, and returns the ids of their statistics marks.
+func (s *deliveryStore) pruneGoneAttempts(ctx context.Context, projectID string, byAttempts map[int64][]string, left map[string]bool, out retention.Counts) ([]string, error) {
+	var marks []string
+	for n, group := range byAttempts {
+		var gone []string
+		for _, id := range group {
+			if left[id] {
 				continue
 			}
-			res, err := s.attempts.DeleteMany(ctx, bson.D{
-				{Key: "delivery_id", Value: bson.D{{Key: "$in", Value: gone}}},
-				{Key: "attempt", Value: bson.D{{Key: "$lte", Value: n}}},
-			})
-			if err != nil {
-				return out, false, fmt.Errorf("prune attempts of %s: %w", projectID, err)
-			}
-			out[retention.KindAttempts] += res.DeletedCount
-		}
-		if len(marks) > 0 {
-			if _, err := s.marks.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: marks}}}}); err != nil {
-				return out, false, fmt.Errorf("prune statistics marks of %s: %w", projectID, err)
+			gone = append(gone, id)
+			for a := int64(1); a <= n; a++ {
+				marks = append(marks, fmt.Sprintf("%s:%d", id, a*8+3))
 			}
 		}
+		if len(gone) == 0 {
+			continue
+		}
+		res, err := s.attempts.DeleteMany(ctx, bson.D{
+			{Key: "delivery_id", Value: bson.D{{Key: "$in", Value: gone}}},
+			{Key: "attempt", Value: bson.D{{Key: "$lte", Value: n}}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("prune attempts of %s: %w", projectID, err)
+		}
+		out[retention.KindAttempts] += res.DeletedCount
 	}
+	return marks, nil
+}
+
+// pruneStatistics deletes the statistics of projectID of the minutes
+// before cutoff, adding them to out.
+func (s *deliveryStore) pruneStatistics(ctx context.Context, projectID string, cutoff time.Time, out retention.Counts) error {
 	old := bson.D{{Key: "project_id", Value: projectID}, {Key: "minute", Value: bson.D{{Key: "$lt", Value: statMinute(cutoff)}}}}
 	for _, c := range []*mongo.Collection{s.deliveryStats, s.attemptStats} {
 		res, err := c.DeleteMany(ctx, old)
 		if err != nil {
-			return out, false, fmt.Errorf("prune statistics of %s: %w", projectID, err)
+			return fmt.Errorf("prune statistics of %s: %w", projectID, err)
 		}
 		out[retention.KindStatistics] += res.DeletedCount
 	}
-	return out, more, nil
+	return nil
 }
 
 // existing returns which of ids are stored.

@@ -187,6 +187,40 @@ func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request
 	if h.retrier == nil {
 		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("manual retries are not enabled on this status service"))
 	}
+	q, err := batchRetryQuery(m)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := h.scope(ctx, q.projectID)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := sc.narrow(q); err != nil {
+		return nil, err
+	} else if !ok {
+		return connect.NewResponse(&statusv1.BatchRetryDeliveriesResponse{}), nil
+	}
+	ds, err := h.store.listDeliveries(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	ready, err := h.activeDeliveries(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
+	resp := &statusv1.BatchRetryDeliveriesResponse{Matched: uint64(len(ready))}
+	if !m.GetDryRun() && len(ready) > 0 {
+		if _, err := h.retrier.queue(ctx, ready); err != nil {
+			return nil, err
+		}
+		resp.Queued = uint64(len(ready))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// batchRetryQuery returns the query of the deliveries m retries: FAILED and
+// DISCARDED unless m names statuses, which must be among those two.
+func batchRetryQuery(m *statusv1.BatchRetryDeliveriesRequest) (*deliveryQuery, error) {
 	statuses := m.GetStatuses()
 	if len(statuses) == 0 {
 		statuses = []statusv1.DeliveryStatus{statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED}
@@ -203,20 +237,12 @@ func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request
 	if m.GetEndTime() != nil {
 		q.end = m.GetEndTime().AsTime()
 	}
-	sc, err := h.scope(ctx, q.projectID)
-	if err != nil {
-		return nil, err
-	}
-	if ok, err := sc.narrow(q); err != nil {
-		return nil, err
-	} else if !ok {
-		return connect.NewResponse(&statusv1.BatchRetryDeliveriesResponse{}), nil
-	}
-	ds, err := h.store.listDeliveries(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	// Deliveries of inactive endpoints stay as they are.
+	return q, nil
+}
+
+// activeDeliveries returns the deliveries of ds whose endpoint is active:
+// those of inactive or deleted endpoints stay as they are.
+func (h *handler) activeDeliveries(ctx context.Context, ds []deliveryDoc) ([]deliveryDoc, error) {
 	var ready []deliveryDoc
 	for _, d := range ds {
 		t, err := h.retrier.target(ctx, d.ProjectID, d.EndpointID)
@@ -226,12 +252,5 @@ func (h *handler) BatchRetryDeliveries(ctx context.Context, req *connect.Request
 			return nil, fmt.Errorf("load endpoint %s: %w", d.EndpointID, err)
 		}
 	}
-	resp := &statusv1.BatchRetryDeliveriesResponse{Matched: uint64(len(ready))}
-	if !m.GetDryRun() && len(ready) > 0 {
-		if _, err := h.retrier.queue(ctx, ready); err != nil {
-			return nil, err
-		}
-		resp.Queued = uint64(len(ready))
-	}
-	return connect.NewResponse(resp), nil
+	return ready, nil
 }

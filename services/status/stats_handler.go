@@ -260,6 +260,29 @@ func (h *handler) GetEndpointHealth(ctx context.Context, req *connect.Request[st
 		return nil, err
 	}
 	out := &statusv1.GetEndpointHealthResponse{}
+	addRecentHealth(out, buckets)
+	ok, err := h.latestDelivery(ctx, m.GetProjectId(), m.GetEndpointId(), statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
+	if err != nil {
+		return nil, err
+	}
+	if ok != nil {
+		out.LastSuccessTime = timestamppb.New(ok.UpdateTime)
+	}
+	bad, err := h.latestDelivery(ctx, m.GetProjectId(), m.GetEndpointId(), statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
+	if err != nil {
+		return nil, err
+	}
+	if bad != nil {
+		out.LastFailureTime = timestamppb.New(bad.UpdateTime)
+		out.LastError = bad.LastError
+		out.LastFailureStatusCode = bad.LastStatusCode
+	}
+	return connect.NewResponse(out), nil
+}
+
+// addRecentHealth adds the status counts of buckets to out's recent counts,
+// successes and failures.
+func addRecentHealth(out *statusv1.GetEndpointHealthResponse, buckets []*statusv1.StatsBucket) {
 	for _, b := range buckets {
 		for _, c := range b.Statuses {
 			out.Recent = append(out.Recent, c)
@@ -271,28 +294,14 @@ func (h *handler) GetEndpointHealth(ctx context.Context, req *connect.Request[st
 			}
 		}
 	}
-	latest := func(sts ...statusv1.DeliveryStatus) (*deliveryDoc, error) {
-		docs, err := h.store.listDeliveries(ctx, &deliveryQuery{projectID: m.GetProjectId(), endpointID: m.GetEndpointId(), statuses: sts, limit: 1})
-		if err != nil || len(docs) == 0 {
-			return nil, err
-		}
-		return &docs[0], nil
-	}
-	ok, err := latest(statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
-	if err != nil {
+}
+
+// latestDelivery returns the latest delivery of the endpoint in one of
+// statuses sts, or nil when it has none.
+func (h *handler) latestDelivery(ctx context.Context, projectID, endpointID string, sts ...statusv1.DeliveryStatus) (*deliveryDoc, error) {
+	docs, err := h.store.listDeliveries(ctx, &deliveryQuery{projectID: projectID, endpointID: endpointID, statuses: sts, limit: 1})
+	if err != nil || len(docs) == 0 {
 		return nil, err
 	}
-	if ok != nil {
-		out.LastSuccessTime = timestamppb.New(ok.UpdateTime)
-	}
-	bad, err := latest(statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED)
-	if err != nil {
-		return nil, err
-	}
-	if bad != nil {
-		out.LastFailureTime = timestamppb.New(bad.UpdateTime)
-		out.LastError = bad.LastError
-		out.LastFailureStatusCode = bad.LastStatusCode
-	}
-	return connect.NewResponse(out), nil
+	return &docs[0], nil
 }
