@@ -51,16 +51,9 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := h.s.checkEndpointURL("url", m.Url); err != nil {
 		return nil, err
 	}
-	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
+	ownerID, err := newEndpointOwner(ctx, m.OwnerId)
+	if err != nil {
 		return nil, err
-	}
-	ownerID := m.OwnerId
-	if owner := ownerScope(ctx); owner != "" {
-		// A portal token creates endpoints of its own owner only.
-		if ownerID != "" && ownerID != owner {
-			return nil, apierr.PermissionDenied(fmt.Sprintf("owner_id: a portal token creates endpoints of its own owner only; leave owner_id empty or set it to %q", owner))
-		}
-		ownerID = owner
 	}
 	if err := checkText("name", m.Name, maxNameLen, false); err != nil {
 		return nil, err
@@ -119,6 +112,22 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 		return nil, err
 	}
 	return connect.NewResponse(&registryv1.CreateEndpointResponse{Endpoint: e}), nil
+}
+
+// newEndpointOwner checks the owner_id of a new endpoint and returns its
+// owner: a portal token's own owner, whatever the request says.
+func newEndpointOwner(ctx context.Context, ownerID string) (string, error) {
+	if err := checkText("owner_id", ownerID, maxNameLen, false); err != nil {
+		return "", err
+	}
+	if owner := ownerScope(ctx); owner != "" {
+		// A portal token creates endpoints of its own owner only.
+		if ownerID != "" && ownerID != owner {
+			return "", apierr.PermissionDenied(fmt.Sprintf("owner_id: a portal token creates endpoints of its own owner only; leave owner_id empty or set it to %q", owner))
+		}
+		ownerID = owner
+	}
+	return ownerID, nil
 }
 
 // GetEndpoint returns one endpoint, without its secret.
