@@ -414,25 +414,7 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 		if err != nil {
 			return err
 		}
-		secrets := []secretDoc{{Value: sealed, PublicKey: publicKey}}
-		if ttl > 0 {
-			expire := now.Add(ttl)
-			for _, old := range d.Secrets {
-				if old.ExpireTime != nil && !now.Before(*old.ExpireTime) {
-					continue
-				}
-				// A secret already on its way out keeps its own, earlier, end.
-				e := expire
-				if old.ExpireTime != nil && old.ExpireTime.Before(e) {
-					e = *old.ExpireTime
-				}
-				secrets = append(secrets, secretDoc{Value: old.Value, ExpireTime: &e, PublicKey: old.PublicKey})
-			}
-		}
-		if len(secrets) > maxSecrets {
-			secrets = secrets[:maxSecrets]
-		}
-		d.Secrets = secrets
+		d.Secrets = rotatedSecrets(secretDoc{Value: sealed, PublicKey: publicKey}, d.Secrets, now, ttl)
 		d.UpdateTime = now
 		return nil
 	})
@@ -445,4 +427,29 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 		return nil, err
 	}
 	return connect.NewResponse(&registryv1.RotateEndpointSecretResponse{Endpoint: e}), nil
+}
+
+// rotatedSecrets returns an endpoint's secrets after a rotation: current
+// first, then the previous ones that have not expired, each ending ttl
+// after now at the latest (none when ttl is 0), at most maxSecrets in all.
+func rotatedSecrets(current secretDoc, previous []secretDoc, now time.Time, ttl time.Duration) []secretDoc {
+	secrets := []secretDoc{current}
+	if ttl > 0 {
+		expire := now.Add(ttl)
+		for _, old := range previous {
+			if old.ExpireTime != nil && !now.Before(*old.ExpireTime) {
+				continue
+			}
+			// A secret already on its way out keeps its own, earlier, end.
+			e := expire
+			if old.ExpireTime != nil && old.ExpireTime.Before(e) {
+				e = *old.ExpireTime
+			}
+			secrets = append(secrets, secretDoc{Value: old.Value, ExpireTime: &e, PublicKey: old.PublicKey})
+		}
+	}
+	if len(secrets) > maxSecrets {
+		secrets = secrets[:maxSecrets]
+	}
+	return secrets
 }
