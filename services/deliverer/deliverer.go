@@ -97,66 +97,26 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	return d.conn.Consume(ctx, d.conn.Topology().DeliverQueue, bus.ConsumeOptions{Workers: d.cfg.Concurrency}, d.handle)
 }
 
+// handle delivers one task: it checks the endpoint, its circuit and rate
+// limit, sends the request and reports the outcome.
 func (d *Deliverer) handle(m *bus.Delivery) error {
-	var task busv1.DeliveryTask
-	if err := bus.Decode(m, &task); err != nil {
+	task, err := decodeTask(m)
+	if err != nil {
 		return err
-	}
-	if task.GetDeliveryId() == "" || task.GetEndpointId() == "" || task.GetAttempt() == 0 {
-		return fmt.Errorf("%w: task without delivery id, endpoint or attempt", bus.ErrMalformed)
 	}
 	ctx := m.Ctx
 	// A retry that came back from a delay tier before it is due goes on to
 	// the next tier.
 	if due, ok := bus.Due(m); ok && time.Until(due) > 100*time.Millisecond {
-		return d.putOff(ctx, &task, due)
+		return d.putOff(ctx, task, due)
 	}
-	target, err := d.targets.GetTarget(ctx, task.GetProjectId(), task.GetEndpointId())
-	switch {
-	case connect.CodeOf(err) == connect.CodeNotFound:
-		// The endpoint or its project was deleted: the task ends here,
-		// visibly, instead of being tried again.
-		d.logger.WarnContext(ctx, "delivery discarded: its endpoint or project no longer exists", "delivery_id", task.GetDeliveryId(),
-			"project_id", task.GetProjectId(), "endpoint_id", task.GetEndpointId(), "err", err)
-		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
-			Error: "endpoint was deleted: nothing was sent", StartTime: timestamppb.New(d.now())})
-	case connect.CodeOf(err) == connect.CodeInvalidArgument:
-		// The registry refuses the task's ids: asking again cannot help.
-		return fmt.Errorf("%w: load endpoint %s: %w", bus.ErrMalformed, task.GetEndpointId(), err)
-	case err != nil:
-		return fmt.Errorf("load endpoint %s: %w", task.GetEndpointId(), err)
-	case target.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE:
-		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
-			Error: "endpoint is not active: nothing was sent", StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
-	case len(liveSecrets(target, d.now())) == 0:
-		// The registry could not open the endpoint's secret (it runs with
-		// another secret key than the one that sealed it): the webhook
-		// cannot be signed, and trying again will not change that.
-		d.logger.ErrorContext(ctx, "delivery failed: the endpoint's secret cannot be opened, so the webhook cannot be signed",
-			"delivery_id", task.GetDeliveryId(), "project_id", task.GetProjectId(), "endpoint_id", task.GetEndpointId())
-		rec := &statusv1.Attempt{Error: cannotSign, StartTime: timestamppb.New(d.now()), Url: target.GetUrl()}
-		return d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec,
-			d.deliveryMeta(ctx, nil, metaevent.DeliveryFailed, &task, target, rec)...)
+	target, ready, err := d.loadTarget(ctx, task)
+	if !ready {
+		return err
 	}
-
-	// An endpoint whose circuit is open is left alone for a while: the
-	// task waits in the delay queues, and that is not an attempt.
-	endpointID := task.GetEndpointId()
-	wait, probe, ok := d.circuit.allow(endpointID, d.now(), timeoutOf(target)+probeGrace)
-	if !ok {
-		return d.putOff(ctx, &task, d.now().Add(wait))
-	}
-	// An endpoint's rate limit: a short wait is waited here; a longer one
-	// puts the task off through the delay queues, so that workers are not
-	// held. Neither counts as an attempt.
-	if wait, booked := d.limits.reserve(target, d.now(), maxRateWait); wait > 0 {
-		if !booked {
-			if probe {
-				d.circuit.release(endpointID)
-			}
-			return d.putOff(ctx, &task, d.now().Add(wait))
-		}
-		time.Sleep(wait)
+	probe, admitted, err := d.admit(ctx, task, target)
+	if !admitted {
+		return err
 	}
 
 	// PROCESSING is published when the request is still on its way after
@@ -168,39 +128,118 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	// fires, and then nothing more runs.
 	processing := make(chan error, 1)
 	timer := time.AfterFunc(d.cfg.ProcessingAfter, func() {
-		processing <- d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil)
+		processing <- d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING, nil)
 	})
 
-	res, sent := d.send(ctx, &task, target)
+	res, sent := d.send(ctx, task, target)
 	if timer.Stop() {
 		// It will not fire: no PROCESSING to wait for.
 		processing <- nil
 	}
+	err = d.outcome(ctx, task, target, res, sent, probe)
+	if perr := <-processing; err == nil && perr != nil {
+		d.logger.WarnContext(ctx, "processing state not confirmed", "delivery_id", task.GetDeliveryId(), "err", perr)
+	}
+	return err
+}
+
+// decodeTask decodes a delivery task and refuses one that lacks what every
+// attempt needs.
+func decodeTask(m *bus.Delivery) (*busv1.DeliveryTask, error) {
+	var task busv1.DeliveryTask
+	if err := bus.Decode(m, &task); err != nil {
+		return nil, err
+	}
+	if task.GetDeliveryId() == "" || task.GetEndpointId() == "" || task.GetAttempt() == 0 {
+		return nil, fmt.Errorf("%w: task without delivery id, endpoint or attempt", bus.ErrMalformed)
+	}
+	return &task, nil
+}
+
+// loadTarget asks the registry for the task's endpoint. ready is false when
+// the task ends here, without a request (a deleted, inactive or unsignable
+// endpoint, or a registry error); err is then what handle returns.
+func (d *Deliverer) loadTarget(ctx context.Context, task *busv1.DeliveryTask) (target *registryv1.Target, ready bool, err error) {
+	target, err = d.targets.GetTarget(ctx, task.GetProjectId(), task.GetEndpointId())
+	switch {
+	case connect.CodeOf(err) == connect.CodeNotFound:
+		// The endpoint or its project was deleted: the task ends here,
+		// visibly, instead of being tried again.
+		d.logger.WarnContext(ctx, "delivery discarded: its endpoint or project no longer exists", "delivery_id", task.GetDeliveryId(),
+			"project_id", task.GetProjectId(), "endpoint_id", task.GetEndpointId(), "err", err)
+		return nil, false, d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
+			Error: "endpoint was deleted: nothing was sent", StartTime: timestamppb.New(d.now())})
+	case connect.CodeOf(err) == connect.CodeInvalidArgument:
+		// The registry refuses the task's ids: asking again cannot help.
+		return nil, false, fmt.Errorf("%w: load endpoint %s: %w", bus.ErrMalformed, task.GetEndpointId(), err)
+	case err != nil:
+		return nil, false, fmt.Errorf("load endpoint %s: %w", task.GetEndpointId(), err)
+	case target.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE:
+		return nil, false, d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED, &statusv1.Attempt{
+			Error: "endpoint is not active: nothing was sent", StartTime: timestamppb.New(d.now()), Url: target.GetUrl()})
+	case len(liveSecrets(target, d.now())) == 0:
+		// The registry could not open the endpoint's secret (it runs with
+		// another secret key than the one that sealed it): the webhook
+		// cannot be signed, and trying again will not change that.
+		d.logger.ErrorContext(ctx, "delivery failed: the endpoint's secret cannot be opened, so the webhook cannot be signed",
+			"delivery_id", task.GetDeliveryId(), "project_id", task.GetProjectId(), "endpoint_id", task.GetEndpointId())
+		rec := &statusv1.Attempt{Error: cannotSign, StartTime: timestamppb.New(d.now()), Url: target.GetUrl()}
+		return nil, false, d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED, rec,
+			d.deliveryMeta(ctx, nil, metaevent.DeliveryFailed, task, target, rec)...)
+	}
+	return target, true, nil
+}
+
+// admit applies the endpoint's circuit and then its rate limit. admitted
+// is false when the task was put off instead (err is then the put off's
+// result); probe says the attempt is the circuit's probe.
+func (d *Deliverer) admit(ctx context.Context, task *busv1.DeliveryTask, target *registryv1.Target) (probe, admitted bool, err error) {
+	// An endpoint whose circuit is open is left alone for a while: the
+	// task waits in the delay queues, and that is not an attempt.
+	endpointID := task.GetEndpointId()
+	wait, probe, ok := d.circuit.allow(endpointID, d.now(), timeoutOf(target)+probeGrace)
+	if !ok {
+		return false, false, d.putOff(ctx, task, d.now().Add(wait))
+	}
+	// An endpoint's rate limit: a short wait is waited here; a longer one
+	// puts the task off through the delay queues, so that workers are not
+	// held. Neither counts as an attempt.
+	if wait, booked := d.limits.reserve(target, d.now(), maxRateWait); wait > 0 {
+		if !booked {
+			if probe {
+				d.circuit.release(endpointID)
+			}
+			return false, false, d.putOff(ctx, task, d.now().Add(wait))
+		}
+		time.Sleep(wait)
+	}
+	return probe, true, nil
+}
+
+// outcome records an attempt's result in the endpoint's circuit and
+// reports it, with the meta events it causes.
+func (d *Deliverer) outcome(ctx context.Context, task *busv1.DeliveryTask, target *registryv1.Target, res webhook.Result, sent http.Header, probe bool) error {
 	// Meta events go out in the same confirmed batch as the outcome they
 	// are about, before the task is acked: a crash in between sends them
 	// again with the attempt, never loses them.
+	endpointID := task.GetEndpointId()
 	var meta []bus.Message
 	if st, changed := d.circuit.record(endpointID, d.now(), breaksCircuit(res), probe); changed {
 		d.metrics.circuit(ctx, st)
 		d.logger.WarnContext(ctx, "endpoint circuit "+st.String(), "endpoint_id", endpointID, "url", target.GetUrl(),
 			"project_id", task.GetProjectId())
-		meta = d.circuitMeta(ctx, meta, &task, target, st)
+		meta = d.circuitMeta(ctx, meta, task, target, st)
 	}
-	rec := record(&task, target, sent, res)
-	if res.Success() {
-		d.streaks.reset(task.GetEndpointId())
-		d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, res.Latency)
-		if task.GetAttempt() > 1 {
-			meta = d.deliveryMeta(ctx, meta, metaevent.DeliveryRecovered, &task, target, rec)
-		}
-		err = d.report(ctx, &task, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, rec, meta...)
-	} else {
-		err = d.failed(ctx, &task, target, res, rec, meta)
+	rec := record(task, target, sent, res)
+	if !res.Success() {
+		return d.failed(ctx, task, target, res, rec, meta)
 	}
-	if perr := <-processing; err == nil && perr != nil {
-		d.logger.WarnContext(ctx, "processing state not confirmed", "delivery_id", task.GetDeliveryId(), "err", perr)
+	d.streaks.reset(task.GetEndpointId())
+	d.metrics.attempt(ctx, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, res.Latency)
+	if task.GetAttempt() > 1 {
+		meta = d.deliveryMeta(ctx, meta, metaevent.DeliveryRecovered, task, target, rec)
 	}
-	return err
+	return d.report(ctx, task, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS, rec, meta...)
 }
 
 // putOff sends the task through the delay queues to come back at due.

@@ -159,24 +159,7 @@ func (h *handler) UpdateProject(ctx context.Context, req *connect.Request[regist
 	}
 	now := h.s.clock()
 	p, err := h.s.store.modifyProject(ctx, m.ProjectId, func(d *projectDoc) error {
-		if m.Name != nil {
-			d.Name = *m.Name
-		}
-		if m.RetryPolicy != nil {
-			d.RetryPolicy = retry
-		}
-		if m.Signature != nil {
-			d.Signature = sig
-		}
-		if m.DisableEndpointOnFailure != nil {
-			d.DisableEndpointOnFailure = *m.DisableEndpointOnFailure
-		}
-		if m.DisableEndpointAfterFailures != nil {
-			d.DisableAfterFailures = *m.DisableEndpointAfterFailures
-		}
-		if m.Retention != nil {
-			d.Retention = *m.Retention
-		}
+		applyProjectUpdate(d, m, retry, sig)
 		d.UpdateTime = now
 		return nil
 	})
@@ -184,6 +167,29 @@ func (h *handler) UpdateProject(ctx context.Context, req *connect.Request[regist
 		return nil, storeErr(err, "project", m.ProjectId, "")
 	}
 	return connect.NewResponse(&registryv1.UpdateProjectResponse{Project: p.proto()}), nil
+}
+
+// applyProjectUpdate sets on d the fields that m sets; retry and sig are
+// m's retry policy and signature, checked.
+func applyProjectUpdate(d *projectDoc, m *registryv1.UpdateProjectRequest, retry retryDoc, sig signatureDoc) {
+	if m.Name != nil {
+		d.Name = *m.Name
+	}
+	if m.RetryPolicy != nil {
+		d.RetryPolicy = retry
+	}
+	if m.Signature != nil {
+		d.Signature = sig
+	}
+	if m.DisableEndpointOnFailure != nil {
+		d.DisableEndpointOnFailure = *m.DisableEndpointOnFailure
+	}
+	if m.DisableEndpointAfterFailures != nil {
+		d.DisableAfterFailures = *m.DisableEndpointAfterFailures
+	}
+	if m.Retention != nil {
+		d.Retention = *m.Retention
+	}
 }
 
 // DeleteProject deletes a project, its endpoints and subscriptions, and

@@ -51,16 +51,9 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := h.s.checkEndpointURL("url", m.Url); err != nil {
 		return nil, err
 	}
-	if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
+	ownerID, err := newEndpointOwner(ctx, m.OwnerId)
+	if err != nil {
 		return nil, err
-	}
-	ownerID := m.OwnerId
-	if owner := ownerScope(ctx); owner != "" {
-		// A portal token creates endpoints of its own owner only.
-		if ownerID != "" && ownerID != owner {
-			return nil, apierr.PermissionDenied(fmt.Sprintf("owner_id: a portal token creates endpoints of its own owner only; leave owner_id empty or set it to %q", owner))
-		}
-		ownerID = owner
 	}
 	if err := checkText("name", m.Name, maxNameLen, false); err != nil {
 		return nil, err
@@ -119,6 +112,22 @@ func (h *handler) CreateEndpoint(ctx context.Context, req *connect.Request[regis
 		return nil, err
 	}
 	return connect.NewResponse(&registryv1.CreateEndpointResponse{Endpoint: e}), nil
+}
+
+// newEndpointOwner checks the owner_id of a new endpoint and returns its
+// owner: a portal token's own owner, whatever the request says.
+func newEndpointOwner(ctx context.Context, ownerID string) (string, error) {
+	if err := checkText("owner_id", ownerID, maxNameLen, false); err != nil {
+		return "", err
+	}
+	if owner := ownerScope(ctx); owner != "" {
+		// A portal token creates endpoints of its own owner only.
+		if ownerID != "" && ownerID != owner {
+			return "", apierr.PermissionDenied(fmt.Sprintf("owner_id: a portal token creates endpoints of its own owner only; leave owner_id empty or set it to %q", owner))
+		}
+		ownerID = owner
+	}
+	return ownerID, nil
 }
 
 // GetEndpoint returns one endpoint, without its secret.
@@ -183,81 +192,19 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 	if err := authorizeEndpoint(ctx, m.ProjectId, m.EndpointId); err != nil {
 		return nil, err
 	}
-	if m.Url != nil {
-		if err := h.s.checkEndpointURL("url", *m.Url); err != nil {
-			return nil, err
-		}
+	if err := h.checkEndpointUpdateText(ctx, m); err != nil {
+		return nil, err
 	}
-	if m.OwnerId != nil {
-		if err := checkText("owner_id", *m.OwnerId, maxNameLen, false); err != nil {
-			return nil, err
-		}
-		if owner := ownerScope(ctx); owner != "" && *m.OwnerId != owner {
-			return nil, apierr.PermissionDenied("owner_id: a portal token cannot give its endpoints to another owner")
-		}
-	}
-	if m.Name != nil {
-		if err := checkText("name", *m.Name, maxNameLen, false); err != nil {
-			return nil, err
-		}
-	}
-	if m.Description != nil {
-		if err := checkText("description", *m.Description, maxDescriptionLen, false); err != nil {
-			return nil, err
-		}
-	}
-	var timeout int64
-	if m.TimeoutSeconds != nil {
-		var err error
-		if timeout, err = checkTimeout(*m.TimeoutSeconds); err != nil {
-			return nil, err
-		}
-	}
-	var rateLimit *rateLimitDoc
-	if m.RateLimit != nil {
-		var err error
-		if rateLimit, err = checkRateLimit(m.RateLimit); err != nil {
-			return nil, err
-		}
-	}
-	var headers []headerDoc
-	if m.ReplaceCustomHeaders {
-		p, err := h.s.store.project(ctx, m.ProjectId)
-		if err != nil {
-			return nil, storeErr(err, "project", m.ProjectId, "")
-		}
-		if headers, err = checkCustomHeaders(m.CustomHeaders, p.Signature.Header); err != nil {
-			return nil, err
-		}
-	} else if len(m.CustomHeaders) > 0 {
-		return nil, apierr.Invalid("custom_headers", "are applied only with replace_custom_headers: true, which replaces all of the endpoint's custom headers")
+	c, err := h.checkEndpointUpdateSettings(ctx, m)
+	if err != nil {
+		return nil, err
 	}
 	now := h.s.clock()
 	d, err := h.s.store.modifyEndpoint(ctx, m.ProjectId, m.EndpointId, func(d *endpointDoc) error {
 		if err := checkOwned(ctx, d); err != nil {
 			return err
 		}
-		if m.Url != nil {
-			d.URL = *m.Url
-		}
-		if m.OwnerId != nil {
-			d.OwnerID = *m.OwnerId
-		}
-		if m.Name != nil {
-			d.Name = *m.Name
-		}
-		if m.Description != nil {
-			d.Description = *m.Description
-		}
-		if m.TimeoutSeconds != nil {
-			d.TimeoutSeconds = timeout
-		}
-		if m.RateLimit != nil {
-			d.RateLimit = rateLimit
-		}
-		if m.ReplaceCustomHeaders {
-			d.CustomHeaders = headers
-		}
+		c.apply(d, m)
 		dropExpiredSecrets(d, now)
 		d.UpdateTime = now
 		return nil
@@ -267,6 +214,98 @@ func (h *handler) UpdateEndpoint(ctx context.Context, req *connect.Request[regis
 	}
 	h.s.endpointMeta(ctx, metaevent.EndpointUpdated, d, d.Status, "", "")
 	return connect.NewResponse(&registryv1.UpdateEndpointResponse{Endpoint: d.proto()}), nil
+}
+
+// checkEndpointUpdateText checks the url, owner_id, name and description
+// an UpdateEndpointRequest sets, in that order.
+func (h *handler) checkEndpointUpdateText(ctx context.Context, m *registryv1.UpdateEndpointRequest) error {
+	if m.Url != nil {
+		if err := h.s.checkEndpointURL("url", *m.Url); err != nil {
+			return err
+		}
+	}
+	if m.OwnerId != nil {
+		if err := checkText("owner_id", *m.OwnerId, maxNameLen, false); err != nil {
+			return err
+		}
+		if owner := ownerScope(ctx); owner != "" && *m.OwnerId != owner {
+			return apierr.PermissionDenied("owner_id: a portal token cannot give its endpoints to another owner")
+		}
+	}
+	if m.Name != nil {
+		if err := checkText("name", *m.Name, maxNameLen, false); err != nil {
+			return err
+		}
+	}
+	if m.Description != nil {
+		if err := checkText("description", *m.Description, maxDescriptionLen, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endpointChanges holds the checked values of an UpdateEndpointRequest's
+// timeout, rate limit and custom headers.
+type endpointChanges struct {
+	timeout   int64
+	rateLimit *rateLimitDoc
+	headers   []headerDoc
+}
+
+// checkEndpointUpdateSettings checks the timeout, rate limit and custom
+// headers an UpdateEndpointRequest sets, in that order; the headers are
+// checked against the project's signature header.
+func (h *handler) checkEndpointUpdateSettings(ctx context.Context, m *registryv1.UpdateEndpointRequest) (endpointChanges, error) {
+	var c endpointChanges
+	var err error
+	if m.TimeoutSeconds != nil {
+		if c.timeout, err = checkTimeout(*m.TimeoutSeconds); err != nil {
+			return c, err
+		}
+	}
+	if m.RateLimit != nil {
+		if c.rateLimit, err = checkRateLimit(m.RateLimit); err != nil {
+			return c, err
+		}
+	}
+	if m.ReplaceCustomHeaders {
+		p, err := h.s.store.project(ctx, m.ProjectId)
+		if err != nil {
+			return c, storeErr(err, "project", m.ProjectId, "")
+		}
+		if c.headers, err = checkCustomHeaders(m.CustomHeaders, p.Signature.Header); err != nil {
+			return c, err
+		}
+	} else if len(m.CustomHeaders) > 0 {
+		return c, apierr.Invalid("custom_headers", "are applied only with replace_custom_headers: true, which replaces all of the endpoint's custom headers")
+	}
+	return c, nil
+}
+
+// apply sets on d the fields that m sets, with the checked values of c.
+func (c endpointChanges) apply(d *endpointDoc, m *registryv1.UpdateEndpointRequest) {
+	if m.Url != nil {
+		d.URL = *m.Url
+	}
+	if m.OwnerId != nil {
+		d.OwnerID = *m.OwnerId
+	}
+	if m.Name != nil {
+		d.Name = *m.Name
+	}
+	if m.Description != nil {
+		d.Description = *m.Description
+	}
+	if m.TimeoutSeconds != nil {
+		d.TimeoutSeconds = c.timeout
+	}
+	if m.RateLimit != nil {
+		d.RateLimit = c.rateLimit
+	}
+	if m.ReplaceCustomHeaders {
+		d.CustomHeaders = c.headers
+	}
 }
 
 // DeleteEndpoint deletes an endpoint and its subscriptions.
@@ -375,25 +414,7 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 		if err != nil {
 			return err
 		}
-		secrets := []secretDoc{{Value: sealed, PublicKey: publicKey}}
-		if ttl > 0 {
-			expire := now.Add(ttl)
-			for _, old := range d.Secrets {
-				if old.ExpireTime != nil && !now.Before(*old.ExpireTime) {
-					continue
-				}
-				// A secret already on its way out keeps its own, earlier, end.
-				e := expire
-				if old.ExpireTime != nil && old.ExpireTime.Before(e) {
-					e = *old.ExpireTime
-				}
-				secrets = append(secrets, secretDoc{Value: old.Value, ExpireTime: &e, PublicKey: old.PublicKey})
-			}
-		}
-		if len(secrets) > maxSecrets {
-			secrets = secrets[:maxSecrets]
-		}
-		d.Secrets = secrets
+		d.Secrets = rotatedSecrets(secretDoc{Value: sealed, PublicKey: publicKey}, d.Secrets, now, ttl)
 		d.UpdateTime = now
 		return nil
 	})
@@ -406,4 +427,29 @@ func (h *handler) RotateEndpointSecret(ctx context.Context, req *connect.Request
 		return nil, err
 	}
 	return connect.NewResponse(&registryv1.RotateEndpointSecretResponse{Endpoint: e}), nil
+}
+
+// rotatedSecrets returns an endpoint's secrets after a rotation: current
+// first, then the previous ones that have not expired, each ending ttl
+// after now at the latest (none when ttl is 0), at most maxSecrets in all.
+func rotatedSecrets(current secretDoc, previous []secretDoc, now time.Time, ttl time.Duration) []secretDoc {
+	secrets := []secretDoc{current}
+	if ttl > 0 {
+		expire := now.Add(ttl)
+		for _, old := range previous {
+			if old.ExpireTime != nil && !now.Before(*old.ExpireTime) {
+				continue
+			}
+			// A secret already on its way out keeps its own, earlier, end.
+			e := expire
+			if old.ExpireTime != nil && old.ExpireTime.Before(e) {
+				e = *old.ExpireTime
+			}
+			secrets = append(secrets, secretDoc{Value: old.Value, ExpireTime: &e, PublicKey: old.PublicKey})
+		}
+	}
+	if len(secrets) > maxSecrets {
+		secrets = secrets[:maxSecrets]
+	}
+	return secrets
 }

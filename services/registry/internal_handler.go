@@ -86,6 +86,30 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 	if err := checkText("event_type", m.EventType, maxEventTypeLen, true); err != nil {
 		return nil, err
 	}
+	if err := checkTargetShape(m); err != nil {
+		return nil, err
+	}
+	p, err := h.s.store.project(ctx, m.ProjectId)
+	if err != nil {
+		return nil, storeErr(err, "project", m.ProjectId, "")
+	}
+	endpoints, meta, err := h.targetEndpoints(ctx, m, p)
+	if err != nil {
+		return nil, err
+	}
+	if meta != nil {
+		return connect.NewResponse(&registryv1.ResolveTargetsResponse{Targets: []*registryv1.Target{meta}}), nil
+	}
+	resp, err := h.targetsOf(ctx, m, p, endpoints)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// checkTargetShape checks that a ResolveTargetsRequest names exactly one of
+// an endpoint, an owner or a broadcast.
+func checkTargetShape(m *registryv1.ResolveTargetsRequest) error {
 	shapes := 0
 	for _, set := range []bool{m.EndpointId != "", m.OwnerId != "", m.Broadcast} {
 		if set {
@@ -93,46 +117,50 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 		}
 	}
 	if shapes != 1 {
-		return nil, apierr.Invalid("endpoint_id, owner_id, broadcast", "exactly one must be set, got %d", shapes)
+		return apierr.Invalid("endpoint_id, owner_id, broadcast", "exactly one must be set, got %d", shapes)
 	}
-	p, err := h.s.store.project(ctx, m.ProjectId)
-	if err != nil {
-		return nil, storeErr(err, "project", m.ProjectId, "")
-	}
+	return nil
+}
 
-	var endpoints []endpointDoc
+// targetEndpoints loads the endpoints a ResolveTargetsRequest names: one
+// endpoint, an owner's or all the project's. For the project's meta
+// endpoint it returns its target instead, which has no subscriptions.
+func (h *internalHandler) targetEndpoints(ctx context.Context, m *registryv1.ResolveTargetsRequest, p *projectDoc) ([]endpointDoc, *registryv1.Target, error) {
 	switch {
 	case m.EndpointId != "":
 		if err := checkID("endpoint_id", m.EndpointId); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if metaevent.IsEndpoint(m.ProjectId, m.EndpointId) {
 			t, err := p.metaTarget(h.s)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return connect.NewResponse(&registryv1.ResolveTargetsResponse{Targets: []*registryv1.Target{t}}), nil
+			return nil, t, nil
 		}
 		d, err := h.s.store.endpoint(ctx, m.ProjectId, m.EndpointId)
 		if err != nil {
-			return nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
+			return nil, nil, storeErr(err, "endpoint", m.EndpointId, m.ProjectId)
 		}
-		endpoints = []endpointDoc{*d}
+		return []endpointDoc{*d}, nil, nil
 	case m.OwnerId != "":
 		if err := checkText("owner_id", m.OwnerId, maxNameLen, false); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if endpoints, err = h.s.store.endpointsOf(ctx, m.ProjectId, m.OwnerId, false); err != nil {
-			return nil, err
-		}
+		endpoints, err := h.s.store.endpointsOf(ctx, m.ProjectId, m.OwnerId, false)
+		return endpoints, nil, err
 	default:
-		if endpoints, err = h.s.store.endpointsOf(ctx, m.ProjectId, "", true); err != nil {
-			return nil, err
-		}
+		endpoints, err := h.s.store.endpointsOf(ctx, m.ProjectId, "", true)
+		return endpoints, nil, err
 	}
+}
+
+// targetsOf returns the targets of the endpoints with a subscription that
+// accepts the event, each with those subscriptions.
+func (h *internalHandler) targetsOf(ctx context.Context, m *registryv1.ResolveTargetsRequest, p *projectDoc, endpoints []endpointDoc) (*registryv1.ResolveTargetsResponse, error) {
 	resp := &registryv1.ResolveTargetsResponse{}
 	if len(endpoints) == 0 {
-		return connect.NewResponse(resp), nil
+		return resp, nil
 	}
 	endpointIDs := make([]string, len(endpoints))
 	for i := range endpoints {
@@ -161,7 +189,7 @@ func (h *internalHandler) ResolveTargets(ctx context.Context, req *connect.Reque
 		}
 		resp.Targets = append(resp.Targets, t)
 	}
-	return connect.NewResponse(resp), nil
+	return resp, nil
 }
 
 // DisableEndpoint marks an active endpoint DISABLED (a paused one stays

@@ -128,17 +128,30 @@ func checkURL(field, raw string) error {
 	if err == nil && u.User != nil {
 		shown = u.Redacted()
 	}
-	if err != nil || !u.IsAbs() || u.Opaque != "" || u.Hostname() == "" ||
-		(!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) {
+	if err != nil || !absoluteHTTP(u) {
 		return apierr.Invalid(field, "must be an absolute http or https URL, got %q", truncate(shown, 200))
 	}
 	if u.User != nil {
 		return apierr.Invalid(field, "must not contain user information (user:password@): send credentials in custom_headers instead")
 	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return apierr.Invalid(field, "port must be between 1 and 65535, got %q", p)
-		}
+	return checkPort(field, u.Port())
+}
+
+// absoluteHTTP reports whether u is an absolute http or https URL with a
+// host.
+func absoluteHTTP(u *url.URL) bool {
+	return u.IsAbs() && u.Opaque == "" && u.Hostname() != "" &&
+		(strings.EqualFold(u.Scheme, "http") || strings.EqualFold(u.Scheme, "https"))
+}
+
+// checkPort checks a URL's port, when it has one: url.Parse accepts any
+// digits.
+func checkPort(field, p string) error {
+	if p == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return apierr.Invalid(field, "port must be between 1 and 65535, got %q", p)
 	}
 	return nil
 }
