@@ -67,7 +67,7 @@ func (c *Config) defaults() {
 var ErrClosed = errors.New("bus: connection closed")
 
 // Conn is a supervised AMQP connection: when the broker goes away it dials
-// again with backoff, declares again what Config.Declare declares, and wakes the publishers
+// again with backoff, runs Config.Declare again, and wakes the publishers
 // and consumers that wait for it.
 type Conn struct {
 	cfg        Config
