@@ -17,6 +17,7 @@ import (
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/server"
 	"github.com/hookmesh/hookmesh/internal/telemetry"
@@ -37,6 +38,7 @@ type App struct {
 	mongo   *mongo.Client
 	bus     *bus.Conn
 	pub     *bus.Publisher
+	topo    mesh.Topology // the exchanges and queues the services share
 	sender  *webhook.Sender
 	runners []func(context.Context) error
 	closers []func()
@@ -54,7 +56,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, logger: logger}
+	a := &App{cfg: cfg, logger: logger, topo: mesh.NewTopology(cfg.AMQPPrefix, cfg.StatusPartitions)}
 	defer func() {
 		if err != nil {
 			a.close()

@@ -137,7 +137,9 @@ func (a *App) initMongoDB(ctx context.Context) error {
 func (a *App) initBus(ctx context.Context) error {
 	cfg := a.cfg
 	var err error
-	a.bus, err = bus.Dial(ctx, bus.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, StatusPartitions: cfg.StatusPartitions, Name: "hookmesh " + strings.Join(cfg.Targets, ",")},
+	// The connection declares the mesh's exchanges and queues on every
+	// (re)connect, parks into its parking queue and reports all its queues.
+	a.bus, err = bus.Dial(ctx, a.topo.BusConfig(cfg.AMQPURL, "hookmesh "+strings.Join(cfg.Targets, ",")),
 		a.tel.TracerProvider, a.tel.Propagator, a.logger)
 	if err != nil {
 		return err
@@ -238,7 +240,7 @@ func (a *App) initUI(context.Context) error {
 
 func (a *App) initRegistry(ctx context.Context) error {
 	cfg := a.cfg
-	topo := a.bus.Topology()
+	topo := a.topo
 	rcfg := cfg.Registry
 	rcfg.AdminKey = cfg.AdminKey
 	rcfg.QueuePrefix = cfg.AMQPPrefix
@@ -295,7 +297,7 @@ var changesSources = map[string]bool{
 // arrives, so the modules that build them may start after this one.
 func (a *App) initChanges(context.Context) error {
 	a.runners = append(a.runners, func(ctx context.Context) error {
-		return a.bus.Subscribe(ctx, a.bus.Topology().RegistryExchange, func() {
+		return a.bus.Subscribe(ctx, a.topo.RegistryExchange, func() {
 			if a.regClient != nil {
 				a.regClient.InvalidateAll()
 			}
@@ -338,7 +340,7 @@ func (a *App) initIngest(ctx context.Context) error {
 		events = ingest.NewMongoStore(a.db("ingest"))
 	}
 	keys := a.publicKeys()
-	svc := ingest.New(cfg.Ingest, events, endpointChecker{a.regClient}, summaries, a.pub, a.bus.Topology(), keys, a.logger.With("service", "ingest"))
+	svc := ingest.New(cfg.Ingest, events, endpointChecker{a.regClient}, summaries, a.pub, a.topo, keys, a.logger.With("service", "ingest"))
 	if err := svc.Init(ctx); err != nil {
 		return err
 	}
@@ -373,7 +375,7 @@ func (a *App) initStatus(ctx context.Context) error {
 	opts := []status.Option{status.WithPostgres(pool), status.WithPortal(a.regClient)}
 	if ingestURL := a.ownURL(cfg.IngestURL, TargetIngest); ingestURL != "" {
 		events := ingestEvents{ingestv1connect.NewIngestServiceClient(a.rpc.internalHTTP, ingestURL, a.rpc.internalClient...)}
-		opts = append(opts, status.WithRetries(events, a.regClient, a.pub, a.bus.Topology()))
+		opts = append(opts, status.WithRetries(events, a.regClient, a.pub, a.topo))
 	}
 	svc := status.New(cfg.Status, a.db("status"), a.logger, opts...)
 	if err := svc.Init(ctx); err != nil {
@@ -382,7 +384,7 @@ func (a *App) initStatus(ctx context.Context) error {
 	keys := a.publicKeys()
 	a.server.AddServices(svc.Register(a.server.Mux(), a.handlerOptions(keys)...)...)
 	a.server.AddServices(operations.Register(a.server.Mux(), a.bus, a.handlerOptions(keys)...)...)
-	a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus) })
+	a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus, a.topo.StatusQueues) })
 	if err := a.prune("status", svc); err != nil {
 		return err
 	}
@@ -390,7 +392,7 @@ func (a *App) initStatus(ctx context.Context) error {
 }
 
 func (a *App) initRouter(context.Context) error {
-	r := router.New(a.cfg.Router, a.bus, a.pub, a.regClient, a.logger.With("service", "router"))
+	r := router.New(a.cfg.Router, a.bus, a.topo, a.pub, a.regClient, a.logger.With("service", "router"))
 	a.runners = append(a.runners, r.Run)
 	return nil
 }
@@ -401,7 +403,7 @@ func (a *App) initDeliverer(context.Context) error {
 	a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.Deliverer.Concurrency, DialControl: guard.DialControl},
 		webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 	a.closers = append(a.closers, a.sender.Close)
-	d, err := deliverer.New(cfg.Deliverer, a.bus, a.pub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
+	d, err := deliverer.New(cfg.Deliverer, a.bus, a.topo, a.pub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // stepTimeout bounds each browser step: generous, as the machine may be
@@ -505,13 +506,13 @@ func TestDashboard(t *testing.T) {
 func parkTask(t *testing.T, s *stack, projectID, endpointID, parkedID, reason string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := bus.Dial(ctx, bus.Config{URL: s.cfg.AMQPURL, Prefix: s.cfg.AMQPPrefix, StatusPartitions: s.cfg.StatusPartitions},
+	topo := mesh.NewTopology(s.cfg.AMQPPrefix, s.cfg.StatusPartitions)
+	conn, err := bus.Dial(ctx, topo.BusConfig(s.cfg.AMQPURL, ""),
 		sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	topo := conn.Topology()
 	eventID := ids.New("evt")
 	msg := topo.TaskMessage(&busv1.DeliveryTask{
 		DeliveryId: ids.Deterministic("dlv", eventID, endpointID), EventId: eventID, ProjectId: projectID,

@@ -14,8 +14,8 @@ import (
 	"github.com/hookmesh/hookmesh/gen/hookmesh/operations/v1/operationsv1connect"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	"github.com/hookmesh/hookmesh/internal/auth"
-	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // A delivery task parked on purpose is listed with its reason and origin,
@@ -30,7 +30,7 @@ func TestParkedMessageListedAndReplayed(t *testing.T) {
 	ctx := context.Background()
 	eventID := parkTask(t, s, projectID, ep.GetId(), "pk_test_one", "parked by the test")
 	deliveryID := ids.Deterministic("dlv", eventID, ep.GetId())
-	deliverQueue := bus.NewTopology(s.cfg.AMQPPrefix, s.cfg.StatusPartitions).DeliverQueue
+	deliverQueue := mesh.NewTopology(s.cfg.AMQPPrefix, s.cfg.StatusPartitions).DeliverQueue
 
 	ops := func(key string) operationsv1connect.OperationsServiceClient {
 		return operationsv1connect.NewOperationsServiceClient(http.DefaultClient, s.statusURL,
@@ -48,7 +48,7 @@ func TestParkedMessageListedAndReplayed(t *testing.T) {
 	}
 	pm := list.Msg.GetMessages()[0]
 	if pm.GetId() != "pk_test_one" || pm.GetReason() != "parked by the test" || pm.GetParkedFrom() != deliverQueue ||
-		pm.GetType() != bus.TypeTask || !strings.Contains(pm.GetBodyJson(), deliveryID) {
+		pm.GetType() != mesh.TypeTask || !strings.Contains(pm.GetBodyJson(), deliveryID) {
 		t.Fatalf("parked message listed as %v", pm)
 	}
 	// Listing leaves it parked: nothing was delivered.

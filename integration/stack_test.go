@@ -26,6 +26,7 @@ import (
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
@@ -211,8 +212,8 @@ func cleanup(tb testing.TB, cfg app.Config) {
 			_ = pgdb.DropSchema(ctx, cfg.PostgresURL, cfg.DatabasePrefix+"_"+svc)
 		}
 	}
-	topo := bus.NewTopology(cfg.AMQPPrefix, cfg.StatusPartitions)
-	conn, err := bus.Dial(ctx, bus.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, StatusPartitions: cfg.StatusPartitions}, sdktrace.NewTracerProvider(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	topo := mesh.NewTopology(cfg.AMQPPrefix, cfg.StatusPartitions)
+	conn, err := bus.Dial(ctx, topo.BusConfig(cfg.AMQPURL, ""), sdktrace.NewTracerProvider(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Logf("cleanup: %v", err)
 		return

@@ -27,6 +27,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // lockedBuffer collects a process's output for the failure message.
@@ -232,13 +233,14 @@ func deleteTopology(prefix string) {
 	if url == "" {
 		url = "amqp://guest:guest@127.0.0.1:5672/"
 	}
-	c, err := bus.Dial(ctx, bus.Config{URL: url, Prefix: prefix}, sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.DiscardHandler))
+	topo := mesh.NewTopology(prefix, 0)
+	c, err := bus.Dial(ctx, topo.BusConfig(url, ""), sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return
 	}
 	defer c.Close()
 	if ch, err := c.Channel(ctx); err == nil {
-		_ = c.Topology().Delete(ch)
+		_ = topo.Delete(ch)
 		_ = ch.Close()
 	}
 }

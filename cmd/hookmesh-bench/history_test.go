@@ -13,7 +13,7 @@ import (
 
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
-	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 	"github.com/hookmesh/hookmesh/services/ingest"
@@ -62,7 +62,7 @@ func TestHistoryMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ipool.Close)
-	isvc := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, bus.NewTopology("bench", 1), keys, logger)
+	isvc := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, mesh.NewTopology("bench", 1), keys, logger)
 	if err := isvc.Init(ctx); err != nil {
 		t.Fatal(err)
 	}

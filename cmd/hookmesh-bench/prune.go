@@ -16,7 +16,7 @@ import (
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
 	"github.com/hookmesh/hookmesh/internal/auth"
-	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 	"github.com/hookmesh/hookmesh/internal/retention"
 	"github.com/hookmesh/hookmesh/services/ingest"
@@ -77,7 +77,7 @@ func runPrune(ctx context.Context, cfg *config, p *project, recv *receiver, hist
 	defer ipool.Close()
 	quiet := slog.New(slog.DiscardHandler)
 	statusSvc := status.New(status.DefaultConfig(), nil, quiet, status.WithPostgres(pool))
-	ingestSvc := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, bus.Topology{}, nil, quiet)
+	ingestSvc := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, mesh.Topology{}, nil, quiet)
 	defer ingestSvc.Close()
 
 	out := &pruneResult{Days: cfg.pruneDays, BatchSize: cfg.pruneBatch, RatePerSec: cfg.rate}

@@ -22,6 +22,7 @@ import (
 	"github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1/registryv1connect"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/signature"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 	"github.com/hookmesh/hookmesh/services/registry"
@@ -55,9 +56,10 @@ func TestSecretKeyCommands(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = testenv.Client(t).Database(prefix + "_registry").Drop(ctx)
-		if c, err := bus.Dial(ctx, bus.Config{URL: cfg.AMQPURL, Prefix: prefix}, sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.DiscardHandler)); err == nil {
+		topo := mesh.NewTopology(prefix, 0)
+		if c, err := bus.Dial(ctx, topo.BusConfig(cfg.AMQPURL, ""), sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.DiscardHandler)); err == nil {
 			if ch, err := c.Channel(ctx); err == nil {
-				_ = c.Topology().Delete(ch)
+				_ = topo.Delete(ch)
 				_ = ch.Close()
 			}
 			_ = c.Close()

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hookmesh/hookmesh/app"
-	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // options is what the flags fill: the process's configuration and the few
@@ -133,7 +133,7 @@ var variables = []variable{
 	{Env: "HOOKMESH_REQUIRE_BROWSER", Usage: "`1` makes the dashboard's browser tests fail, instead of skipping, when there is no Chromium", Default: "`1` when `make test` could install Chromium", Scope: scopeTest},
 	{Env: "HOOKMESH_CHROMIUM", Usage: "the Chromium binary the dashboard's browser tests drive", Default: "`chromium` on PATH", Scope: scopeTest},
 	{Env: "HOOKMESH_UI_SCREENSHOTS", Usage: "`1` makes the dashboard's browser test save screenshots of the main pages to docs/screenshots/", Scope: scopeTest},
-	{Env: "HOOKMESH_UPDATE_DEFINITIONS", Usage: "`1` makes `go test ./internal/bus` rewrite deploy/rabbitmq/definitions.json", Scope: scopeTest},
+	{Env: "HOOKMESH_UPDATE_DEFINITIONS", Usage: "`1` makes `go test ./internal/mesh` rewrite deploy/rabbitmq/definitions.json", Scope: scopeTest},
 	{Env: "HOOKMESH_UPDATE_README", Usage: "`1` makes `go test ./cmd/hookmesh` rewrite this table", Scope: scopeTest},
 	{Env: "HOOKMESH_BENCH_PORT", Usage: "API port of the hookmesh `make bench` starts", Default: "`8089`", Scope: scopeBench},
 	{Env: "HOOKMESH_BENCH_FERRETDB_PORT", Usage: "port of the FerretDB `make bench` starts", Default: "`27019`", Scope: scopeBench},
@@ -192,7 +192,7 @@ func showDefault(f *flag.Flag) string {
 	}
 	if g, ok := f.Value.(flag.Getter); ok {
 		if d, ok := g.Get().(time.Duration); ok {
-			return "`" + bus.TierName(d) + "`"
+			return "`" + mesh.TierName(d) + "`"
 		}
 	}
 	return "`" + f.DefValue + "`"

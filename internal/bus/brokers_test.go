@@ -104,24 +104,9 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-func dialList(t *testing.T, list []string, name string) *Conn {
+func dialList(t *testing.T, list []string, name string) (*Conn, testNames) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := Dial(ctx, Config{URL: strings.Join(list, ","), Prefix: testenv.DatabaseName(t), StatusPartitions: 1, Name: name},
-		sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ch, err := c.Channel(context.Background())
-		if err == nil {
-			_ = c.Topology().Delete(ch)
-			_ = ch.Close()
-		}
-		_ = c.Close()
-	})
-	return c
+	return dialNames(t, strings.Join(list, ","), name, nil)
 }
 
 // firstBroker makes Dial start at the first URL of the list for the rest
@@ -133,13 +118,13 @@ func firstBroker(t *testing.T) {
 }
 
 // publishOne publishes a message and waits for its confirm.
-func publishOne(t *testing.T, c *Conn) {
+func publishOne(t *testing.T, c *Conn, names testNames) {
 	t.Helper()
 	pub := c.NewPublisher(1)
 	defer pub.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := pub.Publish(ctx, []Message{c.Topology().EventMessage(&busv1.EventMessage{EventId: "evt_1", Data: []byte(`{}`)})}); err != nil {
+	if err := pub.Publish(ctx, []Message{names.work("evt_1", &busv1.EventMessage{EventId: "evt_1", Data: []byte(`{}`)})}); err != nil {
 		t.Fatalf("publish after connecting to %s: %v", c.Broker(), err)
 	}
 }
@@ -148,7 +133,7 @@ func TestDialSkipsDeadBroker(t *testing.T) {
 	firstBroker(t)
 	live := testenv.AMQPURL(t)
 	dead := via(t, deadAddr(t))
-	c := dialList(t, []string{dead, live}, "hookmesh router")
+	c, names := dialList(t, []string{dead, live}, "hookmesh router")
 	if want := brokerName(live); c.Broker() != want {
 		t.Fatalf("connected to %q, want %q (the first broker of the list is dead)", c.Broker(), want)
 	}
@@ -163,13 +148,13 @@ func TestDialSkipsDeadBroker(t *testing.T) {
 	if strings.Contains(c.Broker(), "guest") {
 		t.Fatalf("broker name %q shows the credentials", c.Broker())
 	}
-	publishOne(t, c)
+	publishOne(t, c, names)
 }
 
 func TestDialFailsWhenNoBrokerAnswers(t *testing.T) {
 	t.Parallel()
 	a, b := deadAddr(t), deadAddr(t)
-	_, err := Dial(context.Background(), Config{URL: via(t, a) + "," + via(t, b)}, sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err := Dial(context.Background(), Config{URL: via(t, a) + "," + via(t, b), ParkingQueue: "parking"}, sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil {
 		t.Fatal("dial succeeded with no broker listening")
 	}
@@ -185,7 +170,7 @@ func TestDialFailsWhenNoBrokerAnswers(t *testing.T) {
 
 func TestDialRejectsBadURLInList(t *testing.T) {
 	t.Parallel()
-	_, err := Dial(context.Background(), Config{URL: testenv.AMQPURL(t) + ",http://user:pw@example.com/"}, sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err := Dial(context.Background(), Config{URL: testenv.AMQPURL(t) + ",http://user:pw@example.com/", ParkingQueue: "parking"}, sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "amqp url 2") || strings.Contains(err.Error(), "pw") {
 		t.Fatalf("error %v, want one naming the second url without its password", err)
 	}
@@ -195,17 +180,17 @@ func TestMovesToAnotherBrokerWhenConnectionLost(t *testing.T) {
 	firstBroker(t)
 	target := mustHost(t, testenv.AMQPURL(t))
 	a, b := newRelay(t, target), newRelay(t, target)
-	c := dialList(t, []string{via(t, a.addr()), via(t, b.addr())}, "hookmesh deliverer")
+	c, names := dialList(t, []string{via(t, a.addr()), via(t, b.addr())}, "hookmesh deliverer")
 	if want := "127.0.0.1:" + port(a.addr()); !strings.HasPrefix(c.Broker(), want) {
 		t.Fatalf("connected to %q, want %s", c.Broker(), want)
 	}
-	// Delete the topology behind the process's back: only a declaration
-	// after the move brings it back.
+	// Delete the exchanges and queues behind the process's back: only a
+	// declaration after the move brings them back.
 	ch, err := c.Channel(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Topology().Delete(ch); err != nil {
+	if err := names.delete(ch); err != nil {
 		t.Fatal(err)
 	}
 	_ = ch.Close()
@@ -223,12 +208,12 @@ func TestMovesToAnotherBrokerWhenConnectionLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	for _, q := range c.Topology().Queues() {
+	for _, q := range names.queues() {
 		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
 			t.Fatalf("queue %s is not declared again on the new broker: %v", q, err)
 		}
 	}
-	publishOne(t, c)
+	publishOne(t, c, names)
 }
 
 func mustHost(t *testing.T, raw string) string {

@@ -1,70 +1,44 @@
-package bus_test
+package bus
 
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/protobuf/proto"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
-	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
-
-func dial(t *testing.T, tp *sdktrace.TracerProvider) *bus.Conn {
-	t.Helper()
-	url := testenv.AMQPURL(t)
-	if tp == nil {
-		tp = sdktrace.NewTracerProvider()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := bus.Dial(ctx, bus.Config{URL: url, Prefix: testenv.DatabaseName(t), StatusPartitions: 2}, tp, propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ch, err := c.Channel(context.Background())
-		if err == nil {
-			_ = c.Topology().Delete(ch)
-			_ = ch.Close()
-		}
-		_ = c.Close()
-	})
-	return c
-}
 
 func TestPublishConsumeCarriesTrace(t *testing.T) {
 	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	c := dial(t, tp)
+	c, names := dialNames(t, testenv.AMQPURL(t), "", tp)
 	pub := c.NewPublisher(2)
 	defer pub.Close()
 
 	ctx, span := tp.Tracer("test").Start(context.Background(), "root")
-	var msgs []bus.Message
+	var msgs []Message
 	for i := range 50 {
-		msgs = append(msgs, c.Topology().EventMessage(&busv1.EventMessage{EventId: "evt_" + string(rune('a'+i%26)), Data: []byte(`{"i":1}`)}))
+		id := "evt_" + string(rune('a'+i%26))
+		msgs = append(msgs, names.work(id, &busv1.EventMessage{EventId: id, Data: []byte(`{"i":1}`)}))
 	}
 	if err := pub.Publish(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
 	span.End()
 
-	got := make(chan *bus.Delivery, 100)
+	got := make(chan *Delivery, 100)
 	cctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = c.Consume(cctx, c.Topology().RouterQueue, bus.ConsumeOptions{Workers: 4}, func(d *bus.Delivery) error {
+		_ = c.Consume(cctx, names.WorkQueue, ConsumeOptions{Workers: 4}, func(d *Delivery) error {
 			got <- d
 			return nil
 		})
@@ -73,7 +47,7 @@ func TestPublishConsumeCarriesTrace(t *testing.T) {
 		select {
 		case d := <-got:
 			var ev busv1.EventMessage
-			if err := bus.Decode(d, &ev); err != nil {
+			if err := Decode(d, &ev); err != nil {
 				t.Fatal(err)
 			}
 			if !proto.Equal(&ev, &busv1.EventMessage{EventId: ev.EventId, Data: []byte(`{"i":1}`)}) {
@@ -100,47 +74,75 @@ func TestPublishConsumeCarriesTrace(t *testing.T) {
 	}
 }
 
+// TestMalformedIsParked: a message that does not decode goes to the
+// parking queue, through a parking exchange or, without one, straight to
+// the queue.
 func TestMalformedIsParked(t *testing.T) {
 	t.Parallel()
-	c := dial(t, nil)
-	pub := c.NewPublisher(1)
-	defer pub.Close()
-	bad := bus.Message{Exchange: c.Topology().StatusExchange, Key: "0", Body: []byte{0xff, 0xff, 0xff}}
-	if err := pub.Publish(context.Background(), []bus.Message{bad}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_ = c.ConsumeBatch(ctx, c.Topology().StatusQueues[0], bus.ConsumeOptions{}, bus.BatchOptions{}, func(_ context.Context, ds []*bus.Delivery) error {
-			for _, d := range ds {
-				if err := bus.Decode(d, &busv1.StateChange{}); err != nil {
-					return err
+	for _, tc := range []struct {
+		name     string
+		exchange bool
+	}{{"through the parking exchange", true}, {"straight to the parking queue", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, names := dialConfig(t, newTestNames(testenv.DatabaseName(t)), func(n testNames) Config {
+				cfg := n.config(testenv.AMQPURL(t), "")
+				if !tc.exchange {
+					cfg.ParkingExchange = ""
 				}
+				return cfg
+			}, nil)
+			pub := c.NewPublisher(1)
+			defer pub.Close()
+			bad := Message{Exchange: names.WorkExchange, Key: workKey, Body: []byte{0xff, 0xff, 0xff}}
+			if err := pub.Publish(context.Background(), []Message{bad}); err != nil {
+				t.Fatal(err)
 			}
-			return nil
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				_ = c.ConsumeBatch(ctx, names.WorkQueue, ConsumeOptions{}, BatchOptions{}, func(_ context.Context, ds []*Delivery) error {
+					for _, d := range ds {
+						if err := Decode(d, &busv1.StateChange{}); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}()
+			ch, err := c.Channel(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.Close()
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				d, ok, err := ch.Get(names.ParkingQueue, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					if d.Headers[HeaderParkedFrom] != names.WorkQueue {
+						t.Fatalf("parked message lacks its origin: %v", d.Headers)
+					}
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			t.Fatal("malformed message was not parked")
 		})
-	}()
-	ch, err := c.Channel(context.Background())
-	if err != nil {
-		t.Fatal(err)
 	}
-	defer ch.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		d, ok, err := ch.Get(c.Topology().ParkingQueue, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			if d.Headers["x-hookmesh-parked-from"] != c.Topology().StatusQueues[0] {
-				t.Fatalf("parked message lacks its origin: %v", d.Headers)
-			}
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+}
+
+// TestDialWantsParkingQueue: a connection whose consumers could not park
+// what they cannot process is refused at start-up.
+func TestDialWantsParkingQueue(t *testing.T) {
+	t.Parallel()
+	cfg := newTestNames(testenv.DatabaseName(t)).config(testenv.AMQPURL(t), "")
+	cfg.ParkingQueue = ""
+	if _, err := Dial(context.Background(), cfg, sdktrace.NewTracerProvider(), nil, nil); err == nil {
+		t.Fatal("dial succeeded without a parking queue")
 	}
-	t.Fatal("malformed message was not parked")
 }
 
 // TestFailedHandlingIsRetriedWithoutRequeue: a handler that fails for a
@@ -149,10 +151,10 @@ func TestMalformedIsParked(t *testing.T) {
 // broker caps deliveries).
 func TestFailedHandlingIsRetriedWithoutRequeue(t *testing.T) {
 	t.Parallel()
-	c := dial(t, nil)
+	c, names := dialNames(t, testenv.AMQPURL(t), "", nil)
 	pub := c.NewPublisher(1)
 	defer pub.Close()
-	if err := pub.Publish(context.Background(), []bus.Message{c.Topology().EventMessage(&busv1.EventMessage{EventId: "evt_retry"})}); err != nil {
+	if err := pub.Publish(context.Background(), []Message{names.work("evt_retry", &busv1.EventMessage{EventId: "evt_retry"})}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -160,7 +162,7 @@ func TestFailedHandlingIsRetriedWithoutRequeue(t *testing.T) {
 	calls := make(chan bool, 10)
 	go func() {
 		n := 0
-		_ = c.Consume(ctx, c.Topology().RouterQueue, bus.ConsumeOptions{}, func(d *bus.Delivery) error {
+		_ = c.Consume(ctx, names.WorkQueue, ConsumeOptions{}, func(d *Delivery) error {
 			n++
 			calls <- d.Redelivered
 			if n <= 3 {

@@ -1,8 +1,10 @@
-// Package bus carries hookmesh's messages over RabbitMQ: it owns the AMQP
-// connection and its reconnect loop, declares the topology, publishes with
-// publisher confirms (waited for together, never one round trip per
-// message), consumes with manual acks, and carries the trace context in AMQP
-// headers.
+// Package bus carries messages over RabbitMQ: it owns the AMQP connection
+// and its reconnect loop over one or several brokers, declares what its
+// Config asks for on every connection, publishes with publisher confirms
+// (waited for together, never one round trip per message), consumes with
+// manual acks, retries and parking, and carries the trace context in AMQP
+// headers. It names no exchange or queue of its own: internal/mesh holds
+// hookmesh's.
 package bus
 
 import (
@@ -23,7 +25,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Config configures the connection.
+// Config configures the connection. The transport knows no exchange or
+// queue of its own: Declare, the parking names and Queues say what the
+// process uses.
 type Config struct {
 	// URL is the broker, e.g. amqp://guest:guest@127.0.0.1:5672/, or
 	// several nodes of one cluster, comma-separated, each a whole URL. The
@@ -31,38 +35,31 @@ type Config struct {
 	// nodes), tries the next when one cannot be reached, and moves on to
 	// the next when its connection goes away.
 	URL string
-	// Prefix starts every exchange and queue name; "hookmesh" when empty.
-	// Tests use a unique prefix each.
-	Prefix string
-	// StatusPartitions is how many status queues state changes are spread
-	// over (by delivery id); 4 when zero. All processes must agree on it.
-	StatusPartitions int
 	// Name says what the process runs (e.g. "hookmesh registry,ingest");
 	// the connection is named "<Name> on <host> pid <pid>" in the
 	// management console, so that processes can be told apart. "hookmesh"
 	// when empty.
 	Name string
-	// DelayTiers are the waits of the retry delay queues, shortest first;
-	// DefaultDelayTiers when empty. All processes must agree on them.
-	DelayTiers []time.Duration
+	// Declare declares the exchanges, queues and bindings the process
+	// uses. It runs on every connection, the first and each one after a
+	// reconnect (a node the process moves to may not have them yet),
+	// before the connection is handed out; nil declares nothing.
+	Declare func(*amqp.Channel) error
+	// ParkingExchange is where consumers send the messages they can never
+	// process (ErrMalformed), each with headers saying where it came from
+	// and why; "" publishes straight to ParkingQueue.
+	ParkingExchange string
+	// ParkingQueue is the queue behind ParkingExchange, which ListParked
+	// and Replay read. Required: a message that cannot be processed must
+	// have somewhere to go.
+	ParkingQueue string
+	// Queues are the queues RegisterQueueMetrics reports on.
+	Queues []string
 }
 
-// DefaultDelayTiers are the retry delay queues: a longer delay hops
-// through them, largest first.
-var DefaultDelayTiers = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour}
-
 func (c *Config) defaults() {
-	if c.Prefix == "" {
-		c.Prefix = "hookmesh"
-	}
 	if c.Name == "" {
 		c.Name = "hookmesh"
-	}
-	if c.StatusPartitions <= 0 {
-		c.StatusPartitions = 4
-	}
-	if len(c.DelayTiers) == 0 {
-		c.DelayTiers = DefaultDelayTiers
 	}
 }
 
@@ -70,7 +67,7 @@ func (c *Config) defaults() {
 var ErrClosed = errors.New("bus: connection closed")
 
 // Conn is a supervised AMQP connection: when the broker goes away it dials
-// again with backoff, declares the topology again, and wakes the publishers
+// again with backoff, runs Config.Declare again, and wakes the publishers
 // and consumers that wait for it.
 type Conn struct {
 	cfg        Config
@@ -78,7 +75,6 @@ type Conn struct {
 	logger     *slog.Logger
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
-	topo       Topology
 	// urls are the brokers; next is the one dialled next, touched only by
 	// Dial and then by the supervising goroutine.
 	urls []string
@@ -96,12 +92,15 @@ type Conn struct {
 	parkPub  *Publisher
 }
 
-// Dial connects, declares the topology and starts the reconnect loop.
+// Dial connects, runs cfg.Declare and starts the reconnect loop.
 func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propagation.TextMapPropagator, logger *slog.Logger) (*Conn, error) {
 	cfg.defaults()
 	urls, err := splitURLs(cfg.URL)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ParkingQueue == "" {
+		return nil, errors.New("bus config has no parking queue: unprocessable messages would have nowhere to go")
 	}
 	c := &Conn{
 		cfg:        cfg,
@@ -109,7 +108,6 @@ func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propaga
 		logger:     logger,
 		tracer:     tp.Tracer("github.com/hookmesh/hookmesh/internal/bus"),
 		propagator: prop,
-		topo:       NewTopology(cfg.Prefix, cfg.StatusPartitions, cfg.DelayTiers...),
 		ready:      make(chan struct{}),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
@@ -125,9 +123,6 @@ func Dial(ctx context.Context, cfg Config, tp trace.TracerProvider, prop propaga
 	go c.supervise(conn)
 	return c, nil
 }
-
-// Topology returns the names of the exchanges and queues.
-func (c *Conn) Topology() Topology { return c.topo }
 
 // Name is the connection's name in the management console ("connection_name"
 // client property): what the process runs, its host and its pid.
@@ -191,7 +186,7 @@ func brokerName(u string) string {
 }
 
 // dial connects to the next broker of the list that answers, trying each
-// once, and declares the topology there. After a loss the list goes on
+// once, and runs Config.Declare there. After a loss the list goes on
 // from the node after the one that was lost.
 func (c *Conn) dial() (*amqp.Connection, string, error) {
 	var errs []error
@@ -221,9 +216,11 @@ func (c *Conn) dialOne(url string) (*amqp.Connection, error) {
 		return nil, fmt.Errorf("open amqp channel: %w", err)
 	}
 	defer ch.Close()
-	if err := c.topo.Declare(ch); err != nil {
-		_ = conn.Close()
-		return nil, err
+	if c.cfg.Declare != nil {
+		if err := c.cfg.Declare(ch); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
 	}
 	return conn, nil
 }

@@ -3,8 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -12,41 +10,19 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
-// What the RabbitMQ management console shows of hookmesh: named
-// connections, delay queues named as the README names them, a readable
-// subscription queue, and queue metrics for every queue declared.
-
-func dialInternal(t *testing.T, name string) *Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := Dial(ctx, Config{URL: testenv.AMQPURL(t), Prefix: testenv.DatabaseName(t), StatusPartitions: 2, Name: name},
-		sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ch, err := c.Channel(context.Background())
-		if err == nil {
-			_ = c.Topology().Delete(ch)
-			_ = ch.Close()
-		}
-		_ = c.Close()
-	})
-	return c
-}
+// What the RabbitMQ management console shows of a process: a named
+// connection, a readable subscription queue, and queue metrics for every
+// queue it was told of.
 
 func TestConnectionNamedAfterProcess(t *testing.T) {
 	t.Parallel()
-	c := dialInternal(t, "hookmesh deliverer,router")
+	c, _ := dialNames(t, testenv.AMQPURL(t), "hookmesh deliverer,router", nil)
 	host, _ := os.Hostname()
 	want := fmt.Sprintf("hookmesh deliverer,router on %s pid %d", host, os.Getpid())
 	if c.Name() != want {
@@ -57,40 +33,10 @@ func TestConnectionNamedAfterProcess(t *testing.T) {
 	}
 }
 
-func TestDelayQueuesNamedAsWritten(t *testing.T) {
-	t.Parallel()
-	c := dialInternal(t, "")
-	p := c.Topology().Prefix
-	var got []string
-	for _, d := range c.Topology().Delays {
-		got = append(got, d.Name)
-	}
-	want := []string{p + ".delay.1s", p + ".delay.5s", p + ".delay.30s", p + ".delay.2m", p + ".delay.10m", p + ".delay.1h"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("delay queues %v, want %v", got, want)
-	}
-	// Declared on the broker under those names.
-	ch, err := c.Channel(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
-	for _, q := range want {
-		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
-			t.Fatalf("queue %s is not declared: %v", q, err)
-		}
-	}
-	for d, name := range map[time.Duration]string{90 * time.Minute: "1h30m", 90 * time.Second: "1m30s", 500 * time.Millisecond: "500ms", 2 * time.Hour: "2h"} {
-		if got := TierName(d); got != name {
-			t.Errorf("TierName(%v) = %q, want %q", d, got, name)
-		}
-	}
-}
-
 // Not parallel: it predicts the next subscription number of the process.
 func TestSubscriptionQueueReadable(t *testing.T) {
-	c := dialInternal(t, "")
-	exchange := c.Topology().RegistryExchange
+	c, names := dialNames(t, testenv.AMQPURL(t), "", nil)
+	exchange := names.NotifyExchange
 	host, _ := os.Hostname()
 	want := fmt.Sprintf("%s.changes.%s.%d.%d", exchange, host, os.Getpid(), subscriptions.Load()+1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,7 +70,7 @@ func TestSubscriptionQueueReadable(t *testing.T) {
 
 func TestQueueMetricsCoverEveryQueue(t *testing.T) {
 	t.Parallel()
-	c := dialInternal(t, "")
+	c, names := dialNames(t, testenv.AMQPURL(t), "", nil)
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
@@ -147,13 +93,7 @@ func TestQueueMetricsCoverEveryQueue(t *testing.T) {
 			}
 		}
 	}
-	topo := c.Topology()
-	want := []string{topo.RouterQueue, topo.DeliverQueue, topo.ParkingQueue}
-	want = append(want, topo.StatusQueues...)
-	for _, d := range topo.Delays {
-		want = append(want, d.Name)
-	}
-	for _, q := range want {
+	for _, q := range names.queues() {
 		if !slices.Contains(seen, q) {
 			t.Errorf("hookmesh_queue_messages has no figure for %s (has %s)", q, strings.Join(seen, ", "))
 		}

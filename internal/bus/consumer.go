@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hookmesh/hookmesh/internal/ids"
 )
@@ -18,6 +19,15 @@ import (
 // ErrMalformed marks a message that can never be processed: it is moved to
 // the parking queue instead of being retried.
 var ErrMalformed = errors.New("malformed message")
+
+// Decode unmarshals a delivery's body into m; a body that does not decode
+// is ErrMalformed, so the consumer parks it.
+func Decode(d *Delivery, m proto.Message) error {
+	if err := proto.Unmarshal(d.Body, m); err != nil {
+		return fmt.Errorf("%w: decode %T: %w", ErrMalformed, m, err)
+	}
+	return nil
+}
 
 // Delivery is one received message.
 type Delivery struct {
@@ -315,7 +325,7 @@ func (c *Conn) park(ctx context.Context, queue string, ds []amqp.Delivery, cause
 		headers[HeaderParkedReason] = cause.Error()
 		headers[HeaderParkedID] = "pk_" + ids.Random(10)
 		headers[HeaderParkedAt] = time.Now().UTC().Format(time.RFC3339Nano)
-		msgs[i] = Message{Exchange: c.topo.ParkingExchange, Body: d.Body, MessageID: d.MessageId, Type: d.Type, Headers: headers}
+		msgs[i] = Message{Exchange: c.cfg.ParkingExchange, Key: c.parkingKey(), Body: d.Body, MessageID: d.MessageId, Type: d.Type, Headers: headers}
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -335,6 +345,15 @@ func (c *Conn) park(ctx context.Context, queue string, ds []amqp.Delivery, cause
 		}
 	}
 	return true
+}
+
+// parkingKey routes a parked message: none through a parking exchange,
+// the queue's name through the default exchange.
+func (c *Conn) parkingKey() string {
+	if c.cfg.ParkingExchange != "" {
+		return ""
+	}
+	return c.cfg.ParkingQueue
 }
 
 func (c *Conn) parker() *Publisher {

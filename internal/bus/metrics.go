@@ -11,7 +11,7 @@ import (
 )
 
 // RegisterQueueMetrics reports the depth (ready messages) and consumers of
-// every queue of the topology (work, status, parking and delay queues) when metrics are collected, as
+// every queue of Config.Queues when metrics are collected, as
 // hookmesh.queue.messages and hookmesh.queue.consumers.
 func (c *Conn) RegisterQueueMetrics(mp metric.MeterProvider) error {
 	m := mp.Meter("github.com/hookmesh/hookmesh/internal/bus")
@@ -25,7 +25,7 @@ func (c *Conn) RegisterQueueMetrics(mp metric.MeterProvider) error {
 	}
 	var mu sync.Mutex
 	var ch *amqp.Channel
-	queues := c.topo.Queues()
+	queues := c.cfg.Queues
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		mu.Lock()
 		defer mu.Unlock()

@@ -73,7 +73,7 @@ func (c *Conn) ListParked(ctx context.Context, limit int) ([]ParkedMessage, int,
 	var out []ParkedMessage
 	total := 0
 	for len(out) < limit {
-		d, ok, err := ch.Get(c.topo.ParkingQueue, false)
+		d, ok, err := ch.Get(c.cfg.ParkingQueue, false)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read the parking queue: %w", err)
 		}
@@ -112,7 +112,7 @@ func (c *Conn) Replay(ctx context.Context, ids []string, all bool) (int, []strin
 	// parked again meanwhile is not taken twice.
 	remaining := -1
 	for remaining != 0 {
-		d, ok, err := ch.Get(c.topo.ParkingQueue, false)
+		d, ok, err := ch.Get(c.cfg.ParkingQueue, false)
 		if err != nil {
 			return replayed, nil, fmt.Errorf("read the parking queue: %w", err)
 		}

@@ -19,6 +19,7 @@ import (
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // The meta event types.
@@ -135,7 +136,7 @@ type Endpoint struct {
 
 // Message returns the bus message that carries a meta event of type t to
 // ingest.
-func Message(topo bus.Topology, projectID, t string, now time.Time, data any) (bus.Message, error) {
+func Message(topo mesh.Topology, projectID, t string, now time.Time, data any) (bus.Message, error) {
 	// Stored times are milliseconds, as ingest stores its events.
 	now = now.UTC().Truncate(time.Millisecond)
 	body, err := json.Marshal(Payload{Type: t, Timestamp: now.UTC(), Data: data})

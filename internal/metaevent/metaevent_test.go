@@ -9,7 +9,7 @@ import (
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
-	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 func TestWants(t *testing.T) {
@@ -52,7 +52,7 @@ func TestEndpointIDIsPerProject(t *testing.T) {
 
 func TestMessageCarriesThePayloadToIngest(t *testing.T) {
 	t.Parallel()
-	topo := bus.NewTopology("test", 1)
+	topo := mesh.NewTopology("test", 1)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 678901234, time.FixedZone("x", 3600))
 	m, err := Message(topo, "prj_a", DeliveryFailed, now, Delivery{ProjectID: "prj_a", DeliveryID: "dlv_1", Attempt: 3, StatusCode: 500})
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/signature"
 	"github.com/hookmesh/hookmesh/internal/webhook"
@@ -50,7 +51,7 @@ type Publisher interface {
 type Deliverer struct {
 	cfg     Config
 	conn    *bus.Conn
-	topo    bus.Topology
+	topo    mesh.Topology
 	pub     Publisher
 	targets Targets
 	sender  *webhook.Sender
@@ -62,9 +63,10 @@ type Deliverer struct {
 	now     func() time.Time
 }
 
-// New returns a deliverer consuming from conn; mp receives its metrics.
-func New(cfg Config, conn *bus.Conn, pub Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
-	d, err := newDeliverer(cfg, conn.Topology(), pub, targets, sender, mp, logger)
+// New returns a deliverer consuming from conn the deliver queue of topo;
+// mp receives its metrics.
+func New(cfg Config, conn *bus.Conn, topo mesh.Topology, pub Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
+	d, err := newDeliverer(cfg, topo, pub, targets, sender, mp, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +76,7 @@ func New(cfg Config, conn *bus.Conn, pub Publisher, targets Targets, sender *web
 
 // newDeliverer returns a deliverer that builds its messages for topo; only
 // Run needs the connection.
-func newDeliverer(cfg Config, topo bus.Topology, pub Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
+func newDeliverer(cfg Config, topo mesh.Topology, pub Publisher, targets Targets, sender *webhook.Sender, mp metric.MeterProvider, logger *slog.Logger) (*Deliverer, error) {
 	cfg.defaults()
 	m, err := newMetrics(mp)
 	if err != nil {
@@ -94,7 +96,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	wg.Go(func() { d.watchReplicas(ctx) })
-	return d.conn.Consume(ctx, d.conn.Topology().DeliverQueue, bus.ConsumeOptions{Workers: d.cfg.Concurrency}, d.handle)
+	return d.conn.Consume(ctx, d.topo.DeliverQueue, bus.ConsumeOptions{Workers: d.cfg.Concurrency}, d.handle)
 }
 
 // handle delivers one task: it checks the endpoint, its circuit and rate
@@ -107,7 +109,7 @@ func (d *Deliverer) handle(m *bus.Delivery) error {
 	ctx := m.Ctx
 	// A retry that came back from a delay tier before it is due goes on to
 	// the next tier.
-	if due, ok := bus.Due(m); ok && time.Until(due) > 100*time.Millisecond {
+	if due, ok := mesh.Due(m); ok && time.Until(due) > 100*time.Millisecond {
 		return d.putOff(ctx, task, due)
 	}
 	target, ready, err := d.loadTarget(ctx, task)

@@ -25,6 +25,7 @@ import (
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/signature"
 	"github.com/hookmesh/hookmesh/internal/webhook"
 )
@@ -33,7 +34,7 @@ import (
 // real HTTP server (httptest), the registry and the broker are fakes, and
 // every message published is decoded back.
 
-var testTopology = bus.NewTopology("test", 4)
+var testTopology = mesh.NewTopology("test", 4)
 
 // recorder is a Publisher that keeps every message; err, when set, fails
 // every publish. onState sees each state change as it is published.
@@ -53,7 +54,7 @@ func (p *recorder) Publish(_ context.Context, msgs []bus.Message) error {
 	p.msgs = append(p.msgs, msgs...)
 	if p.onState != nil {
 		for _, m := range msgs {
-			if m.Type == bus.TypeState {
+			if m.Type == mesh.TypeState {
 				sc := &busv1.StateChange{}
 				if proto.Unmarshal(m.Body, sc) == nil {
 					p.onState(sc)
@@ -213,17 +214,17 @@ func decode(tb testing.TB, msgs []bus.Message) []published {
 	for _, m := range msgs {
 		p := published{msg: m}
 		switch m.Type {
-		case bus.TypeTask:
+		case mesh.TypeTask:
 			p.task = &busv1.DeliveryTask{}
 			if err := proto.Unmarshal(m.Body, p.task); err != nil {
 				tb.Fatal(err)
 			}
-			due, ok := bus.Due(&bus.Delivery{Delivery: amqp.Delivery{Headers: m.Headers}})
-			if !ok || m.Exchange != "" || !slices.ContainsFunc(testTopology.Delays, func(q bus.DelayQueue) bool { return q.Name == m.Key }) {
+			due, ok := mesh.Due(&bus.Delivery{Delivery: amqp.Delivery{Headers: m.Headers}})
+			if !ok || m.Exchange != "" || !slices.ContainsFunc(testTopology.Delays, func(q mesh.DelayQueue) bool { return q.Name == m.Key }) {
 				tb.Fatalf("task %s published to %q/%q with headers %v, not to a delay queue with its due time", p.task.GetDeliveryId(), m.Exchange, m.Key, m.Headers)
 			}
 			p.due = due
-		case bus.TypeState:
+		case mesh.TypeState:
 			p.state = &busv1.StateChange{}
 			if err := proto.Unmarshal(m.Body, p.state); err != nil {
 				tb.Fatal(err)
@@ -698,7 +699,7 @@ func TestHandleEarlyRetryGoesOn(t *testing.T) {
 	// Back from a delay tier an hour early: on to the next tier, untouched.
 	due := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	task := testTask(3)
-	if err := d.handle(delivery(t, task, amqp.Table{bus.DueHeader: due.UnixMilli()})); err != nil {
+	if err := d.handle(delivery(t, task, amqp.Table{mesh.DueHeader: due.UnixMilli()})); err != nil {
 		t.Fatal(err)
 	}
 	put := onlyPutOff(t, pub)
@@ -709,7 +710,7 @@ func TestHandleEarlyRetryGoesOn(t *testing.T) {
 		t.Fatalf("an early task was looked up (%d) or sent (%d)", gets, ep.hits.Load())
 	}
 	// Once due, it is sent.
-	if err := d.handle(delivery(t, task, amqp.Table{bus.DueHeader: time.Now().Add(-time.Second).UnixMilli()})); err != nil {
+	if err := d.handle(delivery(t, task, amqp.Table{mesh.DueHeader: time.Now().Add(-time.Second).UnixMilli()})); err != nil {
 		t.Fatal(err)
 	}
 	if ep.hits.Load() != 1 {

@@ -86,7 +86,7 @@ func (d *Deliverer) watchReplicas(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if n, err := d.conn.Consumers(ctx, d.conn.Topology().DeliverQueue); err == nil {
+		if n, err := d.conn.Consumers(ctx, d.topo.DeliverQueue); err == nil {
 			d.limits.setReplicas(n)
 		}
 		select {

@@ -19,6 +19,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // Endpoints checks that an endpoint exists in a project (the registry's
@@ -44,7 +45,7 @@ type Service struct {
 	endpoints Endpoints
 	summaries Deliveries
 	pub       Publisher
-	topo      bus.Topology
+	topo      mesh.Topology
 	keys      *auth.Keys
 	logger    *slog.Logger
 
@@ -63,7 +64,7 @@ type Service struct {
 // New returns the ingest service, keeping its events in st (NewPostgresStore
 // or NewMongoStore). keys authenticates the REST API; summaries, when not
 // nil, adds delivery counts to the events it returns.
-func New(cfg Config, st Store, endpoints Endpoints, summaries Deliveries, pub Publisher, topo bus.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
+func New(cfg Config, st Store, endpoints Endpoints, summaries Deliveries, pub Publisher, topo mesh.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
 	cfg.defaults()
 	return &Service{cfg: cfg, store: st, endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger,
 		markSlots: make(chan struct{}, 4096)}

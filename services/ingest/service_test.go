@@ -19,6 +19,7 @@ import (
 	ingestv1 "github.com/hookmesh/hookmesh/gen/hookmesh/ingest/v1"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/retention"
 )
 
@@ -185,7 +186,7 @@ func (p *recorder) events(tb testing.TB) []*busv1.EventMessage {
 		if err := proto.Unmarshal(m.Body, ev); err != nil {
 			tb.Fatal(err)
 		}
-		if m.Type != bus.TypeEvent || m.Exchange != testTopology.EventsExchange || m.MessageID != ev.GetEventId() {
+		if m.Type != mesh.TypeEvent || m.Exchange != testTopology.EventsExchange || m.MessageID != ev.GetEventId() {
 			tb.Fatalf("event %s published as %q to %q with id %q", ev.GetEventId(), m.Type, m.Exchange, m.MessageID)
 		}
 		out = append(out, ev)
@@ -204,7 +205,7 @@ func (e endpointSet) EndpointExists(_ context.Context, projectID, endpointID str
 	return e.ids[projectID+"/"+endpointID], e.err
 }
 
-var testTopology = bus.NewTopology("test", 4)
+var testTopology = mesh.NewTopology("test", 4)
 
 // newTestService returns the service over the fakes; endpoint ep_1 exists
 // in project prj_1.

@@ -19,6 +19,7 @@ import (
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
@@ -108,7 +109,8 @@ func TestSourceOutageKeepsMessages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := bus.Dial(ctx, bus.Config{URL: testenv.AMQPURL(t), Prefix: testenv.DatabaseName(t), StatusPartitions: 1},
+	topo := mesh.NewTopology(testenv.DatabaseName(t), 1)
+	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
 		sdktrace.NewTracerProvider(), propagation.TraceContext{}, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +118,7 @@ func TestSourceOutageKeepsMessages(t *testing.T) {
 	queue := "src-" + strings.ToLower(ids.Random(10))
 	t.Cleanup(func() {
 		if ch, err := conn.Channel(context.Background()); err == nil {
-			_ = conn.Topology().Delete(ch)
+			_ = topo.Delete(ch)
 			_, _ = ch.QueueDelete(queue, false, false, false)
 			_, _ = ch.QueueDelete(queue+RejectedSuffix, false, false, false)
 			_ = ch.Close()
@@ -131,7 +133,7 @@ func TestSourceOutageKeepsMessages(t *testing.T) {
 	st.down.Store(true)
 	pub := conn.NewPublisher(1)
 	defer pub.Close()
-	svc := New(Config{}, st, allEndpoints{}, nil, pub, conn.Topology(), nil, logger)
+	svc := New(Config{}, st, allEndpoints{}, nil, pub, topo, nil, logger)
 	reg := &oneSource{src: &registryv1.Source{Id: "src_1", ProjectId: "prj_1", Amqp: &registryv1.AMQPSource{Queue: queue},
 		Status: registryv1.SourceStatus_SOURCE_STATUS_ACTIVE}}
 	run := func() (stop func()) {

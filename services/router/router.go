@@ -21,6 +21,7 @@ import (
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // Targets resolves the endpoints of an event (the registry's cached client).
@@ -38,30 +39,30 @@ type Publisher interface {
 type Router struct {
 	cfg     Config
 	conn    *bus.Conn
-	topo    bus.Topology
+	topo    mesh.Topology
 	pub     Publisher
 	targets Targets
 	filters filters
 	logger  *slog.Logger
 }
 
-// New returns a router consuming from conn.
-func New(cfg Config, conn *bus.Conn, pub Publisher, targets Targets, logger *slog.Logger) *Router {
-	r := newRouter(cfg, conn.Topology(), pub, targets, logger)
+// New returns a router consuming from conn the router queue of topo.
+func New(cfg Config, conn *bus.Conn, topo mesh.Topology, pub Publisher, targets Targets, logger *slog.Logger) *Router {
+	r := newRouter(cfg, topo, pub, targets, logger)
 	r.conn = conn
 	return r
 }
 
 // newRouter returns a router that builds its messages for topo; only Run
 // needs the connection.
-func newRouter(cfg Config, topo bus.Topology, pub Publisher, targets Targets, logger *slog.Logger) *Router {
+func newRouter(cfg Config, topo mesh.Topology, pub Publisher, targets Targets, logger *slog.Logger) *Router {
 	cfg.defaults()
 	return &Router{cfg: cfg, topo: topo, pub: pub, targets: targets, logger: logger}
 }
 
 // Run routes events until ctx ends.
 func (r *Router) Run(ctx context.Context) error {
-	return r.conn.Consume(ctx, r.conn.Topology().RouterQueue, bus.ConsumeOptions{Workers: r.cfg.Workers}, r.handle)
+	return r.conn.Consume(ctx, r.topo.RouterQueue, bus.ConsumeOptions{Workers: r.cfg.Workers}, r.handle)
 }
 
 // DeliveryID is the id of the delivery of an event to an endpoint: the same

@@ -21,6 +21,7 @@ import (
 	registryv1 "github.com/hookmesh/hookmesh/gen/hookmesh/registry/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // The router's expansion of an event into deliveries, with the registry
@@ -79,7 +80,7 @@ func (r *registry) requests() []*registryv1.ResolveTargetsRequest {
 	return slices.Clone(r.reqs)
 }
 
-var testTopology = bus.NewTopology("test", 4)
+var testTopology = mesh.NewTopology("test", 4)
 
 // newTestRouter returns a router over the fakes, logging into a buffer.
 func newTestRouter(cfg Config, reg *registry) (*Router, *recorder, *bytes.Buffer) {
@@ -105,7 +106,7 @@ func decoded(tb testing.TB, msgs []bus.Message) (tasks []*busv1.DeliveryTask, st
 	tb.Helper()
 	for _, m := range msgs {
 		switch m.Type {
-		case bus.TypeTask:
+		case mesh.TypeTask:
 			task := &busv1.DeliveryTask{}
 			if err := proto.Unmarshal(m.Body, task); err != nil {
 				tb.Fatal(err)
@@ -114,7 +115,7 @@ func decoded(tb testing.TB, msgs []bus.Message) (tasks []*busv1.DeliveryTask, st
 				tb.Fatalf("task %s published to %q as %q", task.GetDeliveryId(), m.Exchange, m.MessageID)
 			}
 			tasks = append(tasks, task)
-		case bus.TypeState:
+		case mesh.TypeState:
 			sc := &busv1.StateChange{}
 			if err := proto.Unmarshal(m.Body, sc); err != nil {
 				tb.Fatal(err)
@@ -221,7 +222,7 @@ func TestHandleTaskCarriesTheEvent(t *testing.T) {
 		t.Errorf("state\n%v\nwant\n%v", got, wantState)
 	}
 	// The task goes out before its SCHEDULED state, in the same batch.
-	if msgs := pub.messages(); msgs[0].Type != bus.TypeTask || len(pub.batches) != 1 {
+	if msgs := pub.messages(); msgs[0].Type != mesh.TypeTask || len(pub.batches) != 1 {
 		t.Errorf("messages %v: want the task first, all in one batch", msgs)
 	}
 }

@@ -16,14 +16,15 @@ import (
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 )
 
-// Consume applies state changes from every status partition until ctx ends.
+// Consume applies state changes from every status partition queue until
+// ctx ends.
 // Each partition queue has a single active consumer across all status
 // replicas, so one delivery's changes have one writer at a time; the changes
 // of a batch are applied together and acked only once they are stored.
-func (s *Service) Consume(ctx context.Context, conn *bus.Conn) error {
+func (s *Service) Consume(ctx context.Context, conn *bus.Conn, queues []string) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(conn.Topology().StatusQueues))
-	for _, q := range conn.Topology().StatusQueues {
+	errs := make(chan error, len(queues))
+	for _, q := range queues {
 		wg.Go(func() {
 			errs <- conn.ConsumeBatch(ctx, q, bus.ConsumeOptions{Prefetch: 2 * s.cfg.BatchSize},
 				bus.BatchOptions{MaxBatch: s.cfg.BatchSize, MaxWait: s.cfg.BatchWait}, s.applyDeliveries)

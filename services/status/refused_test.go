@@ -15,6 +15,7 @@ import (
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/testenv"
 )
 
@@ -38,19 +39,19 @@ func testRefusedStateChangeIsParked(t *testing.T, kind string) {
 	s.cfg.BatchWait = 200 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := bus.Dial(ctx, bus.Config{URL: testenv.AMQPURL(t), Prefix: testenv.DatabaseName(t), StatusPartitions: 1},
+	topo := mesh.NewTopology(testenv.DatabaseName(t), 1)
+	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
 		sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if ch, err := conn.Channel(context.Background()); err == nil {
-			_ = conn.Topology().Delete(ch)
+			_ = topo.Delete(ch)
 			_ = ch.Close()
 		}
 		_ = conn.Close()
 	})
-	topo := conn.Topology()
 	now := time.Now()
 	change := func(id, url string) *busv1.StateChange {
 		return &busv1.StateChange{DeliveryId: id, ProjectId: "prj_refused", EventId: "evt_" + id, EndpointId: "ep_1", EventType: "t",
@@ -67,7 +68,7 @@ func testRefusedStateChangeIsParked(t *testing.T, kind string) {
 	}
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- s.Consume(cctx, conn) }()
+	go func() { done <- s.Consume(cctx, conn, topo.StatusQueues) }()
 	defer func() { stop(); <-done }()
 
 	deadline := time.Now().Add(90 * time.Second)

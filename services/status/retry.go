@@ -16,6 +16,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // Events returns an event with its payload (the ingest service).
@@ -42,12 +43,12 @@ type retrier struct {
 	events  Events
 	targets Targets
 	pub     Publisher
-	topo    bus.Topology
+	topo    mesh.Topology
 }
 
 // WithRetries gives the service what manual retries need; without it the
 // retry RPCs answer Unimplemented.
-func WithRetries(events Events, targets Targets, pub Publisher, topo bus.Topology) Option {
+func WithRetries(events Events, targets Targets, pub Publisher, topo mesh.Topology) Option {
 	return func(o *serviceOptions) { o.retrier = &retrier{events: events, targets: targets, pub: pub, topo: topo} }
 }
 

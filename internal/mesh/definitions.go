@@ -1,4 +1,4 @@
-package bus
+package mesh
 
 import (
 	"encoding/json"

@@ -1,11 +1,11 @@
-package bus_test
+package mesh_test
 
 import (
 	"bytes"
 	"os"
 	"testing"
 
-	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 )
 
 // TestDefinitionsFileIsCurrent keeps deploy/rabbitmq/definitions.json, which
@@ -13,7 +13,7 @@ import (
 // declare. HOOKMESH_UPDATE_DEFINITIONS=1 rewrites it.
 func TestDefinitionsFileIsCurrent(t *testing.T) {
 	t.Parallel()
-	want, err := bus.NewTopology("hookmesh", 4).Definitions("/")
+	want, err := mesh.NewTopology("hookmesh", 4).Definitions("/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +28,6 @@ func TestDefinitionsFileIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is stale: run HOOKMESH_UPDATE_DEFINITIONS=1 go test ./internal/bus -run TestDefinitionsFileIsCurrent", path)
+		t.Fatalf("%s is stale: run HOOKMESH_UPDATE_DEFINITIONS=1 go test ./internal/mesh -run TestDefinitionsFileIsCurrent", path)
 	}
 }

@@ -1,4 +1,4 @@
-package bus
+package mesh
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
+	"github.com/hookmesh/hookmesh/internal/bus"
 )
 
 // Message types, in the AMQP type property.
@@ -30,25 +31,25 @@ func marshal(m proto.Message) []byte {
 }
 
 // EventMessage is an accepted event for the router.
-func (t Topology) EventMessage(ev *busv1.EventMessage) Message {
-	return Message{Exchange: t.EventsExchange, Key: eventKey, Body: marshal(ev), MessageID: ev.GetEventId(), Type: TypeEvent}
+func (t Topology) EventMessage(ev *busv1.EventMessage) bus.Message {
+	return bus.Message{Exchange: t.EventsExchange, Key: eventKey, Body: marshal(ev), MessageID: ev.GetEventId(), Type: TypeEvent}
 }
 
 // MetaEventMessage is a meta event for ingest to store and send on.
-func (t Topology) MetaEventMessage(ev *busv1.EventMessage) Message {
-	return Message{Exchange: t.EventsExchange, Key: metaKey, Body: marshal(ev), MessageID: ev.GetEventId(), Type: TypeEvent}
+func (t Topology) MetaEventMessage(ev *busv1.EventMessage) bus.Message {
+	return bus.Message{Exchange: t.EventsExchange, Key: metaKey, Body: marshal(ev), MessageID: ev.GetEventId(), Type: TypeEvent}
 }
 
 // TaskMessage is a delivery task for the deliverers.
-func (t Topology) TaskMessage(task *busv1.DeliveryTask) Message {
+func (t Topology) TaskMessage(task *busv1.DeliveryTask) bus.Message {
 	id := task.GetDeliveryId() + ":" + strconv.FormatUint(uint64(task.GetAttempt()), 10)
-	return Message{Exchange: t.DeliveriesExchange, Key: taskKey, Body: marshal(task), MessageID: id, Type: TypeTask}
+	return bus.Message{Exchange: t.DeliveriesExchange, Key: taskKey, Body: marshal(task), MessageID: id, Type: TypeTask}
 }
 
 // StateMessage is a state change for the status service, routed to the
 // delivery's partition.
-func (t Topology) StateMessage(sc *busv1.StateChange) Message {
-	return Message{
+func (t Topology) StateMessage(sc *busv1.StateChange) bus.Message {
+	return bus.Message{
 		Exchange:  t.StatusExchange,
 		Key:       strconv.Itoa(t.StatusPartition(sc.GetDeliveryId())),
 		Body:      marshal(sc),
@@ -57,18 +58,9 @@ func (t Topology) StateMessage(sc *busv1.StateChange) Message {
 	}
 }
 
-// Decode unmarshals a delivery's body into m; a body that does not decode
-// is ErrMalformed, so the consumer parks it.
-func Decode(d *Delivery, m proto.Message) error {
-	if err := proto.Unmarshal(d.Body, m); err != nil {
-		return fmt.Errorf("%w: decode %T: %w", ErrMalformed, m, err)
-	}
-	return nil
-}
-
 // ChangeMessage is a registry change for every process.
-func (t Topology) ChangeMessage(c *busv1.RegistryChange) Message {
-	return Message{Exchange: t.RegistryExchange, Body: marshal(c), MessageID: c.GetProjectId() + ":" + c.GetProcedure(), Type: TypeChange}
+func (t Topology) ChangeMessage(c *busv1.RegistryChange) bus.Message {
+	return bus.Message{Exchange: t.RegistryExchange, Body: marshal(c), MessageID: c.GetProjectId() + ":" + c.GetProcedure(), Type: TypeChange}
 }
 
 // DueHeader carries, on a delayed task, when it is due (Unix milliseconds).
@@ -79,7 +71,7 @@ const DueHeader = "x-hookmesh-due"
 // does not overshoot (the smallest, if due is nearer than that), and carries
 // due in DueHeader so that a deliverer receiving it early sends it on to the
 // next tier. So any delay is a few hops, with no consumer in between.
-func (t Topology) DelayedTaskMessage(task *busv1.DeliveryTask, due, now time.Time) Message {
+func (t Topology) DelayedTaskMessage(task *busv1.DeliveryTask, due, now time.Time) bus.Message {
 	m := t.TaskMessage(task)
 	tier := t.Delays[0]
 	for _, d := range t.Delays {
@@ -93,7 +85,7 @@ func (t Topology) DelayedTaskMessage(task *busv1.DeliveryTask, due, now time.Tim
 }
 
 // Due returns a delivery's DueHeader, and false when it has none.
-func Due(d *Delivery) (time.Time, bool) {
+func Due(d *bus.Delivery) (time.Time, bool) {
 	switch v := d.Headers[DueHeader].(type) {
 	case int64:
 		return time.UnixMilli(v), true

@@ -1,4 +1,9 @@
-package bus
+// Package mesh is the contract the hookmesh services keep on the bus: the
+// exchanges and queues between router, deliverers, status partitions, retry
+// delay tiers, parking, registry changes and meta events (Topology), how
+// they are declared, and the messages each one carries. internal/bus carries
+// them and knows none of it.
+package mesh
 
 import (
 	"fmt"
@@ -9,6 +14,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/hookmesh/hookmesh/internal/bus"
 )
 
 // Topology names hookmesh's exchanges and queues. Every queue is a durable
@@ -42,6 +49,10 @@ type Topology struct {
 	Delays []DelayQueue
 }
 
+// DefaultDelayTiers are the retry delay queues: a longer delay hops
+// through them, largest first.
+var DefaultDelayTiers = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour}
+
 // DelayQueue is one retry delay tier.
 type DelayQueue struct {
 	Name string
@@ -55,9 +66,17 @@ const (
 	taskKey  = "task"
 )
 
-// NewTopology returns the names under prefix; delays are the retry tiers
-// (DefaultDelayTiers when none).
+// NewTopology returns the names under prefix ("hookmesh" when empty; tests
+// use a unique prefix each), with statusPartitions status queues (4 when
+// zero or less); delays are the retry tiers (DefaultDelayTiers when none).
+// Every process of a mesh must agree on all three.
 func NewTopology(prefix string, statusPartitions int, delays ...time.Duration) Topology {
+	if prefix == "" {
+		prefix = "hookmesh"
+	}
+	if statusPartitions <= 0 {
+		statusPartitions = 4
+	}
 	t := Topology{
 		Prefix:             prefix,
 		EventsExchange:     prefix + ".events",
@@ -192,4 +211,19 @@ func (t Topology) Delete(ch *amqp.Channel) error {
 		}
 	}
 	return nil
+}
+
+// BusConfig is the connection to url for this topology: it declares the
+// topology on every (re)connect, parks unprocessable messages through the
+// parking exchange, and reports the metrics of every queue. name says what
+// the process runs (see bus.Config.Name).
+func (t Topology) BusConfig(url, name string) bus.Config {
+	return bus.Config{
+		URL:             url,
+		Name:            name,
+		Declare:         t.Declare,
+		ParkingExchange: t.ParkingExchange,
+		ParkingQueue:    t.ParkingQueue,
+		Queues:          t.Queues(),
+	}
 }
