@@ -47,7 +47,7 @@ type App struct {
 	rpc       rpcOptions
 	registry  *registry.Service
 	regClient *regclient.Client
-	sources   *ingest.Sources
+	ingest    *ingest.Service
 }
 
 // New connects to what the targets need, creates indexes and binds the

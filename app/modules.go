@@ -26,7 +26,6 @@ import (
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/netguard"
-	"github.com/hookmesh/hookmesh/internal/retention"
 	"github.com/hookmesh/hookmesh/internal/store"
 	"github.com/hookmesh/hookmesh/internal/strictjson"
 	"github.com/hookmesh/hookmesh/internal/webhook"
@@ -313,8 +312,8 @@ func (a *App) initChanges(context.Context) error {
 			if a.registry != nil {
 				a.registry.InvalidateProject(change.GetProjectId())
 			}
-			if a.sources != nil && changesSources[change.GetProcedure()] {
-				a.sources.Refresh()
+			if a.ingest != nil && changesSources[change.GetProcedure()] {
+				a.ingest.RefreshSources()
 			}
 		})
 	})
@@ -340,21 +339,19 @@ func (a *App) initIngest(ctx context.Context) error {
 		events = ingest.NewMongoStore(a.db("ingest"))
 	}
 	keys := a.publicKeys()
-	svc := ingest.New(cfg.Ingest, events, endpointChecker{a.regClient}, summaries, a.pub, a.topo, keys, a.logger.With("service", "ingest"))
+	svc, err := ingest.New(cfg.Ingest, events, endpointChecker{a.regClient}, summaries, a.pub, a.topo, keys, a.logger.With("service", "ingest"),
+		ingest.WithMetaEvents(a.bus),
+		ingest.WithSources(a.bus, a.regClient, a.tel.MeterProvider),
+		ingest.WithRetention(cfg.Retention, a.regClient, a.tel.MeterProvider))
+	if err != nil {
+		return err
+	}
 	if err := svc.Init(ctx); err != nil {
 		return err
 	}
 	a.closers = append(a.closers, svc.Close)
-	a.runners = append(a.runners, svc.RunSweeper, func(ctx context.Context) error { return svc.RunMeta(ctx, a.bus) })
-	sources, err := svc.NewSources(cfg.Ingest.Sources, a.bus, a.pub, a.regClient, a.tel.MeterProvider)
-	if err != nil {
-		return err
-	}
-	a.sources = sources
-	a.runners = append(a.runners, sources.Run)
-	if err := a.prune("ingest", svc); err != nil {
-		return err
-	}
+	a.ingest = svc
+	a.runners = append(a.runners, svc.Run)
 	rest := func(h http.Handler) http.Handler {
 		return otelhttp.NewHandler(h, "ingest.rest", otelhttp.WithTracerProvider(a.tel.TracerProvider), otelhttp.WithPropagators(a.tel.Propagator))
 	}
@@ -377,17 +374,19 @@ func (a *App) initStatus(ctx context.Context) error {
 		events := ingestEvents{ingestv1connect.NewIngestServiceClient(a.rpc.internalHTTP, ingestURL, a.rpc.internalClient...)}
 		opts = append(opts, status.WithRetries(events, a.regClient, a.pub, a.topo))
 	}
-	svc := status.New(cfg.Status, a.db("status"), a.logger, opts...)
+	opts = append(opts, status.WithConsumer(a.bus, a.topo.StatusQueues),
+		status.WithRetention(cfg.Retention, a.regClient, a.tel.MeterProvider))
+	svc, err := status.New(cfg.Status, a.db("status"), a.logger, opts...)
+	if err != nil {
+		return err
+	}
 	if err := svc.Init(ctx); err != nil {
 		return err
 	}
 	keys := a.publicKeys()
 	a.server.AddServices(svc.Register(a.server.Mux(), a.handlerOptions(keys)...)...)
 	a.server.AddServices(operations.Register(a.server.Mux(), a.bus, a.handlerOptions(keys)...)...)
-	a.runners = append(a.runners, func(ctx context.Context) error { return svc.Consume(ctx, a.bus, a.topo.StatusQueues) })
-	if err := a.prune("status", svc); err != nil {
-		return err
-	}
+	a.runners = append(a.runners, svc.Run)
 	return nil
 }
 
@@ -408,16 +407,5 @@ func (a *App) initDeliverer(context.Context) error {
 		return err
 	}
 	a.runners = append(a.runners, d.Run)
-	return nil
-}
-
-// prune runs a pruner of a service's history, with each project's
-// retention from the registry.
-func (a *App) prune(name string, st retention.Store) error {
-	p, err := retention.New(a.cfg.Retention, name, a.regClient, st, a.tel.MeterProvider, a.logger.With("service", name))
-	if err != nil {
-		return err
-	}
-	a.runners = append(a.runners, p.Run)
 	return nil
 }

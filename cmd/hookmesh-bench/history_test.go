@@ -47,7 +47,10 @@ func TestHistoryMode(t *testing.T) {
 		_ = pgdb.DropSchema(context.Background(), url, ingestSchema)
 	})
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc := status.New(status.DefaultConfig(), nil, logger, status.WithPostgres(pool))
+	svc, err := status.New(status.DefaultConfig(), nil, logger, status.WithPostgres(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := svc.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,10 @@ func TestHistoryMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ipool.Close)
-	isvc := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, mesh.NewTopology("bench", 1), keys, logger)
+	isvc, err := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, mesh.NewTopology("bench", 1), keys, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := isvc.Init(ctx); err != nil {
 		t.Fatal(err)
 	}

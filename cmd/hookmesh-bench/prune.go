@@ -76,8 +76,14 @@ func runPrune(ctx context.Context, cfg *config, p *project, recv *receiver, hist
 	}
 	defer ipool.Close()
 	quiet := slog.New(slog.DiscardHandler)
-	statusSvc := status.New(status.DefaultConfig(), nil, quiet, status.WithPostgres(pool))
-	ingestSvc := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, mesh.Topology{}, nil, quiet)
+	statusSvc, err := status.New(status.DefaultConfig(), nil, quiet, status.WithPostgres(pool))
+	if err != nil {
+		return nil, fmt.Errorf("-prune: %w", err)
+	}
+	ingestSvc, err := ingest.New(ingest.Config{}, ingest.NewPostgresStore(ipool), nil, nil, nil, mesh.Topology{}, nil, quiet)
+	if err != nil {
+		return nil, fmt.Errorf("-prune: %w", err)
+	}
 	defer ingestSvc.Close()
 
 	out := &pruneResult{Days: cfg.pruneDays, BatchSize: cfg.pruneBatch, RatePerSec: cfg.rate}

@@ -38,7 +38,7 @@ func TestPublishConsumeCarriesTrace(t *testing.T) {
 	cctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = c.Consume(cctx, names.WorkQueue, ConsumeOptions{Workers: 4}, func(d *Delivery) error {
+		_ = c.Consume(cctx, names.WorkQueue, ConsumeOptions{Workers: 4}, func(_ context.Context, d *Delivery) error {
 			got <- d
 			return nil
 		})
@@ -162,7 +162,7 @@ func TestFailedHandlingIsRetriedWithoutRequeue(t *testing.T) {
 	calls := make(chan bool, 10)
 	go func() {
 		n := 0
-		_ = c.Consume(ctx, names.WorkQueue, ConsumeOptions{}, func(d *Delivery) error {
+		_ = c.Consume(ctx, names.WorkQueue, ConsumeOptions{}, func(_ context.Context, d *Delivery) error {
 			n++
 			calls <- d.Redelivered
 			if n <= 3 {

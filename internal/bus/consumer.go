@@ -53,10 +53,11 @@ type ConsumeOptions struct {
 	Exclusive bool
 }
 
-// Handler handles one delivery. nil acks it; an error wrapping ErrMalformed
+// Handler handles one delivery; ctx carries the publisher's trace
+// context and the consumer's span, as d.Ctx does. nil acks it; an error wrapping ErrMalformed
 // parks it; on any other error it is handled again after a backoff (up to
 // 5 s), until it succeeds or the consumer stops (then it is requeued).
-type Handler func(d *Delivery) error
+type Handler func(ctx context.Context, d *Delivery) error
 
 // BatchHandler handles up to MaxBatch deliveries at once; nil acks them all.
 type BatchHandler func(ctx context.Context, ds []*Delivery) error
@@ -235,7 +236,7 @@ func (c *Conn) handleOne(ctx context.Context, ch *amqp.Channel, queue string, d 
 	// would drop it during a long outage.
 	backoff := 200 * time.Millisecond
 	for {
-		err := h(&Delivery{Ctx: spanCtx, Delivery: d})
+		err := h(spanCtx, &Delivery{Ctx: spanCtx, Delivery: d})
 		switch {
 		case err == nil:
 			_ = d.Ack(false)

@@ -90,7 +90,7 @@ func TestUnprocessableGoesToTheParkingQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		_ = c.Consume(ctx, topo.DeliverQueue, bus.ConsumeOptions{}, func(d *bus.Delivery) error {
+		_ = c.Consume(ctx, topo.DeliverQueue, bus.ConsumeOptions{}, func(_ context.Context, d *bus.Delivery) error {
 			return bus.Decode(d, &busv1.DeliveryTask{})
 		})
 	}()

@@ -101,12 +101,11 @@ func (d *Deliverer) Run(ctx context.Context) error {
 
 // handle delivers one task: it checks the endpoint, its circuit and rate
 // limit, sends the request and reports the outcome.
-func (d *Deliverer) handle(m *bus.Delivery) error {
+func (d *Deliverer) handle(ctx context.Context, m *bus.Delivery) error {
 	task, err := decodeTask(m)
 	if err != nil {
 		return err
 	}
-	ctx := m.Ctx
 	// A retry that came back from a delay tier before it is due goes on to
 	// the next tier.
 	if due, ok := mesh.Due(m); ok && time.Until(due) > 100*time.Millisecond {

@@ -279,7 +279,7 @@ func TestHandleSuccess(t *testing.T) {
 	d, pub, clk := newTestDeliverer(t, Config{}, reg)
 	task := testTask(2)
 	task.CustomHeaders = map[string]string{"X-Tenant": "acme"}
-	if err := d.handle(delivery(t, task, nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, task, nil)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -388,7 +388,7 @@ func TestHandleFailedAttempts(t *testing.T) {
 			d, pub, clk := newTestDeliverer(t, Config{}, reg)
 			task := testTask(tc.attempt)
 			task.RetryPolicy = tc.taskPolicy
-			if err := d.handle(delivery(t, task, nil)); err != nil {
+			if err := d.handle(context.Background(), delivery(t, task, nil)); err != nil {
 				t.Fatal(err)
 			}
 			got := decode(t, pub.messages())
@@ -450,7 +450,7 @@ func TestHandleGoneDisablesEndpoint(t *testing.T) {
 			reg := &registry{target: testTarget(ep.URL), disableErr: tc.disableErr}
 			d, pub, _ := newTestDeliverer(t, Config{}, reg)
 			// Attempts remain, but none is made.
-			if err := d.handle(delivery(t, testTask(1), nil)); err != nil {
+			if err := d.handle(context.Background(), delivery(t, testTask(1), nil)); err != nil {
 				t.Fatal(err)
 			}
 			sc := onlyState(t, pub)
@@ -475,7 +475,7 @@ func TestHandleDisablesAfterFailuresInARow(t *testing.T) {
 	d, pub, _ := newTestDeliverer(t, Config{Breaker: BreakerConfig{FailureRatio: -1}}, reg)
 	for i, st := range []int{500, 200, 500, 500} {
 		status.Store(int32(st))
-		if err := d.handle(delivery(t, testTask(1), nil)); err != nil {
+		if err := d.handle(context.Background(), delivery(t, testTask(1), nil)); err != nil {
 			t.Fatal(err)
 		}
 		_, disabled := reg.calls()
@@ -533,7 +533,7 @@ func TestHandleWithoutSending(t *testing.T) {
 			}
 			reg := &registry{target: target, err: tc.err}
 			d, pub, clk := newTestDeliverer(t, Config{}, reg)
-			err := d.handle(delivery(t, testTask(1), nil))
+			err := d.handle(context.Background(), delivery(t, testTask(1), nil))
 			if ep.hits.Load() != 0 {
 				t.Fatalf("the endpoint received %d requests", ep.hits.Load())
 			}
@@ -580,7 +580,7 @@ func TestHandleParksMalformedTasks(t *testing.T) {
 			t.Parallel()
 			reg := &registry{target: testTarget("http://127.0.0.1:1")}
 			d, pub, _ := newTestDeliverer(t, Config{}, reg)
-			err := d.handle(&bus.Delivery{Ctx: context.Background(), Delivery: amqp.Delivery{Body: tc.body}})
+			err := d.handle(context.Background(), &bus.Delivery{Ctx: context.Background(), Delivery: amqp.Delivery{Body: tc.body}})
 			if !errors.Is(err, bus.ErrMalformed) {
 				t.Fatalf("handle = %v, want ErrMalformed", err)
 			}
@@ -609,7 +609,7 @@ func TestHandleOpenCircuitPutsOff(t *testing.T) {
 	d, pub, clk := newTestDeliverer(t, Config{Breaker: BreakerConfig{FailureRatio: 1, MinRequests: 1, Cooldown: 30 * time.Second}}, reg)
 
 	// One failure opens the circuit.
-	if err := d.handle(delivery(t, testTask(1), nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, testTask(1), nil)); err != nil {
 		t.Fatal(err)
 	}
 	before := len(pub.messages())
@@ -617,7 +617,7 @@ func TestHandleOpenCircuitPutsOff(t *testing.T) {
 	// attempt: same attempt number, no request, no state change.
 	other := testTask(4)
 	other.DeliveryId = "dlv_2"
-	if err := d.handle(delivery(t, other, nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, other, nil)); err != nil {
 		t.Fatal(err)
 	}
 	got := decode(t, pub.messages()[before:])
@@ -635,14 +635,14 @@ func TestHandleOpenCircuitPutsOff(t *testing.T) {
 	clk.Add(30 * time.Second)
 	status.Store(200)
 	before = len(pub.messages())
-	if err := d.handle(delivery(t, other, nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, other, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if sc := onlyStateOf(t, pub.messages()[before:]); sc.GetStatus() != statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS || sc.GetAttempt() != 4 {
 		t.Fatalf("probe ended %v, want SUCCESS of attempt 4", sc)
 	}
 	before = len(pub.messages())
-	if err := d.handle(delivery(t, testTask(1), nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, testTask(1), nil)); err != nil {
 		t.Fatal(err)
 	}
 	if sc := onlyStateOf(t, pub.messages()[before:]); sc.GetStatus() != statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS {
@@ -669,7 +669,7 @@ func TestHandleRateLimitPutsOff(t *testing.T) {
 	target.RateLimit = &registryv1.RateLimit{Count: 1, DurationSeconds: 60}
 	reg := &registry{target: target}
 	d, pub, clk := newTestDeliverer(t, Config{}, reg)
-	if err := d.handle(delivery(t, testTask(1), nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, testTask(1), nil)); err != nil {
 		t.Fatal(err)
 	}
 	if sc := onlyState(t, pub); sc.GetStatus() != statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS {
@@ -679,7 +679,7 @@ func TestHandleRateLimitPutsOff(t *testing.T) {
 	// queues: not an attempt.
 	other := testTask(2)
 	other.DeliveryId = "dlv_2"
-	if err := d.handle(delivery(t, other, nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, other, nil)); err != nil {
 		t.Fatal(err)
 	}
 	got := decode(t, pub.messages()[1:])
@@ -699,7 +699,7 @@ func TestHandleEarlyRetryGoesOn(t *testing.T) {
 	// Back from a delay tier an hour early: on to the next tier, untouched.
 	due := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	task := testTask(3)
-	if err := d.handle(delivery(t, task, amqp.Table{mesh.DueHeader: due.UnixMilli()})); err != nil {
+	if err := d.handle(context.Background(), delivery(t, task, amqp.Table{mesh.DueHeader: due.UnixMilli()})); err != nil {
 		t.Fatal(err)
 	}
 	put := onlyPutOff(t, pub)
@@ -710,7 +710,7 @@ func TestHandleEarlyRetryGoesOn(t *testing.T) {
 		t.Fatalf("an early task was looked up (%d) or sent (%d)", gets, ep.hits.Load())
 	}
 	// Once due, it is sent.
-	if err := d.handle(delivery(t, task, amqp.Table{mesh.DueHeader: time.Now().Add(-time.Second).UnixMilli()})); err != nil {
+	if err := d.handle(context.Background(), delivery(t, task, amqp.Table{mesh.DueHeader: time.Now().Add(-time.Second).UnixMilli()})); err != nil {
 		t.Fatal(err)
 	}
 	if ep.hits.Load() != 1 {
@@ -737,7 +737,7 @@ func TestHandleReportsProcessingForASlowRequest(t *testing.T) {
 			once.Do(func() { close(processing) })
 		}
 	}
-	if err := d.handle(delivery(t, testTask(1), nil)); err != nil {
+	if err := d.handle(context.Background(), delivery(t, testTask(1), nil)); err != nil {
 		t.Fatal(err)
 	}
 	got := decode(t, pub.messages())
@@ -773,7 +773,7 @@ func TestHandleUnconfirmedOutcomeIsAnError(t *testing.T) {
 			unconfirmed := errors.New("broker did not confirm")
 			pub.err = unconfirmed
 			// An error that is not malformed: the task is handled again.
-			err := d.handle(delivery(t, testTask(tc.attempt), nil))
+			err := d.handle(context.Background(), delivery(t, testTask(tc.attempt), nil))
 			if !errors.Is(err, unconfirmed) || errors.Is(err, bus.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("handle = %v, want %q wrapping the broker's error", err, tc.want)
 			}

@@ -10,17 +10,17 @@ import (
 	"github.com/hookmesh/hookmesh/internal/metaevent"
 )
 
-// RunMeta stores and publishes the meta events the other services emit
+// runMeta stores and publishes the meta events the other services emit
 // (see internal/metaevent), until ctx ends. A meta event becomes an event
 // of its project, addressed to the project's meta endpoint, so that it is
 // listed, delivered and retried like any other. It is acked only once
 // stored and confirmed by the broker; a redelivered one finds itself stored
 // and is published again, which the router and the status service absorb.
-func (s *Service) RunMeta(ctx context.Context, conn *bus.Conn) error {
-	return conn.Consume(ctx, s.topo.MetaQueue, bus.ConsumeOptions{Workers: 4}, s.handleMeta)
+func (s *Service) runMeta(ctx context.Context) error {
+	return s.metaConn.Consume(ctx, s.topo.MetaQueue, bus.ConsumeOptions{Workers: 4}, s.handleMeta)
 }
 
-func (s *Service) handleMeta(m *bus.Delivery) error {
+func (s *Service) handleMeta(ctx context.Context, m *bus.Delivery) error {
 	var ev busv1.EventMessage
 	if err := bus.Decode(m, &ev); err != nil {
 		return err
@@ -37,8 +37,8 @@ func (s *Service) handleMeta(m *bus.Delivery) error {
 		EndpointID: ev.GetEndpointId(),
 		CreateTime: ev.GetCreateTime().AsTime().UTC(),
 	}
-	if err := s.store.insert(m.Ctx, doc); err != nil && !errors.Is(err, errDuplicate) {
+	if err := s.store.insert(ctx, doc); err != nil && !errors.Is(err, errDuplicate) {
 		return fmt.Errorf("store meta event %s: %w", doc.ID, err)
 	}
-	return s.publish(m.Ctx, doc)
+	return s.publish(ctx, doc)
 }

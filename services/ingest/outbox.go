@@ -16,7 +16,7 @@ import (
 
 // Sweep publishes the events stored at least grace ago, and since the last
 // sweep of this process (at most lookback ago), that have no publish
-// marker. RunSweeper calls it periodically; it is safe on several ingest
+// marker. Run calls it periodically; it is safe on several ingest
 // replicas at once (a double publish is harmless).
 func (s *Service) Sweep(ctx context.Context, lookback, grace time.Duration) (int, error) {
 	now := time.Now().UTC()
@@ -56,8 +56,8 @@ func (s *Service) Sweep(ctx context.Context, lookback, grace time.Duration) (int
 	return len(docs), nil
 }
 
-// RunSweeper sweeps every interval until ctx ends.
-func (s *Service) RunSweeper(ctx context.Context) error {
+// runSweeper sweeps every interval until ctx ends.
+func (s *Service) runSweeper(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	for {

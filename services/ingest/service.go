@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
@@ -19,7 +20,9 @@ import (
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/ids"
+	"github.com/hookmesh/hookmesh/internal/lifecycle"
 	"github.com/hookmesh/hookmesh/internal/mesh"
+	"github.com/hookmesh/hookmesh/internal/retention"
 )
 
 // Endpoints checks that an endpoint exists in a project (the registry's
@@ -59,15 +62,86 @@ type Service struct {
 	// answered, at most cap(markSlots) at once.
 	marks     sync.WaitGroup
 	markSlots chan struct{}
+
+	// The background parts Run runs besides the outbox sweeper, each nil
+	// when not configured.
+	metaConn *bus.Conn
+	sources  *Sources
+	pruner   *retention.Pruner
+}
+
+// Option gives New what the optional background work needs.
+type Option func(*Service) error
+
+// WithMetaEvents makes Run store and route the meta events that the
+// deliverers and the registry publish, consumed from conn.
+func WithMetaEvents(conn *bus.Conn) Option {
+	return func(s *Service) error {
+		s.metaConn = conn
+		return nil
+	}
+}
+
+// WithSources makes Run consume the registry's sources (as cfg.Sources
+// says) over conn; reg lists them and keeps their counters, and mp
+// receives their metrics.
+func WithSources(conn *bus.Conn, reg SourceRegistry, mp metric.MeterProvider) Option {
+	return func(s *Service) error {
+		var err error
+		s.sources, err = s.newSources(s.cfg.Sources, conn, s.pub, reg, mp)
+		return err
+	}
+}
+
+// WithRetention makes Run prune the events and idempotency keys older than
+// each project's retention, which source tells; mp receives the pruner's
+// metrics.
+func WithRetention(cfg retention.Config, source retention.Source, mp metric.MeterProvider) Option {
+	return func(s *Service) error {
+		var err error
+		s.pruner, err = retention.New(cfg, "ingest", source, s, mp, s.logger)
+		return err
+	}
 }
 
 // New returns the ingest service, keeping its events in st (NewPostgresStore
 // or NewMongoStore). keys authenticates the REST API; summaries, when not
 // nil, adds delivery counts to the events it returns.
-func New(cfg Config, st Store, endpoints Endpoints, summaries Deliveries, pub Publisher, topo mesh.Topology, keys *auth.Keys, logger *slog.Logger) *Service {
+func New(cfg Config, st Store, endpoints Endpoints, summaries Deliveries, pub Publisher, topo mesh.Topology, keys *auth.Keys, logger *slog.Logger, opts ...Option) (*Service, error) {
 	cfg.defaults()
-	return &Service{cfg: cfg, store: st, endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger,
+	s := &Service{cfg: cfg, store: st, endpoints: endpoints, summaries: summaries, pub: pub, topo: topo, keys: keys, logger: logger,
 		markSlots: make(chan struct{}, 4096)}
+	for _, opt := range opts {
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Run does ingest's background work until ctx ends: the outbox sweeper,
+// and, as configured, the meta events' consumer, the sources' consumers
+// and the pruner. It returns once all of them have stopped.
+func (s *Service) Run(ctx context.Context) error {
+	parts := []lifecycle.Part{s.runSweeper}
+	if s.metaConn != nil {
+		parts = append(parts, s.runMeta)
+	}
+	if s.sources != nil {
+		parts = append(parts, s.sources.Run)
+	}
+	if s.pruner != nil {
+		parts = append(parts, s.pruner.Run)
+	}
+	return lifecycle.Run(ctx, parts...)
+}
+
+// RefreshSources reads the registry's list of sources now rather than at
+// the next poll, after the registry announced a change of them.
+func (s *Service) RefreshSources() {
+	if s.sources != nil {
+		s.sources.Refresh()
+	}
 }
 
 // summarize adds each event's delivery counts. The events are useful

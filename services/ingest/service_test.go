@@ -212,7 +212,10 @@ var testTopology = mesh.NewTopology("test", 4)
 func newTestService(tb testing.TB, cfg Config) (*Service, *memStore, *recorder) {
 	tb.Helper()
 	st, pub := newMemStore(), &recorder{}
-	s := New(cfg, st, endpointSet{ids: map[string]bool{"prj_1/ep_1": true}}, nil, pub, testTopology, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(cfg, st, endpointSet{ids: map[string]bool{"prj_1/ep_1": true}}, nil, pub, testTopology, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(s.Close)
 	return s, st, pub
 }
@@ -527,7 +530,10 @@ func TestCreateRefusesBadRequests(t *testing.T) {
 			if tc.endpoints != nil {
 				endpoints = *tc.endpoints
 			}
-			s := New(Config{MaxPayloadBytes: tc.maxBytes}, st, endpoints, nil, pub, testTopology, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			s, err := New(Config{MaxPayloadBytes: tc.maxBytes}, st, endpoints, nil, pub, testTopology, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(s.Close)
 			ctx := tc.ctx
 			if ctx == nil {

@@ -94,10 +94,10 @@ type sourceConsumer struct {
 	done   chan struct{}
 }
 
-// NewSources returns the consumer of sources for ingest service svc: conn
+// newSources returns the consumer of sources for ingest service s: conn
 // consumes, pub publishes rejected messages, reg lists the sources and
 // keeps their counters.
-func (s *Service) NewSources(cfg SourcesConfig, conn *bus.Conn, pub Publisher, reg SourceRegistry, mp metric.MeterProvider) (*Sources, error) {
+func (s *Service) newSources(cfg SourcesConfig, conn *bus.Conn, pub Publisher, reg SourceRegistry, mp metric.MeterProvider) (*Sources, error) {
 	cfg.defaults()
 	counter, err := mp.Meter("github.com/hookmesh/hookmesh/services/ingest").Int64Counter("hookmesh.source.messages",
 		metric.WithDescription("Messages taken from sources' queues, by source and outcome (accepted, duplicate, rejected)."),

@@ -133,11 +133,14 @@ func TestSourceOutageKeepsMessages(t *testing.T) {
 	st.down.Store(true)
 	pub := conn.NewPublisher(1)
 	defer pub.Close()
-	svc := New(Config{}, st, allEndpoints{}, nil, pub, topo, nil, logger)
+	svc, err := New(Config{}, st, allEndpoints{}, nil, pub, topo, nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := &oneSource{src: &registryv1.Source{Id: "src_1", ProjectId: "prj_1", Amqp: &registryv1.AMQPSource{Queue: queue},
 		Status: registryv1.SourceStatus_SOURCE_STATUS_ACTIVE}}
 	run := func() (stop func()) {
-		sources, err := svc.NewSources(SourcesConfig{PollInterval: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}, conn, pub, reg, noop.NewMeterProvider())
+		sources, err := svc.newSources(SourcesConfig{PollInterval: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}, conn, pub, reg, noop.NewMeterProvider())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,8 +71,7 @@ func DeliveryID(eventID, endpointID string) string {
 	return ids.Deterministic("dlv", eventID, endpointID)
 }
 
-func (r *Router) handle(d *bus.Delivery) error {
-	ctx := d.Ctx
+func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
 	var ev busv1.EventMessage
 	if err := bus.Decode(d, &ev); err != nil {
 		return err

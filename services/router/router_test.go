@@ -165,7 +165,7 @@ func TestHandleAsksForTheEventsTargets(t *testing.T) {
 			r, pub, _ := newTestRouter(Config{}, reg)
 			ev := proto.CloneOf(tc.ev)
 			ev.EventId, ev.ProjectId, ev.EventType = "evt_1", "prj_1", "invoice.paid"
-			if err := r.handle(delivery(t, ev)); err != nil {
+			if err := r.handle(context.Background(), delivery(t, ev)); err != nil {
 				t.Fatal(err)
 			}
 			reqs := reg.requests()
@@ -193,7 +193,7 @@ func TestHandleTaskCarriesTheEvent(t *testing.T) {
 		IdempotencyKey: "key-1", CreateTime: created,
 	}
 	before := time.Now()
-	if err := r.handle(delivery(t, ev)); err != nil {
+	if err := r.handle(context.Background(), delivery(t, ev)); err != nil {
 		t.Fatal(err)
 	}
 	tasks, states := decoded(t, pub.messages())
@@ -237,7 +237,7 @@ func TestHandleFansOutAndDiscardsInactiveEndpoints(t *testing.T) {
 		active("ep_c"),
 	}}
 	r, pub, _ := newTestRouter(Config{}, reg)
-	if err := r.handle(delivery(t, &busv1.EventMessage{EventId: "evt_1", ProjectId: "prj_1", EventType: "t", OwnerId: "own_1", Data: []byte(`{}`)})); err != nil {
+	if err := r.handle(context.Background(), delivery(t, &busv1.EventMessage{EventId: "evt_1", ProjectId: "prj_1", EventType: "t", OwnerId: "own_1", Data: []byte(`{}`)})); err != nil {
 		t.Fatal(err)
 	}
 	tasks, states := decoded(t, pub.messages())
@@ -323,7 +323,7 @@ func TestHandleSubscriptionFiltersChooseEndpoints(t *testing.T) {
 			t.Parallel()
 			r, pub, _ := newTestRouter(Config{}, &registry{targets: []*registryv1.Target{tc.target}})
 			ev := &busv1.EventMessage{EventId: "evt_1", ProjectId: "prj_1", EventType: "t", EndpointId: "ep_1", Data: []byte(data), CustomHeaders: headers}
-			if err := r.handle(delivery(t, ev)); err != nil {
+			if err := r.handle(context.Background(), delivery(t, ev)); err != nil {
 				t.Fatal(err)
 			}
 			tasks, states := decoded(t, pub.messages())
@@ -360,7 +360,7 @@ func TestHandleRegistryErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r, pub, logs := newTestRouter(Config{}, &registry{targets: []*registryv1.Target{active("ep_1")}, err: tc.err})
-			err := r.handle(delivery(t, &busv1.EventMessage{EventId: "evt_1", ProjectId: "prj_1", EventType: "t", EndpointId: "ep_1"}))
+			err := r.handle(context.Background(), delivery(t, &busv1.EventMessage{EventId: "evt_1", ProjectId: "prj_1", EventType: "t", EndpointId: "ep_1"}))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("handle = %v, want an error: %v", err, tc.wantErr)
 			}
@@ -398,7 +398,7 @@ func TestHandleParksMalformedEvents(t *testing.T) {
 			t.Parallel()
 			reg := &registry{targets: []*registryv1.Target{active("ep_1")}}
 			r, pub, _ := newTestRouter(Config{}, reg)
-			err := r.handle(&bus.Delivery{Ctx: context.Background(), Delivery: amqp.Delivery{Body: tc.body}})
+			err := r.handle(context.Background(), &bus.Delivery{Ctx: context.Background(), Delivery: amqp.Delivery{Body: tc.body}})
 			if !errors.Is(err, bus.ErrMalformed) {
 				t.Fatalf("handle = %v, want ErrMalformed", err)
 			}
@@ -425,14 +425,14 @@ func TestHandlePublishesInBatches(t *testing.T) {
 
 	// The same messages, in the same order, whatever the batch size.
 	whole, wholePub, _ := newTestRouter(Config{}, &registry{targets: targets})
-	if err := whole.handle(delivery(t, ev)); err != nil {
+	if err := whole.handle(context.Background(), delivery(t, ev)); err != nil {
 		t.Fatal(err)
 	}
 	if len(wholePub.batches) != 1 || len(wholePub.batches[0]) != 8 {
 		t.Fatalf("default batch size: batches %d, want one of 8 messages", len(wholePub.batches))
 	}
 	r, pub, _ := newTestRouter(Config{BatchSize: 3}, &registry{targets: targets})
-	if err := r.handle(delivery(t, ev)); err != nil {
+	if err := r.handle(context.Background(), delivery(t, ev)); err != nil {
 		t.Fatal(err)
 	}
 	var sizes []int
@@ -450,7 +450,7 @@ func TestHandlePublishesInBatches(t *testing.T) {
 	// again), and the batches after it are not sent.
 	failing, failPub, _ := newTestRouter(Config{BatchSize: 3}, &registry{targets: targets})
 	failPub.failAt = 1
-	err := failing.handle(delivery(t, ev))
+	err := failing.handle(context.Background(), delivery(t, ev))
 	if !errors.Is(err, errPublish) || errors.Is(err, bus.ErrMalformed) {
 		t.Fatalf("handle = %v, want the publish error, not malformed", err)
 	}
@@ -471,7 +471,7 @@ func TestHandleDeliveryIDsAreDeterministic(t *testing.T) {
 	for range 2 {
 		// A redelivered event, possibly in another process.
 		r, pub, _ := newTestRouter(Config{}, &registry{targets: targets})
-		if err := r.handle(delivery(t, ev)); err != nil {
+		if err := r.handle(context.Background(), delivery(t, ev)); err != nil {
 			t.Fatal(err)
 		}
 		runs = append(runs, pub.messages())

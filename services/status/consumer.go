@@ -16,12 +16,13 @@ import (
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 )
 
-// Consume applies state changes from every status partition queue until
+// consume applies state changes from every status partition queue until
 // ctx ends.
 // Each partition queue has a single active consumer across all status
 // replicas, so one delivery's changes have one writer at a time; the changes
 // of a batch are applied together and acked only once they are stored.
-func (s *Service) Consume(ctx context.Context, conn *bus.Conn, queues []string) error {
+func (s *Service) consume(ctx context.Context) error {
+	conn, queues := s.conn, s.queues
 	var wg sync.WaitGroup
 	errs := make(chan error, len(queues))
 	for _, q := range queues {

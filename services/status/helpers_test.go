@@ -53,14 +53,20 @@ func forEachStore(t *testing.T, f func(t *testing.T, kind string)) {
 func testService(tb testing.TB, kind string) *Service {
 	tb.Helper()
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var s *Service
+	var (
+		s   *Service
+		err error
+	)
 	switch kind {
 	case onMongoDB:
-		s = New(DefaultConfig(), testenv.Database(tb), logger)
+		s, err = New(DefaultConfig(), testenv.Database(tb), logger)
 	case onPostgres:
-		s = New(DefaultConfig(), nil, logger, WithPostgres(testPool(tb)))
+		s, err = New(DefaultConfig(), nil, logger, WithPostgres(testPool(tb)))
 	default:
 		tb.Fatalf("unknown store %q", kind)
+	}
+	if err != nil {
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -68,7 +68,8 @@ func testRefusedStateChangeIsParked(t *testing.T, kind string) {
 	}
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- s.Consume(cctx, conn, topo.StatusQueues) }()
+	s.conn, s.queues = conn, topo.StatusQueues
+	go func() { done <- s.Run(cctx) }()
 	defer func() { stop(); <-done }()
 
 	deadline := time.Now().Add(90 * time.Second)

@@ -17,8 +17,12 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
+	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/lifecycle"
+	"github.com/hookmesh/hookmesh/internal/retention"
 )
 
 // Service owns the status database.
@@ -28,6 +32,11 @@ type Service struct {
 	logger  *slog.Logger
 	retrier *retrier
 	owners  Owners
+	// conn and queues, when set, are where Run consumes state changes;
+	// pruner, when set, prunes the history.
+	conn   *bus.Conn
+	queues []string
+	pruner *retention.Pruner
 }
 
 // Option gives New where it keeps the history and what optional features
@@ -35,9 +44,12 @@ type Service struct {
 type Option func(*serviceOptions)
 
 type serviceOptions struct {
-	pool    *pgxpool.Pool
-	owners  Owners
-	retrier *retrier
+	pool      *pgxpool.Pool
+	owners    Owners
+	retrier   *retrier
+	conn      *bus.Conn
+	queues    []string
+	retention *retentionOptions
 }
 
 // WithPostgres keeps the history in PostgreSQL tables in pool's schema (see
@@ -49,7 +61,7 @@ func WithPostgres(pool *pgxpool.Pool) Option {
 
 // New returns the service over db, the database named by cfg.Database, or
 // over PostgreSQL with WithPostgres.
-func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) *Service {
+func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) (*Service, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -64,13 +76,56 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) *S
 	} else {
 		st = newDeliveryStore(db)
 	}
-	return &Service{
+	s := &Service{
 		cfg:     cfg,
 		store:   st,
 		logger:  logger.With("service", "status"),
 		retrier: o.retrier,
 		owners:  o.owners,
+		conn:    o.conn,
+		queues:  o.queues,
 	}
+	if o.retention != nil {
+		var err error
+		s.pruner, err = retention.New(o.retention.cfg, "status", o.retention.source, s, o.retention.mp, s.logger)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// WithConsumer makes Run apply the state changes of the status partition
+// queues over conn.
+func WithConsumer(conn *bus.Conn, queues []string) Option {
+	return func(o *serviceOptions) { o.conn, o.queues = conn, queues }
+}
+
+// WithRetention makes Run prune the deliveries, attempts and statistics
+// older than each project's retention, which source tells; mp receives the
+// pruner's metrics.
+func WithRetention(cfg retention.Config, source retention.Source, mp metric.MeterProvider) Option {
+	return func(o *serviceOptions) { o.retention = &retentionOptions{cfg: cfg, source: source, mp: mp} }
+}
+
+type retentionOptions struct {
+	cfg    retention.Config
+	source retention.Source
+	mp     metric.MeterProvider
+}
+
+// Run does the status service's background work until ctx ends: it
+// applies the state changes and, as configured, prunes the history. It
+// returns once both have stopped.
+func (s *Service) Run(ctx context.Context) error {
+	var parts []lifecycle.Part
+	if s.conn != nil {
+		parts = append(parts, s.consume)
+	}
+	if s.pruner != nil {
+		parts = append(parts, s.pruner.Run)
+	}
+	return lifecycle.Run(ctx, parts...)
 }
 
 // Init creates the indexes, or the tables; it is safe to call on every
