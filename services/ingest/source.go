@@ -48,9 +48,8 @@ type SourcesConfig struct {
 	// Workers is how many messages of one source are handled at once; 8
 	// when zero.
 	Workers int
-	// MaxBackoff caps the wait before a message whose event could not be
-	// stored (the database or the broker away) is put back in its queue;
-	// 5 s when zero.
+	// MaxBackoff caps the wait before a source whose queue could not be
+	// declared or consumed is tried again; 5 s when zero.
 	MaxBackoff time.Duration
 }
 
@@ -202,16 +201,22 @@ func (x *Sources) stop(id string) {
 	x.logger.Info("stopped consuming source", "source_id", id, "queue", c.queue)
 }
 
-// consume consumes one source's queue until ctx ends, again after each
-// loss of the channel or connection.
+// consume consumes one source's queue until ctx ends: it declares the
+// queue (again after a failure, with backoff), then consumes it through
+// the bus, which takes the channel again after each loss of it.
 func (x *Sources) consume(ctx context.Context, src *registryv1.Source) {
+	queue := src.GetAmqp().GetQueue()
 	backoff := 100 * time.Millisecond
 	for {
-		err := x.consumeOnce(ctx, src)
+		err := x.declare(ctx, queue)
+		if err == nil {
+			err = x.conn.Consume(ctx, queue, bus.ConsumeOptions{Workers: x.cfg.Workers},
+				func(ctx context.Context, d *bus.Delivery) error { return x.handle(ctx, src, d.Delivery) })
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		x.logger.WarnContext(ctx, "source consumer stopped; consuming again", "source_id", src.GetId(), "queue", src.GetAmqp().GetQueue(), "err", err, "retry_in", backoff)
+		x.logger.WarnContext(ctx, "source consumer stopped; consuming again", "source_id", src.GetId(), "queue", queue, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -252,114 +257,38 @@ func (x *Sources) declare(ctx context.Context, queue string) error {
 	return nil
 }
 
-func (x *Sources) consumeOnce(ctx context.Context, src *registryv1.Source) error {
-	queue := src.GetAmqp().GetQueue()
-	if err := x.declare(ctx, queue); err != nil {
-		return err
-	}
-	ch, err := x.conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	if err := ch.Qos(2*x.cfg.Workers, 0, false); err != nil {
-		return fmt.Errorf("set prefetch: %w", err)
-	}
-	tag := "hookmesh-source-" + src.GetId()
-	deliveries, err := ch.ConsumeWithContext(context.WithoutCancel(ctx), queue, tag, false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", queue, err)
-	}
-	stopped := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			// Stop the flow; what was received is handled or put back, then
-			// the channel closes.
-			_ = ch.Cancel(tag, false)
-		case <-stopped:
-		}
-	}()
-	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	var wg sync.WaitGroup
-	for range x.cfg.Workers {
-		wg.Go(func() {
-			for d := range deliveries {
-				if ctx.Err() != nil {
-					_ = d.Nack(false, true)
-					continue
-				}
-				x.handle(ctx, ch, src, d)
-			}
-		})
-	}
-	wg.Wait()
-	close(stopped)
-	select {
-	case err := <-closed:
-		if err != nil {
-			return fmt.Errorf("channel closed: %w", err)
-		}
-	default:
-	}
-	return errors.New("delivery channel closed")
-}
-
 // rejection is a message that can never become an event.
 type rejection struct{ reason string }
 
 func (r *rejection) Error() string { return r.reason }
 
-// handle turns one message into an event and acks it; or moves it to the
-// rejected queue and acks it; or, when the event could not be stored or
-// published for now, puts it back in the queue after a backoff.
-func (x *Sources) handle(ctx context.Context, ch *amqp.Channel, src *registryv1.Source, d amqp.Delivery) {
-	// The event is created to the end even when the source is stopped
-	// meanwhile: a message half-handled would be handled again anyway.
-	hctx := context.WithoutCancel(ctx)
-	ev, err := x.event(hctx, src, d)
+// handle turns one message into an event; or moves a message that can
+// never be one to the rejected queue. Either way the consumer then acks it.
+// When the event could not be stored or published for now (the database or
+// the broker away), it returns the error: the consumer holds the message
+// and tries again with backoff, as for every queue of hookmesh, since
+// requeueing would count a delivery against it each time, and quorum
+// queues that cap deliveries would drop it during a long outage. A source
+// stopped meanwhile puts it back in its queue.
+func (x *Sources) handle(ctx context.Context, src *registryv1.Source, d amqp.Delivery) error {
+	ev, err := x.event(ctx, src, d)
 	var rej *rejection
 	switch {
 	case err == nil:
-		_ = d.Ack(false)
 		outcome := "accepted"
 		if ev.duplicate {
 			outcome = "duplicate"
 		}
-		x.count(hctx, src, outcome)
-		return
+		x.count(ctx, src, outcome)
+		return nil
 	case errors.As(err, &rej):
-		if perr := x.reject(hctx, src, d, rej.reason); perr != nil {
-			x.logger.ErrorContext(hctx, "rejected message not moved; putting it back", "source_id", src.GetId(), "queue", src.GetAmqp().GetQueue(), "err", perr)
-			x.retryLater(ctx, d)
-			return
+		if perr := x.reject(ctx, src, d, rej.reason); perr != nil {
+			return fmt.Errorf("move rejected message of source %s: %w", src.GetId(), perr)
 		}
-		_ = d.Ack(false)
-		x.count(hctx, src, "rejected")
-		return
+		x.count(ctx, src, "rejected")
+		return nil
 	}
-	x.logger.WarnContext(hctx, "source message not stored; putting it back", "source_id", src.GetId(), "queue", src.GetAmqp().GetQueue(),
-		"message_id", d.MessageId, "err", err)
-	if ch.IsClosed() {
-		return // the broker puts it back
-	}
-	x.retryLater(ctx, d)
-}
-
-// retryLater puts a message back in its queue after a backoff that grows
-// with the number of times the broker delivered it; the backoff keeps a
-// store that is down from being hammered, and requeueing (rather than
-// holding) lets a paused or stopped source give it back at once.
-func (x *Sources) retryLater(ctx context.Context, d amqp.Delivery) {
-	wait := 200 * time.Millisecond
-	if d.Redelivered {
-		wait = x.cfg.MaxBackoff
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(wait):
-	}
-	_ = d.Nack(false, true)
+	return fmt.Errorf("store message %q of source %s: %w", d.MessageId, src.GetId(), err)
 }
 
 type created struct{ duplicate bool }
