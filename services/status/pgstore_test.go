@@ -169,6 +169,7 @@ func pgStatements(h *history) []namedStatement {
 	cutoff := h.end.Add(-29 * 24 * time.Hour)
 	out = append(out,
 		namedStatement{name: "prune deliveries", sql: sqlPruneDeliveries, args: []any{prj, cutoff, 5000, finished}},
+		namedStatement{name: "prune attempts", sql: sqlPruneAttempts, args: []any{wids}},
 		namedStatement{name: "prune delivery statistics", sql: sqlPruneDeliveryStats, args: []any{prj, cutoff, 5000}},
 		namedStatement{name: "prune attempt statistics", sql: sqlPruneAttemptStats, args: []any{prj, cutoff, 5000}},
 		namedStatement{name: "drop project counts", sql: sqlDropProjectCounts, args: []any{prj}},
@@ -310,7 +311,7 @@ func TestPGStatementsUseIndexes(t *testing.T) {
 	for _, sql := range []string{sqlGetDelivery, sqlListAttempts, sqlInsertAttempts, sqlLockDeliveries, sqlInsertDeliveries,
 		sqlUpdateDeliveries, sqlAddProjectCounts, sqlAddEndpointCounts, sqlAddEventCounts, sqlProjectCounts, sqlEndpointCounts, sqlEventCounts,
 		sqlAddDeliveryStats, sqlAddAttemptStats, sqlDeliveryStats, sqlEndpointDeliveryStats, sqlEndpointsDeliveryStats,
-		sqlAttemptStats, sqlEndpointAttemptStats, sqlEndpointsAttemptStats, sqlPruneDeliveries, sqlPruneDeliveryStats,
+		sqlAttemptStats, sqlEndpointAttemptStats, sqlEndpointsAttemptStats, sqlPruneDeliveries, sqlPruneAttempts, sqlPruneDeliveryStats,
 		sqlPruneAttemptStats, sqlDropProjectCounts, sqlDropEndpointCounts, sqlDropEventCounts} {
 		if !listed[sql] {
 			t.Errorf("statement not explained: %s", sql)

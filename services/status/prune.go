@@ -35,10 +35,9 @@ func (s *Service) PruneBatch(ctx context.Context, projectID string, cutoff time.
 // The statements of the PostgreSQL store's pruner.
 const (
 	// sqlPruneDeliveries deletes up to $3 finished deliveries of project
-	// $1 created before $2, oldest first, found by deliveries_by_time,
-	// and their attempts by the primary key; it returns what it deleted,
-	// grouped as the counters count them, with the number of attempts on
-	// every row. A delivery a writer holds (a retry moving it) is skipped,
+	// $1 created before $2, oldest first, found by deliveries_by_time; it
+	// returns what it deleted, grouped as the counters count them, with
+	// the ids. A delivery a writer holds (a retry moving it) is skipped,
 	// not waited for; one that a writer moved out of the finished statuses
 	// in the meantime is read again and left.
 	sqlPruneDeliveries = `WITH doomed AS (
@@ -50,12 +49,17 @@ const (
 ), gone AS (
 	DELETE FROM deliveries WHERE id = ANY(ARRAY(SELECT id FROM doomed))
 	RETURNING endpoint_id, event_id, status, id
-), att AS (
-	DELETE FROM attempts WHERE delivery_id = ANY(ARRAY(SELECT id FROM gone))
-	RETURNING 1
 )
-SELECT endpoint_id, event_id, status, count(*), (SELECT count(*) FROM att)
+SELECT endpoint_id, event_id, status, count(*), array_agg(id)
 FROM gone GROUP BY endpoint_id, event_id, status`
+
+	// sqlPruneAttempts deletes the attempts of the deliveries $1, by the
+	// primary key. It is a statement of its own, after
+	// sqlPruneDeliveries, because a statement sees the rows committed
+	// before it began: a retry that committed a new attempt and moved its
+	// delivery while sqlPruneDeliveries ran has its delivery deleted (read
+	// again as it is now) but its new attempt would not be seen there.
+	sqlPruneAttempts = `DELETE FROM attempts WHERE delivery_id = ANY($1::text[])`
 
 	// The counter rows of project $1 that a prune brought to zero go, by
 	// the primary keys.
@@ -93,14 +97,22 @@ func (s *pgStore) prune(ctx context.Context, projectID string, cutoff time.Time,
 			deltas := newCounterDeltas()
 			var endpoint, event string
 			var st int16
-			var n, na int64
-			if _, err := pgx.ForEachRow(rows, []any{&endpoint, &event, &st, &n, &na}, func() error {
+			var n int64
+			var ids, gone []string
+			if _, err := pgx.ForEachRow(rows, []any{&endpoint, &event, &st, &n, &ids}, func() error {
 				deltas.add(projectID, endpoint, event, st, -n)
 				deliveries += n
-				attempts = na
+				gone = append(gone, ids...)
 				return nil
 			}); err != nil {
 				return err
+			}
+			if len(gone) > 0 {
+				tag, err := tx.Exec(ctx, sqlPruneAttempts, gone)
+				if err != nil {
+					return err
+				}
+				attempts = tag.RowsAffected()
 			}
 			return dropCountsTx(ctx, tx, projectID, deltas)
 		})
@@ -284,16 +296,62 @@ func (s *deliveryStore) pruneGoneAttempts(ctx context.Context, projectID string,
 		if len(gone) == 0 {
 			continue
 		}
-		res, err := s.attempts.DeleteMany(ctx, bson.D{
-			{Key: "delivery_id", Value: bson.D{{Key: "$in", Value: gone}}},
-			{Key: "attempt", Value: bson.D{{Key: "$lte", Value: n}}},
-		})
+		deleted, err := s.deleteAttempts(ctx, projectID, gone, n)
 		if err != nil {
-			return nil, fmt.Errorf("prune attempts of %s: %w", projectID, err)
+			return nil, err
 		}
-		out[retention.KindAttempts] += res.DeletedCount
+		out[retention.KindAttempts] += deleted
 	}
 	return marks, nil
+}
+
+// deleteAttempts deletes the attempts up to n of the deliveries gone, and
+// returns how many stay deleted. A retry racing the prune may have stored
+// one of those deliveries again meanwhile (see restorePruned): its
+// attempts, read before the delete, are then inserted again, so that no
+// delivery is left without the attempts it had.
+func (s *deliveryStore) deleteAttempts(ctx context.Context, projectID string, gone []string, n int64) (int64, error) {
+	filter := bson.D{
+		{Key: "delivery_id", Value: bson.D{{Key: "$in", Value: gone}}},
+		{Key: "attempt", Value: bson.D{{Key: "$lte", Value: n}}},
+	}
+	cur, err := s.attempts.Find(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("read attempts of %s to prune: %w", projectID, err)
+	}
+	var docs []attemptDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, fmt.Errorf("read attempts of %s to prune: %w", projectID, err)
+	}
+	res, err := s.attempts.DeleteMany(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("prune attempts of %s: %w", projectID, err)
+	}
+	back, err := s.existing(ctx, gone)
+	if err != nil {
+		return 0, err
+	}
+	var again []any
+	for i := range docs {
+		if back[docs[i].DeliveryID] {
+			again = append(again, &docs[i])
+		}
+	}
+	if len(again) == 0 {
+		return res.DeletedCount, nil
+	}
+	_, err = s.attempts.InsertMany(ctx, again, options.InsertMany().SetOrdered(false))
+	fresh, err := insertedOf(len(again), err)
+	if err != nil {
+		return 0, fmt.Errorf("insert again %d attempts of %s: %w", len(again), projectID, err)
+	}
+	deleted := res.DeletedCount
+	for _, f := range fresh {
+		if f {
+			deleted--
+		}
+	}
+	return deleted, nil
 }
 
 // pruneStatistics deletes the statistics of projectID of the minutes

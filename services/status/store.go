@@ -311,7 +311,11 @@ func (s *deliveryStore) write(ctx context.Context, ws []*deliveryWrite, attempts
 	if err := s.addStats(ctx, stats); err != nil {
 		return err
 	}
-	if err := s.writeDeliveries(ctx, ws); err != nil {
+	restored, err := s.writeDeliveries(ctx, ws)
+	if err != nil {
+		return err
+	}
+	if err := s.restoreAttempts(ctx, attempts, restored); err != nil {
 		return err
 	}
 	stats = newStatDeltas()
@@ -384,9 +388,9 @@ type outcomeMark struct {
 // position. Both steps here are single-document atomic writes, correct on
 // MongoDB even with concurrent writers, and fresh deliveries (the common
 // case) cost one fast insert instead of an update that FerretDB runs slowly.
-func (s *deliveryStore) writeDeliveries(ctx context.Context, all []*deliveryWrite) error {
+func (s *deliveryStore) writeDeliveries(ctx context.Context, all []*deliveryWrite) (restored map[string]bool, err error) {
 	if len(all) == 0 {
-		return nil
+		return nil, nil
 	}
 	existing, ws := s.split(all)
 	if len(ws) > 0 {
@@ -401,47 +405,81 @@ func (s *deliveryStore) writeDeliveries(ctx context.Context, all []*deliveryWrit
 		case errors.As(err, &bwe) && store.IsDuplicateKey(err):
 			for _, we := range bwe.WriteErrors {
 				if we.Index < 0 || we.Index >= len(ws) {
-					return fmt.Errorf("insert %d deliveries: write error at unknown index %d: %w", len(ws), we.Index, err)
+					return nil, fmt.Errorf("insert %d deliveries: write error at unknown index %d: %w", len(ws), we.Index, err)
 				}
 				existing = append(existing, ws[we.Index])
 			}
 		default:
-			return fmt.Errorf("insert %d deliveries: %w", len(ws), err)
+			return nil, fmt.Errorf("insert %d deliveries: %w", len(ws), err)
 		}
 	}
 	if len(existing) > 0 {
 		models := groupUpdates(existing)
 		if _, err := s.deliveries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-			return fmt.Errorf("update %d deliveries: %w", len(existing), err)
+			return nil, fmt.Errorf("update %d deliveries: %w", len(existing), err)
 		}
-		if err := s.restorePruned(ctx, existing); err != nil {
-			return err
+		if restored, err = s.restorePruned(ctx, existing); err != nil {
+			return nil, err
 		}
 	}
 	s.remember(all)
-	return nil
+	return restored, nil
 }
 
 // restorePruned inserts again, whole, the deliveries among ws old enough to
 // be pruned: one that the pruner deleted between the insert that found it
 // and the update is then stored as this write leaves it (with the attempts
-// the write inserted), instead of the write being lost. For the others
-// the insert finds them and changes nothing. Only changes of old
-// deliveries (manual retries) pay for it.
-func (s *deliveryStore) restorePruned(ctx context.Context, ws []*deliveryWrite) error {
+// the write inserted, which write stores again: see restoreAttempts),
+// instead of the write being lost. For the others the insert finds them
+// and changes nothing. Only changes of old deliveries (manual retries) pay
+// for it. It returns the ids it stored again.
+func (s *deliveryStore) restorePruned(ctx context.Context, ws []*deliveryWrite) (map[string]bool, error) {
 	recent := time.Now().Add(-prunableAfter)
 	var batch []any
+	var ids []string
 	for _, w := range ws {
 		if !w.doc.CreateTime.After(recent) {
 			batch = append(batch, &w.doc)
+			ids = append(ids, w.doc.ID)
+		}
+	}
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	_, err := s.deliveries.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+	fresh, err := insertedOf(len(batch), err)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d pruned deliveries again: %w", len(batch), err)
+	}
+	restored := map[string]bool{}
+	for i, id := range ids {
+		if fresh[i] {
+			restored[id] = true
+		}
+	}
+	return restored, nil
+}
+
+// restoreAttempts inserts again the attempts of a write whose delivery
+// restorePruned stored again: the pruner that deleted the delivery may
+// have deleted them too, after they were first inserted. An attempt still
+// there is left as it is.
+func (s *deliveryStore) restoreAttempts(ctx context.Context, attempts []attemptDoc, restored map[string]bool) error {
+	if len(restored) == 0 {
+		return nil
+	}
+	var batch []any
+	for i := range attempts {
+		if restored[attempts[i].DeliveryID] {
+			batch = append(batch, &attempts[i])
 		}
 	}
 	if len(batch) == 0 {
 		return nil
 	}
-	_, err := s.deliveries.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
-	if err != nil && !store.IsDuplicateKey(err) {
-		return fmt.Errorf("insert %d pruned deliveries again: %w", len(batch), err)
+	_, err := s.attempts.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+	if _, err := insertedOf(len(batch), err); err != nil {
+		return fmt.Errorf("insert %d attempts of pruned deliveries again: %w", len(batch), err)
 	}
 	return nil
 }
