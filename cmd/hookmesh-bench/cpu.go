@@ -98,26 +98,19 @@ func (m *cpuMeter) sample() cpuSample {
 
 // processes returns the command line of every process, by pid.
 func processes() map[int]string {
-	out := make(map[int]string)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		out[pid] = strings.ReplaceAll(string(b), "\x00", " ")
-	}
-	return out
+	return procFiles("cmdline", func(b []byte) string { return strings.ReplaceAll(string(b), "\x00", " ") })
 }
 
 // processNames returns the executable name of every process (comm: what
 // ps shows without arguments, e.g. "postgres" for every PostgreSQL process
 // whatever its title), by pid.
 func processNames() map[int]string {
+	return procFiles("comm", func(b []byte) string { return strings.TrimSuffix(string(b), "\n") })
+}
+
+// procFiles reads /proc/PID/name of every process, by pid, as text says;
+// a process whose file is empty or gone is left out.
+func procFiles(name string, text func([]byte) string) map[int]string {
 	out := make(map[int]string)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -125,11 +118,11 @@ func processNames() map[int]string {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/comm")
-		if err != nil {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/" + name)
+		if err != nil || len(b) == 0 {
 			continue
 		}
-		out[pid] = strings.TrimSuffix(string(b), "\n")
+		out[pid] = text(b)
 	}
 	return out
 }
