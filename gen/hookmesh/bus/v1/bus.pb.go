@@ -38,8 +38,12 @@ type EventMessage struct {
 	OwnerId        string                 `protobuf:"bytes,8,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
 	Broadcast      bool                   `protobuf:"varint,9,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
 	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// ordering_key and ordering_seq place the event in its key's line (see
+	// OrderedRoute); empty and 0 for an event without a key.
+	OrderingKey   string `protobuf:"bytes,11,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	OrderingSeq   uint64 `protobuf:"varint,12,opt,name=ordering_seq,json=orderingSeq,proto3" json:"ordering_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EventMessage) Reset() {
@@ -142,6 +146,20 @@ func (x *EventMessage) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *EventMessage) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
+func (x *EventMessage) GetOrderingSeq() uint64 {
+	if x != nil {
+		return x.OrderingSeq
+	}
+	return 0
+}
+
 // DeliveryTask asks a deliverer to send one event to one endpoint.
 type DeliveryTask struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -160,7 +178,11 @@ type DeliveryTask struct {
 	SubscriptionId string `protobuf:"bytes,11,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	// retry_policy is the subscription's override of the project's policy,
 	// if it has one.
-	RetryPolicy   *v1.RetryPolicy `protobuf:"bytes,12,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	RetryPolicy *v1.RetryPolicy `protobuf:"bytes,12,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	// ordering_key is the event's key when the delivery is in a line: its
+	// state changes go to the line's status partition.
+	OrderingKey   string `protobuf:"bytes,13,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	OrderingSeq   uint64 `protobuf:"varint,14,opt,name=ordering_seq,json=orderingSeq,proto3" json:"ordering_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,6 +301,20 @@ func (x *DeliveryTask) GetRetryPolicy() *v1.RetryPolicy {
 	return nil
 }
 
+func (x *DeliveryTask) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
+func (x *DeliveryTask) GetOrderingSeq() uint64 {
+	if x != nil {
+		return x.OrderingSeq
+	}
+	return 0
+}
+
 // StateChange reports a delivery's move to a new status.
 type StateChange struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -294,8 +330,15 @@ type StateChange struct {
 	// record is the attempt's request and response, on SUCCESS, RETRY and FAILED.
 	Record          *v11.Attempt           `protobuf:"bytes,10,opt,name=record,proto3" json:"record,omitempty"`
 	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// ordering_key and ordering_seq are set for a delivery in a line; such a
+	// change goes to the line's status partition (by project and key).
+	OrderingKey string `protobuf:"bytes,12,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	OrderingSeq uint64 `protobuf:"varint,13,opt,name=ordering_seq,json=orderingSeq,proto3" json:"ordering_seq,omitempty"`
+	// task is, on WAITING, the task the status service publishes when the
+	// delivery's turn comes.
+	Task          *DeliveryTask `protobuf:"bytes,14,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StateChange) Reset() {
@@ -405,6 +448,109 @@ func (x *StateChange) GetNextAttemptTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *StateChange) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
+func (x *StateChange) GetOrderingSeq() uint64 {
+	if x != nil {
+		return x.OrderingSeq
+	}
+	return 0
+}
+
+func (x *StateChange) GetTask() *DeliveryTask {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+// OrderedRoute is the router's expansion of an event with an ordering key,
+// sent as one message to the status partition of the key's line: the
+// deliveries it made (WAITING, each with its task, or DISCARDED), possibly
+// none. The status service releases a waiting delivery once every earlier
+// event of the key has been routed and the deliveries of those events to
+// the same endpoint have ended.
+type OrderedRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	EventId       string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OrderingKey   string                 `protobuf:"bytes,3,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	OrderingSeq   uint64                 `protobuf:"varint,4,opt,name=ordering_seq,json=orderingSeq,proto3" json:"ordering_seq,omitempty"`
+	Deliveries    []*StateChange         `protobuf:"bytes,5,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderedRoute) Reset() {
+	*x = OrderedRoute{}
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderedRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderedRoute) ProtoMessage() {}
+
+func (x *OrderedRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderedRoute.ProtoReflect.Descriptor instead.
+func (*OrderedRoute) Descriptor() ([]byte, []int) {
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *OrderedRoute) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *OrderedRoute) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *OrderedRoute) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
+func (x *OrderedRoute) GetOrderingSeq() uint64 {
+	if x != nil {
+		return x.OrderingSeq
+	}
+	return 0
+}
+
+func (x *OrderedRoute) GetDeliveries() []*StateChange {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
 // RegistryChange says that a project's configuration (its keys, endpoints or
 // subscriptions) changed. Every process that caches registry answers drops
 // those of the project.
@@ -420,7 +566,7 @@ type RegistryChange struct {
 
 func (x *RegistryChange) Reset() {
 	*x = RegistryChange{}
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +578,7 @@ func (x *RegistryChange) String() string {
 func (*RegistryChange) ProtoMessage() {}
 
 func (x *RegistryChange) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +591,7 @@ func (x *RegistryChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryChange.ProtoReflect.Descriptor instead.
 func (*RegistryChange) Descriptor() ([]byte, []int) {
-	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{3}
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegistryChange) GetProjectId() string {
@@ -473,7 +619,7 @@ var File_hookmesh_bus_v1_bus_proto protoreflect.FileDescriptor
 
 const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\n" +
-	"\x19hookmesh/bus/v1/bus.proto\x12\x0fhookmesh.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#hookmesh/registry/v1/registry.proto\x1a\x1fhookmesh/status/v1/status.proto\"\xd6\x03\n" +
+	"\x19hookmesh/bus/v1/bus.proto\x12\x0fhookmesh.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#hookmesh/registry/v1/registry.proto\x1a\x1fhookmesh/status/v1/status.proto\"\x9c\x04\n" +
 	"\fEventMessage\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -489,10 +635,12 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\tbroadcast\x18\t \x01(\bR\tbroadcast\x12;\n" +
 	"\vcreate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a@\n" +
+	"createTime\x12!\n" +
+	"\fordering_key\x18\v \x01(\tR\vorderingKey\x12!\n" +
+	"\fordering_seq\x18\f \x01(\x04R\vorderingSeq\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x05\n" +
 	"\fDeliveryTask\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x19\n" +
@@ -510,10 +658,12 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\x11event_create_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x0feventCreateTime\x12'\n" +
 	"\x0fsubscription_id\x18\v \x01(\tR\x0esubscriptionId\x12D\n" +
-	"\fretry_policy\x18\f \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x1a@\n" +
+	"\fretry_policy\x18\f \x01(\v2!.hookmesh.registry.v1.RetryPolicyR\vretryPolicy\x12!\n" +
+	"\fordering_key\x18\r \x01(\tR\vorderingKey\x12!\n" +
+	"\fordering_seq\x18\x0e \x01(\x04R\vorderingSeq\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf3\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xec\x04\n" +
 	"\vStateChange\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x1d\n" +
@@ -530,7 +680,19 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\x11event_create_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0feventCreateTime\x123\n" +
 	"\x06record\x18\n" +
 	" \x01(\v2\x1b.hookmesh.status.v1.AttemptR\x06record\x12F\n" +
-	"\x11next_attempt_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\"}\n" +
+	"\x11next_attempt_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12!\n" +
+	"\fordering_key\x18\f \x01(\tR\vorderingKey\x12!\n" +
+	"\fordering_seq\x18\r \x01(\x04R\vorderingSeq\x121\n" +
+	"\x04task\x18\x0e \x01(\v2\x1d.hookmesh.bus.v1.DeliveryTaskR\x04task\"\xcc\x01\n" +
+	"\fOrderedRoute\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12!\n" +
+	"\fordering_key\x18\x03 \x01(\tR\vorderingKey\x12!\n" +
+	"\fordering_seq\x18\x04 \x01(\x04R\vorderingSeq\x12<\n" +
+	"\n" +
+	"deliveries\x18\x05 \x03(\v2\x1c.hookmesh.bus.v1.StateChangeR\n" +
+	"deliveries\"}\n" +
 	"\x0eRegistryChange\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1c\n" +
@@ -549,36 +711,39 @@ func file_hookmesh_bus_v1_bus_proto_rawDescGZIP() []byte {
 	return file_hookmesh_bus_v1_bus_proto_rawDescData
 }
 
-var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_hookmesh_bus_v1_bus_proto_goTypes = []any{
 	(*EventMessage)(nil),          // 0: hookmesh.bus.v1.EventMessage
 	(*DeliveryTask)(nil),          // 1: hookmesh.bus.v1.DeliveryTask
 	(*StateChange)(nil),           // 2: hookmesh.bus.v1.StateChange
-	(*RegistryChange)(nil),        // 3: hookmesh.bus.v1.RegistryChange
-	nil,                           // 4: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	nil,                           // 5: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*v1.RetryPolicy)(nil),        // 7: hookmesh.registry.v1.RetryPolicy
-	(v11.DeliveryStatus)(0),       // 8: hookmesh.status.v1.DeliveryStatus
-	(*v11.Attempt)(nil),           // 9: hookmesh.status.v1.Attempt
+	(*OrderedRoute)(nil),          // 3: hookmesh.bus.v1.OrderedRoute
+	(*RegistryChange)(nil),        // 4: hookmesh.bus.v1.RegistryChange
+	nil,                           // 5: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	nil,                           // 6: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*v1.RetryPolicy)(nil),        // 8: hookmesh.registry.v1.RetryPolicy
+	(v11.DeliveryStatus)(0),       // 9: hookmesh.status.v1.DeliveryStatus
+	(*v11.Attempt)(nil),           // 10: hookmesh.status.v1.Attempt
 }
 var file_hookmesh_bus_v1_bus_proto_depIdxs = []int32{
-	4,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	6,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	6,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
-	7,  // 4: hookmesh.bus.v1.DeliveryTask.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	8,  // 5: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
-	6,  // 6: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
-	6,  // 7: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
-	9,  // 8: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
-	6,  // 9: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
-	6,  // 10: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	7,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	7,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
+	8,  // 4: hookmesh.bus.v1.DeliveryTask.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	9,  // 5: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
+	7,  // 6: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
+	7,  // 7: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
+	10, // 8: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
+	7,  // 9: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
+	1,  // 10: hookmesh.bus.v1.StateChange.task:type_name -> hookmesh.bus.v1.DeliveryTask
+	2,  // 11: hookmesh.bus.v1.OrderedRoute.deliveries:type_name -> hookmesh.bus.v1.StateChange
+	7,  // 12: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_bus_v1_bus_proto_init() }
@@ -592,7 +757,7 @@ func file_hookmesh_bus_v1_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_bus_v1_bus_proto_rawDesc), len(file_hookmesh_bus_v1_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

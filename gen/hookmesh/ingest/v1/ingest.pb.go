@@ -47,7 +47,15 @@ type Event struct {
 	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// deliveries says how many deliveries the event produced and their
 	// states, as the status service knows them (GetEvent and ListEvents).
-	Deliveries    *v1.EventSummary `protobuf:"bytes,13,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	Deliveries *v1.EventSummary `protobuf:"bytes,13,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// ordering_key, when set, puts the event in a line: its deliveries to an
+	// endpoint are sent only after the deliveries to that endpoint of the
+	// earlier events with the same key have ended (SUCCESS, FAILED or
+	// DISCARDED).
+	OrderingKey string `protobuf:"bytes,14,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	// ordering_seq is the event's place among its key's events, from 1, in
+	// the order ingest accepted them (0 without a key).
+	OrderingSeq   uint64 `protobuf:"varint,15,opt,name=ordering_seq,json=orderingSeq,proto3" json:"ordering_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -173,6 +181,20 @@ func (x *Event) GetDeliveries() *v1.EventSummary {
 	return nil
 }
 
+func (x *Event) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
+func (x *Event) GetOrderingSeq() uint64 {
+	if x != nil {
+		return x.OrderingSeq
+	}
+	return 0
+}
+
 type CreateEventRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ProjectId  string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
@@ -182,8 +204,12 @@ type CreateEventRequest struct {
 	Data           string            `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
 	CustomHeaders  map[string]string `protobuf:"bytes,5,rep,name=custom_headers,json=customHeaders,proto3" json:"custom_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	IdempotencyKey string            `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// ordering_key (optional, at most 256 bytes of printable text) sends the
+	// event's deliveries to each endpoint in order after the earlier events
+	// with the same key: see Event.ordering_key.
+	OrderingKey   string `protobuf:"bytes,7,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateEventRequest) Reset() {
@@ -258,6 +284,13 @@ func (x *CreateEventRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *CreateEventRequest) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
 type CreateEventResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
@@ -311,8 +344,10 @@ type CreateFanoutEventRequest struct {
 	Data           string            `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
 	CustomHeaders  map[string]string `protobuf:"bytes,5,rep,name=custom_headers,json=customHeaders,proto3" json:"custom_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	IdempotencyKey string            `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// ordering_key: see CreateEventRequest.ordering_key.
+	OrderingKey   string `protobuf:"bytes,7,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateFanoutEventRequest) Reset() {
@@ -387,6 +422,13 @@ func (x *CreateFanoutEventRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *CreateFanoutEventRequest) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
+}
+
 type CreateFanoutEventResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
@@ -439,8 +481,10 @@ type CreateBroadcastEventRequest struct {
 	Data           string            `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	CustomHeaders  map[string]string `protobuf:"bytes,4,rep,name=custom_headers,json=customHeaders,proto3" json:"custom_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	IdempotencyKey string            `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// ordering_key: see CreateEventRequest.ordering_key.
+	OrderingKey   string `protobuf:"bytes,6,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateBroadcastEventRequest) Reset() {
@@ -504,6 +548,13 @@ func (x *CreateBroadcastEventRequest) GetCustomHeaders() map[string]string {
 func (x *CreateBroadcastEventRequest) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CreateBroadcastEventRequest) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
 	}
 	return ""
 }
@@ -823,7 +874,7 @@ var File_hookmesh_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	"\x1fhookmesh/ingest/v1/ingest.proto\x12\x12hookmesh.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookmesh/status/v1/status.proto\"\xc8\x04\n" +
+	"\x1fhookmesh/ingest/v1/ingest.proto\x12\x12hookmesh.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhookmesh/status/v1/status.proto\"\x8e\x05\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -844,10 +895,12 @@ const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"createTime\x12@\n" +
 	"\n" +
 	"deliveries\x18\r \x01(\v2 .hookmesh.status.v1.EventSummaryR\n" +
-	"deliveries\x1a@\n" +
+	"deliveries\x12!\n" +
+	"\fordering_key\x18\x0e \x01(\tR\vorderingKey\x12!\n" +
+	"\fordering_seq\x18\x0f \x01(\x04R\vorderingSeq\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf7\x02\n" +
 	"\x12CreateEventRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n" +
@@ -857,12 +910,13 @@ const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"event_type\x18\x03 \x01(\tR\teventType\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\tR\x04data\x12`\n" +
 	"\x0ecustom_headers\x18\x05 \x03(\v29.hookmesh.ingest.v1.CreateEventRequest.CustomHeadersEntryR\rcustomHeaders\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x1a@\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12!\n" +
+	"\fordering_key\x18\a \x01(\tR\vorderingKey\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
 	"\x13CreateEventResponse\x12/\n" +
-	"\x05event\x18\x01 \x01(\v2\x19.hookmesh.ingest.v1.EventR\x05event\"\xda\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.hookmesh.ingest.v1.EventR\x05event\"\xfd\x02\n" +
 	"\x18CreateFanoutEventRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x19\n" +
@@ -871,12 +925,13 @@ const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"event_type\x18\x03 \x01(\tR\teventType\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\tR\x04data\x12f\n" +
 	"\x0ecustom_headers\x18\x05 \x03(\v2?.hookmesh.ingest.v1.CreateFanoutEventRequest.CustomHeadersEntryR\rcustomHeaders\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x1a@\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12!\n" +
+	"\fordering_key\x18\a \x01(\tR\vorderingKey\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
 	"\x19CreateFanoutEventResponse\x12/\n" +
-	"\x05event\x18\x01 \x01(\v2\x19.hookmesh.ingest.v1.EventR\x05event\"\xc5\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.hookmesh.ingest.v1.EventR\x05event\"\xe8\x02\n" +
 	"\x1bCreateBroadcastEventRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1d\n" +
@@ -884,7 +939,8 @@ const file_hookmesh_ingest_v1_ingest_proto_rawDesc = "" +
 	"event_type\x18\x02 \x01(\tR\teventType\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\tR\x04data\x12i\n" +
 	"\x0ecustom_headers\x18\x04 \x03(\v2B.hookmesh.ingest.v1.CreateBroadcastEventRequest.CustomHeadersEntryR\rcustomHeaders\x12'\n" +
-	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x1a@\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12!\n" +
+	"\fordering_key\x18\x06 \x01(\tR\vorderingKey\x1a@\n" +
 	"\x12CustomHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +

@@ -40,6 +40,9 @@ const (
 	DeliveryStatus_DELIVERY_STATUS_FAILED DeliveryStatus = 5
 	// DELIVERY_STATUS_DISCARDED: the endpoint was not active; nothing was sent.
 	DeliveryStatus_DELIVERY_STATUS_DISCARDED DeliveryStatus = 6
+	// DELIVERY_STATUS_WAITING: the event has an ordering key, and an earlier
+	// delivery with the same key to the same endpoint has not ended yet.
+	DeliveryStatus_DELIVERY_STATUS_WAITING DeliveryStatus = 7
 )
 
 // Enum value maps for DeliveryStatus.
@@ -52,6 +55,7 @@ var (
 		4: "DELIVERY_STATUS_RETRY",
 		5: "DELIVERY_STATUS_FAILED",
 		6: "DELIVERY_STATUS_DISCARDED",
+		7: "DELIVERY_STATUS_WAITING",
 	}
 	DeliveryStatus_value = map[string]int32{
 		"DELIVERY_STATUS_UNSPECIFIED": 0,
@@ -61,6 +65,7 @@ var (
 		"DELIVERY_STATUS_RETRY":       4,
 		"DELIVERY_STATUS_FAILED":      5,
 		"DELIVERY_STATUS_DISCARDED":   6,
+		"DELIVERY_STATUS_WAITING":     7,
 	}
 )
 
@@ -109,8 +114,10 @@ type Delivery struct {
 	// last_status_code and last_error describe the latest attempt.
 	LastStatusCode int32  `protobuf:"varint,11,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
 	LastError      string `protobuf:"bytes,12,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// ordering_key is the event's ordering key, if it has one.
+	OrderingKey   string `protobuf:"bytes,13,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Delivery) Reset() {
@@ -223,6 +230,13 @@ func (x *Delivery) GetLastStatusCode() int32 {
 func (x *Delivery) GetLastError() string {
 	if x != nil {
 		return x.LastError
+	}
+	return ""
+}
+
+func (x *Delivery) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
 	}
 	return ""
 }
@@ -1775,7 +1789,7 @@ var File_hookmesh_status_v1_status_proto protoreflect.FileDescriptor
 
 const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\n" +
-	"\x1fhookmesh/status/v1/status.proto\x12\x12hookmesh.status.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n" +
+	"\x1fhookmesh/status/v1/status.proto\x12\x12hookmesh.status.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1795,7 +1809,8 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12(\n" +
 	"\x10last_status_code\x18\v \x01(\x05R\x0elastStatusCode\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\f \x01(\tR\tlastError\"\xe7\x04\n" +
+	"last_error\x18\f \x01(\tR\tlastError\x12!\n" +
+	"\fordering_key\x18\r \x01(\tR\vorderingKey\"\xe7\x04\n" +
 	"\aAttempt\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x18\n" +
@@ -1941,7 +1956,7 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\x11last_failure_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x127\n" +
-	"\x18last_failure_status_code\x18\a \x01(\x05R\x15lastFailureStatusCode*\xe3\x01\n" +
+	"\x18last_failure_status_code\x18\a \x01(\x05R\x15lastFailureStatusCode*\x80\x02\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SCHEDULED\x10\x01\x12\x1e\n" +
@@ -1949,7 +1964,8 @@ const file_hookmesh_status_v1_status_proto_rawDesc = "" +
 	"\x17DELIVERY_STATUS_SUCCESS\x10\x03\x12\x19\n" +
 	"\x15DELIVERY_STATUS_RETRY\x10\x04\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x05\x12\x1d\n" +
-	"\x19DELIVERY_STATUS_DISCARDED\x10\x062\xf3\b\n" +
+	"\x19DELIVERY_STATUS_DISCARDED\x10\x06\x12\x1b\n" +
+	"\x17DELIVERY_STATUS_WAITING\x10\a2\xf3\b\n" +
 	"\rStatusService\x12c\n" +
 	"\vGetDelivery\x12&.hookmesh.status.v1.GetDeliveryRequest\x1a'.hookmesh.status.v1.GetDeliveryResponse\"\x03\x90\x02\x01\x12l\n" +
 	"\x0eListDeliveries\x12).hookmesh.status.v1.ListDeliveriesRequest\x1a*.hookmesh.status.v1.ListDeliveriesResponse\"\x03\x90\x02\x01\x12o\n" +
