@@ -374,7 +374,7 @@ func (a *App) initStatus(ctx context.Context) error {
 		events := ingestEvents{ingestv1connect.NewIngestServiceClient(a.rpc.internalHTTP, ingestURL, a.rpc.internalClient...)}
 		opts = append(opts, status.WithRetries(events, a.regClient, a.pub, a.topo))
 	}
-	opts = append(opts, status.WithConsumer(a.bus, a.topo.StatusQueues),
+	opts = append(opts, status.WithConsumer(a.bus, a.topo, a.pub),
 		status.WithRetention(cfg.Retention, a.regClient, a.tel.MeterProvider))
 	svc, err := status.New(cfg.Status, a.db("status"), a.logger, opts...)
 	if err != nil {

@@ -19,6 +19,7 @@ const (
 	TypeTask   = "hookmesh.bus.v1.DeliveryTask"
 	TypeState  = "hookmesh.bus.v1.StateChange"
 	TypeChange = "hookmesh.bus.v1.RegistryChange"
+	TypeRoute  = "hookmesh.bus.v1.OrderedRoute"
 )
 
 func marshal(m proto.Message) []byte {
@@ -47,14 +48,30 @@ func (t Topology) TaskMessage(task *busv1.DeliveryTask) bus.Message {
 }
 
 // StateMessage is a state change for the status service, routed to the
-// delivery's partition.
+// delivery's partition, or to its line's when it has an ordering key.
 func (t Topology) StateMessage(sc *busv1.StateChange) bus.Message {
+	partition := t.StatusPartition(sc.GetDeliveryId())
+	if sc.GetOrderingKey() != "" {
+		partition = t.LinePartition(sc.GetProjectId(), sc.GetOrderingKey())
+	}
 	return bus.Message{
 		Exchange:  t.StatusExchange,
-		Key:       strconv.Itoa(t.StatusPartition(sc.GetDeliveryId())),
+		Key:       strconv.Itoa(partition),
 		Body:      marshal(sc),
 		MessageID: sc.GetDeliveryId() + ":" + strconv.FormatUint(uint64(sc.GetAttempt()), 10) + ":" + sc.GetStatus().String(),
 		Type:      TypeState,
+	}
+}
+
+// RouteMessage is the router's expansion of an event with an ordering key,
+// for the status partition of the key's line.
+func (t Topology) RouteMessage(r *busv1.OrderedRoute) bus.Message {
+	return bus.Message{
+		Exchange:  t.StatusExchange,
+		Key:       strconv.Itoa(t.LinePartition(r.GetProjectId(), r.GetOrderingKey())),
+		Body:      marshal(r),
+		MessageID: r.GetEventId() + ":route",
+		Type:      TypeRoute,
 	}
 }
 

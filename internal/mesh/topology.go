@@ -146,6 +146,17 @@ func (t Topology) StatusPartition(deliveryID string) int {
 	return int(h.Sum32() % uint32(len(t.StatusQueues)))
 }
 
+// LinePartition returns the status partition of an ordering key's line:
+// the route of each of the key's events and every state change of their
+// deliveries go there, so one consumer at a time decides whose turn it is.
+func (t Topology) LinePartition(projectID, orderingKey string) int {
+	h := fnv.New32a()
+	h.Write([]byte(projectID))
+	h.Write([]byte{0})
+	h.Write([]byte(orderingKey))
+	return int(h.Sum32() % uint32(len(t.StatusQueues)))
+}
+
 func quorum(extra amqp.Table) amqp.Table {
 	args := amqp.Table{"x-queue-type": "quorum"}
 	for k, v := range extra {

@@ -440,6 +440,10 @@ func (d *Deliverer) reportAt(ctx context.Context, task *busv1.DeliveryTask, st s
 		Time:            timestamppb.New(d.now()),
 		EventCreateTime: task.GetEventCreateTime(),
 		Record:          rec,
+		// A delivery in a line reports to the line's status partition,
+		// where its outcome lets the next one go.
+		OrderingKey: task.GetOrderingKey(),
+		OrderingSeq: task.GetOrderingSeq(),
 	}
 	if !next.IsZero() {
 		change.NextAttemptTime = timestamppb.New(next)

@@ -94,7 +94,7 @@ func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
 	if connect.CodeOf(err) == connect.CodeNotFound {
 		// The endpoint or project was deleted after the event was accepted.
 		r.logger.WarnContext(ctx, "event has no target any more", "event_id", ev.GetEventId(), "err", err)
-		return nil
+		targets, err = nil, nil
 	}
 	if connect.CodeOf(err) == connect.CodeInvalidArgument {
 		// The registry refuses the event's fields: asking again cannot help.
@@ -103,9 +103,15 @@ func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)
 	}
-	topo := r.topo
+	return r.publish(ctx, &ev, r.expand(&ev, targets))
+}
+
+// expand returns the deliveries of an event: a SCHEDULED state change with
+// its task for each active endpoint the event goes to, a DISCARDED one for
+// each endpoint that is not active.
+func (r *Router) expand(ev *busv1.EventMessage, targets []*registryv1.Target) []routed {
 	now := timestamppb.New(time.Now())
-	msgs := make([]bus.Message, 0, 2*len(targets))
+	out := make([]routed, 0, len(targets))
 	matchOn := &event{data: ev.GetData(), headers: ev.GetCustomHeaders()}
 	for _, t := range targets {
 		sub, ok := r.filters.choose(t, matchOn)
@@ -121,16 +127,18 @@ func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
 			Attempt:         1,
 			Time:            now,
 			EventCreateTime: ev.GetCreateTime(),
+			OrderingKey:     ev.GetOrderingKey(),
+			OrderingSeq:     ev.GetOrderingSeq(),
 		}
 		if t.GetStatus() != registryv1.EndpointStatus_ENDPOINT_STATUS_ACTIVE {
 			state.Status = statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED
 			state.Record = &statusv1.Attempt{DeliveryId: state.DeliveryId, Attempt: 1, StartTime: now,
 				Error: "endpoint is " + endpointState(t.GetStatus()) + ": nothing was sent", Url: t.GetUrl()}
-			msgs = append(msgs, topo.StateMessage(state))
+			out = append(out, routed{state: state})
 			continue
 		}
 		state.Status = statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED
-		msgs = append(msgs, topo.TaskMessage(&busv1.DeliveryTask{
+		out = append(out, routed{state: state, task: &busv1.DeliveryTask{
 			DeliveryId:      state.DeliveryId,
 			EventId:         ev.GetEventId(),
 			ProjectId:       ev.GetProjectId(),
@@ -143,7 +151,49 @@ func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
 			EventCreateTime: ev.GetCreateTime(),
 			SubscriptionId:  sub.GetId(),
 			RetryPolicy:     sub.GetRetryPolicy(),
-		}), topo.StateMessage(state))
+			OrderingKey:     ev.GetOrderingKey(),
+			OrderingSeq:     ev.GetOrderingSeq(),
+		}})
+	}
+	return out
+}
+
+// routed is one delivery of an event: its first state change, and the
+// task unless it is DISCARDED.
+type routed struct {
+	state *busv1.StateChange
+	task  *busv1.DeliveryTask
+}
+
+// publish sends an event's deliveries. Without an ordering key, each task
+// goes to the deliverers at once with its SCHEDULED state. With one, they
+// all go in one OrderedRoute to the status partition of the key's line,
+// WAITING with their tasks (the status service sends each task when its
+// turn comes): even an event that goes nowhere has its route, since the
+// line of every endpoint waits until each earlier event of the key is
+// routed.
+func (r *Router) publish(ctx context.Context, ev *busv1.EventMessage, ds []routed) error {
+	topo := r.topo
+	var msgs []bus.Message
+	if ev.GetOrderingKey() != "" {
+		route := &busv1.OrderedRoute{ProjectId: ev.GetProjectId(), EventId: ev.GetEventId(),
+			OrderingKey: ev.GetOrderingKey(), OrderingSeq: ev.GetOrderingSeq()}
+		for _, d := range ds {
+			if d.task != nil {
+				d.state.Status = statusv1.DeliveryStatus_DELIVERY_STATUS_WAITING
+				d.state.Task = d.task
+			}
+			route.Deliveries = append(route.Deliveries, d.state)
+		}
+		msgs = []bus.Message{topo.RouteMessage(route)}
+	} else {
+		msgs = make([]bus.Message, 0, 2*len(ds))
+		for _, d := range ds {
+			if d.task != nil {
+				msgs = append(msgs, topo.TaskMessage(d.task))
+			}
+			msgs = append(msgs, topo.StateMessage(d.state))
+		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

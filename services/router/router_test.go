@@ -496,3 +496,55 @@ func TestHandleDeliveryIDsAreDeterministic(t *testing.T) {
 		t.Fatalf("task ids %s, %s are not DeliveryID's", tasks[0].GetDeliveryId(), tasks[1].GetDeliveryId())
 	}
 }
+
+// TestOrderedEvent: an event with an ordering key is not sent: its
+// deliveries go, WAITING with their tasks (DISCARDED for an endpoint that
+// is not active), in one route to the status partition of the key's line.
+// An event whose targets are gone still has its route, empty, for the
+// line waits for every earlier event of the key.
+func TestOrderedEvent(t *testing.T) {
+	reg := &registry{targets: []*registryv1.Target{active("ep_a"), withStatus(active("ep_b"), registryv1.EndpointStatus_ENDPOINT_STATUS_PAUSED)}}
+	r, pub, _ := newTestRouter(Config{}, reg)
+	ev := &busv1.EventMessage{EventId: "evt_1", ProjectId: "prj_1", EventType: "order.paid", OwnerId: "own_1",
+		Data: []byte(`{}`), OrderingKey: "order-7", OrderingSeq: 12}
+	if err := r.handle(context.Background(), delivery(t, ev)); err != nil {
+		t.Fatal(err)
+	}
+	reg.targets, reg.err = nil, connect.NewError(connect.CodeNotFound, errors.New("project gone"))
+	gone := proto.CloneOf(ev)
+	gone.EventId, gone.OrderingSeq = "evt_2", 13
+	if err := r.handle(context.Background(), delivery(t, gone)); err != nil {
+		t.Fatal(err)
+	}
+	msgs := pub.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("published %d messages, want one route per event", len(msgs))
+	}
+	wantKey := strconv.Itoa(testTopology.LinePartition("prj_1", "order-7"))
+	var routes []*busv1.OrderedRoute
+	for _, m := range msgs {
+		if m.Type != mesh.TypeRoute || m.Exchange != testTopology.StatusExchange || m.Key != wantKey {
+			t.Fatalf("route published as %q to %q key %q, want %q to the line's partition %s", m.Type, m.Exchange, m.Key, mesh.TypeRoute, wantKey)
+		}
+		var route busv1.OrderedRoute
+		if err := proto.Unmarshal(m.Body, &route); err != nil {
+			t.Fatal(err)
+		}
+		routes = append(routes, &route)
+	}
+	first := routes[0]
+	if first.GetOrderingKey() != "order-7" || first.GetOrderingSeq() != 12 || len(first.GetDeliveries()) != 2 {
+		t.Fatalf("route = %v", first)
+	}
+	a, b := first.GetDeliveries()[0], first.GetDeliveries()[1]
+	if a.GetStatus() != statusv1.DeliveryStatus_DELIVERY_STATUS_WAITING || a.GetTask().GetOrderingSeq() != 12 ||
+		a.GetTask().GetDeliveryId() != DeliveryID("evt_1", "ep_a") || a.GetTask().GetOrderingKey() != "order-7" {
+		t.Fatalf("delivery to the active endpoint = %v", a)
+	}
+	if b.GetStatus() != statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED || b.GetTask() != nil || b.GetOrderingSeq() != 12 {
+		t.Fatalf("delivery to the paused endpoint = %v", b)
+	}
+	if routes[1].GetOrderingSeq() != 13 || len(routes[1].GetDeliveries()) != 0 {
+		t.Fatalf("route of an event with no target = %v", routes[1])
+	}
+}

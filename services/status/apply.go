@@ -16,10 +16,13 @@ import (
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
 )
 
-// rank orders the phases of one attempt: queued, being sent, and its outcome.
+// rank orders the phases of one attempt: waiting in its line (only ever
+// before the first), queued, being sent, and its outcome.
 // Outcomes share a rank: an attempt ends only once.
 func rank(s statusv1.DeliveryStatus) (int64, bool) {
 	switch s {
+	case statusv1.DeliveryStatus_DELIVERY_STATUS_WAITING:
+		return 0, true
 	case statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED:
 		return 1, true
 	case statusv1.DeliveryStatus_DELIVERY_STATUS_PROCESSING:
@@ -44,7 +47,8 @@ func attemptOf(c *busv1.StateChange) uint32 {
 // the number of the latest attempt made or under way, so one less while
 // the next is only SCHEDULED (0 before the first).
 func attemptsMade(c *busv1.StateChange) uint32 {
-	if c.GetStatus() == statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED {
+	switch c.GetStatus() {
+	case statusv1.DeliveryStatus_DELIVERY_STATUS_SCHEDULED, statusv1.DeliveryStatus_DELIVERY_STATUS_WAITING:
 		return attemptOf(c) - 1
 	}
 	return attemptOf(c)

@@ -13,6 +13,7 @@ import (
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/pgdb"
 )
 
@@ -44,7 +45,14 @@ func (s *Service) consume(ctx context.Context) error {
 func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error {
 	changes := make([]*busv1.StateChange, 0, len(ds))
 	from := make([]*bus.Delivery, 0, len(ds))
+	var routes []*busv1.OrderedRoute
 	for _, d := range ds {
+		if d.Type == mesh.TypeRoute {
+			if r := s.route(d); r != nil {
+				routes = append(routes, r)
+			}
+			continue
+		}
 		var sc busv1.StateChange
 		if err := bus.Decode(d, &sc); err != nil {
 			d.Park(err)
@@ -58,11 +66,36 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 		changes = append(changes, &sc)
 		from = append(from, d)
 	}
-	refused, err := s.applyOrRefuse(ctx, changes)
+	implied, err := s.advanceLines(ctx, routes, changes)
+	if err != nil {
+		return err
+	}
+	refused, err := s.applyOrRefuse(ctx, append(changes, implied...))
 	for i, err := range refused {
-		from[i].Park(err)
+		if i < len(from) {
+			from[i].Park(err)
+			continue
+		}
+		// A change implied by a route: the route's line is recorded, so
+		// the delivery only shows an older state until its next change.
+		s.logger.ErrorContext(ctx, "the status store refuses the state of a delivery in a line", "err", err)
 	}
 	return err
+}
+
+// route decodes an ordered route, or parks it when it can never apply
+// here.
+func (s *Service) route(d *bus.Delivery) *busv1.OrderedRoute {
+	if s.lines == nil {
+		d.Park(errNoLines)
+		return nil
+	}
+	r, err := decodeRoute(d)
+	if err != nil {
+		d.Park(err)
+		return nil
+	}
+	return r
 }
 
 // applyOrRefuse applies changes. When the store refuses the batch for what

@@ -26,6 +26,7 @@ var allStatuses = []statusv1.DeliveryStatus{
 	statusv1.DeliveryStatus_DELIVERY_STATUS_RETRY,
 	statusv1.DeliveryStatus_DELIVERY_STATUS_FAILED,
 	statusv1.DeliveryStatus_DELIVERY_STATUS_DISCARDED,
+	statusv1.DeliveryStatus_DELIVERY_STATUS_WAITING,
 }
 
 // handler serves StatusService. Errors that are not *connect.Error are
@@ -219,7 +220,7 @@ func checkStatuses(in []statusv1.DeliveryStatus) ([]statusv1.DeliveryStatus, err
 	seen := make(map[statusv1.DeliveryStatus]bool, len(in))
 	for _, st := range in {
 		if _, ok := rank(st); !ok {
-			return nil, apierr.Invalid("statuses", "%v is not a delivery status: use SCHEDULED, PROCESSING, SUCCESS, RETRY, FAILED or DISCARDED", st)
+			return nil, apierr.Invalid("statuses", "%v is not a delivery status: use WAITING, SCHEDULED, PROCESSING, SUCCESS, RETRY, FAILED or DISCARDED", st)
 		}
 		if !seen[st] {
 			seen[st] = true

@@ -123,7 +123,7 @@ var pgSchema = []string{
 }
 
 func (s *pgStore) init(ctx context.Context) error {
-	return pgdb.Migrate(ctx, s.pool, "status", pgSchema)
+	return pgdb.Migrate(ctx, s.pool, "status", append(slices.Clone(pgSchema), pgLineSchema...))
 }
 
 // The statements the store issues (listDeliveriesSQL and countSQL build the

@@ -22,6 +22,7 @@ import (
 	"github.com/hookmesh/hookmesh/gen/hookmesh/status/v1/statusv1connect"
 	"github.com/hookmesh/hookmesh/internal/bus"
 	"github.com/hookmesh/hookmesh/internal/lifecycle"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/retention"
 )
 
@@ -37,6 +38,11 @@ type Service struct {
 	conn   *bus.Conn
 	queues []string
 	pruner *retention.Pruner
+	// topo and pub send the tasks of released deliveries in lines; lines
+	// keeps the lines (nil on MongoDB, which parks ordered routes).
+	topo  mesh.Topology
+	pub   Publisher
+	lines lineStore
 }
 
 // Option gives New where it keeps the history and what optional features
@@ -48,7 +54,8 @@ type serviceOptions struct {
 	owners    Owners
 	retrier   *retrier
 	conn      *bus.Conn
-	queues    []string
+	topo      mesh.Topology
+	pub       Publisher
 	retention *retentionOptions
 }
 
@@ -71,8 +78,10 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) (*
 		opt(&o)
 	}
 	var st historyStore
+	var lines lineStore
 	if o.pool != nil {
-		st = newPGStore(o.pool)
+		pg := newPGStore(o.pool)
+		st, lines = pg, pg
 	} else {
 		st = newDeliveryStore(db)
 	}
@@ -83,7 +92,10 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) (*
 		retrier: o.retrier,
 		owners:  o.owners,
 		conn:    o.conn,
-		queues:  o.queues,
+		queues:  o.topo.StatusQueues,
+		topo:    o.topo,
+		pub:     o.pub,
+		lines:   lines,
 	}
 	if o.retention != nil {
 		var err error
@@ -95,10 +107,11 @@ func New(cfg Config, db *mongo.Database, logger *slog.Logger, opts ...Option) (*
 	return s, nil
 }
 
-// WithConsumer makes Run apply the state changes of the status partition
-// queues over conn.
-func WithConsumer(conn *bus.Conn, queues []string) Option {
-	return func(o *serviceOptions) { o.conn, o.queues = conn, queues }
+// WithConsumer makes Run apply the state changes of topo's status
+// partition queues over conn, and keep the lines of ordered delivery,
+// publishing with pub the task of each delivery whose turn comes.
+func WithConsumer(conn *bus.Conn, topo mesh.Topology, pub Publisher) Option {
+	return func(o *serviceOptions) { o.conn, o.topo, o.pub = conn, topo, pub }
 }
 
 // WithRetention makes Run prune the deliveries, attempts and statistics
