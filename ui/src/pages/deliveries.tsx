@@ -4,6 +4,7 @@ import { DeliveryStatus, type Delivery } from "../gen/hookmesh/status/v1/status_
 import { DeliveryBadge, ErrorBox, Headers, Json, Link, NeedProject, Pager, tsFromInput, useCursor, usePoll, useSession } from "../lib";
 
 const ALL_STATUSES = [
+  DeliveryStatus.WAITING,
   DeliveryStatus.SCHEDULED,
   DeliveryStatus.PROCESSING,
   DeliveryStatus.SUCCESS,
