@@ -443,6 +443,26 @@ func TestScale(t *testing.T) {
 // killed one left.
 func scaleFaults(r *run, s *scaleStack) error {
 	time.Sleep(5 * time.Second)
+	if err := bounceNode(r, s); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	s.ingests[0].kill9()
+	r.note("kill -9 %s", s.ingests[0].name)
+	time.Sleep(2 * time.Second)
+	s.routers[0].kill9()
+	r.note("kill -9 %s", s.routers[0].name)
+	time.Sleep(2 * time.Second)
+	n := inFlight(r, 5*time.Second)
+	s.deliverers[0].kill9()
+	r.note("kill -9 %s with %d requests in flight at the receiver; none of the three restarted", s.deliverers[0].name, n)
+	return nil
+}
+
+// bounceNode stops the node most processes use the way an operator does,
+// waits until every process on it has moved to another, and starts it
+// again after scaleNodeDown.
+func bounceNode(r *run, s *scaleStack) error {
 	// hookmesh starts at a random node of its list. The node stopped is
 	// the one leading the most quorum queues (their leaders move) among
 	// those some process is connected to (those processes move), else the
@@ -506,16 +526,5 @@ func scaleFaults(r *run, s *scaleStack) error {
 		return err
 	}
 	r.note("RabbitMQ node %s started again: in the cluster and taking connections after %.1fs", node.name, time.Since(start).Seconds())
-
-	time.Sleep(3 * time.Second)
-	s.ingests[0].kill9()
-	r.note("kill -9 %s", s.ingests[0].name)
-	time.Sleep(2 * time.Second)
-	s.routers[0].kill9()
-	r.note("kill -9 %s", s.routers[0].name)
-	time.Sleep(2 * time.Second)
-	n := inFlight(r, 5*time.Second)
-	s.deliverers[0].kill9()
-	r.note("kill -9 %s with %d requests in flight at the receiver; none of the three restarted", s.deliverers[0].name, n)
 	return nil
 }

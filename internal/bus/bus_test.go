@@ -3,10 +3,12 @@ package bus
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/protobuf/proto"
@@ -185,5 +187,43 @@ func TestFailedHandlingIsRetriedWithoutRequeue(t *testing.T) {
 	case <-calls:
 		t.Fatal("handled again after it succeeded")
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestUrgentBatchDoesNotWaitToFill: a batch that waits an hour to fill is
+// handled at once when it holds an urgent delivery, with what came before.
+func TestUrgentBatchDoesNotWaitToFill(t *testing.T) {
+	t.Parallel()
+	c, names := dialNames(t, testenv.AMQPURL(t), "", nil)
+	pub := c.NewPublisher(1)
+	defer pub.Close()
+	plain := names.work("plain", &busv1.EventMessage{EventId: "plain"})
+	urgent := names.work("urgent", &busv1.EventMessage{EventId: "urgent"})
+	urgent.Headers = amqp.Table{"x-urgent": true}
+	if err := pub.Publish(context.Background(), []Message{plain, urgent}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	batches := make(chan []string, 4)
+	go func() {
+		_ = c.ConsumeBatch(ctx, names.WorkQueue, ConsumeOptions{}, BatchOptions{MaxWait: time.Hour,
+			Urgent: func(d *amqp.Delivery) bool { return d.Headers["x-urgent"] != nil }},
+			func(_ context.Context, ds []*Delivery) error {
+				var got []string
+				for _, d := range ds {
+					got = append(got, d.MessageId)
+				}
+				batches <- got
+				return nil
+			})
+	}()
+	select {
+	case got := <-batches:
+		if strings.Join(got, ",") != "plain,urgent" {
+			t.Fatalf("batch = %v, want plain and urgent together", got)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the batch with an urgent delivery waited to fill")
 	}
 }

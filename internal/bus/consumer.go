@@ -68,6 +68,10 @@ type BatchOptions struct {
 	MaxBatch int
 	// MaxWait is how long a batch waits to fill; 5 ms when zero.
 	MaxWait time.Duration
+	// Urgent, when set, marks deliveries someone is waiting on: once the
+	// batch has one, it waits at most UrgentWait (5 ms when zero) more.
+	Urgent     func(*amqp.Delivery) bool
+	UrgentWait time.Duration
 }
 
 // Consume handles the queue's messages until ctx ends, surviving channel and
@@ -110,6 +114,9 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 	if bopts.MaxWait <= 0 {
 		bopts.MaxWait = 5 * time.Millisecond
 	}
+	if bopts.UrgentWait <= 0 {
+		bopts.UrgentWait = 5 * time.Millisecond
+	}
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 2 * bopts.MaxBatch
 	}
@@ -122,23 +129,7 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 			if !ok {
 				return
 			}
-			batch := append(buf[:0], first)
-			timer := time.NewTimer(bopts.MaxWait)
-		fill:
-			for len(batch) < bopts.MaxBatch {
-				select {
-				case d, ok := <-deliveries:
-					if !ok {
-						break fill
-					}
-					batch = append(batch, d)
-				case <-timer.C:
-					break fill
-				case <-ctx.Done():
-					break fill
-				}
-			}
-			timer.Stop()
+			batch := fillBatch(ctx, deliveries, append(buf[:0], first), bopts)
 			if ctx.Err() != nil {
 				// Shutting down: the batch goes back to the queue.
 				_ = batch[len(batch)-1].Nack(true, true)
@@ -149,6 +140,39 @@ func (c *Conn) ConsumeBatch(ctx context.Context, queue string, opts ConsumeOptio
 			buf = batch
 		}
 	})
+}
+
+// fillBatch adds deliveries to batch until it has MaxBatch, MaxWait has
+// passed (UrgentWait once it holds an urgent one), the channel closes or
+// ctx ends.
+func fillBatch(ctx context.Context, deliveries <-chan amqp.Delivery, batch []amqp.Delivery, bopts BatchOptions) []amqp.Delivery {
+	wait := bopts.MaxWait
+	urgent := func(d *amqp.Delivery) bool {
+		return bopts.Urgent != nil && wait > bopts.UrgentWait && bopts.Urgent(d)
+	}
+	if urgent(&batch[0]) {
+		wait = bopts.UrgentWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(batch) < bopts.MaxBatch {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, d)
+			if urgent(&d) {
+				wait = bopts.UrgentWait
+				timer.Reset(wait)
+			}
+		case <-timer.C:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
 }
 
 func (c *Conn) consumeLoop(ctx context.Context, queue string, opts ConsumeOptions, run func(*amqp.Channel, <-chan amqp.Delivery)) error {

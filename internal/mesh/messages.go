@@ -50,17 +50,31 @@ func (t Topology) TaskMessage(task *busv1.DeliveryTask) bus.Message {
 // StateMessage is a state change for the status service, routed to the
 // delivery's partition, or to its line's when it has an ordering key.
 func (t Topology) StateMessage(sc *busv1.StateChange) bus.Message {
-	partition := t.StatusPartition(sc.GetDeliveryId())
-	if sc.GetOrderingKey() != "" {
-		partition = t.LinePartition(sc.GetProjectId(), sc.GetOrderingKey())
-	}
-	return bus.Message{
+	m := bus.Message{
 		Exchange:  t.StatusExchange,
-		Key:       strconv.Itoa(partition),
+		Key:       strconv.Itoa(t.StatusPartition(sc.GetDeliveryId())),
 		Body:      marshal(sc),
 		MessageID: sc.GetDeliveryId() + ":" + strconv.FormatUint(uint64(sc.GetAttempt()), 10) + ":" + sc.GetStatus().String(),
 		Type:      TypeState,
 	}
+	if sc.GetOrderingKey() != "" {
+		m.Key = strconv.Itoa(t.LinePartition(sc.GetProjectId(), sc.GetOrderingKey()))
+		m.Headers = amqp.Table{OrderingKeyHeader: sc.GetOrderingKey()}
+	}
+	return m
+}
+
+// OrderingKeyHeader carries, on a route and on the state changes of a
+// delivery in a line, the ordering key: the status service writes a batch
+// holding one without waiting to fill it, since the line's next delivery
+// waits on it.
+const OrderingKeyHeader = "x-hookmesh-ordering-key"
+
+// InLine reports whether a message is about a line (see
+// OrderingKeyHeader).
+func InLine(d *amqp.Delivery) bool {
+	_, ok := d.Headers[OrderingKeyHeader]
+	return ok
 }
 
 // RouteMessage is the router's expansion of an event with an ordering key,
@@ -72,6 +86,7 @@ func (t Topology) RouteMessage(r *busv1.OrderedRoute) bus.Message {
 		Body:      marshal(r),
 		MessageID: r.GetEventId() + ":route",
 		Type:      TypeRoute,
+		Headers:   amqp.Table{OrderingKeyHeader: r.GetOrderingKey()},
 	}
 }
 

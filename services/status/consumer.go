@@ -21,7 +21,10 @@ import (
 // ctx ends.
 // Each partition queue has a single active consumer across all status
 // replicas, so one delivery's changes have one writer at a time; the changes
-// of a batch are applied together and acked only once they are stored.
+// of a batch are applied together and acked only once they are stored. A
+// batch holding a message about a line of ordered delivery is written
+// within milliseconds rather than after BatchWait: the line's next delivery
+// waits on it.
 func (s *Service) consume(ctx context.Context) error {
 	conn, queues := s.conn, s.queues
 	var wg sync.WaitGroup
@@ -29,7 +32,7 @@ func (s *Service) consume(ctx context.Context) error {
 	for _, q := range queues {
 		wg.Go(func() {
 			errs <- conn.ConsumeBatch(ctx, q, bus.ConsumeOptions{Prefetch: 2 * s.cfg.BatchSize},
-				bus.BatchOptions{MaxBatch: s.cfg.BatchSize, MaxWait: s.cfg.BatchWait}, s.applyDeliveries)
+				bus.BatchOptions{MaxBatch: s.cfg.BatchSize, MaxWait: s.cfg.BatchWait, Urgent: mesh.InLine}, s.applyDeliveries)
 		})
 	}
 	wg.Wait()
