@@ -192,6 +192,9 @@ type newEvent struct {
 	endpointID     string
 	ownerID        string
 	broadcast      bool
+	// orderingKey, when set, puts the event in the project's line of that
+	// key.
+	orderingKey string
 }
 
 // create stores and publishes an event and returns it as stored.
@@ -211,6 +214,7 @@ func (s *Service) create(ctx context.Context, in newEvent) (*ingestv1.Event, err
 		OwnerID:        in.ownerID,
 		Broadcast:      in.broadcast,
 		CreateTime:     now,
+		OrderingKey:    in.orderingKey,
 	}
 	if in.idempotencyKey != "" {
 		orig, claimed, err := s.store.claim(ctx, in.projectID, in.idempotencyKey, doc.ID, now)
@@ -315,6 +319,8 @@ func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
 		OwnerId:        doc.OwnerID,
 		Broadcast:      doc.Broadcast,
 		CreateTime:     timestamppb.New(doc.CreateTime),
+		OrderingKey:    doc.OrderingKey,
+		OrderingSeq:    doc.OrderingSeq,
 	})
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
@@ -369,5 +375,7 @@ func toProto(doc *eventDoc) *ingestv1.Event {
 		IsDuplicate:    doc.IsDuplicate,
 		DuplicateOf:    doc.DuplicateOf,
 		CreateTime:     timestamppb.New(doc.CreateTime),
+		OrderingKey:    doc.OrderingKey,
+		OrderingSeq:    doc.OrderingSeq,
 	}
 }

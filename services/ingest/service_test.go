@@ -50,6 +50,9 @@ func newMemStore() *memStore {
 func (m *memStore) init(context.Context) error { return nil }
 func (m *memStore) close()                     {}
 
+// orders is false: numbering is the PostgreSQL store's, tested on it.
+func (m *memStore) orders() bool { return false }
+
 func (m *memStore) claim(_ context.Context, projectID, key, eventID string, now time.Time) (string, time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
