@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -535,5 +536,58 @@ func TestOrderingRefusedByMongo(t *testing.T) {
 	}
 	if msgs := pub.events(t); len(msgs) != 1 || msgs[0].GetEventId() != ev.GetId() {
 		t.Fatalf("published %v, want the event without a key", msgs)
+	}
+}
+
+// lateStore hides its events from get until the first insert through it,
+// as when a repeat of a request stores the event just before this one.
+type lateStore struct {
+	Store
+	inserted atomic.Bool
+}
+
+func (s *lateStore) get(ctx context.Context, projectID, id string) (*eventDoc, error) {
+	if !s.inserted.Load() {
+		return nil, nil
+	}
+	return s.Store.get(ctx, projectID, id)
+}
+
+func (s *lateStore) insert(ctx context.Context, doc *eventDoc) error {
+	s.inserted.Store(true)
+	return s.Store.insert(ctx, doc)
+}
+
+// TestOrderingTakeoverRace: two repeats take over an abandoned claim and
+// the other stores the event first; this one answers that event, with its
+// number, and takes none.
+func TestOrderingTakeoverRace(t *testing.T) {
+	t.Parallel()
+	pg := NewPostgresStore(testPool(t))
+	st := &lateStore{Store: pg}
+	s, pub := orderingService(t, st)
+	s.cfg.AbandonedClaimAfter = 30 * time.Second
+	ctx := context.Background()
+	claimedAt := time.Now().Add(-time.Minute)
+	if orig, _, err := pg.claim(ctx, "prj_1", "key-1", "evt_taken", claimedAt); err != nil || orig != "" {
+		t.Fatalf("claim: %q, %v", orig, err)
+	}
+	other := testEvent("prj_1", time.Now())
+	other.ID, other.EndpointID, other.IdempotencyKey, other.OrderingKey = "evt_taken", "ep_1", "key-1", "line-1"
+	if err := pg.insert(ctx, other); err != nil || other.OrderingSeq != 1 {
+		t.Fatalf("the other repeat's event: seq %d, %v", other.OrderingSeq, err)
+	}
+	in := keyedEvent("line-1")
+	in.idempotencyKey = "key-1"
+	ev, err := s.create(asProject(), in)
+	if err != nil || ev.GetId() != "evt_taken" || ev.GetIsDuplicate() || ev.GetOrderingSeq() != 1 {
+		t.Fatalf("create = %v, %v; want evt_taken with seq 1", ev, err)
+	}
+	if n := len(pub.events(t)); n != 0 {
+		t.Fatalf("published %d events; the other repeat publishes it", n)
+	}
+	next, err := s.create(asProject(), keyedEvent("line-1"))
+	if err != nil || next.GetOrderingSeq() != 2 {
+		t.Fatalf("next event: %v, %v; want seq 2", next, err)
 	}
 }

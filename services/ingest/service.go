@@ -234,12 +234,24 @@ func (s *Service) create(ctx context.Context, in newEvent) (*ingestv1.Event, err
 		}
 		// A repeat of this request took over the claim and stored the event
 		// under this id first: it publishes it.
-		return toProto(doc), nil
+		return s.storedInstead(ctx, doc), nil
 	}
 	if err := s.publish(ctx, doc); err != nil {
 		return nil, err
 	}
 	return toProto(doc), nil
+}
+
+// storedInstead is the answer to a request whose event a repeat stored
+// first under the same id: that event, which has the ordering number, or
+// doc when it cannot be read.
+func (s *Service) storedInstead(ctx context.Context, doc *eventDoc) *ingestv1.Event {
+	if doc.OrderingKey != "" {
+		if stored, err := s.store.get(ctx, doc.ProjectID, doc.ID); err == nil && stored != nil {
+			return toProto(stored)
+		}
+	}
+	return toProto(doc)
 }
 
 // duplicate handles a request whose idempotency key was claimed by orig. It
