@@ -18,7 +18,7 @@ func FuzzParseRESTBody(f *testing.F) {
 		`{"endpoint_id":"ep_1","event_type":"a.b","data":{"x":12345678901234567890},"custom_headers":{"X-A":"1"},"idempotency_key":"k"}`,
 		`{"owner_id":"o","event_type":"t","data":[1,2,3]}`,
 		`{"event_type":"t","data":"s"}  `,
-		`{"data":null}`, `{`, `[]`, `{"data":{"a":`, `{} {}`, `{"custom_headers":{"X":5}}`, "{\"data\":\"\\u0000\"}",
+		`{"data":null}`, `{`, `[]`, `{"data":{"a":`, `{} {}`, `{"custom_headers":{"X":5}}`, `{"ordering_key":5}`, `{"event_type":"t","data":{},"ordering_key":"k"}`, "{\"data\":\"\\u0000\"}",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -28,7 +28,7 @@ func (h *handler) CreateEvent(ctx context.Context, req *connect.Request[ingestv1
 	ev, err := h.s.create(ctx, newEvent{
 		projectID: m.GetProjectId(), eventType: m.GetEventType(), data: []byte(m.GetData()),
 		customHeaders: m.GetCustomHeaders(), idempotencyKey: m.GetIdempotencyKey(),
-		endpointID: m.GetEndpointId(), broadcast: isBroadcast(req.Header()),
+		endpointID: m.GetEndpointId(), broadcast: isBroadcast(req.Header()), orderingKey: m.GetOrderingKey(),
 	})
 	if err != nil {
 		return nil, err
@@ -48,7 +48,7 @@ func (h *handler) CreateFanoutEvent(ctx context.Context, req *connect.Request[in
 	ev, err := h.s.create(ctx, newEvent{
 		projectID: m.GetProjectId(), eventType: m.GetEventType(), data: []byte(m.GetData()),
 		customHeaders: m.GetCustomHeaders(), idempotencyKey: m.GetIdempotencyKey(),
-		ownerID: m.GetOwnerId(), broadcast: broadcast,
+		ownerID: m.GetOwnerId(), broadcast: broadcast, orderingKey: m.GetOrderingKey(),
 	})
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func (h *handler) CreateBroadcastEvent(ctx context.Context, req *connect.Request
 	ev, err := h.s.create(ctx, newEvent{
 		projectID: m.GetProjectId(), eventType: m.GetEventType(), data: []byte(m.GetData()),
 		customHeaders: m.GetCustomHeaders(), idempotencyKey: m.GetIdempotencyKey(),
-		broadcast: true,
+		broadcast: true, orderingKey: m.GetOrderingKey(),
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ type restRequest struct {
 	Data           json.RawMessage   `json:"data"`
 	CustomHeaders  map[string]string `json:"custom_headers"`
 	IdempotencyKey string            `json:"idempotency_key"`
+	OrderingKey    string            `json:"ordering_key"`
 }
 
 // restFields are the fields of each route's body, as Convoy documents them:
@@ -36,9 +37,9 @@ type restRequest struct {
 // body). Any other field is refused, so that a misspelt one (the Connect
 // spelling "idempotencyKey") is not silently dropped.
 var restFields = map[restShape]struct{ used, ignored []string }{
-	shapeSingle:    {used: []string{"endpoint_id", "event_type", "data", "custom_headers", "idempotency_key"}, ignored: []string{"app_id"}},
-	shapeFanout:    {used: []string{"owner_id", "event_type", "data", "custom_headers", "idempotency_key"}},
-	shapeBroadcast: {used: []string{"event_type", "data", "custom_headers", "idempotency_key"}, ignored: []string{"acknowledged_at"}},
+	shapeSingle:    {used: []string{"endpoint_id", "event_type", "data", "custom_headers", "idempotency_key", "ordering_key"}, ignored: []string{"app_id"}},
+	shapeFanout:    {used: []string{"owner_id", "event_type", "data", "custom_headers", "idempotency_key", "ordering_key"}},
+	shapeBroadcast: {used: []string{"event_type", "data", "custom_headers", "idempotency_key", "ordering_key"}, ignored: []string{"acknowledged_at"}},
 }
 
 type restShape int
@@ -109,7 +110,7 @@ func bodyEvent(ctx context.Context, shape restShape, projectID string, req *rest
 	in := newEvent{
 		projectID: projectID, eventType: req.EventType, data: req.Data,
 		customHeaders: req.CustomHeaders, idempotencyKey: req.IdempotencyKey,
-		broadcast: broadcast,
+		broadcast: broadcast, orderingKey: req.OrderingKey,
 	}
 	switch shape {
 	case shapeSingle:
@@ -151,7 +152,8 @@ type restAnswer struct {
 // restEvent is an event under Convoy's field names (uid, endpoints,
 // is_duplicate_event, headers, created_at, ...) and hookmesh's own (id,
 // endpoint_id, owner_id, broadcast, is_duplicate, duplicate_of,
-// custom_headers, create_time).
+// custom_headers, create_time, and ordering_key and ordering_seq for an
+// event in a line).
 type restEvent struct {
 	UID              string              `json:"uid"`
 	ProjectID        string              `json:"project_id"`
@@ -175,6 +177,8 @@ type restEvent struct {
 	DuplicateOf   string            `json:"duplicate_of,omitempty"`
 	CustomHeaders map[string]string `json:"custom_headers,omitempty"`
 	CreateTime    string            `json:"create_time"`
+	OrderingKey   string            `json:"ordering_key,omitempty"`
+	OrderingSeq   uint64            `json:"ordering_seq,omitempty"`
 }
 
 func newRESTEvent(ev *ingestv1.Event) *restEvent {
@@ -186,7 +190,8 @@ func newRESTEvent(ev *ingestv1.Event) *restEvent {
 		CreatedAt: created, UpdatedAt: created, AcknowledgedAt: created,
 		ID: ev.GetId(), EndpointID: ev.GetEndpointId(), OwnerID: ev.GetOwnerId(), Broadcast: ev.GetBroadcast(),
 		IsDuplicate: ev.GetIsDuplicate(), DuplicateOf: ev.GetDuplicateOf(), CustomHeaders: ev.GetCustomHeaders(),
-		CreateTime: created.Format("2006-01-02T15:04:05.000Z07:00"),
+		CreateTime:  created.Format("2006-01-02T15:04:05.000Z07:00"),
+		OrderingKey: ev.GetOrderingKey(), OrderingSeq: ev.GetOrderingSeq(),
 	}
 	// The endpoints of a fan-out or broadcast are found later, by the router.
 	if ev.GetEndpointId() != "" && !ev.GetBroadcast() {
@@ -221,7 +226,7 @@ func parseRESTBody(shape restShape, body []byte) (*restRequest, error) {
 	var req restRequest
 	for name, dst := range map[string]any{
 		"endpoint_id": &req.EndpointID, "owner_id": &req.OwnerID, "event_type": &req.EventType,
-		"custom_headers": &req.CustomHeaders, "idempotency_key": &req.IdempotencyKey,
+		"custom_headers": &req.CustomHeaders, "idempotency_key": &req.IdempotencyKey, "ordering_key": &req.OrderingKey,
 	} {
 		if raw, ok := fields[name]; ok {
 			if err := json.Unmarshal(raw, dst); err != nil {
@@ -240,7 +245,7 @@ func parseRESTBody(shape restShape, body []byte) (*restRequest, error) {
 // restFieldKinds says what each field must hold, for errors.
 var restFieldKinds = map[string]string{
 	"endpoint_id": "a string", "owner_id": "a string", "event_type": "a string",
-	"custom_headers": "an object of strings", "idempotency_key": "a string",
+	"custom_headers": "an object of strings", "idempotency_key": "a string", "ordering_key": "a string",
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {

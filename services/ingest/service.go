@@ -192,6 +192,9 @@ type newEvent struct {
 	endpointID     string
 	ownerID        string
 	broadcast      bool
+	// orderingKey, when set, puts the event in the project's line of that
+	// key.
+	orderingKey string
 }
 
 // create stores and publishes an event and returns it as stored.
@@ -211,6 +214,7 @@ func (s *Service) create(ctx context.Context, in newEvent) (*ingestv1.Event, err
 		OwnerID:        in.ownerID,
 		Broadcast:      in.broadcast,
 		CreateTime:     now,
+		OrderingKey:    in.orderingKey,
 	}
 	if in.idempotencyKey != "" {
 		orig, claimed, err := s.store.claim(ctx, in.projectID, in.idempotencyKey, doc.ID, now)
@@ -230,12 +234,24 @@ func (s *Service) create(ctx context.Context, in newEvent) (*ingestv1.Event, err
 		}
 		// A repeat of this request took over the claim and stored the event
 		// under this id first: it publishes it.
-		return toProto(doc), nil
+		return s.storedInstead(ctx, doc), nil
 	}
 	if err := s.publish(ctx, doc); err != nil {
 		return nil, err
 	}
 	return toProto(doc), nil
+}
+
+// storedInstead is the answer to a request whose event a repeat stored
+// first under the same id: that event, which has the ordering number, or
+// doc when it cannot be read.
+func (s *Service) storedInstead(ctx context.Context, doc *eventDoc) *ingestv1.Event {
+	if doc.OrderingKey != "" {
+		if stored, err := s.store.get(ctx, doc.ProjectID, doc.ID); err == nil && stored != nil {
+			return toProto(stored)
+		}
+	}
+	return toProto(doc)
 }
 
 // duplicate handles a request whose idempotency key was claimed by orig. It
@@ -315,6 +331,8 @@ func (s *Service) publish(ctx context.Context, doc *eventDoc) error {
 		OwnerId:        doc.OwnerID,
 		Broadcast:      doc.Broadcast,
 		CreateTime:     timestamppb.New(doc.CreateTime),
+		OrderingKey:    doc.OrderingKey,
+		OrderingSeq:    doc.OrderingSeq,
 	})
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
@@ -369,5 +387,7 @@ func toProto(doc *eventDoc) *ingestv1.Event {
 		IsDuplicate:    doc.IsDuplicate,
 		DuplicateOf:    doc.DuplicateOf,
 		CreateTime:     timestamppb.New(doc.CreateTime),
+		OrderingKey:    doc.OrderingKey,
+		OrderingSeq:    doc.OrderingSeq,
 	}
 }

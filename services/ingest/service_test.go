@@ -50,6 +50,9 @@ func newMemStore() *memStore {
 func (m *memStore) init(context.Context) error { return nil }
 func (m *memStore) close()                     {}
 
+// orders is false: numbering is the PostgreSQL store's, tested on it.
+func (m *memStore) orders() bool { return false }
+
 func (m *memStore) claim(_ context.Context, projectID, key, eventID string, now time.Time) (string, time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -515,6 +518,10 @@ func TestCreateRefusesBadRequests(t *testing.T) {
 		{name: "data not UTF-8", modify: func(e *newEvent) { e.data = []byte("\"\xff\"") }, code: connect.CodeInvalidArgument, want: "data: must be UTF-8"},
 		{name: "data not JSON", modify: func(e *newEvent) { e.data = []byte(`{"a":`) }, code: connect.CodeInvalidArgument, want: "data: is not valid JSON"},
 		{name: "idempotency key too long", modify: func(e *newEvent) { e.idempotencyKey = strings.Repeat("k", 256) }, code: connect.CodeInvalidArgument, want: "idempotency_key"},
+		{name: "ordering key too long", modify: func(e *newEvent) { e.orderingKey = strings.Repeat("k", 257) }, code: connect.CodeInvalidArgument, want: "ordering_key: is 257 bytes; at most 256 are allowed"},
+		{name: "ordering key with a newline", modify: func(e *newEvent) { e.orderingKey = "a\nb" }, code: connect.CodeInvalidArgument, want: "ordering_key: must not contain control characters (found U+000A at byte 1)"},
+		{name: "ordering key with DEL", modify: func(e *newEvent) { e.orderingKey = "ab\x7f" }, code: connect.CodeInvalidArgument, want: "ordering_key: must not contain control characters (found U+007F at byte 2)"},
+		{name: "ordering key not UTF-8", modify: func(e *newEvent) { e.orderingKey = "a\xffb" }, code: connect.CodeInvalidArgument, want: "ordering_key: must be valid UTF-8"},
 		{name: "reserved header", modify: func(e *newEvent) { e.customHeaders = map[string]string{"Host": "evil"} }, code: connect.CodeInvalidArgument, want: `custom_headers["Host"]: is set by hookmesh`},
 		{name: "hookmesh's own header", modify: func(e *newEvent) { e.customHeaders = map[string]string{"X-Hookmesh-Attempt": "9"} }, code: connect.CodeInvalidArgument, want: "is set by hookmesh"},
 		{name: "signature header", modify: func(e *newEvent) { e.customHeaders = map[string]string{"webhook-signature": "v1,x"} }, code: connect.CodeInvalidArgument, want: "is set by hookmesh"},

@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,5 +222,117 @@ func TestSourceOutageKeepsMessages(t *testing.T) {
 	defer ch.Close()
 	if _, ok, _ := ch.Get(queue+RejectedSuffix, true); ok {
 		t.Fatal("the message was rejected")
+	}
+}
+
+// TestSourceOrderingKey consumes messages with an ordering_key from a
+// source: they are stored numbered in their line, as through REST, and a
+// message whose key is not a string is rejected naming it.
+func TestSourceOrderingKey(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	topo := mesh.NewTopology(testenv.DatabaseName(t), 1)
+	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
+		sdktrace.NewTracerProvider(), propagation.TraceContext{}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := "src-" + strings.ToLower(ids.Random(10))
+	t.Cleanup(func() {
+		if ch, err := conn.Channel(context.Background()); err == nil {
+			_ = topo.Delete(ch)
+			_, _ = ch.QueueDelete(queue, false, false, false)
+			_, _ = ch.QueueDelete(queue+RejectedSuffix, false, false, false)
+			_ = ch.Close()
+		}
+		_ = conn.Close()
+	})
+	st := NewPostgresStore(testPool(t))
+	if err := st.init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.close)
+	pub := conn.NewPublisher(1)
+	defer pub.Close()
+	svc, err := New(Config{}, st, allEndpoints{}, nil, pub, topo, nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &oneSource{src: &registryv1.Source{Id: "src_1", ProjectId: "prj_1", Amqp: &registryv1.AMQPSource{Queue: queue},
+		Status: registryv1.SourceStatus_SOURCE_STATUS_ACTIVE}}
+	sources, err := svc.newSources(SourcesConfig{PollInterval: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}, conn, pub, reg, noop.NewMeterProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sources.Run(rctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitUntil("the consumer", func() bool {
+		ch, err := conn.Channel(ctx)
+		if err != nil {
+			return false
+		}
+		defer ch.Close()
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		return err == nil && q.Consumers == 1
+	})
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	for i, body := range []string{
+		`{"endpoint_id":"ep_1","event_type":"order.paid","data":{"id":1},"ordering_key":"order-1"}`,
+		`{"endpoint_id":"ep_1","event_type":"order.shipped","data":{"id":1},"ordering_key":"order-1"}`,
+		`{"endpoint_id":"ep_1","event_type":"order.paid","data":{"id":2},"ordering_key":5}`,
+	} {
+		if err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{
+			MessageId: fmt.Sprintf("msg-%d", i), DeliveryMode: amqp.Persistent, Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rejected amqp.Delivery
+	waitUntil("the bad message rejected", func() bool {
+		d, ok, _ := ch.Get(queue+RejectedSuffix, true)
+		rejected = d
+		return ok
+	})
+	if reason, _ := rejected.Headers[RejectedReasonHeader].(string); reason != "ordering_key: must be a string, got a JSON number" {
+		t.Fatalf("message rejected for %q, want ordering_key named", reason)
+	}
+	waitUntil("two events counted", func() bool { return reg.accepted() == 2 })
+	// A source's messages are handled by several workers at once: the
+	// numbers follow the order in which they were stored, which may not be
+	// the queue's.
+	var seqs []uint64
+	for i, typ := range []string{"order.paid", "order.shipped"} {
+		evs, err := st.list(ctx, listFilter{projectID: "prj_1", idempotencyKey: fmt.Sprintf("msg-%d", i), limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 1 || evs[0].EventType != typ || evs[0].OrderingKey != "order-1" {
+			t.Fatalf("message %d stored as %+v; want %s in order-1", i, evs, typ)
+		}
+		seqs = append(seqs, evs[0].OrderingSeq)
+	}
+	if slices.Sort(seqs); !slices.Equal(seqs, []uint64{1, 2}) {
+		t.Fatalf("order-1's events numbered %v, want 1 and 2", seqs)
 	}
 }

@@ -24,7 +24,8 @@ type Store interface {
 	claim(ctx context.Context, projectID, key, eventID string, now time.Time) (string, time.Time, error)
 	// insert stores an event, written together with the events of
 	// concurrent requests; it returns once the event is durable, and
-	// errDuplicate when an event with its id exists.
+	// errDuplicate when an event with its id exists. For an original with
+	// an ordering key it sets doc.OrderingSeq (see orders).
 	insert(ctx context.Context, doc *eventDoc) error
 	// get loads an event of a project; nil when there is none.
 	get(ctx context.Context, projectID, id string) (*eventDoc, error)
@@ -42,6 +43,11 @@ type Store interface {
 	// unpublishedSince returns the original (not duplicate) events created
 	// in [from, to) that the broker has not confirmed, by id.
 	unpublishedSince(ctx context.Context, from, to time.Time) ([]eventDoc, error)
+	// orders reports whether the store numbers the events of an ordering
+	// key: insert then sets OrderingSeq of an original event with an
+	// OrderingKey, in the transaction that stores it. A store that cannot
+	// (MongoDB: FerretDB has no transactions) refuses such events.
+	orders() bool
 	// prune deletes up to limit of a project's idempotency claims and up to
 	// limit of its events (with their outbox rows or markers) created
 	// before cutoff; more says there may be more.
@@ -62,6 +68,11 @@ type eventDoc struct {
 	IsDuplicate    bool              `bson:"is_duplicate"`
 	DuplicateOf    string            `bson:"duplicate_of,omitempty"`
 	CreateTime     time.Time         `bson:"create_time"`
+	// OrderingKey puts the event in its project's line of that key;
+	// OrderingSeq is its place there, from 1, set when an original is
+	// stored (0 for a duplicate and for an event without a key).
+	OrderingKey string `bson:"ordering_key,omitempty"`
+	OrderingSeq uint64 `bson:"ordering_seq,omitempty"`
 }
 
 // listFilter selects events for list. Empty strings, zero times and a nil

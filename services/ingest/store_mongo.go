@@ -92,6 +92,11 @@ func (s *mongoStore) claim(ctx context.Context, projectID, key, eventID string, 
 	return existing.EventID, existing.CreateTime, nil
 }
 
+// orders is false: numbering a key's events gap-free needs the sequence
+// bumped in the transaction that stores the event, and FerretDB has no
+// transactions.
+func (s *mongoStore) orders() bool { return false }
+
 func (s *mongoStore) insert(ctx context.Context, doc *eventDoc) error {
 	err := s.events.Insert(ctx, doc)
 	if store.IsDuplicateKey(err) {

@@ -1,10 +1,14 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +36,13 @@ import (
 // broker confirms it. It stays as small as what is in flight, so the
 // sweeper reads only what it has to publish. (A published flag on events
 // would rewrite the event and every index of it on each confirm.)
+//
+// ordering_keys holds, for each ordering key of a project, the number of
+// its events stored so far: the last ordering_seq given. It is bumped in
+// the transaction that stores the events, so a key's numbers have no gap
+// and follow the order in which the events were committed (the row's lock
+// holds a second batch of the key until the first commits). Its rows
+// outlive the pruned events: a key's line goes on from where it was.
 var pgSchema = []string{
 	`CREATE TABLE IF NOT EXISTS events (
 	id text PRIMARY KEY,
@@ -45,8 +56,13 @@ var pgSchema = []string{
 	broadcast boolean NOT NULL,
 	is_duplicate boolean NOT NULL,
 	duplicate_of text NOT NULL,
-	create_time timestamptz NOT NULL
+	create_time timestamptz NOT NULL,
+	ordering_key text NOT NULL DEFAULT '',
+	ordering_seq bigint NOT NULL DEFAULT 0
 )`,
+	// For the tables made before events had ordering keys.
+	`ALTER TABLE events ADD COLUMN IF NOT EXISTS ordering_key text NOT NULL DEFAULT ''`,
+	`ALTER TABLE events ADD COLUMN IF NOT EXISTS ordering_seq bigint NOT NULL DEFAULT 0`,
 	`CREATE INDEX IF NOT EXISTS events_by_time ON events (project_id, create_time DESC, id DESC)`,
 	`CREATE INDEX IF NOT EXISTS events_by_type ON events (project_id, event_type, create_time DESC, id DESC)`,
 	`CREATE INDEX IF NOT EXISTS events_by_endpoint ON events (project_id, endpoint_id, create_time DESC, id DESC)`,
@@ -67,11 +83,17 @@ var pgSchema = []string{
 	create_time timestamptz NOT NULL
 )`,
 	`CREATE INDEX IF NOT EXISTS outbox_by_time ON outbox (create_time)`,
+	`CREATE TABLE IF NOT EXISTS ordering_keys (
+	project_id text NOT NULL,
+	ordering_key text NOT NULL,
+	seq bigint NOT NULL,
+	PRIMARY KEY (project_id, ordering_key)
+)`,
 }
 
 // pgStatements are the statements the PostgreSQL store issues, all of them:
 // a test checks each one's plan.
-var pgStatements = []string{pgInsertEvents, pgInsertClaims, pgGetClaim, pgGetEvent, pgMarkPublished, pgPublished, pgUnpublished,
+var pgStatements = []string{pgInsertEvents, pgBumpOrderingKeys, pgSetOrderingSeqs, pgInsertClaims, pgGetClaim, pgGetEvent, pgMarkPublished, pgPublished, pgUnpublished,
 	pgPruneClaims, pgPruneEvents, pgListAll, pgListByType, pgListByEndpoint, pgListByOwner, pgListByKey, pgListByDuplicate}
 
 const (
@@ -79,14 +101,28 @@ const (
 	// originals among them, in one statement; it returns the ids it
 	// inserted (an id that exists is skipped).
 	pgInsertEvents = `WITH ins AS (
-	INSERT INTO events (id, project_id, event_type, data, custom_headers, idempotency_key, endpoint_id, owner_id, broadcast, is_duplicate, duplicate_of, create_time)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::boolean[], $10::boolean[], $11::text[], $12::timestamptz[])
+	INSERT INTO events (id, project_id, event_type, data, custom_headers, idempotency_key, endpoint_id, owner_id, broadcast, is_duplicate, duplicate_of, create_time, ordering_key)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::boolean[], $10::boolean[], $11::text[], $12::timestamptz[], $13::text[])
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, is_duplicate, create_time
 ), queued AS (
 	INSERT INTO outbox (id, create_time) SELECT id, create_time FROM ins WHERE NOT is_duplicate
 )
 SELECT id FROM ins`
+
+	// pgBumpOrderingKeys adds to the count of each (project, key) the
+	// number of its events a batch stored, and returns the new counts. The
+	// keys come sorted, so that two batches lock their rows in the same
+	// order.
+	pgBumpOrderingKeys = `INSERT INTO ordering_keys (project_id, ordering_key, seq)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+ON CONFLICT (project_id, ordering_key) DO UPDATE SET seq = ordering_keys.seq + EXCLUDED.seq
+RETURNING project_id, ordering_key, seq`
+
+	// pgSetOrderingSeqs writes the numbers given to a batch's events.
+	pgSetOrderingSeqs = `UPDATE events e SET ordering_seq = x.seq
+FROM unnest($1::text[], $2::bigint[]) AS x(id, seq)
+WHERE e.id = x.id`
 
 	// pgInsertClaims inserts a batch of claims and returns the event ids of
 	// those that won.
@@ -141,8 +177,8 @@ ORDER BY create_time DESC, id DESC LIMIT $11`
 	// history to return fifty events.
 	pgPageSettings = `SELECT set_config('enable_sort', 'off', true)`
 
-	pgEventColumns   = `id, project_id, event_type, data, custom_headers, idempotency_key, endpoint_id, owner_id, broadcast, is_duplicate, duplicate_of, create_time`
-	pgEventColumnsOf = `e.id, e.project_id, e.event_type, e.data, e.custom_headers, e.idempotency_key, e.endpoint_id, e.owner_id, e.broadcast, e.is_duplicate, e.duplicate_of, e.create_time`
+	pgEventColumns   = `id, project_id, event_type, data, custom_headers, idempotency_key, endpoint_id, owner_id, broadcast, is_duplicate, duplicate_of, create_time, ordering_key, ordering_seq`
+	pgEventColumnsOf = `e.id, e.project_id, e.event_type, e.data, e.custom_headers, e.idempotency_key, e.endpoint_id, e.owner_id, e.broadcast, e.is_duplicate, e.duplicate_of, e.create_time, e.ordering_key, e.ordering_seq`
 )
 
 // pgStore keeps events in PostgreSQL. Inserts from concurrent requests are
@@ -230,6 +266,10 @@ func (s *pgStore) writeClaims(ctx context.Context, batch []pgClaim) ([]bool, err
 	return out, nil
 }
 
+// orders is true: insertEvents numbers the keyed events in the
+// transaction that stores them.
+func (s *pgStore) orders() bool { return true }
+
 func (s *pgStore) insert(ctx context.Context, doc *eventDoc) error {
 	outcome, err := s.events.Do(ctx, doc)
 	if err == nil {
@@ -284,34 +324,79 @@ func (s *pgStore) writeEvents(ctx context.Context, batch []*eventDoc) ([]error, 
 	return out, nil
 }
 
-// insertEvents inserts the events of batch at indexes in one statement and
-// returns the ids it stored.
+// insertEvents inserts the events of batch at indexes and returns the ids
+// it stored. Without an ordering key among them it is one statement; with
+// one, a transaction that also numbers the keyed originals it stored (see
+// numberEvents).
 func (s *pgStore) insertEvents(ctx context.Context, batch []*eventDoc, indexes []int) (map[string]bool, error) {
+	args, keyed, err := insertArgs(batch, indexes)
+	if err != nil {
+		return nil, err
+	}
+	if !keyed {
+		rows, err := s.pool.Query(ctx, pgInsertEvents, args...)
+		if err != nil {
+			return nil, err
+		}
+		return collectStored(rows)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, pgInsertEvents, args...)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := collectStored(rows)
+	if err != nil {
+		return nil, err
+	}
+	seqs, err := numberEvents(ctx, tx, batch, indexes, stored)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	for i, seq := range seqs {
+		batch[i].OrderingSeq = seq
+	}
+	return stored, nil
+}
+
+// insertArgs are the parameters of pgInsertEvents for the events of batch
+// at indexes; keyed says whether one of them has an ordering key.
+func insertArgs(batch []*eventDoc, indexes []int) ([]any, bool, error) {
 	var (
-		idCol, projects, types, keys, endpoints, owners, dupOf []string
-		data, headers                                          [][]byte
-		broadcast, dup                                         []bool
-		times                                                  []time.Time
+		idCol, projects, types, keys, endpoints, owners, dupOf, orderingKeys []string
+		data, headers                                                        [][]byte
+		broadcast, dup                                                       []bool
+		times                                                                []time.Time
 	)
+	keyed := false
 	for _, i := range indexes {
 		d := batch[i]
 		var h []byte
 		if len(d.CustomHeaders) > 0 {
 			var err error
 			if h, err = json.Marshal(d.CustomHeaders); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
 		idCol, projects, types = append(idCol, d.ID), append(projects, d.ProjectID), append(types, d.EventType)
 		data, headers = append(data, d.Data), append(headers, h)
 		keys, endpoints, owners = append(keys, d.IdempotencyKey), append(endpoints, d.EndpointID), append(owners, d.OwnerID)
 		broadcast, dup, dupOf = append(broadcast, d.Broadcast), append(dup, d.IsDuplicate), append(dupOf, d.DuplicateOf)
-		times = append(times, d.CreateTime)
+		times, orderingKeys = append(times, d.CreateTime), append(orderingKeys, d.OrderingKey)
+		keyed = keyed || d.OrderingKey != ""
 	}
-	rows, err := s.pool.Query(ctx, pgInsertEvents, idCol, projects, types, data, headers, keys, endpoints, owners, broadcast, dup, dupOf, times)
-	if err != nil {
-		return nil, err
-	}
+	return []any{idCol, projects, types, data, headers, keys, endpoints, owners, broadcast, dup, dupOf, times, orderingKeys}, keyed, nil
+}
+
+// collectStored reads the ids pgInsertEvents returns.
+func collectStored(rows pgx.Rows) (map[string]bool, error) {
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, err
@@ -321,6 +406,75 @@ func (s *pgStore) insertEvents(ctx context.Context, batch []*eventDoc, indexes [
 		stored[id] = true
 	}
 	return stored, nil
+}
+
+// orderingLine is an ordering key of a project.
+type orderingLine struct{ project, key string }
+
+// numberEvents gives the next numbers of their keys, in batch order, to the
+// originals with an ordering key that tx stored (an id that existed
+// already takes no number: a gap would hold the key's line forever), and
+// writes them to the events. It returns the numbers by index in batch.
+func numberEvents(ctx context.Context, tx pgx.Tx, batch []*eventDoc, indexes []int, stored map[string]bool) (map[int]uint64, error) {
+	var numbered []int
+	counts := map[orderingLine]int64{}
+	for _, i := range indexes {
+		d := batch[i]
+		if d.OrderingKey != "" && !d.IsDuplicate && stored[d.ID] {
+			numbered = append(numbered, i)
+			counts[orderingLine{d.ProjectID, d.OrderingKey}]++
+		}
+	}
+	if len(numbered) == 0 {
+		return nil, nil
+	}
+	next, err := bumpOrderingKeys(ctx, tx, counts)
+	if err != nil {
+		return nil, err
+	}
+	seqs := make(map[int]uint64, len(numbered))
+	ids, values := make([]string, 0, len(numbered)), make([]int64, 0, len(numbered))
+	for _, i := range numbered {
+		line := orderingLine{batch[i].ProjectID, batch[i].OrderingKey}
+		seq := next[line]
+		next[line]++
+		seqs[i] = uint64(seq)
+		ids, values = append(ids, batch[i].ID), append(values, seq)
+	}
+	if _, err := tx.Exec(ctx, pgSetOrderingSeqs, ids, values); err != nil {
+		return nil, fmt.Errorf("number events: %w", err)
+	}
+	return seqs, nil
+}
+
+// bumpOrderingKeys adds counts to the keys' counts and returns, for each
+// key, the first number of this batch's events.
+func bumpOrderingKeys(ctx context.Context, tx pgx.Tx, counts map[orderingLine]int64) (map[orderingLine]int64, error) {
+	lines := slices.SortedFunc(maps.Keys(counts), func(a, b orderingLine) int {
+		return cmp.Or(strings.Compare(a.project, b.project), strings.Compare(a.key, b.key))
+	})
+	projects, keys, adds := make([]string, len(lines)), make([]string, len(lines)), make([]int64, len(lines))
+	for i, l := range lines {
+		projects[i], keys[i], adds[i] = l.project, l.key, counts[l]
+	}
+	rows, err := tx.Query(ctx, pgBumpOrderingKeys, projects, keys, adds)
+	if err != nil {
+		return nil, fmt.Errorf("number events: %w", err)
+	}
+	next := make(map[orderingLine]int64, len(lines))
+	var l orderingLine
+	var last int64
+	_, err = pgx.ForEachRow(rows, []any{&l.project, &l.key, &last}, func() error {
+		next[l] = last - counts[l] + 1
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("number events: %w", err)
+	}
+	if len(next) != len(lines) {
+		return nil, fmt.Errorf("number events: %d of %d ordering keys counted", len(next), len(lines))
+	}
+	return next, nil
 }
 
 func (s *pgStore) get(ctx context.Context, projectID, id string) (*eventDoc, error) {
@@ -453,11 +607,13 @@ func (s *pgStore) unpublishedSince(ctx context.Context, from, to time.Time) ([]e
 func scanEvent(row pgx.CollectableRow) (eventDoc, error) {
 	var d eventDoc
 	var headers []byte
+	var seq int64
 	err := row.Scan(&d.ID, &d.ProjectID, &d.EventType, &d.Data, &headers, &d.IdempotencyKey, &d.EndpointID, &d.OwnerID,
-		&d.Broadcast, &d.IsDuplicate, &d.DuplicateOf, &d.CreateTime)
+		&d.Broadcast, &d.IsDuplicate, &d.DuplicateOf, &d.CreateTime, &d.OrderingKey, &seq)
 	if err != nil {
 		return d, err
 	}
+	d.OrderingSeq = uint64(seq)
 	if len(headers) > 0 {
 		if err := json.Unmarshal(headers, &d.CustomHeaders); err != nil {
 			return d, fmt.Errorf("event %s: custom headers: %w", d.ID, err)

@@ -43,6 +43,7 @@ func fillHistory(tb testing.TB, pool *pgxpool.Pool, n, projects int) history {
 	start := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Duration(n) * 50 * time.Millisecond)
 	data := []byte(`{"order_id":"ord_0000000000","amount":12345,"currency":"EUR","customer":{"id":"cus_00000000","email":"someone@example.com"},"items":[{"sku":"sku_1","qty":2}]}`)
 	var events, claims, outbox [][]any
+	seqs := map[string]uint64{}
 	for i := range n {
 		at := start.Add(time.Duration(i) * 50 * time.Millisecond)
 		project := fmt.Sprintf("prj_%d", i%projects)
@@ -69,7 +70,13 @@ func fillHistory(tb testing.TB, pool *pgxpool.Pool, n, projects int) history {
 		if k%3 == 0 {
 			headers = []byte(`{"X-Source":"shop"}`)
 		}
-		events = append(events, []any{d.ID, d.ProjectID, d.EventType, d.Data, headers, d.IdempotencyKey, d.EndpointID, d.OwnerID, d.Broadcast, d.IsDuplicate, d.DuplicateOf, d.CreateTime})
+		// A tenth of the events are in a line, of 20 keys a project.
+		if k%10 == 7 && !d.IsDuplicate {
+			line := fmt.Sprintf("%s/order-%d", project, k/10%20)
+			seqs[line]++
+			d.OrderingKey, d.OrderingSeq = fmt.Sprintf("order-%d", k/10%20), seqs[line]
+		}
+		events = append(events, []any{d.ID, d.ProjectID, d.EventType, d.Data, headers, d.IdempotencyKey, d.EndpointID, d.OwnerID, d.Broadcast, d.IsDuplicate, d.DuplicateOf, d.CreateTime, d.OrderingKey, int64(d.OrderingSeq)})
 		if !d.IsDuplicate && i >= n-n/100 {
 			outbox = append(outbox, []any{d.ID, at})
 		}
@@ -89,6 +96,7 @@ func fillHistory(tb testing.TB, pool *pgxpool.Pool, n, projects int) history {
 		{"events", strings.Split(strings.ReplaceAll(pgEventColumns, " ", ""), ","), events},
 		{"claims", []string{"project_id", "key", "event_id", "create_time"}, claims},
 		{"outbox", []string{"id", "create_time"}, outbox},
+		{"ordering_keys", []string{"project_id", "ordering_key", "seq"}, orderingRows(seqs)},
 	} {
 		if _, err := pool.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
 			tb.Fatalf("fill %s: %v", c.table, err)
@@ -98,10 +106,21 @@ func fillHistory(tb testing.TB, pool *pgxpool.Pool, n, projects int) history {
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&stored); err != nil || stored != n {
 		tb.Fatalf("%d events stored, want %d: %v", stored, n, err)
 	}
-	if _, err := pool.Exec(ctx, "ANALYZE events, claims, outbox"); err != nil {
+	if _, err := pool.Exec(ctx, "ANALYZE events, claims, outbox, ordering_keys"); err != nil {
 		tb.Fatal(err)
 	}
 	return h
+}
+
+// orderingRows are the rows of ordering_keys for the counts of
+// "project/key" lines.
+func orderingRows(seqs map[string]uint64) [][]any {
+	var rows [][]any
+	for line, seq := range seqs {
+		project, key, _ := strings.Cut(line, "/")
+		rows = append(rows, []any{project, key, int64(seq)})
+	}
+	return rows
 }
 
 // plannedStatement is a statement of the PostgreSQL store with realistic
@@ -133,7 +152,7 @@ func storeStatements(h history) []plannedStatement {
 	// A batch of 100 new events, as writeEvents sends it.
 	now := h.newest.Add(time.Second)
 	newEvents := batch(100, func(i int) []any {
-		return []any{ids.NewAt("evt", now), "prj_1", "type.3", []byte(`{}`), []byte(nil), fmt.Sprintf("new-%d", i), "ep_1", "", false, false, "", now}
+		return []any{ids.NewAt("evt", now), "prj_1", "type.3", []byte(`{}`), []byte(nil), fmt.Sprintf("new-%d", i), "ep_1", "", false, false, "", now, fmt.Sprintf("order-%d", i%20)}
 	})
 	column := func(rows [][]any, c int) any {
 		switch rows[0][c].(type) {
@@ -164,7 +183,7 @@ func storeStatements(h history) []plannedStatement {
 		}
 	}
 	var insertArgs []any
-	for c := range 12 {
+	for c := range 13 {
 		insertArgs = append(insertArgs, column(newEvents, c))
 	}
 	newIDs := column(newEvents, 0)
@@ -172,8 +191,20 @@ func storeStatements(h history) []plannedStatement {
 	sample := h.sample["prj_0"]
 	recent := []string{h.keyed.ID}
 
+	// The batch's lines: 20 keys of prj_1 that have events, and one new.
+	lineProjects, lineKeys, lineCounts := []string{}, []string{}, []int64{}
+	for k := range 21 {
+		lineProjects, lineKeys, lineCounts = append(lineProjects, "prj_1"), append(lineKeys, fmt.Sprintf("order-%d", k)), append(lineCounts, 5)
+	}
+	newSeqs := make([]int64, 100)
+	for i := range newSeqs {
+		newSeqs[i] = int64(1000 + i)
+	}
+
 	out := []plannedStatement{
 		{name: "insert events", sql: pgInsertEvents, args: insertArgs},
+		{name: "bump ordering keys", sql: pgBumpOrderingKeys, args: []any{lineProjects, lineKeys, lineCounts}},
+		{name: "set ordering seqs", sql: pgSetOrderingSeqs, args: []any{newIDs, newSeqs}},
 		{name: "insert claims", sql: pgInsertClaims, args: claimArgs},
 		{name: "read claim", sql: pgGetClaim, args: []any{"prj_0", h.keyed.IdempotencyKey}, page: true},
 		{name: "get event", sql: pgGetEvent, args: []any{sample.ID, "prj_0"}, page: true},

@@ -20,6 +20,7 @@ const (
 	maxIdempotencyKeyLen = 255
 	maxCustomHeaders     = 50
 	maxHeaderValueLen    = 4096
+	maxOrderingKeyLen    = 256
 )
 
 // reservedHeaders may not be set through an event's custom headers: they
@@ -49,7 +50,34 @@ func (s *Service) validate(ctx context.Context, in *newEvent) error {
 	if err := validateHeaders(in.customHeaders); err != nil {
 		return err
 	}
+	if err := s.validateOrderingKey(in.orderingKey); err != nil {
+		return err
+	}
 	return s.validateTarget(ctx, in)
+}
+
+// validateOrderingKey checks that an ordering key, when set, is printable
+// text of at most maxOrderingKeyLen bytes, and that the store can number
+// its events.
+func (s *Service) validateOrderingKey(key string) error {
+	if key == "" {
+		return nil
+	}
+	if len(key) > maxOrderingKeyLen {
+		return apierr.Invalid("ordering_key", "is %d bytes; at most %d are allowed", len(key), maxOrderingKeyLen)
+	}
+	if !utf8.ValidString(key) {
+		return apierr.Invalid("ordering_key", "must be valid UTF-8")
+	}
+	for i, r := range key {
+		if unicode.IsControl(r) {
+			return apierr.Invalid("ordering_key", "must not contain control characters (found %U at byte %d)", r, i)
+		}
+	}
+	if !s.store.orders() {
+		return apierr.FailedPrecondition("ordering_key needs the PostgreSQL history store (HOOKMESH_POSTGRES_URL); this deployment keeps events in MongoDB")
+	}
+	return nil
 }
 
 // validateEventType checks that an event type is set and printable.
