@@ -202,6 +202,9 @@ func TestOrderedDeliveryWaits(t *testing.T) {
 	s := startStack(t, modeAll, stackOptions{})
 	recv := newReceiver(t)
 	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	// A failing test must not leave the receiver's handler blocked.
+	t.Cleanup(release)
 	var first sync.Once
 	recv.respond = func(*http.Request) int {
 		held := false
@@ -240,7 +243,7 @@ func TestOrderedDeliveryWaits(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Fatalf("retry of a WAITING delivery: %v, want FailedPrecondition", err)
 	}
-	close(hold)
+	release()
 	waitDelivery(t, c, projectID, e1, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
 	waitDelivery(t, c, projectID, e2, statusv1.DeliveryStatus_DELIVERY_STATUS_SUCCESS)
 }
