@@ -202,7 +202,7 @@ func TestScaleOrdering(t *testing.T) {
 	go func() {
 		// The node goes away while the events are being sent and
 		// delivered.
-		time.Sleep(3 * time.Second)
+		time.Sleep(time.Second)
 		bounced <- bounceNode(r, s)
 	}()
 	events, retried, err := sendOrderedEvents(ctx, p, orderEvents, orderKeys)

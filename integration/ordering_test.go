@@ -229,7 +229,7 @@ func TestOrderedDeliveryWaits(t *testing.T) {
 	recv.waitFor(t, "the first event", func(r []received) bool { return len(r) == 1 })
 	e2 := send("order-1")
 	d := waitDelivery(t, c, projectID, e2, statusv1.DeliveryStatus_DELIVERY_STATUS_WAITING)
-	if d.GetAttempts() != 0 {
+	if d.GetAttempts() != 0 || d.GetOrderingKey() != "order-1" {
 		t.Fatalf("waiting delivery = %v, want no attempt", d)
 	}
 	other := send("order-2")

@@ -12,7 +12,9 @@
 # (hookmesh_scale_1..3@localhost on 127.0.0.1:5681..5683, distribution on
 # 25681..25683), FerretDB on 127.0.0.1:27021 and the database
 # hookmesh_scale, under .hookmesh/scale; the database is dropped after a
-# run that passed. The report goes to .hookmesh/scale/report.md.
+# run that passed. It runs TestScale (a load under faults) and
+# TestScaleOrdering (ordered delivery under a node's loss). The report goes
+# to .hookmesh/scale/report.md.
 set -euo pipefail
 
 suite=faults
@@ -76,8 +78,8 @@ if [[ $suite == faults ]]; then
 fi
 
 export HOOKMESH_FAULTS_SCALE=1
-log "go test -tags faults -run '^TestScale$' ./faults $*"
-go test -tags faults -count=1 -timeout 15m -v -run '^TestScale$' ./faults "$@"
+log "go test -tags faults -run '^TestScale(Ordering)?$' ./faults $*"
+go test -tags faults -count=1 -timeout 20m -v -run '^TestScale(Ordering)?$' ./faults "$@"
 # Everything the run kept: its database (the nodes' data and FerretDB's
 # state the suite deleted itself).
 _pg_psql "$HOOKMESH_PG_USER" "$HOOKMESH_PG_PASSWORD" -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >&2 ||

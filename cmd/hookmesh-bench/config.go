@@ -41,6 +41,7 @@ type config struct {
 	shape           string
 	payloadBytes    int
 	idempotencyKeys bool
+	orderingKeys    int
 	protocol        string
 	http2           bool
 
@@ -123,6 +124,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.shape, "shape", shapeSingle, "single, fanout (all endpoints share one owner_id) or broadcast")
 	fs.IntVar(&c.payloadBytes, "payload-bytes", 300, "size of each event's JSON payload")
 	fs.BoolVar(&c.idempotencyKeys, "idempotency-keys", false, "give every event an idempotency key (one more write per event at ingest)")
+	fs.IntVar(&c.orderingKeys, "ordering-keys", 0, "give event i the ordering key i mod this many (ordered delivery: each key's deliveries to an endpoint one at a time); 0 = no keys")
 	fs.StringVar(&c.protocol, "protocol", protocolConnect, "connect (Connect protocol, binary proto) or rest (POST /api/v1/projects/{id}/events, JSON)")
 	fs.BoolVar(&c.http2, "http2", false, "call ingest over cleartext HTTP/2 (h2c) instead of a pool of HTTP/1.1 connections")
 	fs.StringVar(&c.receiverAddr, "receiver-addr", "127.0.0.1:0", "address of the in-process webhook receiver")

@@ -57,6 +57,15 @@ func ingestHTTPClient(cfg *config) *http.Client {
 // endpointOf is the endpoint of a single-endpoint event: round-robin.
 func (p *project) endpointOf(seq int) string { return p.endpointIDs[seq%len(p.endpointIDs)] }
 
+// orderingKey is event seq's ordering key: key seq mod -ordering-keys, or
+// none.
+func orderingKey(cfg *config, seq int) string {
+	if cfg.orderingKeys <= 0 {
+		return ""
+	}
+	return "bench-key-" + strconv.Itoa(seq%cfg.orderingKeys)
+}
+
 func idempotencyKey(cfg *config, seq int) string {
 	if !cfg.idempotencyKeys {
 		return ""
@@ -73,25 +82,25 @@ type connectIngester struct {
 }
 
 func (c *connectIngester) send(ctx context.Context, seq int, data string) (string, error) {
-	key := idempotencyKey(c.cfg, seq)
+	key, order := idempotencyKey(c.cfg, seq), orderingKey(c.cfg, seq)
 	switch c.cfg.shape {
 	case shapeFanout:
 		resp, err := c.client.CreateFanoutEvent(ctx, connect.NewRequest(&ingestv1.CreateFanoutEventRequest{
-			ProjectId: c.p.id, OwnerId: benchOwner, EventType: eventType, Data: data, IdempotencyKey: key}))
+			ProjectId: c.p.id, OwnerId: benchOwner, EventType: eventType, Data: data, IdempotencyKey: key, OrderingKey: order}))
 		if err != nil {
 			return "", err
 		}
 		return resp.Msg.GetEvent().GetId(), nil
 	case shapeBroadcast:
 		resp, err := c.client.CreateBroadcastEvent(ctx, connect.NewRequest(&ingestv1.CreateBroadcastEventRequest{
-			ProjectId: c.p.id, EventType: eventType, Data: data, IdempotencyKey: key}))
+			ProjectId: c.p.id, EventType: eventType, Data: data, IdempotencyKey: key, OrderingKey: order}))
 		if err != nil {
 			return "", err
 		}
 		return resp.Msg.GetEvent().GetId(), nil
 	default:
 		resp, err := c.client.CreateEvent(ctx, connect.NewRequest(&ingestv1.CreateEventRequest{
-			ProjectId: c.p.id, EndpointId: c.p.endpointOf(seq), EventType: eventType, Data: data, IdempotencyKey: key}))
+			ProjectId: c.p.id, EndpointId: c.p.endpointOf(seq), EventType: eventType, Data: data, IdempotencyKey: key, OrderingKey: order}))
 		if err != nil {
 			return "", err
 		}
@@ -112,11 +121,12 @@ type restEvent struct {
 	EventType      string          `json:"event_type"`
 	Data           json.RawMessage `json:"data"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	OrderingKey    string          `json:"ordering_key,omitempty"`
 }
 
 func (r *restIngester) send(ctx context.Context, seq int, data string) (string, error) {
 	url := r.cfg.ingestURL + "/api/v1/projects/" + r.p.id + "/events"
-	ev := restEvent{EventType: eventType, Data: json.RawMessage(data), IdempotencyKey: idempotencyKey(r.cfg, seq)}
+	ev := restEvent{EventType: eventType, Data: json.RawMessage(data), IdempotencyKey: idempotencyKey(r.cfg, seq), OrderingKey: orderingKey(r.cfg, seq)}
 	switch r.cfg.shape {
 	case shapeFanout:
 		url += "/fanout"

@@ -233,16 +233,17 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 	updateTime = storeTime(updateTime)
 
 	doc := deliveryDoc{
-		ID:         c.GetDeliveryId(),
-		ProjectID:  c.GetProjectId(),
-		EventID:    pick((*busv1.StateChange).GetEventId),
-		EndpointID: pick((*busv1.StateChange).GetEndpointId),
-		EventType:  pick((*busv1.StateChange).GetEventType),
-		Status:     int32(c.GetStatus()),
-		Seq:        p.seq,
-		Attempts:   int64(attemptsMade(c)),
-		CreateTime: p.createTime(now),
-		UpdateTime: updateTime,
+		ID:          c.GetDeliveryId(),
+		ProjectID:   c.GetProjectId(),
+		EventID:     pick((*busv1.StateChange).GetEventId),
+		EndpointID:  pick((*busv1.StateChange).GetEndpointId),
+		EventType:   pick((*busv1.StateChange).GetEventType),
+		OrderingKey: pick((*busv1.StateChange).GetOrderingKey),
+		Status:      int32(c.GetStatus()),
+		Seq:         p.seq,
+		Attempts:    int64(attemptsMade(c)),
+		CreateTime:  p.createTime(now),
+		UpdateTime:  updateTime,
 	}
 	set := bson.D{
 		{Key: "project_id", Value: doc.ProjectID},
@@ -256,6 +257,7 @@ func (p *pending) write(now time.Time) *deliveryWrite {
 		{Key: "event_id", Value: doc.EventID},
 		{Key: "endpoint_id", Value: doc.EndpointID},
 		{Key: "event_type", Value: doc.EventType},
+		{Key: "ordering_key", Value: doc.OrderingKey},
 	} {
 		if f.Value != "" {
 			set = append(set, f)

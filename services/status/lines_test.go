@@ -130,6 +130,9 @@ func TestLines(t *testing.T) {
 	if st := f.status(3, a); st != waiting {
 		t.Fatalf("delivery 3 to a is %v before event 1 is routed, want WAITING", st)
 	}
+	if d, _ := f.s.store.getDelivery(context.Background(), "prj_lines", lineDelivery(3, a)); d.proto().GetOrderingKey() != f.key {
+		t.Fatalf("waiting delivery shows ordering key %q, want %q", d.OrderingKey, f.key)
+	}
 	// Route 1 frees the first of each line: 1 to a, and 2 to b, whose
 	// line has nothing earlier. 3 to a waits for 1 to a.
 	expectReleased(t, "route 1", f.batch([]*busv1.OrderedRoute{f.route(1, a)}), lineDelivery(1, a), lineDelivery(2, b))

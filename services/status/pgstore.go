@@ -53,8 +53,11 @@ var pgSchema = []string{
 	update_time timestamptz NOT NULL,
 	next_attempt_time timestamptz,
 	last_status_code integer NOT NULL DEFAULT 0,
-	last_error text NOT NULL DEFAULT ''
+	last_error text NOT NULL DEFAULT '',
+	ordering_key text NOT NULL DEFAULT ''
 )`,
+	// Databases made before ordered delivery.
+	`ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS ordering_key text NOT NULL DEFAULT ''`,
 	`CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (project_id, create_time DESC, id DESC)`,
 	`CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (project_id, event_id, create_time DESC, id DESC)`,
 	`CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (project_id, endpoint_id, create_time DESC, id DESC)`,
@@ -130,7 +133,7 @@ func (s *pgStore) init(ctx context.Context) error {
 // rest); the index test explains each of them.
 const (
 	deliveryColumns = `id, project_id, event_id, endpoint_id, event_type, status, seq, attempts,
-	create_time, update_time, next_attempt_time, last_status_code, last_error`
+	create_time, update_time, next_attempt_time, last_status_code, last_error, ordering_key`
 
 	sqlGetDelivery = `SELECT ` + deliveryColumns + ` FROM deliveries WHERE id = $1 AND project_id = $2`
 
@@ -157,10 +160,10 @@ FROM deliveries WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`
 	// sqlInsertDeliveries inserts the deliveries not stored yet and returns
 	// their ids.
 	sqlInsertDeliveries = `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, seq,
-	attempts, create_time, update_time, next_attempt_time, last_status_code, last_error)
+	attempts, create_time, update_time, next_attempt_time, last_status_code, last_error, ordering_key)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
 	$7::bigint[], $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[],
-	$12::integer[], $13::text[])
+	$12::integer[], $13::text[], $14::text[])
 ON CONFLICT (id) DO NOTHING
 RETURNING id`
 
@@ -179,11 +182,12 @@ RETURNING id`
 	update_time = u.update_time,
 	next_attempt_time = u.next_attempt_time,
 	last_status_code = CASE WHEN u.has_record THEN u.last_status_code ELSE d.last_status_code END,
-	last_error = CASE WHEN u.has_record THEN u.last_error ELSE d.last_error END
+	last_error = CASE WHEN u.has_record THEN u.last_error ELSE d.last_error END,
+	ordering_key = CASE WHEN u.ordering_key <> '' THEN u.ordering_key ELSE d.ordering_key END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bigint[],
-	$8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::boolean[], $12::integer[], $13::text[])
+	$8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::boolean[], $12::integer[], $13::text[], $14::text[])
 	AS u(id, project_id, event_id, endpoint_id, event_type, status, seq, attempts, update_time,
-	next_attempt_time, has_record, last_status_code, last_error)
+	next_attempt_time, has_record, last_status_code, last_error, ordering_key)
 WHERE d.id = u.id AND d.seq < u.seq`
 
 	sqlAddProjectCounts = `INSERT INTO project_counts AS c (project_id, status, n)
@@ -658,6 +662,7 @@ func insertDeliveriesArgs(ws []*deliveryWrite) []any {
 	n := len(ws)
 	var (
 		ids, projects, events, endpoints, types, lastErrs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		orderingKeys                                      = make([]string, n)
 		statuses                                          = make([]int16, n)
 		seqs, attempts                                    = make([]int64, n), make([]int64, n)
 		created, updated, next                            = make([]time.Time, n), make([]time.Time, n), make([]pgtype.Timestamptz, n)
@@ -668,9 +673,9 @@ func insertDeliveriesArgs(ws []*deliveryWrite) []any {
 		ids[i], projects[i], events[i], endpoints[i], types[i] = d.ID, d.ProjectID, d.EventID, d.EndpointID, d.EventType
 		statuses[i], seqs[i], attempts[i] = int16(d.Status), d.Seq, d.Attempts
 		created[i], updated[i], next[i] = d.CreateTime, d.UpdateTime, pgTime(d.NextAttemptTime)
-		codes[i], lastErrs[i] = d.LastStatusCode, pgText(d.LastError)
+		codes[i], lastErrs[i], orderingKeys[i] = d.LastStatusCode, pgText(d.LastError), d.OrderingKey
 	}
-	return []any{ids, projects, events, endpoints, types, statuses, seqs, attempts, created, updated, next, codes, lastErrs}
+	return []any{ids, projects, events, endpoints, types, statuses, seqs, attempts, created, updated, next, codes, lastErrs, orderingKeys}
 }
 
 // updateDeliveriesArgs returns sqlUpdateDeliveries' arguments for ws.
@@ -683,15 +688,16 @@ func updateDeliveriesArgs(ws []*deliveryWrite) []any {
 		updated, next                                     = make([]time.Time, n), make([]pgtype.Timestamptz, n)
 		hasRecord                                         = make([]bool, n)
 		codes                                             = make([]int32, n)
+		orderingKeys                                      = make([]string, n)
 	)
 	for i, w := range ws {
 		d := &w.doc
 		ids[i], projects[i], events[i], endpoints[i], types[i] = d.ID, d.ProjectID, d.EventID, d.EndpointID, d.EventType
 		statuses[i], seqs[i], attempts[i] = int16(d.Status), d.Seq, d.Attempts
 		updated[i], next[i] = d.UpdateTime, pgTime(d.NextAttemptTime)
-		hasRecord[i], codes[i], lastErrs[i] = w.hasRecord, d.LastStatusCode, pgText(d.LastError)
+		hasRecord[i], codes[i], lastErrs[i], orderingKeys[i] = w.hasRecord, d.LastStatusCode, pgText(d.LastError), d.OrderingKey
 	}
-	return []any{ids, projects, events, endpoints, types, statuses, seqs, attempts, updated, next, hasRecord, codes, lastErrs}
+	return []any{ids, projects, events, endpoints, types, statuses, seqs, attempts, updated, next, hasRecord, codes, lastErrs, orderingKeys}
 }
 
 func scanDelivery(row pgx.CollectableRow) (deliveryDoc, error) {
@@ -699,7 +705,7 @@ func scanDelivery(row pgx.CollectableRow) (deliveryDoc, error) {
 	var status int16
 	var next pgtype.Timestamptz
 	err := row.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.EndpointID, &d.EventType, &status, &d.Seq, &d.Attempts,
-		&d.CreateTime, &d.UpdateTime, &next, &d.LastStatusCode, &d.LastError)
+		&d.CreateTime, &d.UpdateTime, &next, &d.LastStatusCode, &d.LastError, &d.OrderingKey)
 	if err != nil {
 		return d, err
 	}

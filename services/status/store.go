@@ -41,6 +41,7 @@ type deliveryDoc struct {
 	NextAttemptTime *time.Time `bson:"next_attempt_time,omitempty"`
 	LastStatusCode  int32      `bson:"last_status_code,omitempty"`
 	LastError       string     `bson:"last_error,omitempty"`
+	OrderingKey     string     `bson:"ordering_key,omitempty"`
 }
 
 // attemptDoc is one HTTP request of a delivery as stored. Its _id is
@@ -142,6 +143,7 @@ func (d *deliveryDoc) proto() *statusv1.Delivery {
 		UpdateTime:     timestamppb.New(d.UpdateTime),
 		LastStatusCode: d.LastStatusCode,
 		LastError:      d.LastError,
+		OrderingKey:    d.OrderingKey,
 	}
 	if d.NextAttemptTime != nil {
 		out.NextAttemptTime = timestamppb.New(*d.NextAttemptTime)
