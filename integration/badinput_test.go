@@ -47,7 +47,7 @@ func TestBadInputIsRefusedAndNothingIsStoredOrSent(t *testing.T) {
 		{"the Connect spelling of a field", key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}, "idempotencyKey": "k"}`, ep.GetId()), 400,
 			`"status":false,"message":"unknown field \"idempotencyKey\" in the request; did you mean \"idempotency_key\"?"`},
 		{"a field of another route", key, fmt.Sprintf(`{"endpoint_id": %q, "owner_id": "o", "event_type": "a", "data": {}}`, ep.GetId()), 400,
-			`unknown field \"owner_id\" in the request (known fields: app_id, custom_headers, data, endpoint_id, event_type, idempotency_key)`},
+			`unknown field \"owner_id\" in the request (known fields: app_id, custom_headers, data, endpoint_id, event_type, idempotency_key, ordering_key)`},
 		{"a field of the wrong type", key, fmt.Sprintf(`{"endpoint_id": %q, "event_type": 5, "data": {}}`, ep.GetId()), 400, "event_type: must be a string, got a JSON number"},
 		{"no key", "", fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}}`, ep.GetId()), 401, "API key"},
 		{"wrong key", "hm_wrong_key", fmt.Sprintf(`{"endpoint_id": %q, "event_type": "a", "data": {}}`, ep.GetId()), 401, "API key"},
