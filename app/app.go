@@ -35,13 +35,15 @@ type App struct {
 	server *server.Server
 	addr   string
 
-	mongo   *mongo.Client
-	bus     *bus.Conn
-	pub     *bus.Publisher
-	topo    mesh.Topology // the exchanges and queues the services share
-	sender  *webhook.Sender
-	runners []func(context.Context) error
-	closers []func()
+	mongo *mongo.Client
+	bus   *bus.Conn
+	pub   *bus.Publisher
+	// statePub batches the router's and the deliverers' state changes.
+	statePub *mesh.StatePublisher
+	topo     mesh.Topology // the exchanges and queues the services share
+	sender   *webhook.Sender
+	runners  []func(context.Context) error
+	closers  []func()
 
 	// What the modules build for the modules that depend on them.
 	rpc       rpcOptions

@@ -24,6 +24,7 @@ import (
 	"github.com/hookmesh/hookmesh/internal/apierr"
 	"github.com/hookmesh/hookmesh/internal/auth"
 	"github.com/hookmesh/hookmesh/internal/bus"
+	"github.com/hookmesh/hookmesh/internal/mesh"
 	"github.com/hookmesh/hookmesh/internal/metaevent"
 	"github.com/hookmesh/hookmesh/internal/netguard"
 	"github.com/hookmesh/hookmesh/internal/store"
@@ -146,6 +147,10 @@ func (a *App) initBus(ctx context.Context) error {
 	a.closers = append(a.closers, func() { _ = a.bus.Close() })
 	a.pub = a.bus.NewPublisher(4)
 	a.closers = append(a.closers, a.pub.Close)
+	// The router's and the deliverers' state changes travel in batches,
+	// one message per status partition.
+	a.statePub = mesh.NewStatePublisher(a.pub, time.Minute)
+	a.closers = append(a.closers, a.statePub.Close)
 	a.server.AddReadyCheck("rabbitmq", a.bus.Ready)
 	return a.bus.RegisterQueueMetrics(a.tel.MeterProvider)
 }
@@ -391,7 +396,7 @@ func (a *App) initStatus(ctx context.Context) error {
 }
 
 func (a *App) initRouter(context.Context) error {
-	r := router.New(a.cfg.Router, a.bus, a.topo, a.pub, a.regClient, a.logger.With("service", "router"))
+	r := router.New(a.cfg.Router, a.bus, a.topo, a.statePub, a.regClient, a.logger.With("service", "router"))
 	a.runners = append(a.runners, r.Run)
 	return nil
 }
@@ -402,7 +407,7 @@ func (a *App) initDeliverer(context.Context) error {
 	a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.Deliverer.Concurrency, DialControl: guard.DialControl},
 		webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 	a.closers = append(a.closers, a.sender.Close)
-	d, err := deliverer.New(cfg.Deliverer, a.bus, a.topo, a.pub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
+	d, err := deliverer.New(cfg.Deliverer, a.bus, a.topo, a.statePub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
 	if err != nil {
 		return err
 	}

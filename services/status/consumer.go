@@ -46,37 +46,15 @@ func (s *Service) consume(ctx context.Context) error {
 }
 
 func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error {
-	changes := make([]*busv1.StateChange, 0, len(ds))
-	from := make([]*bus.Delivery, 0, len(ds))
-	var routes []*busv1.OrderedRoute
-	for _, d := range ds {
-		if d.Type == mesh.TypeRoute {
-			if r := s.route(d); r != nil {
-				routes = append(routes, r)
-			}
-			continue
-		}
-		var sc busv1.StateChange
-		if err := bus.Decode(d, &sc); err != nil {
-			d.Park(err)
-			continue
-		}
-		// A change that can never apply is parked, not silently dropped.
-		if err := CheckChange(&sc); err != nil {
-			d.Park(err)
-			continue
-		}
-		changes = append(changes, &sc)
-		from = append(from, d)
-	}
-	implied, err := s.advanceLines(ctx, routes, changes)
+	in := s.decode(ds)
+	implied, err := s.advanceLines(ctx, in.routes, in.changes)
 	if err != nil {
 		return err
 	}
-	refused, err := s.applyOrRefuse(ctx, append(changes, implied...))
+	refused, err := s.applyOrRefuse(ctx, append(in.changes, implied...))
 	for i, err := range refused {
-		if i < len(from) {
-			from[i].Park(err)
+		if i < len(in.from) {
+			in.from[i].Park(err)
 			continue
 		}
 		// A change implied by a route: the route's line is recorded, so
@@ -84,6 +62,64 @@ func (s *Service) applyDeliveries(ctx context.Context, ds []*bus.Delivery) error
 		s.logger.ErrorContext(ctx, "the status store refuses the state of a delivery in a line", "err", err)
 	}
 	return err
+}
+
+// received is what a batch of deliveries holds: the state changes, each
+// with the delivery it came in, and the routes of ordered events.
+type received struct {
+	changes []*busv1.StateChange
+	from    []*bus.Delivery
+	routes  []*busv1.OrderedRoute
+}
+
+// decode reads the deliveries of a batch; what can never apply is parked,
+// not silently dropped.
+func (s *Service) decode(ds []*bus.Delivery) *received {
+	in := &received{changes: make([]*busv1.StateChange, 0, len(ds)), from: make([]*bus.Delivery, 0, len(ds))}
+	for _, d := range ds {
+		switch d.Type {
+		case mesh.TypeRoute:
+			if r := s.route(d); r != nil {
+				in.routes = append(in.routes, r)
+			}
+		case mesh.TypeStateBatch:
+			in.addBatch(d)
+		default:
+			var sc busv1.StateChange
+			if err := bus.Decode(d, &sc); err != nil {
+				d.Park(err)
+				continue
+			}
+			if err := CheckChange(&sc); err != nil {
+				d.Park(err)
+				continue
+			}
+			in.changes, in.from = append(in.changes, &sc), append(in.from, d)
+		}
+	}
+	return in
+}
+
+// addBatch adds the changes of a StateBatch. A change that can never apply
+// parks the message, with the reason, once the others are applied (a
+// replay of it applies them again, harmlessly).
+func (in *received) addBatch(d *bus.Delivery) {
+	var b busv1.StateBatch
+	if err := bus.Decode(d, &b); err != nil {
+		d.Park(err)
+		return
+	}
+	var bad []error
+	for _, sc := range b.GetChanges() {
+		if err := CheckChange(sc); err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		in.changes, in.from = append(in.changes, sc), append(in.from, d)
+	}
+	if len(bad) > 0 {
+		d.Park(fmt.Errorf("%d of the %d state changes of this batch can never apply (the others were applied): %w", len(bad), len(b.GetChanges()), errors.Join(bad...)))
+	}
 }
 
 // route decodes an ordered route, or parks it when it can never apply

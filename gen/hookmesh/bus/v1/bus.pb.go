@@ -469,6 +469,53 @@ func (x *StateChange) GetTask() *DeliveryTask {
 	return nil
 }
 
+// StateBatch is the state changes that the router's or a deliverer's
+// concurrent work sends to one status partition at the same moment, in one
+// message (each as its StateMessage alone would carry it).
+type StateBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*StateChange         `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateBatch) Reset() {
+	*x = StateBatch{}
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateBatch) ProtoMessage() {}
+
+func (x *StateBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateBatch.ProtoReflect.Descriptor instead.
+func (*StateBatch) Descriptor() ([]byte, []int) {
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StateBatch) GetChanges() []*StateChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 // OrderedRoute is the router's expansion of an event with an ordering key,
 // sent as one message to the status partition of the key's line: the
 // deliveries it made (WAITING, each with its task, or DISCARDED), possibly
@@ -488,7 +535,7 @@ type OrderedRoute struct {
 
 func (x *OrderedRoute) Reset() {
 	*x = OrderedRoute{}
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +547,7 @@ func (x *OrderedRoute) String() string {
 func (*OrderedRoute) ProtoMessage() {}
 
 func (x *OrderedRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +560,7 @@ func (x *OrderedRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderedRoute.ProtoReflect.Descriptor instead.
 func (*OrderedRoute) Descriptor() ([]byte, []int) {
-	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{3}
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *OrderedRoute) GetProjectId() string {
@@ -566,7 +613,7 @@ type RegistryChange struct {
 
 func (x *RegistryChange) Reset() {
 	*x = RegistryChange{}
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +625,7 @@ func (x *RegistryChange) String() string {
 func (*RegistryChange) ProtoMessage() {}
 
 func (x *RegistryChange) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +638,7 @@ func (x *RegistryChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryChange.ProtoReflect.Descriptor instead.
 func (*RegistryChange) Descriptor() ([]byte, []int) {
-	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{4}
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegistryChange) GetProjectId() string {
@@ -683,7 +730,10 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\x11next_attempt_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12!\n" +
 	"\fordering_key\x18\f \x01(\tR\vorderingKey\x12!\n" +
 	"\fordering_seq\x18\r \x01(\x04R\vorderingSeq\x121\n" +
-	"\x04task\x18\x0e \x01(\v2\x1d.hookmesh.bus.v1.DeliveryTaskR\x04task\"\xcc\x01\n" +
+	"\x04task\x18\x0e \x01(\v2\x1d.hookmesh.bus.v1.DeliveryTaskR\x04task\"D\n" +
+	"\n" +
+	"StateBatch\x126\n" +
+	"\achanges\x18\x01 \x03(\v2\x1c.hookmesh.bus.v1.StateChangeR\achanges\"\xcc\x01\n" +
 	"\fOrderedRoute\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x19\n" +
@@ -711,39 +761,41 @@ func file_hookmesh_bus_v1_bus_proto_rawDescGZIP() []byte {
 	return file_hookmesh_bus_v1_bus_proto_rawDescData
 }
 
-var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hookmesh_bus_v1_bus_proto_goTypes = []any{
 	(*EventMessage)(nil),          // 0: hookmesh.bus.v1.EventMessage
 	(*DeliveryTask)(nil),          // 1: hookmesh.bus.v1.DeliveryTask
 	(*StateChange)(nil),           // 2: hookmesh.bus.v1.StateChange
-	(*OrderedRoute)(nil),          // 3: hookmesh.bus.v1.OrderedRoute
-	(*RegistryChange)(nil),        // 4: hookmesh.bus.v1.RegistryChange
-	nil,                           // 5: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	nil,                           // 6: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*v1.RetryPolicy)(nil),        // 8: hookmesh.registry.v1.RetryPolicy
-	(v11.DeliveryStatus)(0),       // 9: hookmesh.status.v1.DeliveryStatus
-	(*v11.Attempt)(nil),           // 10: hookmesh.status.v1.Attempt
+	(*StateBatch)(nil),            // 3: hookmesh.bus.v1.StateBatch
+	(*OrderedRoute)(nil),          // 4: hookmesh.bus.v1.OrderedRoute
+	(*RegistryChange)(nil),        // 5: hookmesh.bus.v1.RegistryChange
+	nil,                           // 6: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	nil,                           // 7: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*v1.RetryPolicy)(nil),        // 9: hookmesh.registry.v1.RetryPolicy
+	(v11.DeliveryStatus)(0),       // 10: hookmesh.status.v1.DeliveryStatus
+	(*v11.Attempt)(nil),           // 11: hookmesh.status.v1.Attempt
 }
 var file_hookmesh_bus_v1_bus_proto_depIdxs = []int32{
-	5,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	7,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	7,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
-	8,  // 4: hookmesh.bus.v1.DeliveryTask.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	9,  // 5: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
-	7,  // 6: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
-	7,  // 7: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
-	10, // 8: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
-	7,  // 9: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
+	6,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	8,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	8,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
+	9,  // 4: hookmesh.bus.v1.DeliveryTask.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	10, // 5: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
+	8,  // 6: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
+	8,  // 7: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
+	11, // 8: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
+	8,  // 9: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: hookmesh.bus.v1.StateChange.task:type_name -> hookmesh.bus.v1.DeliveryTask
-	2,  // 11: hookmesh.bus.v1.OrderedRoute.deliveries:type_name -> hookmesh.bus.v1.StateChange
-	7,  // 12: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	2,  // 11: hookmesh.bus.v1.StateBatch.changes:type_name -> hookmesh.bus.v1.StateChange
+	2,  // 12: hookmesh.bus.v1.OrderedRoute.deliveries:type_name -> hookmesh.bus.v1.StateChange
+	8,  // 13: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_bus_v1_bus_proto_init() }
@@ -757,7 +809,7 @@ func file_hookmesh_bus_v1_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_bus_v1_bus_proto_rawDesc), len(file_hookmesh_bus_v1_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
