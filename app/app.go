@@ -38,8 +38,9 @@ type App struct {
 	mongo *mongo.Client
 	bus   *bus.Conn
 	pub   *bus.Publisher
-	// statePub batches the router's and the deliverers' state changes.
-	statePub *mesh.StatePublisher
+	// batchPub batches ingest's events and the router's and the
+	// deliverers' state changes.
+	batchPub *mesh.BatchPublisher
 	topo     mesh.Topology // the exchanges and queues the services share
 	sender   *webhook.Sender
 	runners  []func(context.Context) error

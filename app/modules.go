@@ -147,10 +147,10 @@ func (a *App) initBus(ctx context.Context) error {
 	a.closers = append(a.closers, func() { _ = a.bus.Close() })
 	a.pub = a.bus.NewPublisher(4)
 	a.closers = append(a.closers, a.pub.Close)
-	// The router's and the deliverers' state changes travel in batches,
-	// one message per status partition.
-	a.statePub = mesh.NewStatePublisher(a.pub, time.Minute)
-	a.closers = append(a.closers, a.statePub.Close)
+	// Ingest's events and the router's and the deliverers' state changes
+	// travel in batches, one message per destination.
+	a.batchPub = mesh.NewBatchPublisher(a.pub, a.bus, time.Minute)
+	a.closers = append(a.closers, a.batchPub.Close)
 	a.server.AddReadyCheck("rabbitmq", a.bus.Ready)
 	return a.bus.RegisterQueueMetrics(a.tel.MeterProvider)
 }
@@ -344,7 +344,7 @@ func (a *App) initIngest(ctx context.Context) error {
 		events = ingest.NewMongoStore(a.db("ingest"))
 	}
 	keys := a.publicKeys()
-	svc, err := ingest.New(cfg.Ingest, events, endpointChecker{a.regClient}, summaries, a.pub, a.topo, keys, a.logger.With("service", "ingest"),
+	svc, err := ingest.New(cfg.Ingest, events, endpointChecker{a.regClient}, summaries, a.batchPub, a.topo, keys, a.logger.With("service", "ingest"),
 		ingest.WithMetaEvents(a.bus),
 		ingest.WithSources(a.bus, a.regClient, a.tel.MeterProvider),
 		ingest.WithRetention(cfg.Retention, a.regClient, a.tel.MeterProvider))
@@ -396,7 +396,7 @@ func (a *App) initStatus(ctx context.Context) error {
 }
 
 func (a *App) initRouter(context.Context) error {
-	r := router.New(a.cfg.Router, a.bus, a.topo, a.statePub, a.regClient, a.logger.With("service", "router"))
+	r := router.New(a.cfg.Router, a.bus, a.topo, a.batchPub, a.regClient, a.logger.With("service", "router"))
 	a.runners = append(a.runners, r.Run)
 	return nil
 }
@@ -407,7 +407,7 @@ func (a *App) initDeliverer(context.Context) error {
 	a.sender = webhook.NewSender(webhook.Config{MaxConnsPerHost: cfg.Deliverer.Concurrency, DialControl: guard.DialControl},
 		webhook.WithTracerProvider(a.tel.TracerProvider), webhook.WithMeterProvider(a.tel.MeterProvider), webhook.WithPropagator(a.tel.Propagator))
 	a.closers = append(a.closers, a.sender.Close)
-	d, err := deliverer.New(cfg.Deliverer, a.bus, a.topo, a.statePub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
+	d, err := deliverer.New(cfg.Deliverer, a.bus, a.topo, a.batchPub, a.regClient, a.sender, a.tel.MeterProvider, a.logger.With("service", "deliverer"))
 	if err != nil {
 		return err
 	}

@@ -9,11 +9,15 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
@@ -72,12 +76,72 @@ func DeliveryID(eventID, endpointID string) string {
 }
 
 func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
+	if d.Type == mesh.TypeEventBatch {
+		return r.handleBatch(ctx, d)
+	}
 	var ev busv1.EventMessage
 	if err := bus.Decode(d, &ev); err != nil {
 		return err
 	}
+	msgs, err := r.route(ctx, &ev)
+	if err != nil {
+		return err
+	}
+	return r.publish(ctx, msgs, "event "+ev.GetEventId())
+}
+
+// handleBatch routes the events of an EventBatch, each in its own trace,
+// and publishes their deliveries at once. An event that cannot be routed
+// now (the registry is away) or ever (it is malformed) is published again
+// alone, before the batch is acked: alone it is retried with backoff, or
+// parked with its reason, as any event, and the batch's other events are
+// not routed twice.
+func (r *Router) handleBatch(ctx context.Context, d *bus.Delivery) error {
+	var b busv1.EventBatch
+	if err := bus.Decode(d, &b); err != nil {
+		return err
+	}
+	traceparents, _ := d.Headers[mesh.TraceparentsHeader].([]any)
+	errs := make([]error, len(b.GetEvents()))
+	var wg sync.WaitGroup
+	for i, ev := range b.GetEvents() {
+		ectx, span := r.eventSpan(ctx, traceparents, i)
+		msgs, err := r.route(ectx, ev)
+		if err != nil {
+			r.logger.WarnContext(ectx, "event of a batch not routed: it goes back to the router queue alone", "event_id", ev.GetEventId(), "err", err)
+			m := r.topo.EventMessage(ev)
+			m.Headers = amqp.Table{mesh.AloneHeader: err.Error()}
+			msgs = []bus.Message{m}
+		}
+		// Each event's messages go in its own trace, all at once.
+		wg.Go(func() {
+			defer span.End()
+			errs[i] = r.publish(ectx, msgs, "event "+ev.GetEventId())
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// eventSpan starts the span of the batch's event i in its own trace, named
+// as a single event's would be.
+func (r *Router) eventSpan(ctx context.Context, traceparents []any, i int) (context.Context, trace.Span) {
+	if r.conn == nil {
+		return ctx, trace.SpanFromContext(context.Background()) // a span that records nothing
+	}
+	var tp string
+	if i < len(traceparents) {
+		tp, _ = traceparents[i].(string)
+	}
+	return r.conn.StartSpan(ctx, tp, r.topo.RouterQueue+" process", trace.SpanKindConsumer)
+}
+
+// route returns the messages of an event's deliveries: its targets'
+// tasks with their SCHEDULED states, or its route when it has an
+// ordering key.
+func (r *Router) route(ctx context.Context, ev *busv1.EventMessage) ([]bus.Message, error) {
 	if ev.GetEventId() == "" || ev.GetProjectId() == "" {
-		return fmt.Errorf("%w: event without id or project", bus.ErrMalformed)
+		return nil, fmt.Errorf("%w: event without id or project", bus.ErrMalformed)
 	}
 	req := &registryv1.ResolveTargetsRequest{ProjectId: ev.GetProjectId(), EventType: ev.GetEventType()}
 	switch {
@@ -88,7 +152,7 @@ func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
 	case ev.GetOwnerId() != "":
 		req.OwnerId = ev.GetOwnerId()
 	default:
-		return fmt.Errorf("%w: event %s has no target", bus.ErrMalformed, ev.GetEventId())
+		return nil, fmt.Errorf("%w: event %s has no target", bus.ErrMalformed, ev.GetEventId())
 	}
 	targets, err := r.targets.ResolveTargets(ctx, req)
 	if connect.CodeOf(err) == connect.CodeNotFound {
@@ -98,12 +162,12 @@ func (r *Router) handle(ctx context.Context, d *bus.Delivery) error {
 	}
 	if connect.CodeOf(err) == connect.CodeInvalidArgument {
 		// The registry refuses the event's fields: asking again cannot help.
-		return fmt.Errorf("%w: resolve targets of event %s: %w", bus.ErrMalformed, ev.GetEventId(), err)
+		return nil, fmt.Errorf("%w: resolve targets of event %s: %w", bus.ErrMalformed, ev.GetEventId(), err)
 	}
 	if err != nil {
-		return fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)
+		return nil, fmt.Errorf("resolve targets of event %s: %w", ev.GetEventId(), err)
 	}
-	return r.publish(ctx, &ev, r.expand(&ev, targets))
+	return r.messages(ev, r.expand(ev, targets)), nil
 }
 
 // expand returns the deliveries of an event: a SCHEDULED state change with
@@ -165,16 +229,15 @@ type routed struct {
 	task  *busv1.DeliveryTask
 }
 
-// publish sends an event's deliveries. Without an ordering key, each task
-// goes to the deliverers at once with its SCHEDULED state. With one, they
-// all go in one OrderedRoute to the status partition of the key's line,
-// WAITING with their tasks (the status service sends each task when its
-// turn comes): even an event that goes nowhere has its route, since the
-// line of every endpoint waits until each earlier event of the key is
-// routed.
-func (r *Router) publish(ctx context.Context, ev *busv1.EventMessage, ds []routed) error {
+// messages returns an event's deliveries as messages. Without an ordering
+// key, each task goes to the deliverers at once with its SCHEDULED state.
+// With one, they all go in one OrderedRoute to the status partition of the
+// key's line, WAITING with their tasks (the status service sends each task
+// when its turn comes): even an event that goes nowhere has its route,
+// since the line of every endpoint waits until each earlier event of the
+// key is routed.
+func (r *Router) messages(ev *busv1.EventMessage, ds []routed) []bus.Message {
 	topo := r.topo
-	var msgs []bus.Message
 	if ev.GetOrderingKey() != "" {
 		route := &busv1.OrderedRoute{ProjectId: ev.GetProjectId(), EventId: ev.GetEventId(),
 			OrderingKey: ev.GetOrderingKey(), OrderingSeq: ev.GetOrderingSeq()}
@@ -185,22 +248,27 @@ func (r *Router) publish(ctx context.Context, ev *busv1.EventMessage, ds []route
 			}
 			route.Deliveries = append(route.Deliveries, d.state)
 		}
-		msgs = []bus.Message{topo.RouteMessage(route)}
-	} else {
-		msgs = make([]bus.Message, 0, 2*len(ds))
-		for _, d := range ds {
-			if d.task != nil {
-				msgs = append(msgs, topo.TaskMessage(d.task))
-			}
-			msgs = append(msgs, topo.StateMessage(d.state))
-		}
+		return []bus.Message{topo.RouteMessage(route)}
 	}
+	msgs := make([]bus.Message, 0, 2*len(ds))
+	for _, d := range ds {
+		if d.task != nil {
+			msgs = append(msgs, topo.TaskMessage(d.task))
+		}
+		msgs = append(msgs, topo.StateMessage(d.state))
+	}
+	return msgs
+}
+
+// publish publishes msgs, BatchSize at a time, each part confirmed before
+// the next; what names what they are about in an error.
+func (r *Router) publish(ctx context.Context, msgs []bus.Message, what string) error {
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for start := 0; start < len(msgs); start += r.cfg.BatchSize {
 		end := min(start+r.cfg.BatchSize, len(msgs))
 		if err := r.pub.Publish(pctx, msgs[start:end]); err != nil {
-			return fmt.Errorf("publish deliveries of event %s: %w", ev.GetEventId(), err)
+			return fmt.Errorf("publish deliveries of %s: %w", what, err)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -546,5 +547,72 @@ func TestOrderedEvent(t *testing.T) {
 	}
 	if routes[1].GetOrderingSeq() != 13 || len(routes[1].GetDeliveries()) != 0 {
 		t.Fatalf("route of an event with no target = %v", routes[1])
+	}
+}
+
+// perProject is a Targets that answers by project: targets, or err for
+// the projects in down.
+type perProject struct {
+	targets []*registryv1.Target
+	down    map[string]error
+}
+
+func (p *perProject) ResolveTargets(_ context.Context, req *registryv1.ResolveTargetsRequest) ([]*registryv1.Target, error) {
+	if err := p.down[req.GetProjectId()]; err != nil {
+		return nil, err
+	}
+	return p.targets, nil
+}
+
+// TestHandleBatch routes an EventBatch: the deliveries of the events it can
+// route are published, and the event whose project the registry cannot
+// answer for now goes back to the router queue alone (marked so that it is
+// not batched again) before the batch is acked: none is routed twice.
+func TestHandleBatch(t *testing.T) {
+	pub := newRecorder()
+	reg := &perProject{targets: []*registryv1.Target{active("ep_1")},
+		down: map[string]error{"prj_down": connect.NewError(connect.CodeUnavailable, errors.New("registry away"))}}
+	r := newRouter(Config{}, testTopology, pub, reg, slog.New(slog.DiscardHandler))
+	batch := &busv1.EventBatch{}
+	for _, p := range []string{"prj_1", "prj_down", "prj_1"} {
+		batch.Events = append(batch.Events, &busv1.EventMessage{EventId: "evt_" + strconv.Itoa(len(batch.Events)), ProjectId: p,
+			EventType: "t", EndpointId: "ep_1", Data: []byte(`{}`)})
+	}
+	body, err := proto.Marshal(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &bus.Delivery{Ctx: context.Background(), Delivery: amqp.Delivery{Body: body, Type: mesh.TypeEventBatch}}
+	if err := r.handle(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.batches) != 3 {
+		t.Fatalf("%d publishes, want one per event, each in its trace", len(pub.batches))
+	}
+	var back []bus.Message
+	var rest []bus.Message
+	for _, m := range pub.messages() {
+		if m.Type == mesh.TypeEvent {
+			back = append(back, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	tasks, states := decoded(t, rest)
+	var routed []string
+	for _, task := range tasks {
+		routed = append(routed, task.GetEventId())
+	}
+	slices.Sort(routed)
+	if len(states) != 2 || !slices.Equal(routed, []string{"evt_0", "evt_2"}) {
+		t.Fatalf("tasks %v, states %v: want those of evt_0 and evt_2", tasks, states)
+	}
+	if len(back) != 1 || back[0].MessageID != "evt_1" || back[0].Exchange != testTopology.EventsExchange ||
+		!strings.Contains(fmt.Sprint(back[0].Headers[mesh.AloneHeader]), "registry away") {
+		t.Fatalf("sent back %v, want evt_1 alone with the reason", back)
+	}
+	// Alone, it is held and retried like any event.
+	if err := r.handle(context.Background(), delivery(t, batch.Events[1])); err == nil || errors.Is(err, bus.ErrMalformed) {
+		t.Fatalf("handling the event alone: %v, want an error to retry", err)
 	}
 }

@@ -48,7 +48,7 @@ func TestStateBatchesApplied(t *testing.T) {
 		})
 		pub := conn.NewPublisher(2)
 		defer pub.Close()
-		sp := mesh.NewStatePublisher(pub, time.Minute)
+		sp := mesh.NewBatchPublisher(pub, conn, time.Minute)
 		defer sp.Close()
 		now := time.Now()
 		const n = 300

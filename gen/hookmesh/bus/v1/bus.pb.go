@@ -469,6 +469,53 @@ func (x *StateChange) GetTask() *DeliveryTask {
 	return nil
 }
 
+// EventBatch is the events that ingest's concurrent requests publish for
+// the router at the same moment, in one message (each as its EventMessage
+// alone would carry it).
+type EventBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*EventMessage        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventBatch) Reset() {
+	*x = EventBatch{}
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventBatch) ProtoMessage() {}
+
+func (x *EventBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
+func (*EventBatch) Descriptor() ([]byte, []int) {
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EventBatch) GetEvents() []*EventMessage {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 // StateBatch is the state changes that the router's or a deliverer's
 // concurrent work sends to one status partition at the same moment, in one
 // message (each as its StateMessage alone would carry it).
@@ -481,7 +528,7 @@ type StateBatch struct {
 
 func (x *StateBatch) Reset() {
 	*x = StateBatch{}
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +540,7 @@ func (x *StateBatch) String() string {
 func (*StateBatch) ProtoMessage() {}
 
 func (x *StateBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[3]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +553,7 @@ func (x *StateBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateBatch.ProtoReflect.Descriptor instead.
 func (*StateBatch) Descriptor() ([]byte, []int) {
-	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{3}
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StateBatch) GetChanges() []*StateChange {
@@ -535,7 +582,7 @@ type OrderedRoute struct {
 
 func (x *OrderedRoute) Reset() {
 	*x = OrderedRoute{}
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +594,7 @@ func (x *OrderedRoute) String() string {
 func (*OrderedRoute) ProtoMessage() {}
 
 func (x *OrderedRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[4]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +607,7 @@ func (x *OrderedRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderedRoute.ProtoReflect.Descriptor instead.
 func (*OrderedRoute) Descriptor() ([]byte, []int) {
-	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{4}
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *OrderedRoute) GetProjectId() string {
@@ -613,7 +660,7 @@ type RegistryChange struct {
 
 func (x *RegistryChange) Reset() {
 	*x = RegistryChange{}
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[5]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +672,7 @@ func (x *RegistryChange) String() string {
 func (*RegistryChange) ProtoMessage() {}
 
 func (x *RegistryChange) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[5]
+	mi := &file_hookmesh_bus_v1_bus_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +685,7 @@ func (x *RegistryChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryChange.ProtoReflect.Descriptor instead.
 func (*RegistryChange) Descriptor() ([]byte, []int) {
-	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{5}
+	return file_hookmesh_bus_v1_bus_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RegistryChange) GetProjectId() string {
@@ -730,7 +777,10 @@ const file_hookmesh_bus_v1_bus_proto_rawDesc = "" +
 	"\x11next_attempt_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12!\n" +
 	"\fordering_key\x18\f \x01(\tR\vorderingKey\x12!\n" +
 	"\fordering_seq\x18\r \x01(\x04R\vorderingSeq\x121\n" +
-	"\x04task\x18\x0e \x01(\v2\x1d.hookmesh.bus.v1.DeliveryTaskR\x04task\"D\n" +
+	"\x04task\x18\x0e \x01(\v2\x1d.hookmesh.bus.v1.DeliveryTaskR\x04task\"C\n" +
+	"\n" +
+	"EventBatch\x125\n" +
+	"\x06events\x18\x01 \x03(\v2\x1d.hookmesh.bus.v1.EventMessageR\x06events\"D\n" +
 	"\n" +
 	"StateBatch\x126\n" +
 	"\achanges\x18\x01 \x03(\v2\x1c.hookmesh.bus.v1.StateChangeR\achanges\"\xcc\x01\n" +
@@ -761,41 +811,43 @@ func file_hookmesh_bus_v1_bus_proto_rawDescGZIP() []byte {
 	return file_hookmesh_bus_v1_bus_proto_rawDescData
 }
 
-var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hookmesh_bus_v1_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_hookmesh_bus_v1_bus_proto_goTypes = []any{
 	(*EventMessage)(nil),          // 0: hookmesh.bus.v1.EventMessage
 	(*DeliveryTask)(nil),          // 1: hookmesh.bus.v1.DeliveryTask
 	(*StateChange)(nil),           // 2: hookmesh.bus.v1.StateChange
-	(*StateBatch)(nil),            // 3: hookmesh.bus.v1.StateBatch
-	(*OrderedRoute)(nil),          // 4: hookmesh.bus.v1.OrderedRoute
-	(*RegistryChange)(nil),        // 5: hookmesh.bus.v1.RegistryChange
-	nil,                           // 6: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	nil,                           // 7: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*v1.RetryPolicy)(nil),        // 9: hookmesh.registry.v1.RetryPolicy
-	(v11.DeliveryStatus)(0),       // 10: hookmesh.status.v1.DeliveryStatus
-	(*v11.Attempt)(nil),           // 11: hookmesh.status.v1.Attempt
+	(*EventBatch)(nil),            // 3: hookmesh.bus.v1.EventBatch
+	(*StateBatch)(nil),            // 4: hookmesh.bus.v1.StateBatch
+	(*OrderedRoute)(nil),          // 5: hookmesh.bus.v1.OrderedRoute
+	(*RegistryChange)(nil),        // 6: hookmesh.bus.v1.RegistryChange
+	nil,                           // 7: hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	nil,                           // 8: hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*v1.RetryPolicy)(nil),        // 10: hookmesh.registry.v1.RetryPolicy
+	(v11.DeliveryStatus)(0),       // 11: hookmesh.status.v1.DeliveryStatus
+	(*v11.Attempt)(nil),           // 12: hookmesh.status.v1.Attempt
 }
 var file_hookmesh_bus_v1_bus_proto_depIdxs = []int32{
-	6,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
-	8,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
-	8,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
-	9,  // 4: hookmesh.bus.v1.DeliveryTask.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
-	10, // 5: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
-	8,  // 6: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
-	8,  // 7: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
-	11, // 8: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
-	8,  // 9: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
+	7,  // 0: hookmesh.bus.v1.EventMessage.custom_headers:type_name -> hookmesh.bus.v1.EventMessage.CustomHeadersEntry
+	9,  // 1: hookmesh.bus.v1.EventMessage.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 2: hookmesh.bus.v1.DeliveryTask.custom_headers:type_name -> hookmesh.bus.v1.DeliveryTask.CustomHeadersEntry
+	9,  // 3: hookmesh.bus.v1.DeliveryTask.event_create_time:type_name -> google.protobuf.Timestamp
+	10, // 4: hookmesh.bus.v1.DeliveryTask.retry_policy:type_name -> hookmesh.registry.v1.RetryPolicy
+	11, // 5: hookmesh.bus.v1.StateChange.status:type_name -> hookmesh.status.v1.DeliveryStatus
+	9,  // 6: hookmesh.bus.v1.StateChange.time:type_name -> google.protobuf.Timestamp
+	9,  // 7: hookmesh.bus.v1.StateChange.event_create_time:type_name -> google.protobuf.Timestamp
+	12, // 8: hookmesh.bus.v1.StateChange.record:type_name -> hookmesh.status.v1.Attempt
+	9,  // 9: hookmesh.bus.v1.StateChange.next_attempt_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: hookmesh.bus.v1.StateChange.task:type_name -> hookmesh.bus.v1.DeliveryTask
-	2,  // 11: hookmesh.bus.v1.StateBatch.changes:type_name -> hookmesh.bus.v1.StateChange
-	2,  // 12: hookmesh.bus.v1.OrderedRoute.deliveries:type_name -> hookmesh.bus.v1.StateChange
-	8,  // 13: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	0,  // 11: hookmesh.bus.v1.EventBatch.events:type_name -> hookmesh.bus.v1.EventMessage
+	2,  // 12: hookmesh.bus.v1.StateBatch.changes:type_name -> hookmesh.bus.v1.StateChange
+	2,  // 13: hookmesh.bus.v1.OrderedRoute.deliveries:type_name -> hookmesh.bus.v1.StateChange
+	9,  // 14: hookmesh.bus.v1.RegistryChange.time:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_hookmesh_bus_v1_bus_proto_init() }
@@ -809,7 +861,7 @@ func file_hookmesh_bus_v1_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmesh_bus_v1_bus_proto_rawDesc), len(file_hookmesh_bus_v1_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

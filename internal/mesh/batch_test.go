@@ -31,15 +31,15 @@ func (p *slowPublisher) Publish(_ context.Context, msgs []bus.Message) error {
 	return nil
 }
 
-// TestStatePublisherBatchesPerPartition publishes, from 200 callers at
+// TestBatchPublisherBatchesPerPartition publishes, from 200 callers at
 // once, a task and a state change each: every task goes as it is, every
 // change reaches its own partition exactly once, byte for byte, in fewer
 // messages than changes, and a line's changes keep their header.
-func TestStatePublisherBatchesPerPartition(t *testing.T) {
+func TestBatchPublisherBatchesPerPartition(t *testing.T) {
 	t.Parallel()
 	topo := NewTopology("batch-test", 4)
 	inner := &slowPublisher{}
-	sp := NewStatePublisher(inner, time.Minute)
+	sp := NewBatchPublisher(inner, nil, time.Minute)
 	defer sp.Close()
 	want := map[string]*busv1.StateChange{}
 	var mu sync.Mutex
@@ -105,5 +105,61 @@ func checkBatch(t *testing.T, topo Topology, m bus.Message, want map[string]*bus
 	}
 	if InLine(&amqp.Delivery{Headers: m.Headers}) != line {
 		t.Fatalf("batch with a line's change = %v, marked %v", line, m.Headers)
+	}
+}
+
+// TestBatchPublisherEvents: events for the router travel in batches, meta
+// events and events marked to travel alone do not.
+func TestBatchPublisherEvents(t *testing.T) {
+	t.Parallel()
+	topo := NewTopology("batch-test", 4)
+	inner := &slowPublisher{}
+	bp := NewBatchPublisher(inner, nil, time.Minute)
+	defer bp.Close()
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			ev := &busv1.EventMessage{EventId: fmt.Sprintf("evt_%03d", i), ProjectId: "prj_1"}
+			if err := bp.Publish(context.Background(), []bus.Message{topo.EventMessage(ev)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	meta := topo.MetaEventMessage(&busv1.EventMessage{EventId: "evt_meta"})
+	alone := topo.EventMessage(&busv1.EventMessage{EventId: "evt_alone"})
+	alone.Headers = amqp.Table{AloneHeader: "registry away"}
+	if err := bp.Publish(context.Background(), []bus.Message{meta, alone}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	batches := 0
+	for _, call := range inner.calls {
+		for _, m := range call {
+			switch m.Type {
+			case TypeEventBatch:
+				batches++
+				if m.Exchange != topo.EventsExchange || m.Key != eventKey {
+					t.Fatalf("event batch sent to %s/%s", m.Exchange, m.Key)
+				}
+				var b busv1.EventBatch
+				if err := proto.Unmarshal(m.Body, &b); err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range b.GetEvents() {
+					if seen[ev.GetEventId()] {
+						t.Fatalf("%s sent twice", ev.GetEventId())
+					}
+					seen[ev.GetEventId()] = true
+				}
+			case TypeEvent:
+				seen[m.MessageID] = true
+			default:
+				t.Fatalf("published %q", m.Type)
+			}
+		}
+	}
+	if len(seen) != 102 || !seen["evt_meta"] || !seen["evt_alone"] || batches >= 100 {
+		t.Fatalf("%d events seen in %d batches (meta %v, alone %v)", len(seen), batches, seen["evt_meta"], seen["evt_alone"])
 	}
 }
