@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -165,7 +166,7 @@ func TestLines(t *testing.T) {
 func TestLinesPublishFailure(t *testing.T) {
 	t.Parallel()
 	f := newLineFixture(t)
-	f.pub.fail = fmt.Errorf("broker away")
+	f.pub.fail = errors.New("broker away")
 	if _, err := f.s.advanceLines(context.Background(), []*busv1.OrderedRoute{f.route(1, "ep_a")}, nil); err == nil {
 		t.Fatal("advanceLines succeeded with the broker away")
 	}

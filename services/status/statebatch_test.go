@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -106,7 +107,7 @@ func TestStateBatchesApplied(t *testing.T) {
 		for _, i := range []int{0, n / 2, n - 1} {
 			id := fmt.Sprintf("dlv_batch_%03d", i)
 			as, err := s.store.listAttempts(ctx, "prj_batch", id)
-			if err != nil || len(as) != 1 || as[0].StatusCode != 200 {
+			if err != nil || len(as) != 1 || as[0].StatusCode != http.StatusOK {
 				t.Fatalf("attempts of %s = %v, %v", id, as, err)
 			}
 		}
