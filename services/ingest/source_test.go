@@ -112,21 +112,7 @@ func TestSourceOutageKeepsMessages(t *testing.T) {
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	topo := mesh.NewTopology(testenv.DatabaseName(t), 1)
-	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
-		sdktrace.NewTracerProvider(), propagation.TraceContext{}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue := "src-" + strings.ToLower(ids.Random(10))
-	t.Cleanup(func() {
-		if ch, err := conn.Channel(context.Background()); err == nil {
-			_ = topo.Delete(ch)
-			_, _ = ch.QueueDelete(queue, false, false, false)
-			_, _ = ch.QueueDelete(queue+RejectedSuffix, false, false, false)
-			_ = ch.Close()
-		}
-		_ = conn.Close()
-	})
+	conn, queue := sourceBus(ctx, t, topo, logger)
 	st := &outageStore{Store: NewPostgresStore(testPool(t))}
 	if err := st.init(ctx); err != nil {
 		t.Fatal(err)
@@ -234,21 +220,7 @@ func TestSourceOrderingKey(t *testing.T) {
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	topo := mesh.NewTopology(testenv.DatabaseName(t), 1)
-	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
-		sdktrace.NewTracerProvider(), propagation.TraceContext{}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue := "src-" + strings.ToLower(ids.Random(10))
-	t.Cleanup(func() {
-		if ch, err := conn.Channel(context.Background()); err == nil {
-			_ = topo.Delete(ch)
-			_, _ = ch.QueueDelete(queue, false, false, false)
-			_, _ = ch.QueueDelete(queue+RejectedSuffix, false, false, false)
-			_ = ch.Close()
-		}
-		_ = conn.Close()
-	})
+	conn, queue := sourceBus(ctx, t, topo, logger)
 	st := NewPostgresStore(testPool(t))
 	if err := st.init(ctx); err != nil {
 		t.Fatal(err)
@@ -335,4 +307,27 @@ func TestSourceOrderingKey(t *testing.T) {
 	if slices.Sort(seqs); !slices.Equal(seqs, []uint64{1, 2}) {
 		t.Fatalf("order-1's events numbered %v, want 1 and 2", seqs)
 	}
+}
+
+// sourceBus connects to RabbitMQ with topo declared and names a source
+// queue of the test's own; the topology, the queue and its rejected queue
+// are deleted when the test ends.
+func sourceBus(ctx context.Context, t *testing.T, topo mesh.Topology, logger *slog.Logger) (*bus.Conn, string) {
+	t.Helper()
+	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
+		sdktrace.NewTracerProvider(), propagation.TraceContext{}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := "src-" + strings.ToLower(ids.Random(10))
+	t.Cleanup(func() {
+		if ch, err := conn.Channel(context.Background()); err == nil {
+			_ = topo.Delete(ch)
+			_, _ = ch.QueueDelete(queue, false, false, false)
+			_, _ = ch.QueueDelete(queue+RejectedSuffix, false, false, false)
+			_ = ch.Close()
+		}
+		_ = conn.Close()
+	})
+	return conn, queue
 }

@@ -40,18 +40,7 @@ func testRefusedStateChangeIsParked(t *testing.T, kind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	topo := mesh.NewTopology(testenv.DatabaseName(t), 1)
-	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
-		sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if ch, err := conn.Channel(context.Background()); err == nil {
-			_ = topo.Delete(ch)
-			_ = ch.Close()
-		}
-		_ = conn.Close()
-	})
+	conn := testBus(ctx, t, topo)
 	now := time.Now()
 	change := func(id, url string) *busv1.StateChange {
 		return &busv1.StateChange{DeliveryId: id, ProjectId: "prj_refused", EventId: "evt_" + id, EndpointId: "ep_1", EventType: "t",
@@ -110,4 +99,23 @@ func testRefusedStateChangeIsParked(t *testing.T, kind string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// testBus connects to RabbitMQ with topo declared, and deletes the topology
+// and closes the connection when the test ends.
+func testBus(ctx context.Context, t *testing.T, topo mesh.Topology) *bus.Conn {
+	t.Helper()
+	conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
+		sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if ch, err := conn.Channel(context.Background()); err == nil {
+			_ = topo.Delete(ch)
+			_ = ch.Close()
+		}
+		_ = conn.Close()
+	})
+	return conn
 }

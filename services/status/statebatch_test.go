@@ -3,16 +3,12 @@ package status
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
@@ -35,18 +31,7 @@ func TestStateBatchesApplied(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		topo := mesh.NewTopology(testenv.DatabaseName(t), 4)
-		conn, err := bus.Dial(ctx, topo.BusConfig(testenv.AMQPURL(t), ""),
-			sdktrace.NewTracerProvider(), propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if ch, err := conn.Channel(context.Background()); err == nil {
-				_ = topo.Delete(ch)
-				_ = ch.Close()
-			}
-			_ = conn.Close()
-		})
+		conn := testBus(ctx, t, topo)
 		pub := conn.NewPublisher(2)
 		defer pub.Close()
 		sp := mesh.NewBatchPublisher(pub, conn, time.Minute)
