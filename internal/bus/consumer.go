@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -51,6 +52,10 @@ type ConsumeOptions struct {
 	// Exclusive asks to be the queue's only consumer (ignored by queues
 	// with single active consumer, which choose one themselves).
 	Exclusive bool
+	// Lane, when set, names each message's lane: the messages of one lane
+	// are handled one at a time, in the order they came, by the same
+	// worker; "" is no lane (any worker).
+	Lane func(*amqp.Delivery) string
 }
 
 // Handler handles one delivery; ctx carries the publisher's trace
@@ -87,9 +92,9 @@ func (c *Conn) Consume(ctx context.Context, queue string, opts ConsumeOptions, h
 	}
 	return c.consumeLoop(ctx, queue, opts, func(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
 		var wg sync.WaitGroup
-		for range opts.Workers {
+		for _, in := range lanes(deliveries, opts) {
 			wg.Go(func() {
-				for d := range deliveries {
+				for d := range in {
 					if ctx.Err() != nil {
 						// Shutting down: what was prefetched goes back to the
 						// queue for another consumer instead of being handled.
@@ -102,6 +107,45 @@ func (c *Conn) Consume(ctx context.Context, queue string, opts ConsumeOptions, h
 		}
 		wg.Wait()
 	})
+}
+
+// lanes returns what each of opts.Workers workers reads: deliveries
+// itself, shared, or with opts.Lane, a channel each, fed by a dispatcher
+// that sends every message of a lane to the same worker (a message without
+// a lane to the next worker in turn).
+func lanes(deliveries <-chan amqp.Delivery, opts ConsumeOptions) []<-chan amqp.Delivery {
+	out := make([]<-chan amqp.Delivery, opts.Workers)
+	if opts.Lane == nil || opts.Workers == 1 {
+		for i := range out {
+			out[i] = deliveries
+		}
+		return out
+	}
+	ins := make([]chan amqp.Delivery, opts.Workers)
+	for i := range ins {
+		ins[i] = make(chan amqp.Delivery, 1)
+		out[i] = ins[i]
+	}
+	go func() {
+		defer func() {
+			for _, in := range ins {
+				close(in)
+			}
+		}()
+		next := 0
+		for d := range deliveries {
+			i := next
+			if lane := opts.Lane(&d); lane != "" {
+				h := fnv.New32a()
+				h.Write([]byte(lane))
+				i = int(h.Sum32() % uint32(len(ins)))
+			} else {
+				next = (next + 1) % len(ins)
+			}
+			ins[i] <- d
+		}
+	}()
+	return out
 }
 
 // ConsumeBatch is Consume for handlers that work on batches: it gathers up

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -201,6 +202,21 @@ func (x *Sources) stop(id string) {
 	x.logger.Info("stopped consuming source", "source_id", id, "queue", c.queue)
 }
 
+// orderingLane is a source message's lane: its ordering key, so that the
+// messages of a key are stored, and numbered, in queue order, one at a
+// time; the others are handled in parallel. A body that is not JSON, or
+// whose key is not a string, has no lane (it is rejected anyway).
+func orderingLane(d *amqp.Delivery) string {
+	var m struct {
+		OrderingKey any `json:"ordering_key"`
+	}
+	if json.Unmarshal(d.Body, &m) != nil {
+		return ""
+	}
+	key, _ := m.OrderingKey.(string)
+	return key
+}
+
 // consume consumes one source's queue until ctx ends: it declares the
 // queue (again after a failure, with backoff), then consumes it through
 // the bus, which takes the channel again after each loss of it.
@@ -210,7 +226,7 @@ func (x *Sources) consume(ctx context.Context, src *registryv1.Source) {
 	for {
 		err := x.declare(ctx, queue)
 		if err == nil {
-			err = x.conn.Consume(ctx, queue, bus.ConsumeOptions{Workers: x.cfg.Workers},
+			err = x.conn.Consume(ctx, queue, bus.ConsumeOptions{Workers: x.cfg.Workers, Lane: orderingLane},
 				func(ctx context.Context, d *bus.Delivery) error { return x.handle(ctx, src, d.Delivery) })
 		}
 		if ctx.Err() != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,8 +211,9 @@ func TestSourceOutageKeepsMessages(t *testing.T) {
 }
 
 // TestSourceOrderingKey consumes messages with an ordering_key from a
-// source: they are stored numbered in their line, as through REST, and a
-// message whose key is not a string is rejected naming it.
+// source: they are stored numbered in their line in queue order, as
+// through REST, and a message whose key is not a string is rejected naming
+// it.
 func TestSourceOrderingKey(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -290,22 +290,36 @@ func TestSourceOrderingKey(t *testing.T) {
 		t.Fatalf("message rejected for %q, want ordering_key named", reason)
 	}
 	waitUntil("two events counted", func() bool { return reg.accepted() == 2 })
-	// A source's messages are handled by several workers at once: the
-	// numbers follow the order in which they were stored, which may not be
-	// the queue's.
-	var seqs []uint64
 	for i, typ := range []string{"order.paid", "order.shipped"} {
 		evs, err := st.list(ctx, listFilter{projectID: "prj_1", idempotencyKey: fmt.Sprintf("msg-%d", i), limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) != 1 || evs[0].EventType != typ || evs[0].OrderingKey != "order-1" {
-			t.Fatalf("message %d stored as %+v; want %s in order-1", i, evs, typ)
+		if len(evs) != 1 || evs[0].EventType != typ || evs[0].OrderingKey != "order-1" || evs[0].OrderingSeq != uint64(i+1) {
+			t.Fatalf("message %d stored as %+v; want %s in order-1, number %d", i, evs, typ, i+1)
 		}
-		seqs = append(seqs, evs[0].OrderingSeq)
 	}
-	if slices.Sort(seqs); !slices.Equal(seqs, []uint64{1, 2}) {
-		t.Fatalf("order-1's events numbered %v, want 1 and 2", seqs)
+	// Many messages over a few keys, handled by several workers: each key's
+	// messages are numbered in queue order, one at a time.
+	const many, keys = 200, 3
+	for i := range many {
+		body := fmt.Sprintf(`{"endpoint_id":"ep_1","event_type":"t","data":{"i":%d},"ordering_key":"key-%d"}`, i, i%keys)
+		if err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{
+			MessageId: fmt.Sprintf("many-%d", i), DeliveryMode: amqp.Persistent, Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil("every message counted", func() bool { return reg.accepted() == 2+many })
+	next := map[int]uint64{}
+	for i := range many {
+		evs, err := st.list(ctx, listFilter{projectID: "prj_1", idempotencyKey: fmt.Sprintf("many-%d", i), limit: 10})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("message %d stored as %+v (%v)", i, evs, err)
+		}
+		next[i%keys]++
+		if evs[0].OrderingSeq != next[i%keys] {
+			t.Fatalf("message %d of key-%d numbered %d, want %d: not in queue order", i, i%keys, evs[0].OrderingSeq, next[i%keys])
+		}
 	}
 }
 
