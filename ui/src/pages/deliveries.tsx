@@ -79,6 +79,12 @@ export function DeliveriesTable(props: { projectId: string; filter: DeliveryFilt
               <tr data-testid={`delivery-row-${d.id}`}>
                 <td>
                   <DeliveryBadge status={d.status} testid={`delivery-status-${d.id}`} />
+                  {d.orderingKey && (
+                    <div className="muted" data-testid={`delivery-key-${d.id}`} title="ordering key: sent after the earlier events with this key to this endpoint have ended">
+                      key <span className="mono">{d.orderingKey}</span>
+                      {d.status === DeliveryStatus.WAITING && " · waiting for an earlier event"}
+                    </div>
+                  )}
                 </td>
                 <td>{portal ? d.eventType : <Link to={`/events/${d.eventId}`}>{d.eventType}</Link>}</td>
                 <td className="mono">
