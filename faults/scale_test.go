@@ -443,7 +443,7 @@ func TestScale(t *testing.T) {
 // killed one left.
 func scaleFaults(r *run, s *scaleStack) error {
 	time.Sleep(5 * time.Second)
-	if err := bounceNode(r, s); err != nil {
+	if err := bounceNode(r, s, true); err != nil {
 		return err
 	}
 	time.Sleep(3 * time.Second)
@@ -462,11 +462,12 @@ func scaleFaults(r *run, s *scaleStack) error {
 // bounceNode stops the node most processes use the way an operator does,
 // waits until every process on it has moved to another, and starts it
 // again after scaleNodeDown.
-func bounceNode(r *run, s *scaleStack) error {
-	// hookmesh starts at a random node of its list. The node stopped is
-	// the one leading the most quorum queues (their leaders move) among
-	// those some process is connected to (those processes move), else the
-	// one most processes are connected to.
+func bounceNode(r *run, s *scaleStack, leader bool) error {
+	// hookmesh starts at a random node of its list. With leader, the node
+	// stopped is the one leading the most quorum queues (their leaders
+	// move) among those some process is connected to (those processes
+	// move), else the one most processes are connected to; without, the
+	// one leading the fewest among those some process is connected to.
 	on := map[*rabbitNode][]string{}
 	for _, h := range s.all() {
 		if n := brokerOf(h); n != nil {
@@ -479,7 +480,11 @@ func bounceNode(r *run, s *scaleStack) error {
 	}
 	node := suite.cluster[0]
 	for _, n := range suite.cluster {
-		better := qq.leaders[n.name] > qq.leaders[node.name] || (qq.leaders[n.name] == qq.leaders[node.name] && len(on[n]) > len(on[node]))
+		more := qq.leaders[n.name] > qq.leaders[node.name]
+		if !leader {
+			more = qq.leaders[n.name] < qq.leaders[node.name]
+		}
+		better := more || (qq.leaders[n.name] == qq.leaders[node.name] && len(on[n]) > len(on[node]))
 		if len(on[n]) > 0 && (len(on[node]) == 0 || better) {
 			node = n
 		}

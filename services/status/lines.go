@@ -32,7 +32,10 @@ import (
 //   - A line's first delivery is sent (released: its task is published, and
 //     it becomes SCHEDULED) once every earlier event of the key is routed
 //     (watermark ≥ seq−1); the deliveries of those events to the endpoint
-//     have then all ended, or they would come first in the line.
+//     have then all ended, or they would come first in the line. The
+//     release is stored first; a task whose publish is not confirmed is
+//     sent again by sendUnsentTasks, so the broker never holds up the
+//     store's transaction.
 //   - SUCCESS, FAILED and DISCARDED end a delivery and take it out of its
 //     line; RETRY does not, so a retry holds the line.
 
@@ -42,9 +45,47 @@ var errNoLines = errors.New("ordered delivery needs the PostgreSQL history store
 // lineStore keeps the lines of ordered delivery (the PostgreSQL store).
 type lineStore interface {
 	// advanceLines records routes and the ends of deliveries in lines,
-	// and releases the deliveries whose turn came. It calls publish with
-	// their tasks before it commits, and returns them.
+	// and releases the deliveries whose turn came; once that is stored it
+	// calls publish with their tasks, and returns them.
 	advanceLines(ctx context.Context, step *lineStep, publish func(context.Context, []*busv1.DeliveryTask) error) ([]*busv1.DeliveryTask, error)
+	// sendUnsent publishes the released tasks older than before whose
+	// publish was not confirmed, at most limit, and returns how many.
+	sendUnsent(ctx context.Context, before time.Time, limit int, publish func(context.Context, []*busv1.DeliveryTask) error) (int, error)
+}
+
+// Sending released tasks that were not confirmed: how long after their
+// release, how often, and how many at a time.
+const (
+	unsentGrace = 5 * time.Second
+	unsentEvery = 5 * time.Second
+	unsentBatch = 500
+)
+
+// sendUnsentTasks sends, until ctx ends, the released tasks of lines whose
+// publish failed or whose process died before the broker confirmed them:
+// the task of a delivery whose turn has come is never lost.
+func (s *Service) sendUnsentTasks(ctx context.Context) error {
+	tick := time.NewTicker(unsentEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for {
+			n, err := s.lines.sendUnsent(ctx, time.Now().Add(-unsentGrace), unsentBatch, s.publishTasks)
+			if err != nil {
+				s.logger.WarnContext(ctx, "released tasks of lines not sent; trying again", "err", err)
+			}
+			if n > 0 {
+				s.logger.InfoContext(ctx, "sent released tasks of lines that were not confirmed", "tasks", n)
+			}
+			if err != nil || n < unsentBatch {
+				break
+			}
+		}
+	}
 }
 
 // lineStep is what one batch of the status partition does to lines.
@@ -151,13 +192,18 @@ func (s *Service) advanceLines(ctx context.Context, routes []*busv1.OrderedRoute
 }
 
 // publishTasks sends released tasks to the deliverers and waits for the
-// broker's confirms.
+// broker's confirms, for a while: what is not confirmed by then is sent
+// again by sendUnsentTasks.
 func (s *Service) publishTasks(ctx context.Context, tasks []*busv1.DeliveryTask) error {
 	msgs := make([]bus.Message, len(tasks))
 	for i, t := range tasks {
 		msgs[i] = s.topo.TaskMessage(t)
 	}
-	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return s.pub.Publish(pctx, msgs)
+	if err := s.pub.Publish(pctx, msgs); err != nil {
+		s.logger.WarnContext(ctx, "released tasks of lines not confirmed; they are sent again later", "tasks", len(tasks), "err", err)
+		return err
+	}
+	return nil
 }

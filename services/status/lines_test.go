@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	busv1 "github.com/hookmesh/hookmesh/gen/hookmesh/bus/v1"
 	statusv1 "github.com/hookmesh/hookmesh/gen/hookmesh/status/v1"
@@ -161,17 +162,30 @@ func TestLines(t *testing.T) {
 	expectReleased(t, "route 5 to nowhere", f.batch([]*busv1.OrderedRoute{f.route(5)}), lineDelivery(6, b))
 }
 
-// TestLinesPublishFailure: when the tasks cannot be published, nothing of
-// the batch is kept, and the batch, tried again, releases them.
+// TestLinesPublishFailure: a release is stored even when its task cannot
+// be published; the task is sent later by sendUnsent, once, and a task
+// whose publish was confirmed is not sent again.
 func TestLinesPublishFailure(t *testing.T) {
 	t.Parallel()
 	f := newLineFixture(t)
+	ctx := context.Background()
 	f.pub.fail = errors.New("broker away")
-	if _, err := f.s.advanceLines(context.Background(), []*busv1.OrderedRoute{f.route(1, "ep_a")}, nil); err == nil {
-		t.Fatal("advanceLines succeeded with the broker away")
+	expectReleased(t, "route 1 with the broker away", f.batch([]*busv1.OrderedRoute{f.route(1, "ep_a")}))
+	if st := f.status(1, "ep_a"); st != scheduled {
+		t.Fatalf("released delivery is %v, want SCHEDULED", st)
 	}
 	f.pub.fail = nil
-	expectReleased(t, "the batch again", f.batch([]*busv1.OrderedRoute{f.route(1, "ep_a")}), lineDelivery(1, "ep_a"))
+	expectReleased(t, "the same batch again", f.batch([]*busv1.OrderedRoute{f.route(1, "ep_a")}))
+	n, err := f.s.lines.sendUnsent(ctx, time.Now().Add(time.Minute), 100, f.s.publishTasks)
+	if err != nil || n != 1 {
+		t.Fatalf("sendUnsent sent %d (%v), want the one task", n, err)
+	}
+	expectReleased(t, "sendUnsent", f.pub.take(), lineDelivery(1, "ep_a"))
+	// Sent and confirmed: never again.
+	expectReleased(t, "route 2 while 1 is under way", f.batch([]*busv1.OrderedRoute{f.route(2, "ep_b")}), lineDelivery(2, "ep_b"))
+	if n, err := f.s.lines.sendUnsent(ctx, time.Now().Add(time.Minute), 100, f.s.publishTasks); err != nil || n != 0 {
+		t.Fatalf("sendUnsent sent %d (%v) tasks already confirmed", n, err)
+	}
 }
 
 // TestLinesManyEndpointsAndKeys releases, in one batch, the heads of many

@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
@@ -18,9 +19,11 @@ import (
 //   - order_routed: the seqs routed above the watermark (routers may route
 //     out of order); deleted as the watermark passes them.
 //   - order_lines: the deliveries in lines that have not ended, with the
-//     task to send when their turn comes; released once sent. A line's
-//     first row is its primary key's first in (project, key, endpoint);
-//     order_lines_by_seq finds the lines a watermark move may free.
+//     task to send when their turn comes; released when it comes (with
+//     the time), sent once the broker confirmed the task. A line's first
+//     row is its primary key's first in (project, key, endpoint);
+//     order_lines_by_seq finds the lines a watermark move may free, and
+//     order_lines_unsent the released tasks not confirmed yet.
 var pgLineSchema = []string{
 	`CREATE TABLE IF NOT EXISTS order_keys (
 	project_id text NOT NULL,
@@ -42,9 +45,12 @@ var pgLineSchema = []string{
 	delivery_id text NOT NULL,
 	task bytea NOT NULL,
 	released boolean NOT NULL DEFAULT false,
+	release_time timestamptz,
+	sent boolean NOT NULL DEFAULT false,
 	PRIMARY KEY (project_id, ordering_key, endpoint_id, seq)
 )`,
 	`CREATE INDEX IF NOT EXISTS order_lines_by_seq ON order_lines (project_id, ordering_key, seq)`,
+	`CREATE INDEX IF NOT EXISTS order_lines_unsent ON order_lines (release_time) WHERE released AND NOT sent`,
 }
 
 // The statements of the lines; the index test explains each of them.
@@ -97,18 +103,26 @@ CROSS JOIN LATERAL (SELECT * FROM order_lines l
 	WHERE l.project_id = u.p AND l.ordering_key = u.k AND l.endpoint_id = u.e
 	ORDER BY l.seq LIMIT 1) AS h`
 
-	sqlReleaseLines = `UPDATE order_lines AS l SET released = true
+	sqlReleaseLines = `UPDATE order_lines AS l SET released = true, release_time = now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(p, k, e, s)
 WHERE l.project_id = u.p AND l.ordering_key = u.k AND l.endpoint_id = u.e AND l.seq = u.s`
+
+	sqlMarkSent = `UPDATE order_lines SET sent = true WHERE delivery_id = ANY($1::text[]) AND released`
+
+	// sqlUnsent locks the released tasks older than $1 whose confirm was
+	// not recorded (their publish failed, or the process died first).
+	sqlUnsent = `SELECT delivery_id, task FROM order_lines
+WHERE released AND NOT sent AND release_time < $1
+ORDER BY release_time LIMIT $2 FOR UPDATE SKIP LOCKED`
 )
 
 // advanceLines runs a batch's line step in one transaction: it locks the
 // keys, records the new routes and their waiting deliveries, moves the
-// watermarks, takes ended deliveries out of their lines, then releases
-// the first delivery of each line it touched whose turn has come, and
-// publishes those tasks before it commits. If the commit fails after the
-// publish, the batch comes again and the tasks go twice (the deliverers
-// send at least once, as everywhere).
+// watermarks, takes ended deliveries out of their lines, and releases the
+// first delivery of each line it touched whose turn has come. After the
+// commit it publishes the released tasks and records that the broker
+// confirmed them; a task whose publish fails, or whose process dies first,
+// is sent by sendUnsent. The transaction never waits for the broker.
 func (s *pgStore) advanceLines(ctx context.Context, step *lineStep, publish func(context.Context, []*busv1.DeliveryTask) error) ([]*busv1.DeliveryTask, error) {
 	ctx, cancel := pgCtx(ctx)
 	defer cancel()
@@ -126,18 +140,69 @@ func (s *pgStore) advanceLines(ctx context.Context, step *lineStep, publish func
 		if err != nil {
 			return err
 		}
-		if released, err = releaseHeads(ctx, tx, append(touched, ended...), marks); err != nil {
-			return err
-		}
-		if len(released) == 0 {
-			return nil
-		}
-		return publish(ctx, released)
+		released, err = releaseHeads(ctx, tx, append(touched, ended...), marks)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	if len(released) > 0 {
+		s.send(ctx, released, publish)
+	}
 	return released, nil
+}
+
+// send publishes released tasks and records that they were confirmed; on
+// failure it leaves them to sendUnsent.
+func (s *pgStore) send(ctx context.Context, tasks []*busv1.DeliveryTask, publish func(context.Context, []*busv1.DeliveryTask) error) {
+	if err := publish(ctx, tasks); err != nil {
+		return
+	}
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.GetDeliveryId()
+	}
+	_, _ = s.pool.Exec(ctx, sqlMarkSent, ids)
+}
+
+// sendUnsent publishes, at most limit at a time, the released tasks older
+// than before that were not confirmed, and records them sent; it returns
+// how many it sent. Rows are locked while they are sent, so that status
+// replicas do not send the same ones.
+func (s *pgStore) sendUnsent(ctx context.Context, before time.Time, limit int, publish func(context.Context, []*busv1.DeliveryTask) error) (int, error) {
+	ctx, cancel := pgCtx(ctx)
+	defer cancel()
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sqlUnsent, before, limit)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		var tasks []*busv1.DeliveryTask
+		var id string
+		var raw []byte
+		if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+			var t busv1.DeliveryTask
+			if err := proto.Unmarshal(raw, &t); err != nil {
+				return fmt.Errorf("decode the task of delivery %s: %w", id, err)
+			}
+			ids, tasks = append(ids, id), append(tasks, &t)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(tasks) == 0 {
+			return nil
+		}
+		if err := publish(ctx, tasks); err != nil {
+			return err
+		}
+		n = len(tasks)
+		_, err = tx.Exec(ctx, sqlMarkSent, ids)
+		return err
+	})
+	return n, err
 }
 
 // lockKeys creates the keys' rows if need be, locks them, and returns

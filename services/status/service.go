@@ -134,6 +134,9 @@ func (s *Service) Run(ctx context.Context) error {
 	var parts []lifecycle.Part
 	if s.conn != nil {
 		parts = append(parts, s.consume)
+		if s.lines != nil {
+			parts = append(parts, s.sendUnsentTasks)
+		}
 	}
 	if s.pruner != nil {
 		parts = append(parts, s.pruner.Run)
