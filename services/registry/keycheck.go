@@ -166,8 +166,7 @@ func Reseal(ctx context.Context, db *mongo.Database, oldBox, newBox *secretbox.B
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, d := range docs {
+	n, err := countChanged(docs, func(d endpointDoc) (bool, error) {
 		changed := false
 		_, err := st.modifyEndpoint(ctx, d.ProjectID, d.ID, func(d *endpointDoc) error {
 			changed = false
@@ -188,15 +187,10 @@ func Reseal(ctx context.Context, db *mongo.Database, oldBox, newBox *secretbox.B
 			}
 			return nil
 		})
-		if errors.Is(err, errNotFound) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if changed {
-			n++
-		}
+		return changed, err
+	})
+	if err != nil {
+		return n, err
 	}
 	m, err := resealMeta(ctx, st, oldBox, newBox)
 	return n + m, err
@@ -209,8 +203,7 @@ func resealMeta(ctx context.Context, st *mongoStore, oldBox, newBox *secretbox.B
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, p := range projects {
+	return countChanged(projects, func(p projectDoc) (bool, error) {
 		changed := false
 		_, err := st.modifyProject(ctx, p.ID, func(p *projectDoc) error {
 			changed = false
@@ -231,6 +224,17 @@ func resealMeta(ctx context.Context, st *mongoStore, oldBox, newBox *secretbox.B
 			changed = true
 			return nil
 		})
+		return changed, err
+	})
+}
+
+// countChanged applies modify to each of docs and counts those it changed;
+// a document deleted meanwhile (errNotFound) is skipped. On an error it
+// returns the count so far.
+func countChanged[T any](docs []T, modify func(T) (bool, error)) (int, error) {
+	n := 0
+	for _, d := range docs {
+		changed, err := modify(d)
 		if errors.Is(err, errNotFound) {
 			continue
 		}
