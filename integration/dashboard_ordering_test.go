@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -22,18 +20,7 @@ func TestDashboardOrderedDelivery(t *testing.T) {
 	b := newBrowser(t)
 	s := startStack(t, modeAll, stackOptions{})
 	recv := newReceiver(t)
-	hold := make(chan struct{})
-	release := sync.OnceFunc(func() { close(hold) })
-	t.Cleanup(release)
-	var first sync.Once
-	recv.respond = func(*http.Request) int {
-		held := false
-		first.Do(func() { held = true })
-		if held {
-			<-hold
-		}
-		return http.StatusOK
-	}
+	release := recv.holdFirst(t)
 	projectID, key := s.project(t, nil)
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL, TimeoutSeconds: 30})
 	c := s.clients(key)

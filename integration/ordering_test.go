@@ -147,7 +147,7 @@ func TestOrderedDelivery(t *testing.T) {
 					}
 				}
 			}
-			got := waitReceived(t, recv, 3*time.Minute, func(got []received) bool {
+			got := recv.waitWithin(t, "every line", 3*time.Minute, func(got []received) bool {
 				counts, _ := lineOrder(got, events)
 				for _, n := range counts {
 					if n != perKey {
@@ -173,25 +173,6 @@ func TestOrderedDelivery(t *testing.T) {
 	}
 }
 
-// waitReceived waits, up to within, until cond holds over the requests.
-func waitReceived(t *testing.T, recv *receiver, within time.Duration, cond func([]received) bool) []received {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := recv.requests()
-		if cond(got) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v with %d requests", within, len(got))
-		}
-		select {
-		case <-recv.notify:
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // TestOrderedDeliveryWaits holds the first event of a key at its endpoint:
 // the next event of the key shows WAITING in the status service and is not
 // sent, while an event of another key to the same endpoint goes at once.
@@ -201,19 +182,7 @@ func TestOrderedDeliveryWaits(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, modeAll, stackOptions{})
 	recv := newReceiver(t)
-	hold := make(chan struct{})
-	release := sync.OnceFunc(func() { close(hold) })
-	// A failing test must not leave the receiver's handler blocked.
-	t.Cleanup(release)
-	var first sync.Once
-	recv.respond = func(*http.Request) int {
-		held := false
-		first.Do(func() { held = true })
-		if held {
-			<-hold
-		}
-		return http.StatusOK
-	}
+	release := recv.holdFirst(t)
 	projectID, key := s.project(t, nil)
 	ep := s.endpoint(t, key, &registryv1.CreateEndpointRequest{ProjectId: projectID, Url: recv.URL, TimeoutSeconds: 30})
 	c := s.clients(key)

@@ -80,10 +80,16 @@ func (r *receiver) byEvent(eventID string) []received {
 	return out
 }
 
-// waitFor waits until cond holds over the received requests.
+// waitFor waits up to 30 s until cond holds over the received requests.
 func (r *receiver) waitFor(tb testing.TB, what string, cond func([]received) bool) []received {
 	tb.Helper()
-	deadline := time.After(30 * time.Second)
+	return r.waitWithin(tb, what, 30*time.Second, cond)
+}
+
+// waitWithin is waitFor with a deadline of its own.
+func (r *receiver) waitWithin(tb testing.TB, what string, within time.Duration, cond func([]received) bool) []received {
+	tb.Helper()
+	deadline := time.After(within)
 	for {
 		got := r.requests()
 		if cond(got) {
@@ -96,4 +102,23 @@ func (r *receiver) waitFor(tb testing.TB, what string, cond func([]received) boo
 			tb.Fatalf("receiver: timed out waiting for %s (got %d requests)", what, len(got))
 		}
 	}
+}
+
+// holdFirst makes the receiver hold its first request until release is
+// called (at the latest when the test ends, so that a failing test does
+// not leave the handler blocked), and answer 200 to every request.
+func (r *receiver) holdFirst(tb testing.TB) (release func()) {
+	hold := make(chan struct{})
+	release = sync.OnceFunc(func() { close(hold) })
+	tb.Cleanup(release)
+	var first sync.Once
+	r.respond = func(*http.Request) int {
+		held := false
+		first.Do(func() { held = true })
+		if held {
+			<-hold
+		}
+		return http.StatusOK
+	}
+	return release
 }
