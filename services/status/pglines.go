@@ -332,14 +332,10 @@ func moveWatermarks(ctx context.Context, tx pgx.Tx, marks map[lineKey]int64) ([]
 		return nil, nil
 	}
 	var ps, ks []string
-	var los, his []int64
+	var los, ws, his []int64
 	for k, w := range next {
-		ps, ks, los, his = append(ps, k.project), append(ks, k.key), append(los, marks[k]), append(his, w+1)
+		ps, ks, los, ws, his = append(ps, k.project), append(ks, k.key), append(los, marks[k]), append(ws, w), append(his, w+1)
 		marks[k] = w
-	}
-	ws := make([]int64, len(his))
-	for i := range his {
-		ws[i] = his[i] - 1
 	}
 	if _, err := tx.Exec(ctx, sqlSetWatermarks, ps, ks, ws); err != nil {
 		return nil, fmt.Errorf("move watermarks: %w", err)
